@@ -1,0 +1,146 @@
+// npm run bench: corral against its floor and peers, all measured in this
+// run on the same busybox root filesystem. Prints a table and writes it to
+// docs/benchmarks.md.
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import { Sandboxes } from "../src/runtime/sandboxes.js";
+import { runCommand, haveCommand } from "../src/host/command.js";
+import { nativeBinary } from "../src/host/native.js";
+import { ociConfig } from "../src/backends/container/oci-config.js";
+import { removeEmptyParent } from "../src/backends/container/cgroups.js";
+import { parseSpec } from "../src/spec/sandbox-spec.js";
+import { percentile, timeRuns } from "./stats.js";
+
+const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+interface Row {
+  readonly name: string;
+  readonly what: string;
+  readonly samples: number[] | undefined;
+  readonly note?: string;
+}
+
+async function main(): Promise<void> {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-bench-"));
+  await fsp.chmod(base, 0o711);
+  const cgroupParent = `corral-bench-${randomBytes(3).toString("hex")}`;
+  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent });
+  const rows: Row[] = [];
+  const extra: string[] = [];
+  try {
+    await s.store.ensureTemplate("busybox");
+    const [layer] = await s.store.templateLayerDirs("busybox");
+    const rootfs = layer!;
+    const hybrid = s.container.cgroupMode === "hybrid";
+
+    // Floor: crun itself, same isolation (userns, cgroups, seccomp), the
+    // template's rootfs read-only (no overlay), running /bin/true.
+    const bundle = path.join(base, "raw-bundle");
+    await fsp.mkdir(bundle);
+    const cfg = ociConfig({
+      id: "raw",
+      spec: parseSpec({ template: "busybox" }),
+      hostname: "raw",
+      agentDir: "/nonexistent",
+      runDir: "/nonexistent",
+      uidBase: s.uidBase,
+      cgroupPath: `${cgroupParent}/raw`,
+    }) as { process: { args: string[] }; root: { path: string; readonly: boolean }; mounts: { destination: string }[] };
+    cfg.process.args = ["/bin/true"];
+    cfg.root = { path: rootfs, readonly: true };
+    cfg.mounts = cfg.mounts.filter((m) => !m.destination.startsWith("/.corral") && !m.destination.startsWith("/run/corral"));
+    await fsp.writeFile(path.join(bundle, "config.json"), JSON.stringify(cfg));
+    const crunRoot = path.join(base, "raw-crun");
+    const launch = nativeBinary("corral-launch");
+    let k = 0;
+    const crunRun = () =>
+      runCommand(launch, [
+        ...(hybrid ? ["--unmount", "/sys/fs/cgroup/unified"] : []),
+        "--",
+        "crun", "--root", crunRoot, "--cgroup-manager=cgroupfs", "run", "--bundle", bundle, `raw-${process.pid}-${k++}`,
+      ]);
+    rows.push({ name: "crun run (floor)", what: "create→true→delete", samples: await timeRuns(N, crunRun) });
+
+    rows.push({
+      name: "corral create→exec→destroy",
+      what: "create→true→delete",
+      samples: await timeRuns(N, async () => {
+        const sb = await s.create({ template: "busybox" });
+        const r = await s.exec(sb.id, { argv: ["/bin/true"] });
+        if (r.exitCode !== 0) throw new Error("true failed");
+        await s.destroy(sb.id);
+      }),
+    });
+
+    if (await haveCommand("bwrap")) {
+      const bwrap = () =>
+        runCommand("bwrap", ["--unshare-all", "--die-with-parent", "--ro-bind", rootfs, "/", "--proc", "/proc", "--dev", "/dev", "/bin/true"]);
+      rows.push({ name: "bwrap (peer)", what: "create→true→delete", samples: await timeRuns(N, bwrap) });
+    } else rows.push({ name: "bwrap (peer)", what: "create→true→delete", samples: undefined, note: "bwrap not installed" });
+
+    if (await haveCommand("podman")) {
+      const podman = () =>
+        runCommand("podman", [
+          "--runtime", "runc", "--cgroup-manager", "cgroupfs", "run", "--rm", "--network", "none",
+          "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "--rootfs", rootfs, "/bin/true",
+        ]);
+      const ok = await podman().then(() => true, (e: Error) => (extra.push(`podman failed: ${e.message.split("\n")[0]}`), false));
+      rows.push({ name: "podman run --rootfs (peer)", what: "create→true→delete", samples: ok ? await timeRuns(N, podman, 1) : undefined });
+    } else rows.push({ name: "podman run --rootfs (peer)", what: "create→true→delete", samples: undefined, note: "podman not installed" });
+
+    // Exec round trip on a running sandbox, over one agent connection.
+    const sb = await s.create({ template: "busybox" });
+    const client = await s.agent(sb.id);
+    rows.push({ name: "corral exec round trip", what: "exec /bin/true", samples: await timeRuns(N * 4, () => client.run({ argv: ["/bin/true"] })) });
+    rows.push({ name: "corral agent round trip", what: "hello (protocol only)", samples: await timeRuns(N * 4, () => client.hello()) });
+    client.close();
+    const st = JSON.parse((await runCommand("crun", ["--root", path.join(s.stateDir, "crun"), "state", sb.id])).stdout) as { pid: number };
+    const status = await fsp.readFile(`/proc/${st.pid}/status`, "utf8");
+    const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1]);
+    extra.push(`agent resident memory (VmRSS of pid 1 in a sandbox, idle): ${rssKiB} KiB (target ≤ 1024 KiB)`);
+    extra.push(`agent binary: ${fs.statSync(nativeBinary("corral-agent")).size} bytes, static`);
+    await s.destroy(sb.id);
+  } finally {
+    for (const x of await s.list()) await s.destroy(x.id).catch(() => {});
+    await removeEmptyParent(s.container.cgroupMode, cgroupParent);
+    await fsp.rm(base, { recursive: true, force: true });
+  }
+
+  const floor = rows[0]?.samples ? percentile(rows[0].samples, 50) : NaN;
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "-");
+  const lines = [
+    "| run | measures | n | p50 ms | p95 ms | p50 / crun floor |",
+    "|---|---|---:|---:|---:|---:|",
+    ...rows.map((r) => {
+      if (!r.samples) return `| ${r.name} | ${r.what} | 0 | - | - | ${r.note ?? "not measured"} |`;
+      const p50 = percentile(r.samples, 50);
+      const ratio = r.what === "create→true→delete" ? `${(p50 / floor).toFixed(2)}×` : "";
+      return `| ${r.name} | ${r.what} | ${r.samples.length} | ${fmt(p50)} | ${fmt(percentile(r.samples, 95))} | ${ratio} |`;
+    }),
+  ];
+  const table = lines.join("\n");
+  const host = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${os.release()}`;
+  console.log(table);
+  for (const e of extra) console.log(e);
+  const doc = `# Benchmarks
+
+Made by \`npm run bench\` (bench/main.ts) on ${new Date().toISOString().slice(0, 10)}, ${host}.
+Every row is measured in the same run on the same busybox root filesystem;
+the floor is \`crun run\` with the same isolation (user namespace, cgroups,
+seccomp) and no overlay, no agent. Targets (SPECIFICATION.md): cold
+create→exec→destroy p50 ≤ 1.5× the crun floor; exec round trip p50 ≤ 3 ms;
+agent resident memory ≤ 1 MiB.
+
+${table}
+
+${extra.map((e) => `- ${e}`).join("\n")}
+`;
+  await fsp.writeFile(path.join(root, "docs", "benchmarks.md"), doc);
+}
+
+await main();

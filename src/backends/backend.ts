@@ -1,0 +1,48 @@
+import type { AgentClient } from "../agent/client.js";
+import type { ResolvedSpec } from "../spec/sandbox-spec.js";
+
+export type BackendKind = "container" | "vm";
+
+export interface BackendReport {
+  readonly kind: BackendKind;
+  readonly available: boolean;
+  /** What is missing when not available, and notes on how it will run. */
+  readonly notes: readonly string[];
+}
+
+export interface CreateRequest {
+  readonly id: string;
+  readonly spec: ResolvedSpec;
+  readonly hostname: string;
+  /** Template layer directories, bottom first. */
+  readonly layers: readonly string[];
+  /** The sandbox's own directory (exists, empty). */
+  readonly dir: string;
+}
+
+export interface UsageSample {
+  readonly cpuNanos: number;
+  readonly memoryBytes: number;
+  readonly pids: number;
+  readonly oomKills: number;
+}
+
+export type SandboxStatus = "running" | "stopped" | "missing";
+
+export interface SandboxHandle {
+  readonly id: string;
+  /** The one channel for exec and files. Each call opens a new connection. */
+  agent(timeoutMs?: number): Promise<AgentClient>;
+  status(): Promise<SandboxStatus>;
+  stats(): Promise<UsageSample>;
+  /** Idempotent; leaves no mount, cgroup, process or directory behind. */
+  destroy(): Promise<void>;
+}
+
+export interface SandboxBackend {
+  readonly kind: BackendKind;
+  probe(): Promise<BackendReport>;
+  create(req: CreateRequest): Promise<SandboxHandle>;
+  /** A handle to a sandbox created earlier (by this or another process). */
+  attach(id: string, dir: string): SandboxHandle;
+}

@@ -1,0 +1,124 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+export type CgroupMode = "v2" | "hybrid" | "v1";
+
+/**
+ * How this host mounts cgroups. Hybrid (v1 controllers plus a cgroup2 mount
+ * at /sys/fs/cgroup/unified) is what crun 1.8 refuses; see corral-launch.
+ */
+export function cgroupMode(): CgroupMode {
+  if (fs.statfsSync(CGROUP_ROOT).type === CGROUP2_SUPER_MAGIC) return "v2";
+  try {
+    if (fs.statfsSync(path.join(CGROUP_ROOT, "unified")).type === CGROUP2_SUPER_MAGIC) return "hybrid";
+  } catch {
+    /* no unified mount */
+  }
+  return "v1";
+}
+
+const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "systemd"];
+
+/**
+ * Reads and removes the cgroups of one container. `rel` is the cgroup path
+ * below the hierarchy root, e.g. `corral/abc123`.
+ */
+export class ContainerCgroup {
+  constructor(
+    readonly mode: CgroupMode,
+    readonly rel: string,
+  ) {}
+
+  /** Every directory this container's cgroup occupies on the host. */
+  dirs(): string[] {
+    if (this.mode === "v2") return [path.join(CGROUP_ROOT, this.rel)];
+    return V1_CONTROLLERS.map((c) => path.join(CGROUP_ROOT, c, this.rel)).filter((d) => fs.existsSync(d));
+  }
+
+  private file(controller: string, name: string): string {
+    return this.mode === "v2" ? path.join(CGROUP_ROOT, this.rel, name) : path.join(CGROUP_ROOT, controller, this.rel, name);
+  }
+
+  /** How many times the kernel's OOM killer killed a process in here. */
+  async oomKills(): Promise<number> {
+    const f = this.mode === "v2" ? this.file("memory", "memory.events") : this.file("memory", "memory.oom_control");
+    const text = await fsp.readFile(f, "utf8").catch(() => "");
+    const m = /^oom_kill (\d+)$/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  async memoryBytes(): Promise<number> {
+    const f = this.mode === "v2" ? this.file("memory", "memory.current") : this.file("memory", "memory.usage_in_bytes");
+    return readNumber(f);
+  }
+
+  async pids(): Promise<number> {
+    return readNumber(this.file("pids", "pids.current"));
+  }
+
+  /** Times the pids limit refused a fork. */
+  async pidsLimitHits(): Promise<number> {
+    const text = await fsp.readFile(this.file("pids", "pids.events"), "utf8").catch(() => "");
+    const m = /^max (\d+)$/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  async cpuNanos(): Promise<number> {
+    if (this.mode === "v2") {
+      const text = await fsp.readFile(this.file("cpu", "cpu.stat"), "utf8").catch(() => "");
+      const m = /^usage_usec (\d+)$/m.exec(text);
+      return m ? Number(m[1]) * 1000 : 0;
+    }
+    return readNumber(this.file("cpuacct", "cpuacct.usage"));
+  }
+
+  /** Pids of processes still in the cgroup. */
+  async processes(): Promise<number[]> {
+    const f = this.mode === "v2" ? this.file("", "cgroup.procs") : this.file("pids", "cgroup.procs");
+    const text = await fsp.readFile(f, "utf8").catch(() => "");
+    return text.split("\n").filter(Boolean).map(Number);
+  }
+
+  /**
+   * Removes the cgroup directories (crun delete normally has). Retries while
+   * the kernel still tears down exiting tasks (EBUSY).
+   */
+  async remove(): Promise<void> {
+    for (const d of this.dirs()) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fsp.rmdir(d);
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") break;
+          if (code !== "EBUSY" || attempt > 100) throw e;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }
+  }
+}
+
+async function readNumber(f: string): Promise<number> {
+  const t = await fsp.readFile(f, "utf8").catch(() => "0");
+  const n = Number(t.trim());
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Removes a parent cgroup (e.g. `corral-test-x`) when it is empty. */
+export async function removeEmptyParent(mode: CgroupMode, rel: string): Promise<void> {
+  const dirs = mode === "v2" ? [path.join(CGROUP_ROOT, rel)] : V1_CONTROLLERS.map((c) => path.join(CGROUP_ROOT, c, rel));
+  for (const d of dirs) await fsp.rmdir(d).catch(() => {});
+}
+
+/** Child cgroup names under `rel` (the memory hierarchy on v1). */
+export async function listChildren(mode: CgroupMode, rel: string): Promise<string[]> {
+  const dir = mode === "v2" ? path.join(CGROUP_ROOT, rel) : path.join(CGROUP_ROOT, "memory", rel);
+  const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory()).map((e) => e.name);
+}

@@ -1,0 +1,189 @@
+import fs from "node:fs";
+import { spawn } from "node:child_process";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { AgentClient } from "../../agent/client.js";
+import { runCommand, haveCommand } from "../../host/command.js";
+import { BackendError } from "../../spec/errors.js";
+import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
+import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
+import { ociConfig } from "./oci-config.js";
+
+export interface ContainerBackendOptions {
+  /** crun's state directory (its --root). */
+  readonly crunRoot: string;
+  /** Directory (in the store) holding corral-agent; mounted into sandboxes. */
+  readonly agentDir: string;
+  /** Path of the corral-launch binary on the host. */
+  readonly launcher: string;
+  readonly uidBase: number;
+  /** Parent cgroup of every sandbox, e.g. "corral". */
+  readonly cgroupParent: string;
+  readonly runtime?: string;
+}
+
+/** Per-sandbox paths, all under the sandbox's directory. */
+export function containerPaths(dir: string) {
+  return {
+    bundle: path.join(dir, "bundle"),
+    rootfs: path.join(dir, "bundle", "rootfs"),
+    config: path.join(dir, "bundle", "config.json"),
+    run: path.join(dir, "run"),
+    socket: path.join(dir, "run", "agent.sock"),
+    scratch: path.join(dir, "scratch"),
+    log: path.join(dir, "container.log"),
+  };
+}
+
+/**
+ * Container sandboxes: crun with user, pid, mount, ipc, uts, net and cgroup
+ * namespaces, cgroup limits, seccomp, and an overlayfs root over the
+ * template's shared read-only layers.
+ */
+export class ContainerBackend implements SandboxBackend {
+  readonly kind = "container" as const;
+  readonly cgroupMode: CgroupMode;
+  private readonly runtime: string;
+
+  constructor(private readonly o: ContainerBackendOptions) {
+    this.cgroupMode = cgroupMode();
+    this.runtime = o.runtime ?? "crun";
+  }
+
+  async probe(): Promise<BackendReport> {
+    const notes: string[] = [];
+    if (!(await haveCommand(this.runtime))) notes.push(`${this.runtime} is not installed (apt-get install crun)`);
+    if (!fs.existsSync(this.o.launcher)) notes.push(`${this.o.launcher} is missing (npm run build)`);
+    if (!fs.existsSync("/proc/self/ns/user")) notes.push("the kernel has no user namespaces");
+    notes.push(`cgroups: ${this.cgroupMode}${this.cgroupMode === "hybrid" ? " (the unified mount is detached in the launcher's namespace)" : ""}`);
+    return { kind: "container", available: notes.length === 1, notes };
+  }
+
+  cgroupFor(id: string): ContainerCgroup {
+    return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
+  }
+
+  /** Names of the sandbox cgroups under this backend's parent cgroup. */
+  async cgroupChildren(): Promise<string[]> {
+    return listChildren(this.cgroupMode, this.o.cgroupParent);
+  }
+
+  async create(req: CreateRequest): Promise<SandboxHandle> {
+    const p = containerPaths(req.dir);
+    const uid = this.o.uidBase;
+    const handle = this.attach(req.id, req.dir);
+    try {
+      await fsp.mkdir(p.rootfs, { recursive: true });
+      await fsp.mkdir(p.run, { mode: 0o700 });
+      await fsp.chown(p.run, uid, uid);
+      const config = ociConfig({
+        id: req.id,
+        spec: req.spec,
+        hostname: req.hostname,
+        agentDir: this.o.agentDir,
+        runDir: p.run,
+        uidBase: uid,
+        cgroupPath: `${this.o.cgroupParent}/${req.id}`,
+      });
+      await fsp.writeFile(p.config, JSON.stringify(config));
+
+      const persistent = req.spec.lifetime.mode === "persistent";
+      const base = persistent ? req.dir : p.scratch;
+      const args: string[] = [];
+      if (this.cgroupMode === "hybrid") args.push("--unmount", "/sys/fs/cgroup/unified");
+      if (!persistent) {
+        await fsp.mkdir(p.scratch);
+        args.push("--tmpfs", p.scratch, String(req.spec.resources.disk));
+      }
+      const upper = path.join(base, "upper");
+      const work = path.join(base, "work");
+      // overlayfs wants the top layer first.
+      const lowers = [...req.layers].reverse().join(":");
+      args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+      args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+      args.push(this.runtime, "--root", this.o.crunRoot, "--cgroup-manager=cgroupfs", "run", "--detach", "--bundle", p.bundle, req.id);
+
+      const log = fs.openSync(p.log, "a", 0o600);
+      try {
+        await spawnDetachedStdio(this.o.launcher, args, log);
+      } finally {
+        fs.closeSync(log);
+      }
+      const agent = await handle.agent(10_000);
+      agent.close();
+      return handle;
+    } catch (e) {
+      const tail = await fsp.readFile(p.log, "utf8").catch(() => "");
+      await handle.destroy().catch(() => {});
+      if (e instanceof BackendError || !tail) throw e;
+      throw new BackendError(`container ${req.id} failed to start: ${tail.trim().split("\n").slice(-3).join(" | ")}`, { cause: e });
+    }
+  }
+
+  attach(id: string, dir: string): SandboxHandle {
+    return new ContainerHandle(id, dir, this, this.o);
+  }
+}
+
+/**
+ * Runs the launcher with stdout/stderr on `fd` (the container inherits them)
+ * and waits for it: crun --detach returns once the container is started.
+ */
+async function spawnDetachedStdio(cmd: string, args: string[], fd: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ["ignore", fd, fd] });
+    c.on("error", (e) => reject(new BackendError(`cannot run ${cmd}: ${e.message}`, { cause: e })));
+    c.on("close", (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new BackendError(`${cmd} exited with ${signal ?? code}`));
+    });
+  });
+}
+
+class ContainerHandle implements SandboxHandle {
+  private readonly paths: ReturnType<typeof containerPaths>;
+  constructor(
+    readonly id: string,
+    readonly dir: string,
+    private readonly backend: ContainerBackend,
+    private readonly o: ContainerBackendOptions,
+  ) {
+    this.paths = containerPaths(dir);
+  }
+
+  agent(timeoutMs = 5000): Promise<AgentClient> {
+    return AgentClient.connect(this.paths.socket, timeoutMs);
+  }
+
+  private crun(args: string[], allowFailure = true) {
+    return runCommand(this.o.runtime ?? "crun", ["--root", this.o.crunRoot, ...args], { allowFailure });
+  }
+
+  async status(): Promise<SandboxStatus> {
+    const r = await this.crun(["state", this.id]);
+    if (r.code !== 0) return "missing";
+    try {
+      const st = JSON.parse(r.stdout) as { status?: string; pid?: number };
+      if (st.status !== "running" || !st.pid) return "stopped";
+      // A dead init left as a zombie (under a pid 1 that does not reap) is not running.
+      const stat = await fsp.readFile(`/proc/${st.pid}/stat`, "utf8").catch(() => "");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      return state && state !== "Z" && state !== "X" ? "running" : "stopped";
+    } catch {
+      return "missing";
+    }
+  }
+
+  async stats(): Promise<UsageSample> {
+    const cg = this.backend.cgroupFor(this.id);
+    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), cg.oomKills()]);
+    return { cpuNanos, memoryBytes, pids, oomKills };
+  }
+
+  async destroy(): Promise<void> {
+    await this.crun(["delete", "--force", this.id]);
+    await fsp.rm(path.join(this.o.crunRoot, this.id), { recursive: true, force: true });
+    await this.backend.cgroupFor(this.id).remove();
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+}

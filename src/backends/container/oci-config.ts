@@ -1,0 +1,116 @@
+import type { ResolvedSpec } from "../../spec/sandbox-spec.js";
+import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.js";
+
+/** Where things are inside every container sandbox. */
+export const AGENT_DIR_IN_SANDBOX = "/.corral";
+export const AGENT_BIN_IN_SANDBOX = `${AGENT_DIR_IN_SANDBOX}/corral-agent`;
+export const RUN_DIR_IN_SANDBOX = "/run/corral";
+export const AGENT_SOCKET_IN_SANDBOX = `${RUN_DIR_IN_SANDBOX}/agent.sock`;
+
+export const UID_RANGE = 65536;
+export const CPU_PERIOD_US = 100_000;
+
+/**
+ * Docker's default capability set less NET_RAW (raw sockets) and MKNOD
+ * (device nodes cannot be made in a user namespace anyway).
+ */
+export const CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FSETID",
+  "CAP_FOWNER",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETFCAP",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_SYS_CHROOT",
+  "CAP_KILL",
+  "CAP_AUDIT_WRITE",
+];
+
+/** The kernel's windows into the host: hidden (masked) or read-only. */
+export const MASKED_PATHS = [
+  "/proc/acpi",
+  "/proc/asound",
+  "/proc/interrupts",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/latency_stats",
+  "/proc/sched_debug",
+  "/proc/scsi",
+  "/proc/timer_list",
+  "/proc/timer_stats",
+  "/sys/devices/virtual/powercap",
+  "/sys/firmware",
+];
+export const READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+export interface OciConfigInput {
+  readonly id: string;
+  readonly spec: ResolvedSpec;
+  readonly hostname: string;
+  /** Host directory holding the agent binary (mounted read-only). */
+  readonly agentDir: string;
+  /** Host directory for the agent socket (mounted read-write). */
+  readonly runDir: string;
+  /** Host uid/gid that is root inside. */
+  readonly uidBase: number;
+  /** cgroup path below each hierarchy root, e.g. "corral/abc". */
+  readonly cgroupPath: string;
+  readonly seccomp?: SeccompProfile;
+}
+
+/** An OCI runtime-spec 1.0 config.json for a container sandbox. */
+export function ociConfig(i: OciConfigInput): Record<string, unknown> {
+  const r = i.spec.resources;
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX],
+      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
+      cwd: "/",
+      capabilities: {
+        bounding: CAPABILITIES,
+        effective: CAPABILITIES,
+        permitted: CAPABILITIES,
+      },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 8192, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: "rootfs", readonly: false },
+    hostname: i.hostname,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      {
+        destination: "/dev/pts",
+        type: "devpts",
+        source: "devpts",
+        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+      },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
+      { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
+    ],
+    annotations: { "io.corral.sandbox.id": i.id },
+    linux: {
+      uidMappings: [{ containerID: 0, hostID: i.uidBase, size: UID_RANGE }],
+      gidMappings: [{ containerID: 0, hostID: i.uidBase, size: UID_RANGE }],
+      namespaces: ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"].map((type) => ({ type })),
+      cgroupsPath: `/${i.cgroupPath}`,
+      resources: {
+        memory: { limit: r.memory, swap: r.memory },
+        cpu: { quota: Math.max(1000, Math.round(r.vcpus * CPU_PERIOD_US)), period: CPU_PERIOD_US },
+        pids: { limit: r.pids },
+      },
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+      seccomp: i.seccomp ?? defaultSeccompProfile(),
+    },
+  };
+}

@@ -1,0 +1,37 @@
+import cliProgress from "cli-progress";
+import type { BuildProgress, ProgressFn } from "../store/builders/builder.js";
+
+/**
+ * Shows template build progress on stderr: a bar on a terminal, one line
+ * per step otherwise (CI logs). Returns the callback and a finisher.
+ */
+export function buildProgress(label: string): { onProgress: ProgressFn; done(): void } {
+  if (!process.stderr.isTTY) {
+    let last = "";
+    return {
+      onProgress: (p: BuildProgress) => {
+        const line = `${label}: ${p.phase}${p.message ? ` - ${p.message}` : ""}`;
+        if (line !== last) process.stderr.write(`${line}\n`);
+        last = line;
+      },
+      done() {},
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {percent}% {phase}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    onProgress: (p) => {
+      if (!started) {
+        bar.start(100, 0, { phase: "" });
+        started = true;
+      }
+      bar.update(p.percent ?? 0, { phase: p.message ?? p.phase });
+    },
+    done: () => {
+      if (started) bar.stop();
+    },
+  };
+}

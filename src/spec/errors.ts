@@ -1,0 +1,103 @@
+/**
+ * The one error base of corral. Every error a user can meet is a subclass
+ * with a stable `code` (for programs), an HTTP status (used where it crosses
+ * the API, mapped in one place) and a message that says what to do.
+ */
+export class CorralError extends Error {
+  readonly code: string;
+  readonly status: number;
+  constructor(code: string, message: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+export interface SpecIssue {
+  /** Dotted path of the offending field, e.g. `resources.memory`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export class InvalidSpecError extends CorralError {
+  readonly issues: readonly SpecIssue[];
+  constructor(issues: readonly SpecIssue[]) {
+    super(
+      "invalid_spec",
+      `invalid sandbox spec: ${issues.map((i) => `${i.path || "(root)"}: ${i.message}`).join("; ")}`,
+      400,
+    );
+    this.issues = issues;
+  }
+}
+
+export class InvalidArgumentError extends CorralError {
+  constructor(message: string) {
+    super("invalid_argument", message, 400);
+  }
+}
+
+export class NotFoundError extends CorralError {
+  constructor(what: string, name: string) {
+    super(`${what}_not_found`, `no ${what} named "${name}"`, 404);
+  }
+}
+
+export class ConflictError extends CorralError {
+  constructor(message: string) {
+    super("conflict", message, 409);
+  }
+}
+
+export class TimeoutError extends CorralError {
+  constructor(message: string) {
+    super("timeout", message, 504);
+  }
+}
+
+/** The host lacks something corral needs (a binary, a kernel feature). */
+export class HostError extends CorralError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("host_unsupported", message, 503, options);
+  }
+}
+
+/** A backend (crun, QEMU) or a template build failed. */
+export class BackendError extends CorralError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("backend_failed", message, 500, options);
+  }
+}
+
+/**
+ * An operation inside the sandbox failed; `errno` is the agent's errno name
+ * (ENOENT, EACCES, ENOSPC ...).
+ */
+export class SandboxOperationError extends CorralError {
+  readonly errno: string;
+  constructor(errno: string, message: string) {
+    super(`sandbox_${errno.toLowerCase()}`, message, errnoStatus(errno));
+    this.errno = errno;
+  }
+}
+
+function errnoStatus(errno: string): number {
+  switch (errno) {
+    case "ENOENT":
+    case "ESRCH":
+      return 404;
+    case "EEXIST":
+    case "ENOTEMPTY":
+    case "EBUSY":
+      return 409;
+    case "ENOSPC":
+    case "EDQUOT":
+      return 507;
+    case "EACCES":
+    case "EPERM":
+      return 403;
+    default:
+      return 400;
+  }
+}

@@ -1,0 +1,69 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseSpec, DEFAULT_EPHEMERAL_TIMEOUT_S } from "./sandbox-spec.js";
+import { InvalidSpecError } from "./errors.js";
+
+test("defaults are filled in", () => {
+  const s = parseSpec({ template: "busybox" });
+  assert.equal(s.backend, "container");
+  assert.equal(s.resources.memory, 512 * 1024 ** 2);
+  assert.equal(s.resources.vcpus, 1);
+  assert.equal(s.resources.pids, 1024);
+  assert.equal(s.resources.disk, 1024 ** 3);
+  assert.equal(s.workdir, "/");
+  assert.equal(s.network, "none");
+  assert.equal(s.lifetime.mode, "ephemeral");
+  assert.equal(s.lifetime.timeoutSeconds, DEFAULT_EPHEMERAL_TIMEOUT_S);
+  assert.deepEqual(s.env, {});
+});
+
+test("persistent sandboxes have no timeout unless given", () => {
+  assert.equal(parseSpec({ template: "t", lifetime: { mode: "persistent" } }).lifetime.timeoutSeconds, undefined);
+  assert.equal(parseSpec({ template: "t", lifetime: { mode: "persistent", timeoutSeconds: 9 } }).lifetime.timeoutSeconds, 9);
+});
+
+test("sizes accept units", () => {
+  const s = parseSpec({ template: "t", resources: { memory: "64M", disk: "1.5GiB" } });
+  assert.equal(s.resources.memory, 64 * 1024 ** 2);
+  assert.equal(s.resources.disk, 1.5 * 1024 ** 3);
+});
+
+function issuesOf(input: unknown): Record<string, string> {
+  try {
+    parseSpec(input);
+  } catch (e) {
+    assert.ok(e instanceof InvalidSpecError);
+    assert.equal(e.status, 400);
+    return Object.fromEntries(e.issues.map((i) => [i.path, i.message]));
+  }
+  assert.fail("expected InvalidSpecError");
+}
+
+test("every bad field is named by its path", () => {
+  const issues = issuesOf({
+    name: "Bad Name",
+    template: "busybox",
+    resources: { memory: "lots", pids: 2, vcpus: -1 },
+    env: { "1X": "y" },
+    workdir: "relative",
+    lifetime: { mode: "forever" },
+    extra: 1,
+  });
+  assert.match(issues["name"] ?? "", /lowercase/);
+  assert.match(issues["resources.memory"] ?? "", /size like/);
+  assert.match(issues["resources.pids"] ?? "", /at least 8/);
+  assert.match(issues["resources.vcpus"] ?? "", /at least/);
+  assert.match(issues["env.1X"] ?? "", /names/);
+  assert.match(issues["workdir"] ?? "", /absolute/);
+  assert.ok(issues["lifetime.mode"]);
+  assert.match(issues[""] ?? "", /unknown field.*extra/);
+});
+
+test("missing template is required", () => {
+  assert.equal(issuesOf({})["template"], "is required");
+  assert.ok(issuesOf({ template: "../etc" })["template"]);
+});
+
+test("memory below the floor is refused with the bound", () => {
+  assert.match(issuesOf({ template: "t", resources: { memory: "1M" } })["resources.memory"] ?? "", /between/);
+});

@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { InvalidSpecError, type SpecIssue } from "./errors.js";
+import { parseSize } from "./size.js";
+
+/** DNS-label-like: safe as a path component, a hostname and a cgroup name. */
+export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const TEMPLATE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,126}[A-Za-z0-9])?$/;
+
+export const DEFAULT_EPHEMERAL_TIMEOUT_S = 300;
+export const MIN_MEMORY = 16 * 1024 ** 2;
+export const MIN_DISK = 1024 ** 2;
+
+const noNul = (s: string) => !s.includes("\0");
+
+function size(what: string, min: number, max: number) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const bytes = parseSize(v);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: "custom", message: `${what} must be bytes or a size like "512M" or "2GiB", got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    if (bytes < min || bytes > max) {
+      ctx.addIssue({ code: "custom", message: `${what} must be between ${min} and ${max} bytes, got ${bytes}` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+}
+
+const resources = z
+  .object({
+    vcpus: z.number().min(0.01, "vcpus must be at least 0.01").max(256, "vcpus must be at most 256").default(1),
+    memory: size("memory", MIN_MEMORY, 1024 ** 4).default(512 * 1024 ** 2),
+    pids: z.number().int("pids must be an integer").min(8, "pids must be at least 8").max(4_194_304).default(1024),
+    disk: size("disk", MIN_DISK, 16 * 1024 ** 4).default(1024 ** 3),
+  })
+  .strict();
+
+const lifetime = z
+  .object({
+    mode: z.enum(["ephemeral", "persistent"]).default("ephemeral"),
+    timeoutSeconds: z.number().int().positive("timeoutSeconds must be positive").max(30 * 24 * 3600).optional(),
+  })
+  .strict();
+
+const absolutePath = z
+  .string()
+  .startsWith("/", "must be an absolute path")
+  .max(4096)
+  .refine(noNul, "must not contain NUL");
+
+export const SandboxSpecSchema = z
+  .object({
+    name: z.string().regex(NAME_PATTERN, "must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'").optional(),
+    template: z.string().regex(TEMPLATE_PATTERN, "must be a template name (lowercase letters, digits, '.', '_', '-')"),
+    backend: z.enum(["container", "vm"]).default("container"),
+    resources: resources.prefault({}),
+    env: z
+      .record(z.string().regex(ENV_KEY, "environment variable names are letters, digits and '_'"), z.string().refine(noNul, "must not contain NUL"))
+      .default({}),
+    workdir: absolutePath.default("/"),
+    network: z.enum(["none"]).default("none"),
+    lifetime: lifetime.prefault({}),
+    labels: z
+      .record(z.string().regex(LABEL_KEY, "label keys are letters, digits and '._/-'"), z.string().max(256).refine(noNul, "must not contain NUL"))
+      .default({}),
+  })
+  .strict();
+
+export type SandboxSpecInput = z.input<typeof SandboxSpecSchema>;
+type Parsed = z.output<typeof SandboxSpecSchema>;
+
+/** A spec with every default filled in and sizes in bytes. */
+export interface ResolvedSpec {
+  readonly name: string | undefined;
+  readonly template: string;
+  readonly backend: "container" | "vm";
+  readonly resources: {
+    readonly vcpus: number;
+    readonly memory: number;
+    readonly pids: number;
+    readonly disk: number;
+  };
+  readonly env: Readonly<Record<string, string>>;
+  readonly workdir: string;
+  readonly network: "none";
+  readonly lifetime: {
+    readonly mode: "ephemeral" | "persistent";
+    /** Seconds until the sandbox is removed; undefined: never (persistent). */
+    readonly timeoutSeconds: number | undefined;
+  };
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/**
+ * Validates untrusted input into a ResolvedSpec. Throws InvalidSpecError
+ * naming every bad field by its path.
+ */
+export function parseSpec(input: unknown): ResolvedSpec {
+  const r = SandboxSpecSchema.safeParse(input);
+  if (!r.success) {
+    const issues: SpecIssue[] = r.error.issues.map((i) => ({
+      path: i.path.map(String).join("."),
+      message: issueMessage(i),
+    }));
+    throw new InvalidSpecError(issues);
+  }
+  return resolve(r.data);
+}
+
+function issueMessage(i: z.core.$ZodIssue): string {
+  if (i.code === "unrecognized_keys") return `unknown field(s) ${i.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+  if (i.code === "invalid_type" && i.input === undefined) return "is required";
+  if (i.code === "invalid_key") return i.issues.map((k) => k.message).join("; ");
+  return i.message;
+}
+
+function resolve(p: Parsed): ResolvedSpec {
+  const persistent = p.lifetime.mode === "persistent";
+  return {
+    name: p.name,
+    template: p.template,
+    backend: p.backend,
+    resources: { ...p.resources },
+    env: p.env,
+    workdir: p.workdir,
+    network: p.network,
+    lifetime: {
+      mode: p.lifetime.mode,
+      timeoutSeconds: p.lifetime.timeoutSeconds ?? (persistent ? undefined : DEFAULT_EPHEMERAL_TIMEOUT_S),
+    },
+    labels: p.labels,
+  };
+}

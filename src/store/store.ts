@@ -1,0 +1,205 @@
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { randomBytes, createHash } from "node:crypto";
+import { CorralError, NotFoundError } from "../spec/errors.js";
+import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
+import { busyboxBuilder } from "./builders/busybox.js";
+import { debianBuilder } from "./builders/debian.js";
+import { finalizeTree } from "./tree.js";
+import { withLock } from "./lock.js";
+
+export interface LayerRecord {
+  readonly digest: string;
+  readonly bytes: number;
+  readonly files: number;
+  readonly source: string;
+  readonly createdAt: string;
+  /** Host uid that owns what is root inside a sandbox. */
+  readonly uidBase: number;
+}
+
+export interface TemplateRecord {
+  readonly name: string;
+  /** Layer digests, bottom first. */
+  readonly layers: readonly string[];
+  readonly source: string;
+  readonly createdAt: string;
+}
+
+export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
+  [busyboxBuilder.name, busyboxBuilder],
+  [debianBuilder.name, debianBuilder],
+]);
+
+/**
+ * The content-addressed store under `<state>/store`:
+ *
+ *   layers/<sha256>/        a root filesystem, immutable once renamed here
+ *   layers/<sha256>.json    its LayerRecord
+ *   templates/<name>.json   a TemplateRecord naming its layers
+ *   tmp/                    builds in progress (removed on failure and on open)
+ *   locks/                  one build of a template at a time
+ *
+ * Layers are owned by the sandbox uid range (shifted by `uidBase`) so they
+ * can be mounted read-only into every sandbox as they are.
+ */
+export class Store {
+  readonly layersDir: string;
+  readonly templatesDir: string;
+  readonly tmpDir: string;
+  private readonly locksDir: string;
+
+  constructor(
+    readonly dir: string,
+    readonly uidBase: number,
+  ) {
+    this.layersDir = path.join(dir, "layers");
+    this.templatesDir = path.join(dir, "templates");
+    this.tmpDir = path.join(dir, "tmp");
+    this.locksDir = path.join(dir, "locks");
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.layersDir, this.templatesDir, this.tmpDir, this.locksDir]) {
+      await fsp.mkdir(d, { recursive: true, mode: 0o700 });
+    }
+    // Sandboxes traverse the layer directories from their own uid range.
+    await fsp.chmod(this.dir, 0o711);
+    await fsp.chmod(this.layersDir, 0o711);
+  }
+
+  layerDir(digest: string): string {
+    if (!/^[0-9a-f]{64}$/.test(digest)) throw new CorralError("invalid_digest", `not a layer digest: ${digest}`, 400);
+    return path.join(this.layersDir, digest);
+  }
+
+  async layer(digest: string): Promise<LayerRecord | undefined> {
+    return readJson<LayerRecord>(`${this.layerDir(digest)}.json`);
+  }
+
+  async template(name: string): Promise<TemplateRecord | undefined> {
+    return readJson<TemplateRecord>(path.join(this.templatesDir, `${name}.json`));
+  }
+
+  async templates(): Promise<TemplateRecord[]> {
+    const names = await fsp.readdir(this.templatesDir).catch(() => []);
+    const out: TemplateRecord[] = [];
+    for (const n of names.filter((n) => n.endsWith(".json")).sort()) {
+      const t = await readJson<TemplateRecord>(path.join(this.templatesDir, n));
+      if (t) out.push(t);
+    }
+    return out;
+  }
+
+  /** Layer directories of a template, bottom first. */
+  async templateLayerDirs(name: string): Promise<string[]> {
+    const t = await this.template(name);
+    if (!t) throw new NotFoundError("template", name);
+    return t.layers.map((d) => this.layerDir(d));
+  }
+
+  /**
+   * Returns the template, building it first if it is a built-in one that is
+   * not in the store yet.
+   */
+  async ensureTemplate(name: string, progress: ProgressFn = () => {}): Promise<TemplateRecord> {
+    const existing = await this.template(name);
+    if (existing) return existing;
+    const builder = BUILTIN_TEMPLATES.get(name);
+    if (!builder) {
+      throw new NotFoundError("template", name);
+    }
+    return withLock(path.join(this.locksDir, `template-${name}.lock`), async () => {
+      const again = await this.template(name);
+      if (again) return again;
+      const layer = await this.buildLayer(builder, progress);
+      return this.registerTemplate(name, [layer.digest], layer.source);
+    });
+  }
+
+  /** Runs a builder into a fresh directory and moves the result into the store. */
+  async buildLayer(builder: TemplateBuilder, progress: ProgressFn): Promise<LayerRecord> {
+    const work = path.join(this.tmpDir, `build-${builder.name}-${randomBytes(6).toString("hex")}`);
+    await fsp.mkdir(work, { mode: 0o755 });
+    try {
+      const { source } = await builder.build(work, progress);
+      return await this.addLayer(work, source, progress);
+    } finally {
+      await fsp.rm(work, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Takes ownership of a built root filesystem: shifts owners, computes its
+   * digest and renames it into place (a no-op when that digest is stored).
+   */
+  async addLayer(dir: string, source: string, progress: ProgressFn = () => {}): Promise<LayerRecord> {
+    progress({ phase: "finalize", message: "hashing and shifting ownership", percent: 92 });
+    const summary = await finalizeTree(dir, this.uidBase);
+    const target = this.layerDir(summary.digest);
+    const existing = await this.layer(summary.digest);
+    if (existing) return existing;
+    const record: LayerRecord = {
+      digest: summary.digest,
+      bytes: summary.bytes,
+      files: summary.files,
+      source,
+      createdAt: new Date().toISOString(),
+      uidBase: this.uidBase,
+    };
+    await fsp.rm(target, { recursive: true, force: true }); // a half-moved leftover without its record
+    await fsp.rename(dir, target);
+    await writeJsonAtomic(`${target}.json`, record);
+    progress({ phase: "done", message: `layer ${summary.digest.slice(0, 12)}`, percent: 100 });
+    return record;
+  }
+
+  async registerTemplate(name: string, layers: readonly string[], source: string): Promise<TemplateRecord> {
+    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString() };
+    await writeJsonAtomic(path.join(this.templatesDir, `${name}.json`), record);
+    return record;
+  }
+
+  /**
+   * Puts a host file (the agent binary) into the store by content and
+   * returns the directory holding it, read-only, named by its hash.
+   */
+  async addBinary(file: string, name: string): Promise<string> {
+    const data = await fsp.readFile(file);
+    const digest = createHash("sha256").update(data).digest("hex");
+    const dir = path.join(this.dir, "bin", digest.slice(0, 32));
+    const target = path.join(dir, name);
+    if (await fsp.stat(target).then((s) => s.size === data.length, () => false)) return dir;
+    await fsp.mkdir(path.join(this.dir, "bin"), { recursive: true, mode: 0o711 });
+    const tmp = path.join(this.tmpDir, `bin-${randomBytes(6).toString("hex")}`);
+    await fsp.mkdir(tmp, { mode: 0o755 });
+    await fsp.writeFile(path.join(tmp, name), data, { mode: 0o755 });
+    await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
+      await fsp.rm(tmp, { recursive: true, force: true });
+      if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
+    });
+    return dir;
+  }
+
+  /** Removes builds a crashed process left in tmp/. */
+  async cleanTmp(): Promise<void> {
+    for (const n of await fsp.readdir(this.tmpDir).catch(() => [])) {
+      await fsp.rm(path.join(this.tmpDir, n), { recursive: true, force: true });
+    }
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(file, "utf8")) as T;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
+  const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
+  await fsp.rename(tmp, file);
+}

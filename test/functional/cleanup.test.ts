@@ -1,0 +1,64 @@
+// Removing a sandbox, a failed create and a create killed half way all
+// leave nothing behind: no mount, cgroup, process, crun state or directory.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { freshState, type TestState } from "../helpers/state.js";
+import { findLeaks } from "../helpers/leaks.js";
+import { Sandboxes } from "../../src/runtime/sandboxes.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+describe("cleanup", () => {
+  let t: TestState;
+  const leaks = () => findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+  before(async () => {
+    t = await freshState("cleanup");
+  });
+  after(async () => t.close());
+
+  it("destroy removes everything, and is idempotent", async () => {
+    const sb = await t.s.create({ template: "busybox", name: "gone", lifetime: { mode: "persistent" } });
+    await t.s.exec(sb.id, { cmd: "sleep 1000 & echo started > /tmp/x" });
+    await t.s.destroy("gone");
+    assert.deepEqual(await leaks(), []);
+    await assert.rejects(t.s.destroy("gone"), { code: "sandbox_not_found" });
+    await t.s.container.attach(sb.id, path.join(t.stateDir, "sandboxes", sb.id)).destroy();
+  });
+
+  it("a failed create leaves nothing behind", async () => {
+    // A template whose layer is gone: the overlay mount fails in the launcher.
+    await t.s.store.registerTemplate("vanished", ["0".repeat(64)], "test");
+    await assert.rejects(t.s.create({ template: "vanished", name: "broken" }), { code: "backend_failed" });
+    await assert.rejects(t.s.create({ template: "no-such-template" }), { code: "template_not_found" });
+    assert.deepEqual(await leaks(), []);
+    // The name is free again.
+    const ok = await t.s.create({ template: "busybox", name: "broken" });
+    await t.s.destroy(ok.id);
+  });
+
+  it("a create killed half way is cleaned up by the next open", async () => {
+    for (const delay of [30, 80, 150]) {
+      const child = spawn(process.execPath, [path.join(here, "create-child.js"), t.stateDir, t.cgroupParent], { stdio: "ignore" });
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent });
+      // Whatever the child got to: either nothing or a running sandbox.
+      for (const sb of await again.list()) await again.destroy(sb.id);
+      assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms`);
+    }
+  });
+
+  it("reconcile removes cgroups and crun state without a sandbox", async () => {
+    const sb = await t.s.create({ template: "busybox" });
+    // Simulate a crash after crun started the container but before the record existed.
+    await fsp.rm(path.join(t.stateDir, "sandboxes", sb.id, "sandbox.json"));
+    const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent });
+    assert.equal((await again.list()).length, 0);
+    assert.deepEqual(await leaks(), []);
+  });
+});

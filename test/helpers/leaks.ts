@@ -1,0 +1,30 @@
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { mountPoints } from "../../src/host/mounts.js";
+import { listChildren, type CgroupMode } from "../../src/backends/container/cgroups.js";
+
+/**
+ * Everything a sandbox may leave on the host, looked for directly: mounts
+ * under the state dir, cgroups under the parent, live processes in those
+ * cgroups or naming the state dir, and sandbox/crun/name entries.
+ * Returns one line per leak.
+ */
+export async function findLeaks(stateDir: string, cgroupParent: string, mode: CgroupMode): Promise<string[]> {
+  const leaks: string[] = [];
+  for (const m of await mountPoints()) if (m.startsWith(stateDir)) leaks.push(`mount ${m}`);
+  for (const c of await listChildren(mode, cgroupParent)) leaks.push(`cgroup ${cgroupParent}/${c}`);
+  for (const pid of await fsp.readdir("/proc")) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (!stat || state === "Z") continue; // exited, resources released (see DESIGN: pid 1 here does not reap)
+    const cg = await fsp.readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
+    const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
+    if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) leaks.push(`process ${pid} ${cmd.slice(0, 120)}`);
+  }
+  for (const sub of ["sandboxes", "crun", "names"]) {
+    const entries = await fsp.readdir(path.join(stateDir, sub)).catch(() => []);
+    for (const e of entries) leaks.push(`${sub}/${e}`);
+  }
+  return leaks;
+}

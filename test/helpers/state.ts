@@ -1,0 +1,40 @@
+import fsp from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { Sandboxes } from "../../src/runtime/sandboxes.js";
+import { removeEmptyParent } from "../../src/backends/container/cgroups.js";
+import { findLeaks } from "./leaks.js";
+
+export interface TestState {
+  readonly s: Sandboxes;
+  readonly stateDir: string;
+  readonly cgroupParent: string;
+  /** Removes every sandbox, asserts nothing leaked, deletes the state dir. */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh state dir (and cgroup parent) owned by one test suite. Nothing in
+ * it comes from an earlier run; close() removes all of it.
+ */
+export async function freshState(label: string): Promise<TestState> {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-${label}-`));
+  // Sandboxes' user namespace must traverse to the bind-mounted agent.
+  await fsp.chmod(base, 0o711);
+  const stateDir = path.join(base, "state");
+  const cgroupParent = `corral-test-${label}-${randomBytes(3).toString("hex")}`;
+  const s = await Sandboxes.open({ stateDir, cgroupParent });
+  return {
+    s,
+    stateDir,
+    cgroupParent,
+    async close() {
+      for (const sb of await s.list()) await s.destroy(sb.id).catch(() => {});
+      const leaks = await findLeaks(stateDir, cgroupParent, s.container.cgroupMode);
+      await removeEmptyParent(s.container.cgroupMode, cgroupParent);
+      await fsp.rm(base, { recursive: true, force: true });
+      if (leaks.length) throw new Error(`leaked after the suite:\n${leaks.join("\n")}`);
+    },
+  };
+}
