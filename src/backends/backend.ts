@@ -35,6 +35,8 @@ export interface SandboxHandle {
   agent(timeoutMs?: number): Promise<AgentClient>;
   status(): Promise<SandboxStatus>;
   stats(): Promise<UsageSample>;
+  /** Times the kernel's OOM killer has killed a process in the sandbox. */
+  oomKills(): Promise<number>;
   /** Idempotent; leaves no mount, cgroup, process or directory behind. */
   destroy(): Promise<void>;
 }

@@ -228,12 +228,12 @@ export class Sandboxes {
     const h = this.handle(r);
     const client = await h.agent();
     try {
-      const before = (await h.stats()).oomKills;
+      const before = await h.oomKills();
       const result = await client.exec(
         { ...req, env: { ...r.spec.env, ...req.env }, cwd: req.cwd ?? r.spec.workdir },
         cb,
       ).result;
-      const oomKilled = result.signal === 9 && (await h.stats()).oomKills > before;
+      const oomKilled = result.signal === 9 && (await h.oomKills()) > before;
       return { ...result, oomKilled };
     } finally {
       client.close();

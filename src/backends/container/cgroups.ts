@@ -96,8 +96,9 @@ export class ContainerCgroup {
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           if (code === "ENOENT") break;
-          if (code !== "EBUSY" || attempt > 100) throw e;
-          await new Promise((r) => setTimeout(r, 10));
+          if (code !== "EBUSY" || attempt > 2000) throw e;
+          // Killed tasks leave the cgroup within a few ms.
+          await new Promise((r) => setTimeout(r, 1));
         }
       }
     }

@@ -69,7 +69,9 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
     process: {
       terminal: false,
       user: { uid: 0, gid: 0 },
-      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX],
+      // fd 3 is a pipe crun passes through (--preserve-fds=1): the agent
+      // writes "ready" on it once it listens, so the host never polls.
+      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX, "--ready-fd", "3"],
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
       cwd: "/",
       capabilities: {

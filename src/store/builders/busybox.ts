@@ -36,8 +36,21 @@ export const busyboxBuilder: TemplateBuilder = {
 async function findStaticBusybox(): Promise<string> {
   for (const c of BUSYBOX_CANDIDATES) {
     const buf = await fsp.readFile(c).catch(() => undefined);
-    // A static ELF has no PT_INTERP; the dynamic loader's path would appear.
-    if (buf && !buf.includes("ld-linux")) return c;
+    if (buf && isStaticElf(buf)) return c;
   }
   throw new HostError("a static busybox is needed for the busybox template: apt-get install busybox-static");
+}
+
+/** An ELF64 executable with no PT_INTERP program header needs no loader or libc. */
+export function isStaticElf(buf: Buffer): boolean {
+  if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2) return false;
+  const phoff = Number(buf.readBigUInt64LE(0x20));
+  const phentsize = buf.readUInt16LE(0x36);
+  const phnum = buf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    const off = phoff + i * phentsize;
+    if (off + 4 > buf.length) return false;
+    if (buf.readUInt32LE(off) === 3) return false; // PT_INTERP
+  }
+  return true;
 }

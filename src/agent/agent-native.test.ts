@@ -1,0 +1,22 @@
+// The C agent on its own, outside any sandbox: native/test_agent.py drives
+// the built binary over its socket (exec, stdin, signals, timeouts, files,
+// path escapes under --root, malformed frames, reaping, RSS, a fuzz pass).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { nativeBinary } from "../host/native.js";
+
+const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../src/agent/native/test_agent.py");
+
+test("corral-agent passes its protocol suite", () => {
+  const r = spawnSync("python3", [script, nativeBinary("corral-agent")], { encoding: "utf8", timeout: 240_000 });
+  const summary = /^(\d+) passed, (\d+) failed$/m.exec(r.stdout);
+  const failures = r.stdout.split("\n").filter((l) => l.startsWith("FAIL"));
+  assert.ok(summary, `no summary from test_agent.py:\n${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(failures, []);
+  assert.equal(summary[2], "0");
+  assert.ok(Number(summary[1]) > 50, `only ${summary[1]} checks ran`);
+  assert.equal(r.status, 0, r.stderr);
+});
