@@ -7,6 +7,7 @@ import { CorralError, formatSize, InvalidArgumentError } from "../spec/index.js"
 import { Sandboxes, type SandboxInfo } from "../runtime/sandboxes.js";
 import { BUILTIN_TEMPLATES } from "../store/store.js";
 import { buildProgress } from "./progress.js";
+import type { ProgressFn } from "../store/builders/builder.js";
 import { age, keyValues, table, until } from "./format.js";
 
 const program = new Command("corral")
@@ -75,13 +76,18 @@ function specFrom(f: SpecFlags): Record<string, unknown> {
   return spec;
 }
 
-async function createWithProgress(s: Sandboxes, spec: Record<string, unknown>): Promise<SandboxInfo> {
-  const p = buildProgress(`building template ${String(spec["template"])}`);
+/** Runs `fn` with a progress display for template builds it may start. */
+async function withProgress<T>(template: string, fn: (onProgress: ProgressFn) => Promise<T>): Promise<T> {
+  const p = buildProgress(`building template ${template}`);
   try {
-    return await s.create(spec, { onProgress: p.onProgress });
+    return await fn(p.onProgress);
   } finally {
     p.done();
   }
+}
+
+function createWithProgress(s: Sandboxes, spec: Record<string, unknown>): Promise<SandboxInfo> {
+  return withProgress(String(spec["template"]), (onProgress) => s.create(spec, { onProgress }));
 }
 
 /** Runs argv in a sandbox with the terminal's streams; returns the exit code. */
@@ -293,14 +299,8 @@ tpl
   .argument("<name>")
   .action(async (name: string) => {
     const s = await open();
-    const p = buildProgress(`building template ${name}`);
-    try {
-      const t = await s.store.ensureTemplate(name, p.onProgress);
-      p.done();
-      process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
-    } finally {
-      p.done();
-    }
+    const t = await withProgress(name, (onProgress) => s.store.ensureTemplate(name, onProgress));
+    process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -5,6 +5,7 @@ import type { AgentClient, ExecCallbacks, ExecRequest, ExecResult } from "../age
 import type { SandboxBackend, SandboxHandle, SandboxStatus } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { nativeBinary } from "../host/native.js";
+import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError } from "../spec/errors.js";
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
@@ -283,14 +284,5 @@ export class Sandboxes {
       if (!(await this.readRecord(id))) await fsp.rm(path.join(this.namesDir, link), { force: true });
     }
     return { removed };
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

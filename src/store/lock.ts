@@ -1,4 +1,5 @@
 import fsp from "node:fs/promises";
+import { pidAlive } from "../host/process.js";
 
 /**
  * A lock file holding the owner's pid, for work several corral processes
@@ -16,7 +17,7 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, timeoutMs 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
       const owner = Number(await fsp.readFile(file, "utf8").catch(() => "0"));
-      if (!owner || !alive(owner)) {
+      if (!owner || !pidAlive(owner)) {
         await fsp.rm(file, { force: true });
         continue;
       }
@@ -28,14 +29,5 @@ export async function withLock<T>(file: string, fn: () => Promise<T>, timeoutMs 
     return await fn();
   } finally {
     await fsp.rm(file, { force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -1,6 +1,7 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { mountPoints } from "../../src/host/mounts.js";
+import { processRunning } from "../../src/host/process.js";
 import { listChildren, type CgroupMode } from "../../src/backends/container/cgroups.js";
 
 /**
@@ -15,9 +16,7 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
   for (const c of await listChildren(mode, cgroupParent)) leaks.push(`cgroup ${cgroupParent}/${c}`);
   for (const pid of await fsp.readdir("/proc")) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    if (!stat || state === "Z") continue; // exited, resources released (see DESIGN: pid 1 here does not reap)
+    if (!(await processRunning(Number(pid)))) continue; // zombies hold nothing (DESIGN: pid 1 here does not reap)
     const cg = await fsp.readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
     const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
     if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) leaks.push(`process ${pid} ${cmd.slice(0, 120)}`);

@@ -4,6 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
+import { killQuietly, processRunning } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
 import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
@@ -194,9 +195,7 @@ class ContainerHandle implements SandboxHandle {
       const st = JSON.parse(r.stdout) as { status?: string; pid?: number };
       if (st.status !== "running" || !st.pid) return "stopped";
       // A dead init left as a zombie (under a pid 1 that does not reap) is not running.
-      const stat = await fsp.readFile(`/proc/${st.pid}/stat`, "utf8").catch(() => "");
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-      return state && state !== "Z" && state !== "X" ? "running" : "stopped";
+      return (await processRunning(st.pid)) ? "running" : "stopped";
     } catch {
       return "missing";
     }
@@ -241,13 +240,5 @@ async function readInitPid(stateDir: string): Promise<number | undefined> {
     return typeof st.pid === "number" && st.pid > 1 ? st.pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, "SIGKILL");
-  } catch {
-    /* already gone */
   }
 }
