@@ -2,14 +2,16 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { AgentClient, ExecCallbacks, ExecRequest, ExecResult } from "../agent/client.js";
-import type { SandboxBackend, SandboxHandle, SandboxStatus } from "../backends/backend.js";
+import type { SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
-import { ConflictError, HostError, InvalidArgumentError, NotFoundError } from "../spec/errors.js";
+import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
-import { Store, writeJsonAtomic } from "../store/store.js";
+import { Store } from "../store/store.js";
+import { openDatabase, recordEvent, type Db } from "./db.js";
+import { Tenants } from "./tenants.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
 /**
@@ -18,6 +20,8 @@ export const DEFAULT_STATE_DIR = "/var/lib/corral";
  * 100000+ allocations.
  */
 export const DEFAULT_UID_BASE = 0x60000000;
+/** The tenant of sandboxes made without one (the local CLI). */
+export const LOCAL_TENANT = "local";
 
 export interface SandboxesOptions {
   readonly stateDir?: string;
@@ -26,12 +30,18 @@ export interface SandboxesOptions {
   readonly cgroupParent?: string;
 }
 
+/** Whose sandboxes a call may see: one tenant's, or (tenant unset) all. */
+export interface Scope {
+  readonly tenant?: string | undefined;
+}
+
 export interface SandboxRecord {
   readonly id: string;
+  readonly tenant: string;
   readonly name: string;
   readonly spec: ResolvedSpec;
   readonly createdAt: string;
-  /** When an ephemeral sandbox is removed; null for none. */
+  /** When the sandbox is removed; null: never (persistent). */
   readonly expiresAt: string | null;
   readonly state: "creating" | "running";
   /** Pid of the process creating it, to tell a crash from work in progress. */
@@ -47,17 +57,38 @@ export interface ExecOutcome extends ExecResult {
   readonly oomKilled: boolean;
 }
 
+interface Row {
+  id: string;
+  tenant_id: string;
+  name: string;
+  spec: string;
+  state: "creating" | "running";
+  created_at: string;
+  expires_at: string | null;
+  creator_pid: number;
+}
+
 const ID_PATTERN = /^[0-9a-f]{16}$/;
+
+const toRecord = (r: Row): SandboxRecord => ({
+  id: r.id,
+  tenant: r.tenant_id,
+  name: r.name,
+  spec: JSON.parse(r.spec) as ResolvedSpec,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  state: r.state,
+  creatorPid: r.creator_pid,
+});
 
 /**
  * The library's front door: create, find, use and remove sandboxes. State
- * lives in the state dir (one JSON record per sandbox); any number of
- * processes (CLI invocations, the daemon) can share it.
+ * is an SQLite database in the state dir (WAL), so any number of processes
+ * (CLI invocations, the daemon) can share it.
  */
 export class Sandboxes {
-  readonly store: Store;
+  readonly tenants: Tenants;
   private readonly sandboxesDir: string;
-  private readonly namesDir: string;
   private readonly backends: Map<string, SandboxBackend>;
 
   private constructor(
@@ -65,12 +96,12 @@ export class Sandboxes {
     readonly uidBase: number,
     readonly cgroupParent: string,
     readonly container: ContainerBackend,
-    store: Store,
+    readonly store: Store,
+    readonly db: Db,
   ) {
-    this.store = store;
     this.sandboxesDir = path.join(stateDir, "sandboxes");
-    this.namesDir = path.join(stateDir, "names");
     this.backends = new Map([["container", container]]);
+    this.tenants = new Tenants(db);
   }
 
   static async open(opts: SandboxesOptions = {}): Promise<Sandboxes> {
@@ -82,7 +113,7 @@ export class Sandboxes {
     await fsp.chmod(stateDir, 0o711);
     const store = new Store(path.join(stateDir, "store"), uidBase);
     await store.init();
-    for (const d of ["sandboxes", "names", "crun"]) await fsp.mkdir(path.join(stateDir, d), { recursive: true, mode: 0o711 });
+    for (const d of ["sandboxes", "crun"]) await fsp.mkdir(path.join(stateDir, d), { recursive: true, mode: 0o711 });
     const agentDir = await store.addBinary(nativeBinary("corral-agent"), "corral-agent").catch((e: NodeJS.ErrnoException) => {
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
@@ -93,9 +124,14 @@ export class Sandboxes {
       uidBase,
       cgroupParent,
     });
-    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, store);
+    const db = openDatabase(path.join(stateDir, "corral.db"));
+    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, store, db);
     await s.reconcile();
     return s;
+  }
+
+  close(): void {
+    this.db.close();
   }
 
   private dirOf(id: string): string {
@@ -113,127 +149,121 @@ export class Sandboxes {
   }
 
   /** Builds or looks up the template, then starts a sandbox from it. */
-  async create(input: unknown, opts: { onProgress?: ProgressFn } = {}): Promise<SandboxInfo> {
+  async create(input: unknown, opts: Scope & { onProgress?: ProgressFn } = {}): Promise<SandboxInfo> {
     const spec = parseSpec(input);
+    const tenant = opts.tenant ?? LOCAL_TENANT;
     const backend = this.backendFor(spec);
     const template = await this.store.ensureTemplate(spec.template, opts.onProgress);
     const id = randomBytes(8).toString("hex");
-    const name = spec.name ?? `sb-${id.slice(0, 8)}`;
-    const dir = this.dirOf(id);
-    await fsp.mkdir(dir, { mode: 0o711 });
     const now = new Date();
     const record: SandboxRecord = {
       id,
-      name,
+      tenant,
+      name: spec.name ?? `sb-${id.slice(0, 8)}`,
       spec,
       createdAt: now.toISOString(),
       expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
       state: "creating",
       creatorPid: process.pid,
     };
-    let named = false;
+    this.insertWithinQuota(record);
+    const dir = this.dirOf(id);
     try {
-      await writeJsonAtomic(path.join(dir, "sandbox.json"), record);
-      await this.claimName(name, id);
-      named = true;
-      await backend.create({
-        id,
-        spec,
-        hostname: name,
-        layers: template.layers.map((d) => this.store.layerDir(d)),
-        dir,
-      });
-      const running: SandboxRecord = { ...record, state: "running" };
-      await writeJsonAtomic(path.join(dir, "sandbox.json"), running);
-      return { ...running, status: "running" };
+      await fsp.mkdir(dir, { mode: 0o711 });
+      await backend.create({ id, spec, hostname: record.name, layers: template.layers.map((d) => this.store.layerDir(d)), dir });
+      this.db.prepare("UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
+      recordEvent(this.db, { tenant, sandbox: id, type: "created", detail: { name: record.name, template: spec.template } });
+      return { ...record, state: "running", status: "running" };
     } catch (e) {
       await backend.attach(id, dir).destroy().catch(() => {});
-      await fsp.rm(dir, { recursive: true, force: true });
-      if (named) await this.releaseName(name, id);
+      this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
       throw e;
     }
   }
 
-  private async claimName(name: string, id: string): Promise<void> {
-    const link = path.join(this.namesDir, name);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await fsp.symlink(id, link);
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-        const owner = await fsp.readlink(link).catch(() => "");
-        if (owner && (await this.readRecord(owner))) throw new ConflictError(`a sandbox named "${name}" already exists (${owner})`);
-        await fsp.rm(link, { force: true }); // left by a sandbox that is gone
-      }
-    }
-    throw new ConflictError(`could not claim the name "${name}"`);
+  /** Checks the tenant's quotas and inserts the row, atomically. */
+  private insertWithinQuota(r: SandboxRecord): void {
+    this.db
+      .transaction(() => {
+        const t = this.tenants.get(r.tenant);
+        const use = this.db
+          .prepare("SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?")
+          .get(r.tenant) as { n: number; mem: number };
+        if (t.maxSandboxes !== null && use.n + 1 > t.maxSandboxes) throw new QuotaError("sandboxes", t.maxSandboxes, use.n + 1);
+        const mem = use.mem + r.spec.resources.memory;
+        if (t.maxMemory !== null && mem > t.maxMemory) throw new QuotaError("memory", t.maxMemory, mem);
+        try {
+          this.db
+            .prepare(
+              "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid);
+        } catch (e) {
+          if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
+          throw e;
+        }
+      })
+      .immediate();
   }
 
-  private async releaseName(name: string, id: string): Promise<void> {
-    const link = path.join(this.namesDir, name);
-    if ((await fsp.readlink(link).catch(() => "")) === id) await fsp.rm(link, { force: true });
-  }
-
-  private async readRecord(id: string): Promise<SandboxRecord | undefined> {
-    if (!ID_PATTERN.test(id)) return undefined;
-    try {
-      return JSON.parse(await fsp.readFile(path.join(this.dirOf(id), "sandbox.json"), "utf8")) as SandboxRecord;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Finds a sandbox by name or id. */
-  async record(ref: string): Promise<SandboxRecord> {
-    if (typeof ref !== "string" || ref.length === 0 || ref.length > 64 || ref.includes("/") || ref.startsWith(".")) {
+  /** Finds a running sandbox by id or name, within the scope's tenant. */
+  record(ref: string, scope: Scope = {}): SandboxRecord {
+    if (typeof ref !== "string" || ref.length === 0 || ref.length > 64 || !/^[a-z0-9][a-z0-9-]*$/.test(ref)) {
       throw new InvalidArgumentError(`not a sandbox name or id: ${JSON.stringify(ref)}`);
     }
-    const byId = await this.readRecord(ref);
-    if (byId && byId.state === "running") return byId;
-    const id = await fsp.readlink(path.join(this.namesDir, ref)).catch(() => undefined);
-    const byName = id ? await this.readRecord(id) : undefined;
-    if (byName && byName.state === "running") return byName;
-    throw new NotFoundError("sandbox", ref);
+    const rows = this.db
+      .prepare("SELECT * FROM sandboxes WHERE (id = ? OR name = ?) AND state = 'running' AND (? IS NULL OR tenant_id = ?)")
+      .all(ref, ref, scope.tenant ?? null, scope.tenant ?? null) as Row[];
+    const byId = rows.find((r) => r.id === ref);
+    if (byId) return toRecord(byId);
+    if (rows.length > 1) throw new ConflictError(`"${ref}" names sandboxes of several tenants; use the id`);
+    if (!rows[0]) throw new NotFoundError("sandbox", ref);
+    return toRecord(rows[0]);
   }
 
-  async get(ref: string): Promise<SandboxInfo> {
-    const r = await this.record(ref);
+  async get(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
+    const r = this.record(ref, scope);
     return { ...r, status: await this.handle(r).status() };
   }
 
-  async list(): Promise<SandboxInfo[]> {
+  /** Running sandboxes in scope, optionally only those carrying every given label. */
+  async list(opts: Scope & { labels?: Readonly<Record<string, string>> } = {}): Promise<SandboxInfo[]> {
+    const rows = this.db
+      .prepare("SELECT * FROM sandboxes WHERE state = 'running' AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
+      .all(opts.tenant ?? null, opts.tenant ?? null) as Row[];
     const out: SandboxInfo[] = [];
-    for (const id of await fsp.readdir(this.sandboxesDir)) {
-      const r = await this.readRecord(id);
-      if (r && r.state === "running") out.push({ ...r, status: await this.handle(r).status() });
+    for (const r of rows.map(toRecord)) {
+      if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => r.spec.labels[k] === v)) continue;
+      out.push({ ...r, status: await this.handle(r).status() });
     }
-    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return out;
   }
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
-  async agent(ref: string): Promise<AgentClient> {
-    return this.handle(await this.record(ref)).agent();
+  async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
+    return this.handle(this.record(ref, scope)).agent();
   }
 
-  async stats(ref: string) {
-    return this.handle(await this.record(ref)).stats();
+  async stats(ref: string, scope: Scope = {}): Promise<UsageSample> {
+    return this.handle(this.record(ref, scope)).stats();
+  }
+
+  /** Times the OOM killer struck in the sandbox (to tell an OOM kill from any SIGKILL). */
+  async oomKills(ref: string, scope: Scope = {}): Promise<number> {
+    return this.handle(this.record(ref, scope)).oomKills();
   }
 
   /**
    * Runs a command in the sandbox. The sandbox's env and workdir apply
    * unless the request overrides them.
    */
-  async exec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}): Promise<ExecOutcome> {
-    const r = await this.record(ref);
+  async exec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<ExecOutcome> {
+    const r = this.record(ref, scope);
     const h = this.handle(r);
     const client = await h.agent();
     try {
       const before = await h.oomKills();
-      const result = await client.exec(
-        { ...req, env: { ...r.spec.env, ...req.env }, cwd: req.cwd ?? r.spec.workdir },
-        cb,
-      ).result;
+      const result = await client.exec(this.execRequest(r, req), cb).result;
       const oomKilled = result.signal === 9 && (await h.oomKills()) > before;
       return { ...result, oomKilled };
     } finally {
@@ -241,47 +271,86 @@ export class Sandboxes {
     }
   }
 
-  /** Stops and removes a sandbox and everything it had on the host. */
-  async destroy(ref: string): Promise<void> {
-    const r = await this.record(ref);
-    await this.handle(r).destroy();
-    await this.releaseName(r.name, r.id);
+  /** The request as the agent gets it: the sandbox's env under the request's, its workdir by default. */
+  execRequest(r: SandboxRecord, req: ExecRequest): ExecRequest {
+    return { ...req, env: { ...r.spec.env, ...req.env }, cwd: req.cwd ?? r.spec.workdir };
+  }
+
+  /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
+  setTimeout(ref: string, seconds: number | null, scope: Scope = {}): SandboxRecord {
+    if (seconds !== null && !(Number.isInteger(seconds) && seconds > 0 && seconds <= 30 * 24 * 3600)) {
+      throw new InvalidArgumentError("timeout must be a whole number of seconds between 1 and 2592000");
+    }
+    const r = this.record(ref, scope);
+    const expiresAt = seconds === null ? null : new Date(Date.now() + seconds * 1000).toISOString();
+    this.db.prepare("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAt, r.id);
+    recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "timeout_set", detail: { expiresAt } });
+    return { ...r, expiresAt };
   }
 
   /**
-   * Makes the state dir consistent after a crash: removes sandboxes whose
-   * creator died mid-create, records without a sandbox, crun containers and
-   * cgroups without a record, and expired ephemeral sandboxes.
+   * Makes an ephemeral sandbox persistent: no timeout, kept until removed.
+   * It goes on running with everything it has written.
    */
-  async reconcile(now = Date.now()): Promise<{ removed: string[] }> {
+  promote(ref: string, scope: Scope = {}): SandboxRecord {
+    const r = this.record(ref, scope);
+    const spec: ResolvedSpec = { ...r.spec, lifetime: { mode: "persistent", timeoutSeconds: undefined } };
+    this.db.prepare("UPDATE sandboxes SET spec = ?, expires_at = NULL WHERE id = ?").run(JSON.stringify(spec), r.id);
+    recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "promoted" });
+    return { ...r, spec, expiresAt: null };
+  }
+
+  /** Stops and removes a sandbox and everything it had on the host. */
+  async destroy(ref: string, scope: Scope = {}, reason = "removed"): Promise<void> {
+    const r = this.record(ref, scope);
+    await this.remove(r.id, r.tenant, reason, r.spec);
+  }
+
+  private async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
+    const backend = spec ? this.backendFor(spec) : this.container;
+    await backend.attach(id, this.dirOf(id)).destroy();
+    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+    recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+  }
+
+  /** Removes every sandbox whose timeout has passed; returns their ids. */
+  async reapExpired(now = Date.now()): Promise<string[]> {
+    const rows = this.db
+      .prepare("SELECT * FROM sandboxes WHERE state = 'running' AND expires_at IS NOT NULL AND expires_at <= ?")
+      .all(new Date(now).toISOString()) as Row[];
+    for (const r of rows) await this.remove(r.id, r.tenant_id, "timeout", toRecord(r).spec);
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Makes host and database agree after a crash, both ways: rows whose
+   * creator died mid-create, sandbox directories, crun state and cgroups
+   * without a row are removed, and so are expired sandboxes.
+   */
+  async reconcile(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
-    const known = new Set<string>();
-    for (const id of await fsp.readdir(this.sandboxesDir)) {
-      const r = await this.readRecord(id);
-      const creatorAlive = r?.state === "creating" && pidAlive(r.creatorPid);
-      const expired = r?.state === "running" && r.expiresAt !== null && Date.parse(r.expiresAt) <= now;
-      if (r && (r.state === "running" || creatorAlive) && !expired) {
-        known.add(id);
-        continue;
+    const rows = this.db.prepare("SELECT * FROM sandboxes").all() as Row[];
+    for (const r of rows) {
+      if (r.state === "creating" && !pidAlive(r.creator_pid)) {
+        await this.remove(r.id, r.tenant_id, "creator died mid-create", toRecord(r).spec);
+        removed.push(r.id);
       }
+    }
+    removed.push(...(await this.reapExpired()));
+    // What is on the host is listed before the rows are read: a creator
+    // inserts its row before it makes anything, so whatever a live creator
+    // has made by now has a row we are about to see.
+    const onHost = new Set<string>([
+      ...(await fsp.readdir(this.sandboxesDir)),
+      ...(await fsp.readdir(path.join(this.stateDir, "crun")).catch(() => [])),
+      ...(await this.container.cgroupChildren()),
+    ]);
+    const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
+    for (const id of onHost) {
+      if (!ID_PATTERN.test(id) || known.has(id)) continue;
       await this.container.attach(id, this.dirOf(id)).destroy();
-      if (r) await this.releaseName(r.name, id);
+      recordEvent(this.db, { sandbox: id, type: "destroyed", detail: { reason: "reconcile: no record" } });
       removed.push(id);
-    }
-    for (const id of await fsp.readdir(path.join(this.stateDir, "crun")).catch(() => [])) {
-      if (ID_PATTERN.test(id) && !known.has(id) && !(await fsp.stat(this.dirOf(id)).catch(() => undefined))) {
-        await this.container.attach(id, this.dirOf(id)).destroy();
-        removed.push(id);
-      }
-    }
-    for (const id of await this.container.cgroupChildren()) {
-      if (ID_PATTERN.test(id) && !known.has(id) && !(await fsp.stat(this.dirOf(id)).catch(() => undefined))) {
-        await this.container.cgroupFor(id).remove();
-      }
-    }
-    for (const link of await fsp.readdir(this.namesDir)) {
-      const id = await fsp.readlink(path.join(this.namesDir, link)).catch(() => "");
-      if (!(await this.readRecord(id))) await fsp.rm(path.join(this.namesDir, link), { force: true });
     }
     return { removed };
   }

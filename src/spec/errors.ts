@@ -101,3 +101,19 @@ function errnoStatus(errno: string): number {
       return 400;
   }
 }
+
+/** Missing, malformed, unknown or revoked API key. */
+export class AuthError extends CorralError {
+  constructor(message = "a valid API key is required (Authorization: Bearer <key>)") {
+    super("unauthorized", message, 401);
+  }
+}
+
+/** A tenant quota would be exceeded; `over` names which. */
+export class QuotaError extends CorralError {
+  readonly over: { readonly quota: string; readonly limit: number; readonly requested: number };
+  constructor(quota: string, limit: number, requested: number) {
+    super("quota_exceeded", `tenant quota exceeded: ${quota} would be ${requested}, the limit is ${limit}`, 429);
+    this.over = { quota, limit, requested };
+  }
+}

@@ -49,16 +49,19 @@ describe("cleanup", () => {
       const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent });
       // Whatever the child got to: either nothing or a running sandbox.
       for (const sb of await again.list()) await again.destroy(sb.id);
+      again.close();
       assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms`);
+      assert.equal((t.s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n, 0);
     }
   });
 
   it("reconcile removes cgroups and crun state without a sandbox", async () => {
     const sb = await t.s.create({ template: "busybox" });
-    // Simulate a crash after crun started the container but before the record existed.
-    await fsp.rm(path.join(t.stateDir, "sandboxes", sb.id, "sandbox.json"));
+    // Simulate a database that lost the row of a running sandbox.
+    t.s.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(sb.id);
     const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent });
     assert.equal((await again.list()).length, 0);
+    again.close();
     assert.deepEqual(await leaks(), []);
   });
 });

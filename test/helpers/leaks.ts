@@ -21,7 +21,7 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
     const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
     if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) leaks.push(`process ${pid} ${cmd.slice(0, 120)}`);
   }
-  for (const sub of ["sandboxes", "crun", "names"]) {
+  for (const sub of ["sandboxes", "crun"]) {
     const entries = await fsp.readdir(path.join(stateDir, sub)).catch(() => []);
     for (const e of entries) leaks.push(`${sub}/${e}`);
   }

@@ -1,0 +1,83 @@
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+/**
+ * Schema migrations, applied in order; PRAGMA user_version records how many
+ * ran. Append only: never edit a migration that has shipped.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    max_sandboxes INTEGER,
+    max_memory INTEGER,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+  );
+  CREATE TABLE sandboxes (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'running')),
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    creator_pid INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+  );
+  CREATE INDEX sandboxes_tenant ON sandboxes (tenant_id);
+  CREATE INDEX sandboxes_expiry ON sandboxes (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    tenant_id TEXT,
+    sandbox_id TEXT,
+    type TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX events_sandbox ON events (sandbox_id);
+  INSERT INTO tenants (id, created_at) VALUES ('local', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+  `,
+];
+
+/** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */
+export function openDatabase(file: string): Db {
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("foreign_keys = ON");
+  db.pragma("busy_timeout = 5000");
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Db): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(`the state database is at schema ${version}, newer than this corral (${MIGRATIONS.length}); upgrade corral`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+export function recordEvent(db: Db, e: { tenant?: string; sandbox?: string; type: string; detail?: unknown }): void {
+  db.prepare("INSERT INTO events (at, tenant_id, sandbox_id, type, detail) VALUES (?, ?, ?, ?, ?)").run(
+    new Date().toISOString(),
+    e.tenant ?? null,
+    e.sandbox ?? null,
+    e.type,
+    e.detail === undefined ? null : JSON.stringify(e.detail),
+  );
+}

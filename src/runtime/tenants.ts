@@ -1,0 +1,123 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../spec/errors.js";
+import { NAME_PATTERN } from "../spec/sandbox-spec.js";
+import type { Db } from "./db.js";
+
+export interface Tenant {
+  readonly id: string;
+  /** Most sandboxes at once; null: unlimited. */
+  readonly maxSandboxes: number | null;
+  /** Most memory (bytes) summed over its sandboxes; null: unlimited. */
+  readonly maxMemory: number | null;
+  readonly createdAt: string;
+}
+
+export interface ApiKeyInfo {
+  readonly id: string;
+  readonly tenant: string;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+  readonly revokedAt: string | null;
+}
+
+interface TenantRow {
+  id: string;
+  max_sandboxes: number | null;
+  max_memory: number | null;
+  created_at: string;
+}
+
+const KEY_PATTERN = /^crl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const DUMMY_HASH = Buffer.alloc(32);
+
+const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
+
+/**
+ * Tenants and their API keys. A key is `crl_<id>_<secret>`: the id finds
+ * the row, the secret is stored only as its SHA-256 and compared in
+ * constant time. The plaintext key is returned once, at creation.
+ */
+export class Tenants {
+  constructor(private readonly db: Db) {}
+
+  create(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null } = {}): Tenant {
+    if (!NAME_PATTERN.test(id)) throw new InvalidArgumentError(`tenant names are 1-63 lowercase letters, digits or '-': ${JSON.stringify(id)}`);
+    try {
+      this.db
+        .prepare("INSERT INTO tenants (id, max_sandboxes, max_memory, created_at) VALUES (?, ?, ?, ?)")
+        .run(id, quota.maxSandboxes ?? null, quota.maxMemory ?? null, new Date().toISOString());
+    } catch (e) {
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(`tenant "${id}" already exists`);
+      throw e;
+    }
+    return this.get(id);
+  }
+
+  get(id: string): Tenant {
+    const row = this.db.prepare("SELECT * FROM tenants WHERE id = ?").get(id) as TenantRow | undefined;
+    if (!row) throw new NotFoundError("tenant", id);
+    return toTenant(row);
+  }
+
+  list(): Tenant[] {
+    return (this.db.prepare("SELECT * FROM tenants ORDER BY id").all() as TenantRow[]).map(toTenant);
+  }
+
+  setQuota(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null }): Tenant {
+    const t = this.get(id);
+    this.db
+      .prepare("UPDATE tenants SET max_sandboxes = ?, max_memory = ? WHERE id = ?")
+      .run(quota.maxSandboxes === undefined ? t.maxSandboxes : quota.maxSandboxes, quota.maxMemory === undefined ? t.maxMemory : quota.maxMemory, id);
+    return this.get(id);
+  }
+
+  /** Creates a key for the tenant (creating the tenant if new); returns the plaintext once. */
+  createKey(tenant: string): { id: string; key: string } {
+    try {
+      this.get(tenant);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      this.create(tenant);
+    }
+    const id = randomBytes(6).toString("hex");
+    const secret = randomBytes(32).toString("base64url");
+    this.db
+      .prepare("INSERT INTO api_keys (id, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)")
+      .run(id, tenant, hashSecret(secret).toString("hex"), new Date().toISOString());
+    return { id, key: `crl_${id}_${secret}` };
+  }
+
+  keys(tenant?: string): ApiKeyInfo[] {
+    const rows = (
+      tenant === undefined
+        ? this.db.prepare("SELECT * FROM api_keys ORDER BY created_at").all()
+        : this.db.prepare("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at").all(tenant)
+    ) as { id: string; tenant_id: string; created_at: string; last_used_at: string | null; revoked_at: string | null }[];
+    return rows.map((r) => ({ id: r.id, tenant: r.tenant_id, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at }));
+  }
+
+  revokeKey(id: string): void {
+    const r = this.db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(new Date().toISOString(), id);
+    if (r.changes === 0) throw new NotFoundError("api_key", id);
+  }
+
+  /** The tenant a key belongs to; AuthError for anything else. */
+  authenticate(key: string | undefined): string {
+    const m = key ? KEY_PATTERN.exec(key) : null;
+    const row = m
+      ? (this.db.prepare("SELECT tenant_id, hash, revoked_at FROM api_keys WHERE id = ?").get(m[1]) as
+          | { tenant_id: string; hash: string; revoked_at: string | null }
+          | undefined)
+      : undefined;
+    // Compare even when there is no row, so timing does not tell ids apart.
+    const expected = row ? Buffer.from(row.hash, "hex") : DUMMY_HASH;
+    const given = hashSecret(m?.[2] ?? "");
+    const ok = timingSafeEqual(expected, given) && row !== undefined && row.revoked_at === null;
+    if (!ok) throw new AuthError(key ? "the API key is not valid" : undefined);
+    return row.tenant_id;
+  }
+}
+
+function toTenant(r: TenantRow): Tenant {
+  return { id: r.id, maxSandboxes: r.max_sandboxes, maxMemory: r.max_memory, createdAt: r.created_at };
+}
