@@ -16,7 +16,7 @@ function walk(dir) {
 }
 const only = process.argv.slice(2);
 if (only.length) files.push(...only);
-else ["dist/src", "dist/test"].filter((d) => fs.existsSync(d)).forEach(walk);
+else ["dist/src", "dist/sdk", "dist/test"].filter((d) => fs.existsSync(d)).forEach(walk);
 files.sort();
 
 const concurrency = process.env.CORRAL_TEST_CONCURRENCY ?? "2";

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Command, Option } from "commander";
-import { CorralError, formatSize, InvalidArgumentError } from "../spec/index.js";
+import { CorralError, formatSize, InvalidArgumentError, parseSize } from "../spec/index.js";
 import { Sandboxes, type SandboxInfo } from "../runtime/sandboxes.js";
 import { BUILTIN_TEMPLATES } from "../store/store.js";
 import { buildProgress } from "./progress.js";
@@ -302,6 +302,93 @@ tpl
     const t = await withProgress(name, (onProgress) => s.store.ensureTemplate(name, onProgress));
     process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
   });
+
+program
+  .command("daemon")
+  .description("run corrald, the HTTP API (sandboxes keep running when it stops)")
+  .option("--listen <host:port>", "loopback TCP address", "127.0.0.1:7070")
+  .option("--socket <path>", "listen on a unix socket instead")
+  .option("--body-limit <bytes>", "largest JSON request body", "1048576")
+  .action(async (f: { listen: string; socket?: string; bodyLimit: string }) => {
+    const { startDaemon } = await import("../server/daemon.js");
+    const stateDir = program.opts<{ stateDir?: string }>().stateDir;
+    const i = f.listen.lastIndexOf(":");
+    const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port: Number(f.listen.slice(i + 1)) };
+    const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit) });
+    process.stdout.write(`corrald listening on ${d.url}\n`);
+    const stop = () => {
+      d.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+
+const admin = program.command("admin").description("tenants and API keys (acts on the state dir directly)");
+const key = admin.command("key").description("API keys");
+key
+  .command("create")
+  .description("create an API key for a tenant (created if new); the key is printed once")
+  .requiredOption("--tenant <name>")
+  .action(async (f: { tenant: string }) => {
+    const s = await open();
+    process.stdout.write(`${s.tenants.createKey(f.tenant).key}\n`);
+  });
+key
+  .command("ls")
+  .description("list API keys (never the keys themselves)")
+  .option("--tenant <name>")
+  .action(async (f: { tenant?: string }) => {
+    const s = await open();
+    const rows = s.tenants.keys(f.tenant).map((k) => [k.id, k.tenant, k.createdAt, k.lastUsedAt ?? "-", k.revokedAt ? "revoked" : "active"]);
+    process.stdout.write(`${table(["ID", "TENANT", "CREATED", "LAST USED", "STATE"], rows)}\n`);
+  });
+key
+  .command("revoke")
+  .argument("<id>")
+  .action(async (id: string) => {
+    const s = await open();
+    s.tenants.revokeKey(id);
+  });
+const tenant = admin.command("tenant").description("tenants and their quotas");
+tenant
+  .command("create")
+  .argument("<name>")
+  .option("--max-sandboxes <n>", "most sandboxes at once")
+  .option("--max-memory <size>", "most memory over all its sandboxes, e.g. 8G")
+  .action(async (name: string, f: { maxSandboxes?: string; maxMemory?: string }) => {
+    const s = await open();
+    s.tenants.create(name, quotaFrom(f));
+  });
+tenant
+  .command("quota")
+  .argument("<name>")
+  .option("--max-sandboxes <n>", "most sandboxes at once (none: unlimited)")
+  .option("--max-memory <size>", "most memory over all its sandboxes (none: unlimited)")
+  .action(async (name: string, f: { maxSandboxes?: string; maxMemory?: string }) => {
+    const s = await open();
+    s.tenants.setQuota(name, quotaFrom(f));
+  });
+tenant
+  .command("ls")
+  .action(async () => {
+    const s = await open();
+    const rows = s.tenants.list().map((t) => [t.id, t.maxSandboxes === null ? "-" : String(t.maxSandboxes), t.maxMemory === null ? "-" : formatSize(t.maxMemory)]);
+    process.stdout.write(`${table(["TENANT", "MAX SANDBOXES", "MAX MEMORY"], rows)}\n`);
+  });
+
+function quotaFrom(f: { maxSandboxes?: string; maxMemory?: string }): { maxSandboxes?: number | null; maxMemory?: number | null } {
+  const q: { maxSandboxes?: number | null; maxMemory?: number | null } = {};
+  if (f.maxSandboxes !== undefined) q.maxSandboxes = f.maxSandboxes === "none" ? null : Number(f.maxSandboxes);
+  if (f.maxMemory !== undefined) {
+    const bytes = f.maxMemory === "none" ? null : parseSize(f.maxMemory);
+    if (bytes === undefined) throw new InvalidArgumentError(`--max-memory must be a size like 8G, got ${f.maxMemory}`);
+    q.maxMemory = bytes;
+  }
+  if (q.maxSandboxes !== undefined && q.maxSandboxes !== null && !(Number.isInteger(q.maxSandboxes) && q.maxSandboxes >= 0)) {
+    throw new InvalidArgumentError("--max-sandboxes must be a whole number");
+  }
+  return q;
+}
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   const msg = e instanceof Error ? e.message : String(e);

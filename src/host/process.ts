@@ -21,6 +21,15 @@ export async function processState(pid: number): Promise<string | undefined> {
   return close < 0 ? undefined : stat.slice(close + 2, close + 3);
 }
 
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+  const stat = await fsp.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const v = Number(stat.slice(close + 2).split(" ")[19]);
+  return Number.isFinite(v) ? v : undefined;
+}
+
 /** Running, not a zombie: a dead process whose parent has not reaped it holds nothing. */
 export async function processRunning(pid: number): Promise<boolean> {
   const s = await processState(pid);

@@ -337,6 +337,14 @@ export class Sandboxes {
       }
     }
     removed.push(...(await this.reapExpired()));
+    // An ephemeral sandbox whose init has died is gone for good; a
+    // persistent one keeps its disk and shows as stopped.
+    for (const r of (this.db.prepare("SELECT * FROM sandboxes WHERE state = 'running'").all() as Row[]).map(toRecord)) {
+      if (r.spec.lifetime.mode === "ephemeral" && (await this.handle(r).status()) !== "running") {
+        await this.remove(r.id, r.tenant, "exited", r.spec);
+        removed.push(r.id);
+      }
+    }
     // What is on the host is listed before the rows are read: a creator
     // inserts its row before it makes anything, so whatever a live creator
     // has made by now has a row we are about to see.

@@ -19,7 +19,10 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
     if (!(await processRunning(Number(pid)))) continue; // zombies hold nothing (DESIGN: pid 1 here does not reap)
     const cg = await fsp.readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
     const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
-    if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) leaks.push(`process ${pid} ${cmd.slice(0, 120)}`);
+    if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) {
+      const where = new RegExp(`/${cgroupParent}/([^/\n]+)`).exec(cg)?.[1] ?? "?";
+      leaks.push(`process ${pid} in ${cgroupParent}/${where}: ${cmd.slice(0, 120)}`);
+    }
   }
   for (const sub of ["sandboxes", "crun"]) {
     const entries = await fsp.readdir(path.join(stateDir, sub)).catch(() => []);

@@ -4,7 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
-import { killQuietly, processRunning } from "../../host/process.js";
+import { killQuietly, processRunning, processStartTime } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
 import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
@@ -188,17 +188,16 @@ class ContainerHandle implements SandboxHandle {
     return runCommand(this.o.runtime ?? "crun", ["--root", this.o.crunRoot, ...args], { allowFailure });
   }
 
+  /**
+   * From crun's state file and /proc, without running crun (reconcile asks
+   * for every sandbox). A dead init left as a zombie (under a pid 1 that does
+   * not reap) is not running.
+   */
   async status(): Promise<SandboxStatus> {
-    const r = await this.crun(["state", this.id]);
-    if (r.code !== 0) return "missing";
-    try {
-      const st = JSON.parse(r.stdout) as { status?: string; pid?: number };
-      if (st.status !== "running" || !st.pid) return "stopped";
-      // A dead init left as a zombie (under a pid 1 that does not reap) is not running.
-      return (await processRunning(st.pid)) ? "running" : "stopped";
-    } catch {
-      return "missing";
-    }
+    const stateDir = path.join(this.o.crunRoot, this.id);
+    if (!fs.existsSync(stateDir)) return "missing";
+    const pid = await readInitPid(stateDir);
+    return pid && (await processRunning(pid)) ? "running" : "stopped";
   }
 
   async stats(): Promise<UsageSample> {
@@ -233,11 +232,18 @@ class ContainerHandle implements SandboxHandle {
   }
 }
 
-/** The container's init pid from crun's state file, if any. */
+/**
+ * The container's init pid from crun's state file, if that process still
+ * exists: its start time must match what crun recorded, so a recycled pid
+ * (after a host reboot, say) is never taken for the sandbox and killed.
+ */
 async function readInitPid(stateDir: string): Promise<number | undefined> {
   try {
-    const st = JSON.parse(await fsp.readFile(path.join(stateDir, "status"), "utf8")) as { pid?: unknown };
-    return typeof st.pid === "number" && st.pid > 1 ? st.pid : undefined;
+    const st = JSON.parse(await fsp.readFile(path.join(stateDir, "status"), "utf8")) as { pid?: unknown; "process-start-time"?: unknown };
+    if (typeof st.pid !== "number" || st.pid <= 1) return undefined;
+    const recorded = st["process-start-time"];
+    if (typeof recorded === "number" && (await processStartTime(st.pid)) !== recorded) return undefined;
+    return st.pid;
   } catch {
     return undefined;
   }

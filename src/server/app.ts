@@ -1,0 +1,95 @@
+import http from "node:http";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Sandboxes } from "../runtime/sandboxes.js";
+import { AuthError, InvalidArgumentError, InvalidSpecError } from "../spec/errors.js";
+import { toHttpError } from "./http-errors.js";
+import { OpenApi } from "./openapi.js";
+import type { ServerContext } from "./context.js";
+import { healthRoutes } from "./routes/health.js";
+import { templateRoutes } from "./routes/templates.js";
+import { sandboxRoutes } from "./routes/sandboxes.js";
+import { execRoutes } from "./routes/exec.js";
+import { fileRoutes } from "./routes/files.js";
+
+export interface AppOptions {
+  readonly sandboxes: Sandboxes;
+  readonly logger: Logger;
+  /** Largest JSON request body, bytes (file uploads stream and are not limited). */
+  readonly bodyLimit?: number;
+  /** Time a client has to send its request headers (slowloris), ms. */
+  readonly headersTimeoutMs?: number;
+  /** Check every response against the OpenAPI spec (tests do). */
+  readonly validateResponses?: boolean;
+}
+
+export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerContext } {
+  const headersTimeout = o.headersTimeoutMs ?? 10_000;
+  // Typed as a plain FastifyInstance: route modules need not know the logger type.
+  const app = Fastify({
+    loggerInstance: o.logger,
+    bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    // A client dribbling its headers is cut off after headersTimeout,
+    // checked every second, whatever else the server is doing.
+    serverFactory: (handler) =>
+      http.createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000 }, handler),
+    disableRequestLogging: true,
+  }) as unknown as FastifyInstance;
+  const openapi = new OpenApi();
+  const ctx: ServerContext = { sandboxes: o.sandboxes, openapi, processes: new Map() };
+
+  // Uploads and stdin are streamed to the agent as they arrive.
+  app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
+
+  app.addHook("onRequest", async (req) => {
+    if (!req.url.startsWith("/v1/")) return;
+    const auth = req.headers["authorization"];
+    const key = typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7).trim() : req.headers["x-api-key"];
+    req.tenant = o.sandboxes.tenants.authenticate(typeof key === "string" ? key : undefined);
+  });
+
+  app.addHook("preValidation", async (req) => {
+    const op = req.routeOptions.config.operationId;
+    if (!op || !req.headers["content-type"]?.startsWith("application/json")) return;
+    const problems = openapi.checkRequestBody(op, req.body);
+    if (problems.length === 0) return;
+    if (op === "createSandbox") {
+      throw new InvalidSpecError(problems.map((p) => ({ path: p.split(" ")[0]!.replace(/^\//, "").replaceAll("/", ".").replace("(body)", ""), message: p.split(" ").slice(1).join(" ") })));
+    }
+    throw new InvalidArgumentError(`invalid request body: ${problems.join("; ")}`);
+  });
+
+  if (o.validateResponses) {
+    app.addHook("onSend", async (req, reply, payload) => {
+      const op = req.routeOptions.config.operationId;
+      if (!op) return payload;
+      const type = String(reply.getHeader("content-type") ?? "");
+      if (typeof payload !== "string" && payload !== null && payload !== undefined) return payload; // streams check themselves
+      const body = typeof payload === "string" && type.startsWith("application/json") ? (JSON.parse(payload) as unknown) : payload ?? undefined;
+      const problems = openapi.checkResponse(op, reply.statusCode, type || "application/json", body);
+      if (problems.length) {
+        req.log.error({ op, status: reply.statusCode, problems }, "response does not match the OpenAPI spec");
+        throw new Error(`response of ${op} (${reply.statusCode}) does not match the spec: ${problems.join("; ")}`);
+      }
+      return payload;
+    });
+  }
+  const validateNdjson = (op: string, event: unknown) => (o.validateResponses ? openapi.checkResponse(op, 200, "application/x-ndjson", event) : []);
+
+  app.setErrorHandler(async (e, req, reply) => {
+    const { status, body } = toHttpError(e);
+    if (status >= 500) req.log.error({ err: e }, "request failed");
+    else if (!(e instanceof AuthError)) req.log.debug({ code: body.error.code }, body.error.message);
+    return reply.code(status).type("application/json").send(body);
+  });
+  app.setNotFoundHandler(async (req, reply) =>
+    reply.code(404).send({ error: { code: "route_not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` } }),
+  );
+
+  healthRoutes(app, ctx);
+  templateRoutes(app, ctx);
+  sandboxRoutes(app, ctx);
+  execRoutes(app, ctx, validateNdjson);
+  fileRoutes(app, ctx);
+  return { app, ctx };
+}

@@ -1,0 +1,77 @@
+import fs from "node:fs";
+import { pino, type Logger } from "pino";
+import { Sandboxes } from "../runtime/sandboxes.js";
+import { buildApp } from "./app.js";
+
+export interface DaemonOptions {
+  readonly stateDir?: string;
+  readonly cgroupParent?: string;
+  /** Loopback TCP (port 0: any free port) or a unix socket path. */
+  readonly listen: { readonly host?: string; readonly port: number } | { readonly socket: string };
+  readonly bodyLimit?: number;
+  readonly headersTimeoutMs?: number;
+  /** How often expired sandboxes are removed, ms. */
+  readonly reapIntervalMs?: number;
+  readonly logger?: Logger;
+  readonly validateResponses?: boolean;
+}
+
+export interface Daemon {
+  /** Base URL (http://host:port) or the socket path. */
+  readonly url: string;
+  readonly sandboxes: Sandboxes;
+  /** Stops serving; sandboxes keep running. */
+  close(): Promise<void>;
+}
+
+/**
+ * corrald: opens the state (reconciling whatever a crash left), serves the
+ * API, and reaps expired sandboxes. Stopping it leaves sandboxes running; a
+ * new daemon on the same state dir takes them over.
+ */
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const logger = o.logger ?? pino({ level: process.env["CORRAL_LOG_LEVEL"] ?? "info" });
+  const sandboxes = await Sandboxes.open({
+    ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+    ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+  });
+  const { app, ctx } = buildApp({
+    sandboxes,
+    logger,
+    ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
+    ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
+    ...(o.validateResponses ? { validateResponses: true } : {}),
+  });
+  let url: string;
+  if ("socket" in o.listen) {
+    fs.rmSync(o.listen.socket, { force: true });
+    await app.listen({ path: o.listen.socket });
+    fs.chmodSync(o.listen.socket, 0o660);
+    url = o.listen.socket;
+  } else {
+    const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
+    url = address;
+  }
+  let reaping = false;
+  const reaper = setInterval(() => {
+    if (reaping) return;
+    reaping = true;
+    sandboxes
+      .reapExpired()
+      .then((ids) => ids.length && logger.info({ sandboxes: ids }, "removed expired sandboxes"))
+      .catch((e: unknown) => logger.error({ err: e }, "reaper failed"))
+      .finally(() => (reaping = false));
+  }, o.reapIntervalMs ?? 1000);
+  logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");
+  return {
+    url,
+    sandboxes,
+    async close() {
+      clearInterval(reaper);
+      for (const p of ctx.processes.values()) p.client.close();
+      await app.close();
+      while (reaping) await new Promise((r) => setTimeout(r, 10));
+      sandboxes.close();
+    },
+  };
+}

@@ -1,0 +1,121 @@
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Ajv2020, type ValidateFunction, type ErrorObject } from "ajv/dist/2020.js";
+import addFormatsModule from "ajv-formats";
+import YAML from "yaml";
+
+/** api/openapi.yaml: the source of truth for requests and responses. */
+export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../api/openapi.yaml");
+
+type Json = Record<string, unknown>;
+
+interface Operation {
+  readonly method: string;
+  readonly path: string;
+  readonly responses: Json;
+  readonly requestBody?: Json;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/**
+ * Validators compiled from the OpenAPI document (JSON Schema 2020-12, as
+ * OpenAPI 3.1 uses). Request bodies are checked before a handler runs;
+ * responses are checked too when the daemon runs with validateResponses
+ * (the test suites do), so a handler that drifts from the spec fails loudly.
+ */
+export class OpenApi {
+  readonly doc: Json;
+  private readonly ajv: Ajv2020;
+  private readonly ops = new Map<string, Operation>();
+  private readonly cache = new Map<string, ValidateFunction>();
+
+  constructor(file = OPENAPI_PATH) {
+    this.doc = YAML.parse(fs.readFileSync(file, "utf8")) as Json;
+    this.ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(this.ajv);
+    this.ajv.addFormat("binary", true);
+    this.ajv.addSchema(this.doc, "openapi");
+    for (const [p, item] of Object.entries(this.doc["paths"] as Record<string, Json>)) {
+      for (const [method, op] of Object.entries(item)) {
+        const o = op as Json;
+        if (typeof o !== "object" || !o || typeof o["operationId"] !== "string") continue;
+        this.ops.set(o["operationId"], {
+          method,
+          path: p,
+          responses: (o["responses"] ?? {}) as Json,
+          ...(o["requestBody"] ? { requestBody: o["requestBody"] as Json } : {}),
+        });
+      }
+    }
+  }
+
+  operation(id: string): Operation {
+    const op = this.ops.get(id);
+    if (!op) throw new Error(`no operation ${id} in the OpenAPI document`);
+    return op;
+  }
+
+  operationIds(): string[] {
+    return [...this.ops.keys()];
+  }
+
+  private validator(pointer: string): ValidateFunction {
+    let v = this.cache.get(pointer);
+    if (!v) {
+      v = this.ajv.compile({ $ref: `openapi${pointer}` });
+      this.cache.set(pointer, v);
+    }
+    return v;
+  }
+
+  /** Errors of a JSON request body against the operation's schema, as readable lines. */
+  checkRequestBody(operationId: string, body: unknown): string[] {
+    const op = this.operation(operationId);
+    if (!op.requestBody) return [];
+    const pointer = `#/paths/${escapePointer(op.path)}/${op.method}/requestBody/content/application~1json/schema`;
+    return describe(this.validator(pointer), body);
+  }
+
+  /**
+   * Errors of a response against the spec: the status must be one the
+   * operation declares (or `default`), and a JSON body must match its schema.
+   */
+  checkResponse(operationId: string, status: number, contentType: string, body: unknown): string[] {
+    const op = this.operation(operationId);
+    const key = op.responses[String(status)] ? String(status) : op.responses["default"] ? "default" : undefined;
+    if (!key) return [`status ${status} is not declared for ${operationId}`];
+    if (key === "default" && status < 400) return [`status ${status} is only covered by "default" (errors) for ${operationId}`];
+    const base = `#/paths/${escapePointer(op.path)}/${op.method}/responses/${key}`;
+    const resolved = this.resolve(op.responses[key] as Json);
+    const content = resolved["content"] as Json | undefined;
+    if (!content) return body === undefined || body === "" ? [] : [`${operationId} ${status} declares no body`];
+    const type = contentType.split(";")[0]!.trim();
+    if (!content[type]) return [`${operationId} ${status} does not declare ${type}`];
+    if (type !== "application/json" && type !== "application/x-ndjson") return [];
+    const pointer = resolved === op.responses[key] ? `${base}/content/${escapePointer(type)}/schema` : `${refOf(op.responses[key] as Json)}/content/${escapePointer(type)}/schema`;
+    return describe(this.validator(pointer), body);
+  }
+
+  private resolve(obj: Json): Json {
+    const ref = obj["$ref"];
+    if (typeof ref !== "string") return obj;
+    let cur: unknown = this.doc;
+    for (const part of ref.replace(/^#\//, "").split("/")) cur = (cur as Json)[part.replace(/~1/g, "/").replace(/~0/g, "~")];
+    return cur as Json;
+  }
+}
+
+function refOf(obj: Json): string {
+  return String(obj["$ref"]);
+}
+
+function escapePointer(s: string): string {
+  return s.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
+function describe(v: ValidateFunction, value: unknown): string[] {
+  if (v(value)) return [];
+  return (v.errors ?? []).map((e: ErrorObject) => `${e.instancePath || "(body)"} ${e.message ?? "is invalid"}${e.params && "additionalProperty" in e.params ? `: ${String(e.params["additionalProperty"])}` : ""}`);
+}

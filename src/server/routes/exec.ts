@@ -1,0 +1,127 @@
+import type { FastifyInstance } from "fastify";
+import { PassThrough } from "node:stream";
+import { InvalidArgumentError, NotFoundError } from "../../spec/errors.js";
+import { toHttpError } from "../http-errors.js";
+import { param, processKey, type ServerContext } from "../context.js";
+
+interface ExecBody {
+  argv?: string[];
+  cmd?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+  stdin?: boolean | string;
+  background?: boolean;
+}
+
+/**
+ * POST /v1/sandboxes/:id/exec streams NDJSON: start, stdout/stderr chunks
+ * (base64) as they come, exit. The agent connection lives as long as the
+ * command; a client that goes away mid-stream kills a foreground command.
+ */
+export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdjson: (op: string, event: unknown) => string[]): void {
+  const s = ctx.sandboxes;
+
+  app.post("/v1/sandboxes/:id/exec", { config: { operationId: "exec" } }, async (req, reply) => {
+    const body = req.body as ExecBody;
+    if (!body.argv && body.cmd === undefined) throw new InvalidArgumentError("exec needs argv or cmd");
+    const scope = { tenant: req.tenant };
+    const rec = s.record(param(req, "id"), scope);
+    const client = await s.agent(rec.id, scope);
+    const oomBefore = await s.oomKills(rec.id, scope);
+    const background = body.background === true;
+
+    const out = new PassThrough();
+    const pending: unknown[] = [];
+    let started = false;
+    const line = (event: unknown) => {
+      if (!started) {
+        pending.push(event);
+        return;
+      }
+      const problems = validateNdjson("exec", event);
+      out.write(`${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`);
+    };
+    const handle = client.exec(
+      s.execRequest(rec, {
+        ...(body.argv ? { argv: body.argv } : {}),
+        ...(body.cmd !== undefined ? { cmd: body.cmd } : {}),
+        ...(body.env ? { env: body.env } : {}),
+        ...(body.cwd ? { cwd: body.cwd } : {}),
+        ...(body.timeoutMs ? { timeoutMs: body.timeoutMs } : {}),
+        stdin: body.stdin !== undefined && body.stdin !== false,
+        keepAlive: background,
+      }),
+      background
+        ? {}
+        : {
+            onStdout: (b) => line({ type: "stdout", data: b.toString("base64") }),
+            onStderr: (b) => line({ type: "stderr", data: b.toString("base64") }),
+          },
+    );
+    let pid: number;
+    try {
+      pid = await handle.pid;
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    const key = processKey(rec.id, pid);
+    ctx.processes.set(key, { handle, client });
+    if (typeof body.stdin === "string") {
+      await handle.writeStdin(Buffer.from(body.stdin, "base64"));
+      await handle.closeStdin();
+    }
+
+    const finished = handle.result.then(
+      async (r) => ({
+        type: "exit",
+        exitCode: r.exitCode,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        oomKilled: r.signal === 9 && (await s.oomKills(rec.id, scope).catch(() => oomBefore)) > oomBefore,
+      }),
+      (e: unknown) => ({ type: "error", error: toHttpError(e).body.error }),
+    );
+    void finished.finally(() => {
+      ctx.processes.delete(key);
+      client.close();
+    });
+
+    if (background) return { type: "start", pid };
+
+    reply.raw.on("close", () => {
+      // The client left before the exit: closing the connection kills the command.
+      if (!reply.raw.writableFinished) client.close();
+    });
+    void reply.type("application/x-ndjson").send(out);
+    started = true;
+    line({ type: "start", pid });
+    for (const e of pending.splice(0)) line(e);
+    void finished.then((event) => {
+      line(event);
+      out.end();
+    });
+    return reply;
+  });
+
+  app.post("/v1/sandboxes/:id/processes/:pid/stdin", { config: { operationId: "writeStdin" } }, async (req, reply) => {
+    const p = processOf(ctx, req.tenant, param(req, "id"), param(req, "pid"));
+    for await (const chunk of req.body as AsyncIterable<Buffer>) await p.handle.writeStdin(chunk);
+    if ((req.query as Record<string, unknown>)["eof"] === "true") await p.handle.closeStdin();
+    return reply.code(204).send();
+  });
+
+  app.post("/v1/sandboxes/:id/processes/:pid/signal", { config: { operationId: "signalProcess" } }, async (req, reply) => {
+    const p = processOf(ctx, req.tenant, param(req, "id"), param(req, "pid"));
+    await p.handle.kill((req.body as { signal: number }).signal);
+    return reply.code(204).send();
+  });
+}
+
+function processOf(ctx: ServerContext, tenant: string, ref: string, pid: string) {
+  const rec = ctx.sandboxes.record(ref, { tenant });
+  const p = ctx.processes.get(processKey(rec.id, Number(pid)));
+  if (!p) throw new NotFoundError("process", pid);
+  return p;
+}

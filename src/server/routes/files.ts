@@ -1,0 +1,91 @@
+import type { FastifyInstance } from "fastify";
+import type { Readable } from "node:stream";
+import { InvalidArgumentError, SandboxOperationError } from "../../spec/errors.js";
+import { param, queryPath, type ServerContext } from "../context.js";
+
+/**
+ * Files inside a sandbox, always through its agent (which resolves paths
+ * inside the sandbox root). Bodies stream both ways: nothing is buffered
+ * whole, whatever the size.
+ */
+export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const s = ctx.sandboxes;
+  const agent = (req: { tenant: string; params: unknown }) => s.agent(param(req as never, "id"), { tenant: req.tenant });
+
+  app.get("/v1/sandboxes/:id/files", { config: { operationId: "readFile" } }, async (req, reply) => {
+    const path = queryPath(req);
+    const client = await agent(req);
+    try {
+      const st = await client.stat(path);
+      if (st.type === "dir") throw new SandboxOperationError("EISDIR", `${path} is a directory`);
+      const stream: Readable = client.readFile(path);
+      stream.once("close", () => client.close());
+      return reply.type("application/octet-stream").send(stream);
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  });
+
+  app.put("/v1/sandboxes/:id/files", { config: { operationId: "writeFile" } }, async (req, reply) => {
+    const path = queryPath(req);
+    const modeText = (req.query as Record<string, unknown>)["mode"];
+    if (modeText !== undefined && !/^[0-7]{3,4}$/.test(String(modeText))) throw new InvalidArgumentError("mode must be octal, e.g. 644");
+    const client = await agent(req);
+    try {
+      const r = await client.writeFile(path, req.body as AsyncIterable<Buffer>, {
+        mkdirs: true,
+        ...(modeText !== undefined ? { mode: parseInt(String(modeText), 8) } : {}),
+      });
+      return { path, size: r.size };
+    } catch (e) {
+      // The rest of the body is not wanted (ENOSPC, say): close instead of reading it all.
+      void reply.header("connection", "close");
+      throw e;
+    } finally {
+      client.close();
+    }
+  });
+
+  app.delete("/v1/sandboxes/:id/files", { config: { operationId: "removeFile" } }, async (req, reply) => {
+    const path = queryPath(req);
+    const client = await agent(req);
+    try {
+      await client.remove(path, { recursive: (req.query as Record<string, unknown>)["recursive"] === "true" });
+      return reply.code(204).send();
+    } finally {
+      client.close();
+    }
+  });
+
+  app.get("/v1/sandboxes/:id/files/stat", { config: { operationId: "statFile" } }, async (req) => {
+    const path = queryPath(req);
+    const client = await agent(req);
+    try {
+      return { path, ...(await client.stat(path, false)) };
+    } finally {
+      client.close();
+    }
+  });
+
+  app.get("/v1/sandboxes/:id/files/list", { config: { operationId: "listFiles" } }, async (req) => {
+    const path = queryPath(req);
+    const client = await agent(req);
+    try {
+      return { entries: await client.list(path) };
+    } finally {
+      client.close();
+    }
+  });
+
+  app.post("/v1/sandboxes/:id/files/mkdir", { config: { operationId: "makeDir" } }, async (req, reply) => {
+    const body = req.body as { path: string; parents?: boolean };
+    const client = await agent(req);
+    try {
+      await client.mkdir(body.path, { parents: body.parents ?? true });
+      return reply.code(204).send();
+    } finally {
+      client.close();
+    }
+  });
+}
