@@ -1,0 +1,106 @@
+import type { components } from "./api-types.js";
+import { NotFoundError, SandboxError } from "./errors.js";
+import type { Http, RawBody } from "./http.js";
+
+export type FileStat = components["schemas"]["FileStat"];
+/** A directory entry, with its full path added. */
+export type EntryInfo = components["schemas"]["DirEntry"] & { path: string };
+export interface WriteInfo {
+  path: string;
+  /** Bytes written. */
+  size: number;
+}
+/** What `files.write` accepts; streams are sent as they are read, never buffered whole. */
+export type WriteData = string | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export interface WriteOpts {
+  /** Permission bits, e.g. 0o755 or "755". */
+  mode?: number | string | undefined;
+  requestTimeoutMs?: number | undefined;
+}
+
+export interface ReadOpts {
+  requestTimeoutMs?: number | undefined;
+}
+
+/** Files in one sandbox. Paths are absolute paths inside it. */
+export class Files {
+  constructor(
+    private readonly http: Http,
+    private readonly sandboxId: string,
+  ) {}
+
+  /**
+   * Writes a file, creating its parent directories; the data is streamed as
+   * the request body. requestTimeoutMs covers the whole upload.
+   */
+  async write(path: string, data: WriteData, opts: WriteOpts = {}): Promise<WriteInfo> {
+    const mode = opts.mode === undefined ? undefined : typeof opts.mode === "number" ? opts.mode.toString(8) : opts.mode;
+    const r = await this.http.json("put", "/v1/sandboxes/{id}/files", {
+      path: { id: this.sandboxId },
+      query: { path, ...(mode !== undefined ? { mode } : {}) },
+      body: data satisfies RawBody,
+      ...timeout(opts),
+    });
+    return { path: r.path, size: r.size };
+  }
+
+  /** Reads a file: as UTF-8 text (default), bytes, or a stream of its bytes. */
+  read(path: string, opts?: ReadOpts & { format?: "text" }): Promise<string>;
+  read(path: string, opts: ReadOpts & { format: "bytes" }): Promise<Uint8Array>;
+  read(path: string, opts: ReadOpts & { format: "stream" }): Promise<ReadableStream<Uint8Array>>;
+  async read(path: string, opts: ReadOpts & { format?: "text" | "bytes" | "stream" } = {}): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
+    const res = await this.http.stream("get", "/v1/sandboxes/{id}/files", { path: { id: this.sandboxId }, query: { path }, ...timeout(opts) });
+    const format = opts.format ?? "text";
+    if (format === "stream") {
+      if (!res.body) throw new SandboxError("bad_response", "read: the response has no body", res.status);
+      return res.body;
+    }
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return format === "bytes" ? bytes : new TextDecoder().decode(bytes);
+  }
+
+  /** The entries of a directory, sorted by name. */
+  async list(path: string): Promise<EntryInfo[]> {
+    const r = await this.http.json("get", "/v1/sandboxes/{id}/files/list", { path: { id: this.sandboxId }, query: { path } });
+    const dir = path.endsWith("/") ? path : `${path}/`;
+    return r.entries.map((e) => ({ ...e, path: `${dir}${e.name}` }));
+  }
+
+  /** Removes a file, a symlink (never its target) or, with `recursive`, a directory tree. */
+  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    await this.http.json("delete", "/v1/sandboxes/{id}/files", {
+      path: { id: this.sandboxId },
+      query: { path, ...(opts.recursive ? { recursive: true } : {}) },
+    });
+  }
+
+  /** Creates a directory and (unless `parents: false`) its parents; fine if it exists. */
+  async makeDir(path: string, opts: { parents?: boolean } = {}): Promise<void> {
+    await this.http.json("post", "/v1/sandboxes/{id}/files/mkdir", {
+      path: { id: this.sandboxId },
+      json: { path, ...(opts.parents !== undefined ? { parents: opts.parents } : {}) },
+    });
+  }
+
+  /** Information about a path (a symlink itself, with its `target`). NotFoundError if there is none. */
+  async stat(path: string): Promise<FileStat> {
+    return this.http.json("get", "/v1/sandboxes/{id}/files/stat", { path: { id: this.sandboxId }, query: { path } });
+  }
+
+  /** Whether anything exists at the path. */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.stat(path);
+      return true;
+    } catch (e) {
+      // A missing sandbox is an error, not a missing file.
+      if (e instanceof NotFoundError && e.code !== "sandbox_not_found") return false;
+      throw e;
+    }
+  }
+}
+
+function timeout(opts: { requestTimeoutMs?: number | undefined }): { timeoutMs?: number } {
+  return opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {};
+}

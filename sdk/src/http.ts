@@ -1,0 +1,189 @@
+import type { paths } from "./api-types.js";
+import type { ConnectionConfig } from "./config.js";
+import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
+import { readNdjson } from "./ndjson.js";
+
+// Request and response types come from the generated `paths`, so a call
+// whose path, parameters or body disagree with api/openapi.yaml does not
+// compile.
+
+export type Method = "get" | "put" | "post" | "delete";
+export type ApiPath = keyof paths;
+/** The methods the spec defines on a path. */
+export type MethodOf<P extends ApiPath> = { [M in Method]: paths[P][M] extends undefined ? never : M }[Method];
+export type Operation<P extends ApiPath, M extends Method> = NonNullable<paths[P][M]>;
+
+/** A request body streamed as application/octet-stream. */
+export type RawBody = string | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+type PathOpt<O> = O extends { parameters: { path: infer T } } ? { path: T } : { path?: undefined };
+type QueryOpt<O> = O extends { parameters: { query: infer T } }
+  ? { query: T }
+  : O extends { parameters: { query?: infer T } }
+    ? [T] extends [never]
+      ? { query?: undefined }
+      : { query?: T }
+    : { query?: undefined };
+type BodyOpt<O> = O extends { requestBody?: never }
+  ? { json?: undefined; body?: undefined }
+  : O extends { requestBody: { content: { "application/json": infer T } } }
+    ? { json: T }
+    : O extends { requestBody: { content: { "application/octet-stream": unknown } } }
+      ? { body: RawBody }
+      : O extends { requestBody?: { content: { "application/octet-stream": unknown } } }
+        ? { body?: RawBody }
+        : { json?: undefined; body?: undefined };
+
+export type RequestOpts<O> = PathOpt<O> &
+  QueryOpt<O> &
+  BodyOpt<O> & {
+    /** Overrides the connection's requestTimeoutMs for this call. */
+    timeoutMs?: number;
+  };
+
+type Responses<O> = O extends { responses: infer R } ? R : never;
+type OkResponse<O> = Responses<O>[Extract<keyof Responses<O>, 200 | 201 | 204>];
+/** The JSON body of the operation's success response (undefined for 204). */
+export type OkJson<O> = OkResponse<O> extends { content: { "application/json": infer T } } ? T : undefined;
+
+type QueryValue = string | number | boolean | readonly string[] | undefined;
+interface LooseOpts {
+  path?: Record<string, string | number>;
+  query?: Record<string, QueryValue>;
+  json?: unknown;
+  body?: RawBody;
+  timeoutMs?: number;
+}
+
+/** Fills `{name}` path parameters and appends the query (arrays repeat the key). */
+export function buildUrl(base: string, path: string, params: LooseOpts["path"], query: LooseOpts["query"]): string {
+  const filled = path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const v = params?.[name];
+    if (v === undefined) throw new TypeError(`missing path parameter ${name} for ${path}`);
+    return encodeURIComponent(String(v));
+  });
+  const qs = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {})) {
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const item of v as readonly string[]) qs.append(k, item);
+    else qs.append(k, String(v));
+  }
+  const q = qs.toString();
+  return `${base}${filled}${q ? `?${q}` : ""}`;
+}
+
+/** The HTTP layer: auth header, timeouts, and non-2xx responses turned into SDK errors. */
+export class Http {
+  constructor(readonly config: ConnectionConfig) {}
+
+  /** Calls an operation and returns its parsed JSON body (undefined for 204). */
+  async json<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<OkJson<Operation<P, M>>> {
+    const { res, done, signal } = await this.send(method, path, opts as LooseOpts);
+    try {
+      const text = await res.text();
+      if (!text) return undefined as OkJson<Operation<P, M>>;
+      try {
+        return JSON.parse(text) as OkJson<Operation<P, M>>;
+      } catch (e) {
+        throw new SandboxError("bad_response", `${method.toUpperCase()} ${path}: the response is not JSON: ${text.slice(0, 200)}`, res.status, { cause: e });
+      }
+    } catch (e) {
+      throw this.translate(e, signal);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * Calls an operation and returns the response as soon as it starts (2xx
+   * only), its body unread: the request timeout stops applying here.
+   */
+  async stream<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<Response> {
+    const { res, done } = await this.send(method, path, opts as LooseOpts);
+    done();
+    return res;
+  }
+
+  /**
+   * The JSON values of an NDJSON response as each line completes. A
+   * connection cut mid-stream or a line that is not JSON is a SandboxError.
+   */
+  async *ndjson(res: Response): AsyncGenerator<unknown> {
+    if (!res.body) throw new SandboxError("bad_response", "the response has no body", res.status);
+    try {
+      for await (const value of readNdjson(res.body)) yield value;
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new SandboxError("bad_response", e.message, res.status, { cause: e });
+      throw this.translate(e, undefined);
+    }
+  }
+
+  private timeoutOf(o: LooseOpts): number {
+    return o.timeoutMs ?? this.config.requestTimeoutMs;
+  }
+
+  private async send(method: Method, path: string, o: LooseOpts): Promise<{ res: Response; done: () => void; signal: AbortSignal }> {
+    const url = buildUrl(this.config.apiUrl, path, o.path, o.query);
+    const headers: Record<string, string> = { authorization: `Bearer ${this.config.apiKey}` };
+    let body: RequestInit["body"];
+    if (o.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(o.json);
+    } else if (o.body !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      body = toBodyInit(o.body);
+    }
+    const ac = new AbortController();
+    const ms = this.timeoutOf(o);
+    const timer = ms > 0 ? setTimeout(() => ac.abort(new TimeoutError("request_timeout", `${method.toUpperCase()} ${path}: no response within ${ms} ms`)), ms) : undefined;
+    const done = () => clearTimeout(timer);
+    let res: Response;
+    try {
+      // duplex "half": Node's fetch requires it for a streamed request body.
+      res = await fetch(url, { method: method.toUpperCase(), headers, body: body ?? null, signal: ac.signal, duplex: "half" } as RequestInit);
+    } catch (e) {
+      done();
+      throw this.translate(e, ac.signal);
+    }
+    if (!res.ok) {
+      try {
+        const text = await res.text().catch(() => "");
+        throw errorFromResponse(res.status, res.statusText, text);
+      } catch (e) {
+        throw this.translate(e, ac.signal);
+      } finally {
+        done();
+      }
+    }
+    return { res, done, signal: ac.signal };
+  }
+
+  /** Aborts by our timer become its TimeoutError; network failures a SandboxError. */
+  private translate(e: unknown, signal: AbortSignal | undefined): unknown {
+    if (e instanceof CorralSdkError) return e;
+    if (signal?.aborted && signal.reason instanceof CorralSdkError) return signal.reason;
+    if (e instanceof Error && e.name === "AbortError" && e.cause instanceof CorralSdkError) return e.cause;
+    if (e instanceof TypeError) {
+      const cause = e.cause as { code?: string; message?: string } | undefined;
+      const why = cause?.code ?? cause?.message ?? e.message;
+      return new SandboxError("connection_failed", `request to corral at ${this.config.apiUrl} failed: ${why}`, 0, { cause: e });
+    }
+    return e;
+  }
+}
+
+function toBodyInit(b: RawBody): NonNullable<RequestInit["body"]> {
+  if (typeof b === "string" || b instanceof Uint8Array) return b;
+  if (b instanceof ReadableStream) return b;
+  const it = b[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const r = await it.next();
+      if (r.done) c.close();
+      else c.enqueue(r.value);
+    },
+    async cancel(reason) {
+      await it.return?.(reason);
+    },
+  });
+}
