@@ -14,6 +14,7 @@ import { ociConfig } from "../src/backends/container/oci-config.js";
 import { removeEmptyParent } from "../src/backends/container/cgroups.js";
 import { parseSpec } from "../src/spec/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
+import { loadWithWrk, spawnDaemon } from "./api.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent });
   const rows: Row[] = [];
   const extra: string[] = [];
+  const api: string[] = [];
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -119,6 +121,32 @@ async function main(): Promise<void> {
     extra.push(`agent resident memory (VmRSS of pid 1 in a sandbox, idle): ${rssKiB} KiB (target ≤ 1024 KiB)`);
     extra.push(`agent binary: ${fs.statSync(nativeBinary("corral-agent")).size} bytes, static`);
     await s.destroy(sb.id);
+
+    // The API, corrald in its own process.
+    const d = await spawnDaemon(s.stateDir, cgroupParent);
+    try {
+      const key = s.tenants.createKey("bench").key;
+      const created = await fetch(`${d.url}/v1/sandboxes`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ template: "busybox", name: "bench-api" }),
+      });
+      if (created.status !== 201) throw new Error(`create through the API: ${created.status} ${await created.text()}`);
+      for (const n of [1, 2, 3, 4, 5]) {
+        await fetch(`${d.url}/v1/sandboxes`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          body: JSON.stringify({ template: "busybox", name: `bench-list-${n}` }),
+        });
+      }
+      const list = await loadWithWrk(d.url, key, { method: "GET", path: "/v1/sandboxes" });
+      api.push(`| GET /v1/sandboxes (6 sandboxes) | ${list.tool} | 16 | ${list.count} | ${list.perSecond.toFixed(0)} | ${list.p50.toFixed(2)} | ${list.p99.toFixed(2)} | ≥ 2000 |`);
+      const exec = await loadWithWrk(d.url, key, { method: "POST", path: "/v1/sandboxes/bench-api/exec", body: '{"argv":["/bin/true"]}' });
+      api.push(`| POST exec /bin/true, one sandbox | ${exec.tool} | 16 | ${exec.count} | ${exec.perSecond.toFixed(0)} | ${exec.p50.toFixed(2)} | ${exec.p99.toFixed(2)} | ≥ 300 |`);
+    } finally {
+      d.proc.kill("SIGTERM");
+      await new Promise((r) => d.proc.once("exit", r));
+    }
   } finally {
     for (const x of await s.list()) await s.destroy(x.id).catch(() => {});
     await removeEmptyParent(s.container.cgroupMode, cgroupParent);
@@ -139,7 +167,14 @@ async function main(): Promise<void> {
   ];
   const table = lines.join("\n");
   const host = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${os.release()}`;
+  const apiTable = [
+    "| API load (corrald in its own process, keep-alive) | load tool | clients | requests | req/s | p50 ms | p99 ms | target |",
+    "|---|---|---:|---:|---:|---:|---:|---|",
+    ...api,
+  ].join("\n");
   console.log(table);
+  console.log();
+  console.log(apiTable);
   for (const e of extra) console.log(e);
   const doc = `# Benchmarks
 
@@ -153,6 +188,8 @@ create→exec→destroy p50 ≤ 1.5× the crun floor; exec round trip p50 ≤ 3 
 agent resident memory ≤ 1 MiB.
 
 ${table}
+
+${apiTable}
 
 ${extra.map((e) => `- ${e}`).join("\n")}
 `;

@@ -1,6 +1,6 @@
-import fsp from "node:fs/promises";
+import fs from "node:fs";
 
-/** Whether a process exists (a zombie counts: see processState). */
+/** Whether a process exists (a zombie counts: see procStat). */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -10,29 +10,34 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/**
- * The state letter of /proc/PID/stat (R, S, D, Z ...), or undefined when
- * the process is gone. The command name may hold spaces and parentheses,
- * so the state is read after the last ")".
- */
-export async function processState(pid: number): Promise<string | undefined> {
-  const stat = await fsp.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  const close = stat.lastIndexOf(")");
-  return close < 0 ? undefined : stat.slice(close + 2, close + 3);
+export interface ProcStat {
+  /** R, S, D, Z ... */
+  readonly state: string;
+  /** Field 22: start time in clock ticks since boot (tells a recycled pid apart). */
+  readonly startTime: number;
 }
 
-/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
-export async function processStartTime(pid: number): Promise<number | undefined> {
-  const stat = await fsp.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
-  const close = stat.lastIndexOf(")");
+/**
+ * /proc/PID/stat, read synchronously: procfs answers from memory, so this
+ * is cheaper than a trip through libuv's thread pool. The command name may
+ * hold spaces and parentheses, so fields are counted after the last ")".
+ */
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(")");
   if (close < 0) return undefined;
-  const v = Number(stat.slice(close + 2).split(" ")[19]);
-  return Number.isFinite(v) ? v : undefined;
+  const fields = text.slice(close + 2).split(" ");
+  return { state: fields[0] ?? "", startTime: Number(fields[19]) };
 }
 
 /** Running, not a zombie: a dead process whose parent has not reaped it holds nothing. */
-export async function processRunning(pid: number): Promise<boolean> {
-  const s = await processState(pid);
+export function processRunning(pid: number): boolean {
+  const s = procStat(pid)?.state;
   return s !== undefined && s !== "Z" && s !== "X";
 }
 

@@ -73,11 +73,22 @@ export function migrate(db: Db): void {
 }
 
 export function recordEvent(db: Db, e: { tenant?: string; sandbox?: string; type: string; detail?: unknown }): void {
-  db.prepare("INSERT INTO events (at, tenant_id, sandbox_id, type, detail) VALUES (?, ?, ?, ?, ?)").run(
+  stmt(db, "INSERT INTO events (at, tenant_id, sandbox_id, type, detail) VALUES (?, ?, ?, ?, ?)").run(
     new Date().toISOString(),
     e.tenant ?? null,
     e.sandbox ?? null,
     e.type,
     e.detail === undefined ? null : JSON.stringify(e.detail),
   );
+}
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** A prepared statement, compiled once per database and reused (hot paths: auth, list). */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let m = statements.get(db);
+  if (!m) statements.set(db, (m = new Map()));
+  let s = m.get(sql);
+  if (!s) m.set(sql, (s = db.prepare(sql)));
+  return s;
 }

@@ -10,7 +10,7 @@ import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaErr
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import { Store } from "../store/store.js";
-import { openDatabase, recordEvent, type Db } from "./db.js";
+import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
@@ -171,12 +171,12 @@ export class Sandboxes {
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
       await backend.create({ id, spec, hostname: record.name, layers: template.layers.map((d) => this.store.layerDir(d)), dir });
-      this.db.prepare("UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
+      stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
       recordEvent(this.db, { tenant, sandbox: id, type: "created", detail: { name: record.name, template: spec.template } });
       return { ...record, state: "running", status: "running" };
     } catch (e) {
       await backend.attach(id, dir).destroy().catch(() => {});
-      this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+      stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
       throw e;
     }
   }
@@ -186,15 +186,13 @@ export class Sandboxes {
     this.db
       .transaction(() => {
         const t = this.tenants.get(r.tenant);
-        const use = this.db
-          .prepare("SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?")
+        const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?")
           .get(r.tenant) as { n: number; mem: number };
         if (t.maxSandboxes !== null && use.n + 1 > t.maxSandboxes) throw new QuotaError("sandboxes", t.maxSandboxes, use.n + 1);
         const mem = use.mem + r.spec.resources.memory;
         if (t.maxMemory !== null && mem > t.maxMemory) throw new QuotaError("memory", t.maxMemory, mem);
         try {
-          this.db
-            .prepare(
+          stmt(this.db, 
               "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid);
@@ -211,8 +209,7 @@ export class Sandboxes {
     if (typeof ref !== "string" || ref.length === 0 || ref.length > 64 || !/^[a-z0-9][a-z0-9-]*$/.test(ref)) {
       throw new InvalidArgumentError(`not a sandbox name or id: ${JSON.stringify(ref)}`);
     }
-    const rows = this.db
-      .prepare("SELECT * FROM sandboxes WHERE (id = ? OR name = ?) AND state = 'running' AND (? IS NULL OR tenant_id = ?)")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE (id = ? OR name = ?) AND state = 'running' AND (? IS NULL OR tenant_id = ?)")
       .all(ref, ref, scope.tenant ?? null, scope.tenant ?? null) as Row[];
     const byId = rows.find((r) => r.id === ref);
     if (byId) return toRecord(byId);
@@ -228,15 +225,10 @@ export class Sandboxes {
 
   /** Running sandboxes in scope, optionally only those carrying every given label. */
   async list(opts: Scope & { labels?: Readonly<Record<string, string>> } = {}): Promise<SandboxInfo[]> {
-    const rows = this.db
-      .prepare("SELECT * FROM sandboxes WHERE state = 'running' AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state = 'running' AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
       .all(opts.tenant ?? null, opts.tenant ?? null) as Row[];
-    const out: SandboxInfo[] = [];
-    for (const r of rows.map(toRecord)) {
-      if (opts.labels && !Object.entries(opts.labels).every(([k, v]) => r.spec.labels[k] === v)) continue;
-      out.push({ ...r, status: await this.handle(r).status() });
-    }
-    return out;
+    const wanted = rows.map(toRecord).filter((r) => !opts.labels || Object.entries(opts.labels).every(([k, v]) => r.spec.labels[k] === v));
+    return Promise.all(wanted.map(async (r) => ({ ...r, status: await this.handle(r).status() })));
   }
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
@@ -283,7 +275,7 @@ export class Sandboxes {
     }
     const r = this.record(ref, scope);
     const expiresAt = seconds === null ? null : new Date(Date.now() + seconds * 1000).toISOString();
-    this.db.prepare("UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAt, r.id);
+    stmt(this.db, "UPDATE sandboxes SET expires_at = ? WHERE id = ?").run(expiresAt, r.id);
     recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "timeout_set", detail: { expiresAt } });
     return { ...r, expiresAt };
   }
@@ -295,7 +287,7 @@ export class Sandboxes {
   promote(ref: string, scope: Scope = {}): SandboxRecord {
     const r = this.record(ref, scope);
     const spec: ResolvedSpec = { ...r.spec, lifetime: { mode: "persistent", timeoutSeconds: undefined } };
-    this.db.prepare("UPDATE sandboxes SET spec = ?, expires_at = NULL WHERE id = ?").run(JSON.stringify(spec), r.id);
+    stmt(this.db, "UPDATE sandboxes SET spec = ?, expires_at = NULL WHERE id = ?").run(JSON.stringify(spec), r.id);
     recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "promoted" });
     return { ...r, spec, expiresAt: null };
   }
@@ -309,14 +301,13 @@ export class Sandboxes {
   private async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
     const backend = spec ? this.backendFor(spec) : this.container;
     await backend.attach(id, this.dirOf(id)).destroy();
-    this.db.prepare("DELETE FROM sandboxes WHERE id = ?").run(id);
+    stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }
 
   /** Removes every sandbox whose timeout has passed; returns their ids. */
   async reapExpired(now = Date.now()): Promise<string[]> {
-    const rows = this.db
-      .prepare("SELECT * FROM sandboxes WHERE state = 'running' AND expires_at IS NOT NULL AND expires_at <= ?")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state = 'running' AND expires_at IS NOT NULL AND expires_at <= ?")
       .all(new Date(now).toISOString()) as Row[];
     for (const r of rows) await this.remove(r.id, r.tenant_id, "timeout", toRecord(r).spec);
     return rows.map((r) => r.id);
@@ -329,7 +320,7 @@ export class Sandboxes {
    */
   async reconcile(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
-    const rows = this.db.prepare("SELECT * FROM sandboxes").all() as Row[];
+    const rows = stmt(this.db, "SELECT * FROM sandboxes").all() as Row[];
     for (const r of rows) {
       if (r.state === "creating" && !pidAlive(r.creator_pid)) {
         await this.remove(r.id, r.tenant_id, "creator died mid-create", toRecord(r).spec);
@@ -339,7 +330,7 @@ export class Sandboxes {
     removed.push(...(await this.reapExpired()));
     // An ephemeral sandbox whose init has died is gone for good; a
     // persistent one keeps its disk and shows as stopped.
-    for (const r of (this.db.prepare("SELECT * FROM sandboxes WHERE state = 'running'").all() as Row[]).map(toRecord)) {
+    for (const r of (stmt(this.db, "SELECT * FROM sandboxes WHERE state = 'running'").all() as Row[]).map(toRecord)) {
       if (r.spec.lifetime.mode === "ephemeral" && (await this.handle(r).status()) !== "running") {
         await this.remove(r.id, r.tenant, "exited", r.spec);
         removed.push(r.id);
@@ -353,7 +344,7 @@ export class Sandboxes {
       ...(await fsp.readdir(path.join(this.stateDir, "crun")).catch(() => [])),
       ...(await this.container.cgroupChildren()),
     ]);
-    const known = new Set((this.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
+    const known = new Set((stmt(this.db, "SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
     for (const id of onHost) {
       if (!ID_PATTERN.test(id) || known.has(id)) continue;
       await this.container.attach(id, this.dirOf(id)).destroy();

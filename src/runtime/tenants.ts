@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../spec/errors.js";
 import { NAME_PATTERN } from "../spec/sandbox-spec.js";
-import type { Db } from "./db.js";
+import { stmt, type Db } from "./db.js";
 
 export interface Tenant {
   readonly id: string;
@@ -43,8 +43,7 @@ export class Tenants {
   create(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null } = {}): Tenant {
     if (!NAME_PATTERN.test(id)) throw new InvalidArgumentError(`tenant names are 1-63 lowercase letters, digits or '-': ${JSON.stringify(id)}`);
     try {
-      this.db
-        .prepare("INSERT INTO tenants (id, max_sandboxes, max_memory, created_at) VALUES (?, ?, ?, ?)")
+      stmt(this.db, "INSERT INTO tenants (id, max_sandboxes, max_memory, created_at) VALUES (?, ?, ?, ?)")
         .run(id, quota.maxSandboxes ?? null, quota.maxMemory ?? null, new Date().toISOString());
     } catch (e) {
       if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(`tenant "${id}" already exists`);
@@ -54,19 +53,18 @@ export class Tenants {
   }
 
   get(id: string): Tenant {
-    const row = this.db.prepare("SELECT * FROM tenants WHERE id = ?").get(id) as TenantRow | undefined;
+    const row = stmt(this.db, "SELECT * FROM tenants WHERE id = ?").get(id) as TenantRow | undefined;
     if (!row) throw new NotFoundError("tenant", id);
     return toTenant(row);
   }
 
   list(): Tenant[] {
-    return (this.db.prepare("SELECT * FROM tenants ORDER BY id").all() as TenantRow[]).map(toTenant);
+    return (stmt(this.db, "SELECT * FROM tenants ORDER BY id").all() as TenantRow[]).map(toTenant);
   }
 
   setQuota(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null }): Tenant {
     const t = this.get(id);
-    this.db
-      .prepare("UPDATE tenants SET max_sandboxes = ?, max_memory = ? WHERE id = ?")
+    stmt(this.db, "UPDATE tenants SET max_sandboxes = ?, max_memory = ? WHERE id = ?")
       .run(quota.maxSandboxes === undefined ? t.maxSandboxes : quota.maxSandboxes, quota.maxMemory === undefined ? t.maxMemory : quota.maxMemory, id);
     return this.get(id);
   }
@@ -81,8 +79,7 @@ export class Tenants {
     }
     const id = randomBytes(6).toString("hex");
     const secret = randomBytes(32).toString("base64url");
-    this.db
-      .prepare("INSERT INTO api_keys (id, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)")
+    stmt(this.db, "INSERT INTO api_keys (id, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)")
       .run(id, tenant, hashSecret(secret).toString("hex"), new Date().toISOString());
     return { id, key: `crl_${id}_${secret}` };
   }
@@ -90,14 +87,14 @@ export class Tenants {
   keys(tenant?: string): ApiKeyInfo[] {
     const rows = (
       tenant === undefined
-        ? this.db.prepare("SELECT * FROM api_keys ORDER BY created_at").all()
-        : this.db.prepare("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at").all(tenant)
+        ? stmt(this.db, "SELECT * FROM api_keys ORDER BY created_at").all()
+        : stmt(this.db, "SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at").all(tenant)
     ) as { id: string; tenant_id: string; created_at: string; last_used_at: string | null; revoked_at: string | null }[];
     return rows.map((r) => ({ id: r.id, tenant: r.tenant_id, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at }));
   }
 
   revokeKey(id: string): void {
-    const r = this.db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(new Date().toISOString(), id);
+    const r = stmt(this.db, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(new Date().toISOString(), id);
     if (r.changes === 0) throw new NotFoundError("api_key", id);
   }
 
@@ -105,7 +102,7 @@ export class Tenants {
   authenticate(key: string | undefined): string {
     const m = key ? KEY_PATTERN.exec(key) : null;
     const row = m
-      ? (this.db.prepare("SELECT tenant_id, hash, revoked_at FROM api_keys WHERE id = ?").get(m[1]) as
+      ? (stmt(this.db, "SELECT tenant_id, hash, revoked_at FROM api_keys WHERE id = ?").get(m[1]) as
           | { tenant_id: string; hash: string; revoked_at: string | null }
           | undefined)
       : undefined;

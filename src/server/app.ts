@@ -1,5 +1,5 @@
 import http from "node:http";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { AuthError, InvalidArgumentError, InvalidSpecError } from "../spec/errors.js";
@@ -23,6 +23,16 @@ export interface AppOptions {
   readonly validateResponses?: boolean;
 }
 
+/** Per-request lines at debug level: a busy daemon's info log says what happened to sandboxes, not every GET. */
+class QuietRequests extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ method: request.method, url: request.url }, "request");
+  }
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    request.log.debug({ status: reply.statusCode, ms: reply.elapsedTime, ...(error ? { err: error } : {}) }, "response");
+  }
+}
+
 export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerContext } {
   const headersTimeout = o.headersTimeoutMs ?? 10_000;
   // Typed as a plain FastifyInstance: route modules need not know the logger type.
@@ -33,7 +43,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     // checked every second, whatever else the server is doing.
     serverFactory: (handler) =>
       http.createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000 }, handler),
-    disableRequestLogging: true,
+    logController: new QuietRequests(),
   }) as unknown as FastifyInstance;
   const openapi = new OpenApi();
   const ctx: ServerContext = { sandboxes: o.sandboxes, openapi, processes: new Map() };

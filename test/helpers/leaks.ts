@@ -16,7 +16,7 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
   for (const c of await listChildren(mode, cgroupParent)) leaks.push(`cgroup ${cgroupParent}/${c}`);
   for (const pid of await fsp.readdir("/proc")) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    if (!(await processRunning(Number(pid)))) continue; // zombies hold nothing (DESIGN: pid 1 here does not reap)
+    if (!processRunning(Number(pid))) continue; // zombies hold nothing (DESIGN: pid 1 here does not reap)
     const cg = await fsp.readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
     const cmd = (await fsp.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replaceAll("\0", " ");
     if (cg.includes(`/${cgroupParent}/`) || cmd.includes(stateDir)) {

@@ -4,7 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
-import { killQuietly, processRunning, processStartTime } from "../../host/process.js";
+import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
 import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
@@ -195,9 +195,9 @@ class ContainerHandle implements SandboxHandle {
    */
   async status(): Promise<SandboxStatus> {
     const stateDir = path.join(this.o.crunRoot, this.id);
-    if (!fs.existsSync(stateDir)) return "missing";
+    if (!(await readInit(stateDir))) return fs.existsSync(stateDir) ? "stopped" : "missing";
     const pid = await readInitPid(stateDir);
-    return pid && (await processRunning(pid)) ? "running" : "stopped";
+    return pid && processRunning(pid) ? "running" : "stopped";
   }
 
   async stats(): Promise<UsageSample> {
@@ -228,23 +228,42 @@ class ContainerHandle implements SandboxHandle {
     await cg.remove();
     if (!hadCgroup && fs.existsSync(stateDir)) await this.crun(["delete", "--force", this.id]);
     await fsp.rm(stateDir, { recursive: true, force: true });
+    initCache.delete(stateDir);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }
 
-/**
- * The container's init pid from crun's state file, if that process still
- * exists: its start time must match what crun recorded, so a recycled pid
- * (after a host reboot, say) is never taken for the sandbox and killed.
- */
-async function readInitPid(stateDir: string): Promise<number | undefined> {
+interface InitProcess {
+  readonly pid: number;
+  readonly startTime: number | undefined;
+}
+
+/** crun's record of a container's init (pid, start time); it never changes while the container lives. */
+const initCache = new Map<string, InitProcess>();
+
+async function readInit(stateDir: string): Promise<InitProcess | undefined> {
+  const cached = initCache.get(stateDir);
+  if (cached) return cached;
   try {
     const st = JSON.parse(await fsp.readFile(path.join(stateDir, "status"), "utf8")) as { pid?: unknown; "process-start-time"?: unknown };
     if (typeof st.pid !== "number" || st.pid <= 1) return undefined;
-    const recorded = st["process-start-time"];
-    if (typeof recorded === "number" && (await processStartTime(st.pid)) !== recorded) return undefined;
-    return st.pid;
+    const init = { pid: st.pid, startTime: typeof st["process-start-time"] === "number" ? st["process-start-time"] : undefined };
+    initCache.set(stateDir, init);
+    return init;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The container's init pid, if that very process still exists: its start
+ * time must match what crun recorded, so a recycled pid (after a host
+ * reboot, say) is never taken for the sandbox and killed.
+ */
+async function readInitPid(stateDir: string): Promise<number | undefined> {
+  const init = await readInit(stateDir);
+  if (!init) return undefined;
+  const now = procStat(init.pid);
+  if (!now || (init.startTime !== undefined && now.startTime !== init.startTime)) return undefined;
+  return init.pid;
 }

@@ -107,7 +107,11 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
 
   app.post("/v1/sandboxes/:id/processes/:pid/stdin", { config: { operationId: "writeStdin" } }, async (req, reply) => {
     const p = processOf(ctx, req.tenant, param(req, "id"), param(req, "pid"));
-    for await (const chunk of req.body as AsyncIterable<Buffer>) await p.handle.writeStdin(chunk);
+    // A body is optional (closing stdin needs none); when there is one it streams.
+    const body = req.body as AsyncIterable<Buffer> | undefined;
+    if (body && typeof body[Symbol.asyncIterator] === "function") {
+      for await (const chunk of body) await p.handle.writeStdin(chunk);
+    }
     if ((req.query as Record<string, unknown>)["eof"] === "true") await p.handle.closeStdin();
     return reply.code(204).send();
   });
