@@ -119,6 +119,19 @@ export class Sandbox {
     return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/promote", { path: { id: this.sandboxId } }));
   }
 
+  /**
+   * Stops a persistent sandbox: its processes end, its disk stays. The
+   * server refuses (ConflictError) a sandbox whose files are in memory.
+   */
+  async stop(): Promise<SandboxInfo> {
+    return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/stop", { path: { id: this.sandboxId } }));
+  }
+
+  /** Runs a stopped sandbox again, with the disk it had. */
+  async start(): Promise<SandboxInfo> {
+    return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/start", { path: { id: this.sandboxId } }));
+  }
+
   /** Removes the sandbox and everything in it; false if it was already gone. */
   async kill(): Promise<boolean> {
     return killWith(this.http, this.sandboxId);

@@ -37,6 +37,8 @@ export interface SandboxHandle {
   stats(): Promise<UsageSample>;
   /** Times the kernel's OOM killer has killed a process in the sandbox. */
   oomKills(): Promise<number>;
+  /** Ends its processes, keeping its directory (a persistent sandbox's disk). Idempotent. */
+  stop(): Promise<void>;
   /** Idempotent; leaves no mount, cgroup, process or directory behind. */
   destroy(): Promise<void>;
 }
@@ -45,6 +47,8 @@ export interface SandboxBackend {
   readonly kind: BackendKind;
   probe(): Promise<BackendReport>;
   create(req: CreateRequest): Promise<SandboxHandle>;
+  /** Runs a stopped sandbox again from its directory. */
+  start(req: CreateRequest): Promise<SandboxHandle>;
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
 }

@@ -46,6 +46,25 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_sandbox ON events (sandbox_id);
   INSERT INTO tenants (id, created_at) VALUES ('local', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
   `,
+  // Persistent sandboxes can be stopped (their disk kept) and started again.
+  `
+  CREATE TABLE sandboxes_v2 (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('creating', 'running', 'stopped')),
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    creator_pid INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+  );
+  INSERT INTO sandboxes_v2 SELECT id, tenant_id, name, spec, state, created_at, expires_at, creator_pid FROM sandboxes;
+  DROP TABLE sandboxes;
+  ALTER TABLE sandboxes_v2 RENAME TO sandboxes;
+  CREATE INDEX sandboxes_tenant ON sandboxes (tenant_id);
+  CREATE INDEX sandboxes_expiry ON sandboxes (expires_at) WHERE expires_at IS NOT NULL;
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -43,7 +44,7 @@ export interface SandboxRecord {
   readonly createdAt: string;
   /** When the sandbox is removed; null: never (persistent). */
   readonly expiresAt: string | null;
-  readonly state: "creating" | "running";
+  readonly state: "creating" | "running" | "stopped";
   /** Pid of the process creating it, to tell a crash from work in progress. */
   readonly creatorPid: number;
 }
@@ -62,7 +63,7 @@ interface Row {
   tenant_id: string;
   name: string;
   spec: string;
-  state: "creating" | "running";
+  state: "creating" | "running" | "stopped";
   created_at: string;
   expires_at: string | null;
   creator_pid: number;
@@ -204,12 +205,12 @@ export class Sandboxes {
       .immediate();
   }
 
-  /** Finds a running sandbox by id or name, within the scope's tenant. */
+  /** Finds a sandbox (running or stopped) by id or name, within the scope's tenant. */
   record(ref: string, scope: Scope = {}): SandboxRecord {
     if (typeof ref !== "string" || ref.length === 0 || ref.length > 64 || !/^[a-z0-9][a-z0-9-]*$/.test(ref)) {
       throw new InvalidArgumentError(`not a sandbox name or id: ${JSON.stringify(ref)}`);
     }
-    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE (id = ? OR name = ?) AND state = 'running' AND (? IS NULL OR tenant_id = ?)")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE (id = ? OR name = ?) AND state IN ('running', 'stopped') AND (? IS NULL OR tenant_id = ?)")
       .all(ref, ref, scope.tenant ?? null, scope.tenant ?? null) as Row[];
     const byId = rows.find((r) => r.id === ref);
     if (byId) return toRecord(byId);
@@ -219,30 +220,40 @@ export class Sandboxes {
   }
 
   async get(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
-    const r = this.record(ref, scope);
-    return { ...r, status: await this.handle(r).status() };
+    return this.withStatus(this.record(ref, scope));
   }
 
-  /** Running sandboxes in scope, optionally only those carrying every given label. */
+  private async withStatus(r: SandboxRecord): Promise<SandboxInfo> {
+    return { ...r, status: r.state === "stopped" ? "stopped" : await this.handle(r).status() };
+  }
+
+  /** Sandboxes in scope (running and stopped), optionally only those carrying every given label. */
   async list(opts: Scope & { labels?: Readonly<Record<string, string>> } = {}): Promise<SandboxInfo[]> {
-    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state = 'running' AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state IN ('running', 'stopped') AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
       .all(opts.tenant ?? null, opts.tenant ?? null) as Row[];
     const wanted = rows.map(toRecord).filter((r) => !opts.labels || Object.entries(opts.labels).every(([k, v]) => r.spec.labels[k] === v));
-    return Promise.all(wanted.map(async (r) => ({ ...r, status: await this.handle(r).status() })));
+    return Promise.all(wanted.map((r) => this.withStatus(r)));
+  }
+
+  /** A running sandbox's record; ConflictError for a stopped one. */
+  running(ref: string, scope: Scope = {}): SandboxRecord {
+    const r = this.record(ref, scope);
+    if (r.state === "stopped") throw new ConflictError(`sandbox "${r.name}" is stopped; start it first`);
+    return r;
   }
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
   async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
-    return this.handle(this.record(ref, scope)).agent();
+    return this.handle(this.running(ref, scope)).agent();
   }
 
   async stats(ref: string, scope: Scope = {}): Promise<UsageSample> {
-    return this.handle(this.record(ref, scope)).stats();
+    return this.handle(this.running(ref, scope)).stats();
   }
 
   /** Times the OOM killer struck in the sandbox (to tell an OOM kill from any SIGKILL). */
   async oomKills(ref: string, scope: Scope = {}): Promise<number> {
-    return this.handle(this.record(ref, scope)).oomKills();
+    return this.handle(this.running(ref, scope)).oomKills();
   }
 
   /**
@@ -250,7 +261,7 @@ export class Sandboxes {
    * unless the request overrides them.
    */
   async exec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<ExecOutcome> {
-    const r = this.record(ref, scope);
+    const r = this.running(ref, scope);
     const h = this.handle(r);
     const client = await h.agent();
     try {
@@ -292,6 +303,40 @@ export class Sandboxes {
     return { ...r, spec, expiresAt: null };
   }
 
+  /**
+   * Stops a persistent sandbox: its processes end, its disk stays; start()
+   * runs it again. A sandbox whose writable layer is in memory (created
+   * ephemeral, then promoted) cannot be stopped without losing its files,
+   * and is refused.
+   */
+  async stop(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
+    const r = this.record(ref, scope);
+    if (r.state === "stopped") return this.withStatus(r);
+    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(path.join(this.dirOf(r.id), "upper"))) {
+      throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
+    }
+    await this.handle(r).stop();
+    stmt(this.db, "UPDATE sandboxes SET state = 'stopped' WHERE id = ?").run(r.id);
+    recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+    return { ...r, state: "stopped", status: "stopped" };
+  }
+
+  /** Starts a stopped sandbox again, with the disk it had. */
+  async start(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
+    const r = this.record(ref, scope);
+    const template = await this.store.ensureTemplate(r.spec.template);
+    await this.backendFor(r.spec).start({
+      id: r.id,
+      spec: r.spec,
+      hostname: r.name,
+      layers: template.layers.map((d) => this.store.layerDir(d)),
+      dir: this.dirOf(r.id),
+    });
+    stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(r.id);
+    recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+    return { ...r, state: "running", status: "running" };
+  }
+
   /** Stops and removes a sandbox and everything it had on the host. */
   async destroy(ref: string, scope: Scope = {}, reason = "removed"): Promise<void> {
     const r = this.record(ref, scope);
@@ -329,11 +374,16 @@ export class Sandboxes {
     }
     removed.push(...(await this.reapExpired()));
     // An ephemeral sandbox whose init has died is gone for good; a
-    // persistent one keeps its disk and shows as stopped.
+    // persistent one keeps its disk and is marked stopped.
     for (const r of (stmt(this.db, "SELECT * FROM sandboxes WHERE state = 'running'").all() as Row[]).map(toRecord)) {
-      if (r.spec.lifetime.mode === "ephemeral" && (await this.handle(r).status()) !== "running") {
+      if ((await this.handle(r).status()) === "running") continue;
+      if (r.spec.lifetime.mode === "ephemeral") {
         await this.remove(r.id, r.tenant, "exited", r.spec);
         removed.push(r.id);
+      } else {
+        await this.handle(r).stop();
+        stmt(this.db, "UPDATE sandboxes SET state = 'stopped' WHERE id = ?").run(r.id);
+        recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "stopped", detail: { reason: "found dead on reconcile" } });
       }
     }
     // What is on the host is listed before the rows are read: a creator

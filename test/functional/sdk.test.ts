@@ -9,6 +9,7 @@ import { testDaemon } from "../helpers/daemon.js";
 import type { Daemon } from "../../src/server/daemon.js";
 import {
   AuthError,
+  ConflictError,
   InvalidArgumentError,
   NotFoundError,
   QuotaError,
@@ -209,6 +210,30 @@ describe("SDK against corrald", () => {
       assert.equal(await s.files.read("/root-note.txt"), "kept");
       assert.notEqual((await s.setTimeout(60_000)).expiresAt, null);
       assert.equal((await s.setTimeout(null)).expiresAt, null);
+    } finally {
+      await s.kill();
+    }
+  });
+
+  it("stops a persistent sandbox and starts it again with its disk", async () => {
+    const s = await Sandbox.create({ ...conn, persistent: true, name: "pet" });
+    try {
+      await s.files.write("/work/kept.txt", "survives a stop");
+      await s.commands.run("sleep 1000 &", { background: true });
+      const stopped = await s.stop();
+      assert.equal(stopped.status, "stopped");
+      await assert.rejects(s.commands.run("true"), ConflictError);
+      const started = await s.start();
+      assert.equal(started.status, "running");
+      assert.equal(await s.files.read("/work/kept.txt"), "survives a stop");
+      const ps = await s.commands.run("ps -o comm | grep -c sleep || true");
+      assert.equal(ps.stdout.trim(), "0");
+      // A sandbox whose files live in memory is not stopped.
+      const cattle = await Sandbox.create({ ...conn });
+      await s.promote();
+      await cattle.promote();
+      await assert.rejects(cattle.stop(), ConflictError);
+      await cattle.kill();
     } finally {
       await s.kill();
     }

@@ -87,36 +87,60 @@ export class ContainerBackend implements SandboxBackend {
         cgroupPath: `${this.o.cgroupParent}/${req.id}`,
       });
       await fsp.writeFile(p.config, JSON.stringify(config));
-
-      const persistent = req.spec.lifetime.mode === "persistent";
-      const base = persistent ? req.dir : p.scratch;
-      const args: string[] = [];
-      if (this.cgroupMode === "hybrid") args.push("--unmount", "/sys/fs/cgroup/unified");
-      if (!persistent) {
-        await fsp.mkdir(p.scratch);
-        args.push("--tmpfs", p.scratch, String(req.spec.resources.disk));
-      }
-      const upper = path.join(base, "upper");
-      const work = path.join(base, "work");
-      // overlayfs wants the top layer first.
-      const lowers = [...req.layers].reverse().join(":");
-      args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
-      args.push("--overlay", lowers, upper, work, p.rootfs, "--");
-      args.push(this.runtime, "--root", this.o.crunRoot, "--cgroup-manager=cgroupfs", "run", "--detach", "--preserve-fds=1");
-      args.push("--bundle", p.bundle, req.id);
-
-      const log = fs.openSync(p.log, "a", 0o600);
-      try {
-        await launchAndWaitReady(this.o.launcher, args, log, 10_000);
-      } finally {
-        fs.closeSync(log);
-      }
+      await this.launch(req);
       return handle;
     } catch (e) {
-      const tail = await fsp.readFile(p.log, "utf8").catch(() => "");
       await handle.destroy().catch(() => {});
-      if (e instanceof BackendError || !tail) throw e;
-      throw new BackendError(`container ${req.id} failed to start: ${tail.trim().split("\n").slice(-3).join(" | ")}`, { cause: e });
+      throw e;
+    }
+  }
+
+  /**
+   * Starts a stopped persistent sandbox again from its directory: same
+   * bundle, same writable layer on disk.
+   */
+  async start(req: CreateRequest): Promise<SandboxHandle> {
+    const handle = this.attach(req.id, req.dir) as ContainerHandle;
+    if ((await handle.status()) === "running") return handle;
+    await handle.stop();
+    try {
+      await this.launch(req);
+    } catch (e) {
+      await handle.stop().catch(() => {});
+      throw e;
+    }
+    return handle;
+  }
+
+  /** corral-launch → crun run --detach; resolves once the agent is ready. */
+  private async launch(req: CreateRequest): Promise<void> {
+    const p = containerPaths(req.dir);
+    const uid = this.o.uidBase;
+    const persistent = req.spec.lifetime.mode === "persistent";
+    const base = persistent ? req.dir : p.scratch;
+    const args: string[] = [];
+    if (this.cgroupMode === "hybrid") args.push("--unmount", "/sys/fs/cgroup/unified");
+    if (!persistent) {
+      await fsp.mkdir(p.scratch, { recursive: true });
+      args.push("--tmpfs", p.scratch, String(req.spec.resources.disk));
+    }
+    const upper = path.join(base, "upper");
+    const work = path.join(base, "work");
+    // overlayfs wants the top layer first.
+    const lowers = [...req.layers].reverse().join(":");
+    args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+    args.push(this.runtime, "--root", this.o.crunRoot, "--cgroup-manager=cgroupfs", "run", "--detach", "--preserve-fds=1");
+    args.push("--bundle", p.bundle, req.id);
+
+    const log = fs.openSync(p.log, "a", 0o600);
+    try {
+      await launchAndWaitReady(this.o.launcher, args, log, 10_000);
+    } catch (e) {
+      const tail = (await fsp.readFile(p.log, "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
+      throw new BackendError(`container ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
+    } finally {
+      fs.closeSync(log);
     }
   }
 
@@ -169,7 +193,7 @@ function launchAndWaitReady(cmd: string, args: string[], logFd: number, timeoutM
   });
 }
 
-class ContainerHandle implements SandboxHandle {
+export class ContainerHandle implements SandboxHandle {
   private readonly paths: ReturnType<typeof containerPaths>;
   constructor(
     readonly id: string,
@@ -209,7 +233,7 @@ class ContainerHandle implements SandboxHandle {
   /**
    * Kills every process of the sandbox (init first: the kernel then kills
    * the rest of its pid namespace), removes its cgroups once empty, crun's
-   * state and the sandbox directory. Done here rather than by `crun delete
+   * state and (destroy) the sandbox directory. Done here rather than by `crun delete
    * --force`, which polls for the processes to go and costs 8-20 ms more; crun
    * is still asked when its state exists but no cgroup does (a container
    * that failed half way through crun's own setup).
@@ -219,6 +243,15 @@ class ContainerHandle implements SandboxHandle {
   }
 
   async destroy(): Promise<void> {
+    await this.stop();
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Ends every process of the sandbox and removes its cgroups and crun's
+   * state, keeping its directory (and a persistent sandbox's disk).
+   */
+  async stop(): Promise<void> {
     const cg = this.backend.cgroupFor(this.id);
     const stateDir = path.join(this.o.crunRoot, this.id);
     const init = await readInitPid(stateDir);
@@ -229,7 +262,6 @@ class ContainerHandle implements SandboxHandle {
     if (!hadCgroup && fs.existsSync(stateDir)) await this.crun(["delete", "--force", this.id]);
     await fsp.rm(stateDir, { recursive: true, force: true });
     initCache.delete(stateDir);
-    await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }
 

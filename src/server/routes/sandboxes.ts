@@ -36,6 +36,14 @@ export function sandboxRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return sandboxJson(r);
   });
 
+  app.post("/v1/sandboxes/:id/stop", { config: { operationId: "stopSandbox" } }, async (req) =>
+    sandboxJson(await s.stop(param(req, "id"), { tenant: req.tenant })),
+  );
+
+  app.post("/v1/sandboxes/:id/start", { config: { operationId: "startSandbox" } }, async (req) =>
+    sandboxJson(await s.start(param(req, "id"), { tenant: req.tenant })),
+  );
+
   app.post("/v1/sandboxes/:id/promote", { config: { operationId: "promoteSandbox" } }, async (req) =>
     sandboxJson(s.promote(param(req, "id"), { tenant: req.tenant })),
   );
