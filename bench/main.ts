@@ -15,6 +15,7 @@ import { removeEmptyParent } from "../src/backends/container/cgroups.js";
 import { parseSpec } from "../src/spec/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
 import { loadWithWrk, spawnDaemon } from "./api.js";
+import { Sandbox } from "../sdk/src/index.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const extra: string[] = [];
   const api: string[] = [];
+  const sdkRows: string[] = [];
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -139,6 +141,26 @@ async function main(): Promise<void> {
           body: JSON.stringify({ template: "busybox", name: `bench-list-${n}` }),
         });
       }
+      // The same cold path through the SDK and the daemon, against the library in this process.
+      const conn = { apiUrl: d.url, apiKey: key };
+      const paths = await timeInterleaved(Math.min(N, 30), {
+        "library create→exec→destroy": async () => {
+          const sb = await s.create({ template: "busybox" });
+          await s.exec(sb.id, { argv: ["/bin/true"] });
+          await s.destroy(sb.id);
+        },
+        "SDK create→run→kill (via corrald)": async () => {
+          const sb = await Sandbox.create({ ...conn, template: "busybox" });
+          const r = await sb.commands.run(["/bin/true"]);
+          if (r.exitCode !== 0) throw new Error("true failed through the SDK");
+          await sb.kill();
+        },
+      });
+      const lib = percentile(paths["library create→exec→destroy"]!, 50);
+      for (const [name, samples] of Object.entries(paths)) {
+        sdkRows.push(`| ${name} | ${samples.length} | ${percentile(samples, 50).toFixed(2)} | ${percentile(samples, 95).toFixed(2)} | ${(percentile(samples, 50) / lib).toFixed(2)}× |`);
+      }
+
       const list = await loadWithWrk(d.url, key, { method: "GET", path: "/v1/sandboxes" });
       api.push(`| GET /v1/sandboxes (6 sandboxes) | ${list.tool} | 16 | ${list.count} | ${list.perSecond.toFixed(0)} | ${list.p50.toFixed(2)} | ${list.p99.toFixed(2)} | ≥ 2000 |`);
       const exec = await loadWithWrk(d.url, key, { method: "POST", path: "/v1/sandboxes/bench-api/exec", body: '{"argv":["/bin/true"]}' });
@@ -172,7 +194,14 @@ async function main(): Promise<void> {
     "|---|---|---:|---:|---:|---:|---:|---|",
     ...api,
   ].join("\n");
+  const sdkTable = [
+    "| cold path, interleaved | n | p50 ms | p95 ms | p50 / library (target SDK ≤ 1.3×) |",
+    "|---|---:|---:|---:|---:|",
+    ...sdkRows,
+  ].join("\n");
   console.log(table);
+  console.log();
+  console.log(sdkTable);
   console.log();
   console.log(apiTable);
   for (const e of extra) console.log(e);
@@ -188,6 +217,8 @@ create→exec→destroy p50 ≤ 1.5× the crun floor; exec round trip p50 ≤ 3 
 agent resident memory ≤ 1 MiB.
 
 ${table}
+
+${sdkTable}
 
 ${apiTable}
 
