@@ -1,0 +1,48 @@
+// corrald on a unix socket, the memory quota, and a graceful stop that
+// leaves sandboxes running.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import path from "node:path";
+import { freshState, type TestState } from "../helpers/state.js";
+import { testDaemon } from "../helpers/daemon.js";
+
+function overSocket(socketPath: string, method: string, p: string, key: string, json?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath, method, path: p, headers: { authorization: `Bearer ${key}`, ...(json ? { "content-type": "application/json" } : {}) } },
+      (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on("error", reject);
+    req.end(json ? JSON.stringify(json) : undefined);
+  });
+}
+
+describe("corrald", () => {
+  let t: TestState;
+  before(async () => {
+    t = await freshState("daemon");
+  });
+  after(async () => t.close());
+
+  it("serves a unix socket, enforces the memory quota, and stops leaving sandboxes running", async () => {
+    const socket = path.join(path.dirname(t.stateDir), "corrald.sock");
+    const d = await testDaemon(t, { listen: { socket } });
+    const key = d.sandboxes.tenants.createKey("quota").key;
+    d.sandboxes.tenants.setQuota("quota", { maxMemory: 600 * 1024 * 1024 });
+    const first = await overSocket(socket, "POST", "/v1/sandboxes", key, { template: "busybox", name: "q1", resources: { memory: "512M" } });
+    assert.equal(first.status, 201, first.body);
+    const second = await overSocket(socket, "POST", "/v1/sandboxes", key, { template: "busybox", resources: { memory: "512M" } });
+    assert.equal(second.status, 429);
+    const err = JSON.parse(second.body) as { error: { code: string; over: { quota: string; limit: number; requested: number } } };
+    assert.equal(err.error.code, "quota_exceeded");
+    assert.deepEqual(err.error.over, { quota: "memory", limit: 600 * 1024 * 1024, requested: 1024 * 1024 * 1024 });
+    // A graceful stop: the sandbox outlives the daemon.
+    await d.close();
+    assert.equal((await t.s.exec("q1", { cmd: "true" })).exitCode, 0);
+  });
+});
