@@ -1,150 +1,73 @@
 #!/usr/bin/env node
-import fs from "node:fs";
-import path from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Command, Option } from "commander";
-import { CorralError, formatSize, InvalidArgumentError, parseSize } from "../spec/index.js";
-import { Sandboxes, type SandboxInfo } from "../runtime/sandboxes.js";
+import { Command } from "commander";
+import { formatSize, InvalidArgumentError, parseSize } from "../spec/index.js";
+import { Sandboxes } from "../runtime/sandboxes.js";
 import { BUILTIN_TEMPLATES } from "../store/store.js";
-import { buildProgress } from "./progress.js";
-import type { ProgressFn } from "../store/builders/builder.js";
+import { withProgress } from "./progress.js";
 import { age, keyValues, table, until } from "./format.js";
+import { collect, specFrom, specOptions, type SpecFlags } from "./spec-flags.js";
+import type { CliTarget, ExecInput } from "./target.js";
+import { LocalTarget } from "./backend-local.js";
+import { RemoteTarget } from "./backend-remote.js";
+import { copy } from "./copy.js";
+import { exitCodeOf, messageOf } from "./exit.js";
 
 const program = new Command("corral")
   .description("sandboxes for untrusted code: containers and microVMs from one spec")
   .option("--state-dir <dir>", "state directory (default $CORRAL_STATE_DIR or /var/lib/corral)")
+  .option("--api-url <url>", "run, create, exec, cp, ls, inspect and rm through this corral daemon (default $CORRAL_API_URL unless --state-dir is given)")
+  .option("--api-key <key>", "API key for the daemon (default $CORRAL_API_KEY)")
+  .addHelpText("after", "\nWithout a daemon URL every command acts on the state dir directly; daemon, admin and template always do.")
   .showHelpAfterError()
   .configureOutput({ outputError: (s, write) => write(s) });
 
+interface GlobalFlags {
+  stateDir?: string;
+  apiUrl?: string;
+  apiKey?: string;
+}
+
 function open(): Promise<Sandboxes> {
-  const dir = program.opts<{ stateDir?: string }>().stateDir;
+  const dir = program.opts<GlobalFlags>().stateDir;
   return Sandboxes.open(dir ? { stateDir: dir } : {});
 }
 
-const collect = (v: string, prev: string[]) => [...prev, v];
+let chosen: CliTarget | undefined;
 
-function specOptions(cmd: Command): Command {
-  return cmd
-    .option("--name <name>", "sandbox name (default: generated)")
-    .option("-t, --template <name>", "template to start from", "debian")
-    .option("--backend <kind>", "container or vm", "container")
-    .option("-m, --memory <size>", "memory limit, e.g. 512M")
-    .option("--cpus <n>", "CPU limit in cores, e.g. 0.5")
-    .option("--pids <n>", "maximum number of processes")
-    .option("--disk <size>", "size of the writable layer, e.g. 1G")
-    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
-    .option("-w, --workdir <dir>", "working directory")
-    .option("-l, --label <KEY=VALUE>", "label (repeatable)", collect, [])
-    .option("--persistent", "keep the sandbox (and its disk) until removed")
-    .option("--timeout <seconds>", "remove the sandbox after this many seconds");
+/** The daemon when a URL is configured (--api-url, else $CORRAL_API_URL without --state-dir), else the state dir. */
+function target(): CliTarget {
+  if (chosen) return chosen;
+  const f = program.opts<GlobalFlags>();
+  if (f.apiUrl && f.stateDir) throw new InvalidArgumentError("give --api-url or --state-dir, not both");
+  const apiUrl = f.apiUrl ?? (f.stateDir ? undefined : process.env["CORRAL_API_URL"]);
+  if (!apiUrl) return (chosen = new LocalTarget(open));
+  const apiKey = f.apiKey ?? process.env["CORRAL_API_KEY"];
+  if (!apiKey) throw new InvalidArgumentError(`no API key for the daemon at ${apiUrl}: set CORRAL_API_KEY or pass --api-key`);
+  return (chosen = new RemoteTarget({ apiUrl, apiKey }));
 }
 
-interface SpecFlags {
-  name?: string;
-  template: string;
-  backend: string;
-  memory?: string;
-  cpus?: string;
-  pids?: string;
-  disk?: string;
-  env: string[];
-  workdir?: string;
-  label: string[];
-  persistent?: boolean;
-  timeout?: string;
+/** Runs argv in a sandbox with the terminal's streams; returns the exit code (128+signal when a signal ended it). */
+async function execCommand(ref: string, req: ExecInput): Promise<number> {
+  if (req.argv.length === 0) throw new InvalidArgumentError("no command given (put it after --)");
+  const r = await target().exec(ref, req);
+  if (r.timedOut) process.stderr.write(`corral: the command timed out after ${req.timeoutSeconds}s and was killed\n`);
+  if (r.oom) process.stderr.write(`corral: the command was killed by the OOM killer (memory limit ${formatSize(r.oom.memoryLimit)})\n`);
+  return r.exitCode ?? 128 + (r.signal ?? 0);
 }
 
-/** CLI flags → SandboxSpec input; validation (with field paths) is parseSpec's. */
-function specFrom(f: SpecFlags): Record<string, unknown> {
-  const resources: Record<string, unknown> = {};
-  if (f.memory !== undefined) resources["memory"] = f.memory;
-  if (f.disk !== undefined) resources["disk"] = f.disk;
-  if (f.cpus !== undefined) resources["vcpus"] = Number(f.cpus);
-  if (f.pids !== undefined) resources["pids"] = Number(f.pids);
-  const lifetime: Record<string, unknown> = { mode: f.persistent ? "persistent" : "ephemeral" };
-  if (f.timeout !== undefined) lifetime["timeoutSeconds"] = Number(f.timeout);
-  const spec: Record<string, unknown> = {
-    template: f.template,
-    backend: f.backend,
-    resources,
-    env: keyValues(f.env, "--env"),
-    labels: keyValues(f.label, "--label"),
-    lifetime,
-  };
-  if (f.name !== undefined) spec["name"] = f.name;
-  if (f.workdir !== undefined) spec["workdir"] = f.workdir;
-  return spec;
-}
-
-/** Runs `fn` with a progress display for template builds it may start. */
-async function withProgress<T>(template: string, fn: (onProgress: ProgressFn) => Promise<T>): Promise<T> {
-  const p = buildProgress(`building template ${template}`);
-  try {
-    return await fn(p.onProgress);
-  } finally {
-    p.done();
-  }
-}
-
-function createWithProgress(s: Sandboxes, spec: Record<string, unknown>): Promise<SandboxInfo> {
-  return withProgress(String(spec["template"]), (onProgress) => s.create(spec, { onProgress }));
-}
-
-/** Runs argv in a sandbox with the terminal's streams; returns the exit code. */
-async function execInteractive(
-  s: Sandboxes,
-  ref: string,
-  argv: string[],
-  o: { env?: Record<string, string>; workdir?: string; interactive?: boolean; timeout?: string },
-): Promise<number> {
-  if (argv.length === 0) throw new InvalidArgumentError("no command given (put it after --)");
-  const client = await s.agent(ref);
-  const rec = await s.record(ref);
-  try {
-    const stats = await s.stats(ref);
-    const handle = client.exec(
-      {
-        argv,
-        env: { ...rec.spec.env, ...o.env },
-        cwd: o.workdir ?? rec.spec.workdir,
-        stdin: o.interactive ?? false,
-        ...(o.timeout ? { timeoutMs: Number(o.timeout) * 1000 } : {}),
-      },
-      { onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) },
-    );
-    const forward = (sig: NodeJS.Signals) => () => void handle.kill(sig === "SIGINT" ? 2 : 15).catch(() => {});
-    process.on("SIGINT", forward("SIGINT"));
-    process.on("SIGTERM", forward("SIGTERM"));
-    if (o.interactive) {
-      void (async () => {
-        for await (const chunk of process.stdin) await handle.writeStdin(chunk as Buffer);
-        await handle.closeStdin();
-      })().catch(() => {});
-    }
-    const r = await handle.result;
-    if (o.interactive) process.stdin.destroy();
-    if (r.timedOut) process.stderr.write(`corral: the command timed out after ${o.timeout}s and was killed\n`);
-    if (r.signal === 9 && (await s.stats(ref)).oomKills > stats.oomKills) {
-      process.stderr.write(`corral: the command was killed by the OOM killer (memory limit ${formatSize(rec.spec.resources.memory)})\n`);
-    }
-    return r.exitCode ?? 128 + (r.signal ?? 0);
-  } finally {
-    client.close();
-  }
-}
+const STDIN_HELP = "pass stdin to the command (through a daemon, stdin is read to its end before the command starts)";
 
 specOptions(program.command("run"))
   .description("start a throwaway sandbox, run a command in it, remove it")
   .argument("<command...>", "command and arguments (after --)")
-  .option("-i, --interactive", "pass stdin to the command")
+  .option("-i, --interactive", STDIN_HELP)
   .action(async (argv: string[], f: SpecFlags & { interactive?: boolean }) => {
-    const s = await open();
-    const sb = await createWithProgress(s, specFrom(f));
+    const sb = await target().create(specFrom(f));
     let code = 125;
     try {
-      code = await execInteractive(s, sb.id, argv, f.interactive ? { interactive: true } : {});
+      code = await execCommand(sb.id, { argv, env: {}, stdin: f.interactive ?? false });
     } finally {
-      await s.destroy(sb.id);
+      await target().remove(sb.id, false);
     }
     process.exitCode = code;
   });
@@ -152,8 +75,7 @@ specOptions(program.command("run"))
 specOptions(program.command("create"))
   .description("start a sandbox and print its name")
   .action(async (f: SpecFlags) => {
-    const s = await open();
-    const sb = await createWithProgress(s, specFrom(f));
+    const sb = await target().create(specFrom(f));
     process.stdout.write(`${sb.name}\n`);
   });
 
@@ -164,15 +86,13 @@ program
   .argument("<command...>", "command and arguments (after --)")
   .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
   .option("-w, --workdir <dir>", "working directory")
-  .option("-i, --interactive", "pass stdin to the command")
+  .option("-i, --interactive", STDIN_HELP)
   .option("--timeout <seconds>", "kill the command after this many seconds")
   .action(async (ref: string, argv: string[], f: { env: string[]; workdir?: string; interactive?: boolean; timeout?: string }) => {
-    const s = await open();
-    const o: Parameters<typeof execInteractive>[3] = { env: keyValues(f.env, "--env") };
-    if (f.workdir) o.workdir = f.workdir;
-    if (f.interactive) o.interactive = true;
-    if (f.timeout) o.timeout = f.timeout;
-    process.exitCode = await execInteractive(s, ref, argv, o);
+    const req: ExecInput = { argv, env: keyValues(f.env, "--env"), stdin: f.interactive ?? false };
+    if (f.workdir) req.workdir = f.workdir;
+    if (f.timeout) req.timeoutSeconds = Number(f.timeout);
+    process.exitCode = await execCommand(ref, req);
   });
 
 program
@@ -180,45 +100,7 @@ program
   .description("copy a file between the host and a sandbox: cp SRC SANDBOX:PATH or cp SANDBOX:PATH DST")
   .argument("<src>")
   .argument("<dst>")
-  .action(async (src: string, dst: string) => {
-    const s = await open();
-    const from = remote(src);
-    const to = remote(dst);
-    if (!!from === !!to) throw new InvalidArgumentError("exactly one of SRC and DST must be SANDBOX:PATH");
-    if (to) {
-      const st = fs.statSync(src);
-      if (!st.isFile()) throw new InvalidArgumentError(`${src} is not a regular file (copying directories is not supported yet)`);
-      const client = await s.agent(to.ref);
-      try {
-        let target = to.path;
-        if (target.endsWith("/") || (await client.stat(target).then((x) => x.type === "dir", () => false))) {
-          target = path.posix.join(target, path.basename(src));
-        }
-        await client.writeFile(target, fs.createReadStream(src), { mode: st.mode & 0o777, mkdirs: true });
-      } finally {
-        client.close();
-      }
-    } else if (from) {
-      const client = await s.agent(from.ref);
-      try {
-        let target = dst;
-        if (fs.statSync(dst, { throwIfNoEntry: false })?.isDirectory()) target = path.join(dst, path.posix.basename(from.path));
-        const st = await client.stat(from.path);
-        if (st.type !== "file") throw new InvalidArgumentError(`${src} is a ${st.type}, not a file`);
-        await pipeline(client.readFile(from.path), fs.createWriteStream(target, { mode: st.mode & 0o777 }));
-      } finally {
-        client.close();
-      }
-    }
-  });
-
-function remote(arg: string): { ref: string; path: string } | undefined {
-  if (arg.startsWith("/") || arg.startsWith(".")) return undefined;
-  const i = arg.indexOf(":");
-  if (i <= 0) return undefined;
-  const p = arg.slice(i + 1);
-  return { ref: arg.slice(0, i), path: p.startsWith("/") ? p : `/${p}` };
-}
+  .action((src: string, dst: string) => copy(target(), src, dst));
 
 program
   .command("ls")
@@ -226,8 +108,7 @@ program
   .description("list sandboxes")
   .option("--json", "print JSON")
   .action(async (f: { json?: boolean }) => {
-    const s = await open();
-    const all = await s.list();
+    const all = await target().list();
     if (f.json) {
       process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
       return;
@@ -251,13 +132,10 @@ program
 
 program
   .command("inspect")
-  .description("print a sandbox's record and usage as JSON")
+  .description("print a sandbox's record and usage as JSON (usage is null through a daemon)")
   .argument("<sandbox>")
   .action(async (ref: string) => {
-    const s = await open();
-    const info = await s.get(ref);
-    const usage = info.status === "running" ? await s.stats(ref) : null;
-    process.stdout.write(`${JSON.stringify({ ...info, usage }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(await target().inspect(ref), null, 2)}\n`);
   });
 
 program
@@ -266,14 +144,7 @@ program
   .argument("<sandbox...>")
   .option("-f, --force", "ignore sandboxes that do not exist")
   .action(async (refs: string[], f: { force?: boolean }) => {
-    const s = await open();
-    for (const ref of refs) {
-      try {
-        await s.destroy(ref);
-      } catch (e) {
-        if (!(f.force && e instanceof CorralError && e.status === 404)) throw e;
-      }
-    }
+    for (const ref of refs) await target().remove(ref, f.force ?? false);
   });
 
 const tpl = program.command("template").description("manage templates");
@@ -311,7 +182,7 @@ program
   .option("--body-limit <bytes>", "largest JSON request body", "1048576")
   .action(async (f: { listen: string; socket?: string; bodyLimit: string }) => {
     const { startDaemon } = await import("../server/daemon.js");
-    const stateDir = program.opts<{ stateDir?: string }>().stateDir;
+    const stateDir = program.opts<GlobalFlags>().stateDir;
     const i = f.listen.lastIndexOf(":");
     const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port: Number(f.listen.slice(i + 1)) };
     const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit) });
@@ -390,9 +261,11 @@ function quotaFrom(f: { maxSandboxes?: string; maxMemory?: string }): { maxSandb
   return q;
 }
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`corral: ${msg}\n`);
-  if (process.env["CORRAL_DEBUG"] && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-  process.exitCode = e instanceof CorralError && e.status < 500 ? 1 : 125;
-});
+program
+  .parseAsync(process.argv)
+  .catch((e: unknown) => {
+    process.stderr.write(`corral: ${messageOf(e)}\n`);
+    if (process.env["CORRAL_DEBUG"] && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = exitCodeOf(e);
+  })
+  .finally(() => chosen?.close());

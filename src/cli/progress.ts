@@ -35,3 +35,13 @@ export function buildProgress(label: string): { onProgress: ProgressFn; done(): 
     },
   };
 }
+
+/** Runs `fn` with a progress display for template builds it may start. */
+export async function withProgress<T>(template: string, fn: (onProgress: ProgressFn) => Promise<T>): Promise<T> {
+  const p = buildProgress(`building template ${template}`);
+  try {
+    return await fn(p.onProgress);
+  } finally {
+    p.done();
+  }
+}

@@ -1,0 +1,86 @@
+import { CorralError } from "../spec/index.js";
+import type { Sandboxes } from "../runtime/sandboxes.js";
+import { withProgress } from "./progress.js";
+import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
+
+/** The sandbox commands on the state dir, through the library (no daemon needed). */
+export class LocalTarget implements CliTarget {
+  private opened: Promise<Sandboxes> | undefined;
+
+  constructor(private readonly open: () => Promise<Sandboxes>) {}
+
+  private state(): Promise<Sandboxes> {
+    return (this.opened ??= this.open());
+  }
+
+  async create(spec: SpecInput): Promise<{ id: string; name: string }> {
+    const s = await this.state();
+    const sb = await withProgress(spec.template, (onProgress) => s.create(spec, { onProgress }));
+    return { id: sb.id, name: sb.name };
+  }
+
+  async exec(ref: string, req: ExecInput): Promise<ExecEnd> {
+    const s = await this.state();
+    const client = await s.agent(ref);
+    const rec = s.record(ref);
+    try {
+      const oomBefore = await s.oomKills(ref);
+      const handle = client.exec(
+        s.execRequest(rec, {
+          argv: req.argv,
+          env: req.env,
+          ...(req.workdir ? { cwd: req.workdir } : {}),
+          stdin: req.stdin,
+          ...(req.timeoutSeconds ? { timeoutMs: req.timeoutSeconds * 1000 } : {}),
+        }),
+        { onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) },
+      );
+      onInterrupt((signo) => void handle.kill(signo).catch(() => {}));
+      if (req.stdin) {
+        void (async () => {
+          for await (const chunk of process.stdin) await handle.writeStdin(chunk as Buffer);
+          await handle.closeStdin();
+        })().catch(() => {});
+      }
+      const r = await handle.result;
+      if (req.stdin) process.stdin.destroy();
+      const oom = r.signal === 9 && (await s.oomKills(ref)) > oomBefore ? { memoryLimit: rec.spec.resources.memory } : null;
+      return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oom };
+    } finally {
+      client.close();
+    }
+  }
+
+  async files(ref: string): Promise<SandboxFiles> {
+    const client = await (await this.state()).agent(ref);
+    return {
+      stat: (path) => client.stat(path),
+      write: async (path, data, mode) => {
+        await client.writeFile(path, data, { mode, mkdirs: true });
+      },
+      read: async (path) => client.readFile(path),
+      close: () => client.close(),
+    };
+  }
+
+  async list(): Promise<SandboxSummary[]> {
+    return (await this.state()).list();
+  }
+
+  async inspect(ref: string): Promise<object> {
+    const s = await this.state();
+    const info = await s.get(ref);
+    const usage = info.status === "running" ? await s.stats(ref) : null;
+    return { ...info, usage };
+  }
+
+  async remove(ref: string, missingOk: boolean): Promise<void> {
+    try {
+      await (await this.state()).destroy(ref);
+    } catch (e) {
+      if (!(missingOk && e instanceof CorralError && e.status === 404)) throw e;
+    }
+  }
+
+  close(): void {}
+}

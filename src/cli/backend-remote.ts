@@ -1,0 +1,115 @@
+import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { Sandbox, type ConnectionOpts, type SandboxInfo, type SandboxOpts } from "../../sdk/src/index.js";
+import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
+
+/**
+ * The sandbox commands on a corral daemon, through the SDK. Limits of the
+ * API as it is: a command's stdin is sent whole when it starts (`exec -i`
+ * reads stdin to its end first), Ctrl-C ends the command by closing the
+ * request (the daemon kills it) rather than by forwarding SIGINT, output
+ * arrives as UTF-8 text, and there is no usage for `inspect`.
+ */
+export class RemoteTarget implements CliTarget {
+  /** A signal ended `exec` while its request is still open: exit on close. */
+  private abandoned = false;
+
+  constructor(private readonly conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey">>) {}
+
+  async create(spec: SpecInput): Promise<{ id: string; name: string }> {
+    const opts: SandboxOpts = {
+      ...this.conn,
+      requestTimeoutMs: 0, // the daemon may build the template first
+      template: spec.template,
+      backend: spec.backend as SandboxOpts["backend"],
+      resources: spec.resources,
+      envs: spec.env,
+      metadata: spec.labels,
+      persistent: spec.lifetime.mode === "persistent",
+      name: spec.name,
+      workdir: spec.workdir,
+    };
+    if (spec.lifetime.timeoutSeconds !== undefined) opts.timeoutMs = spec.lifetime.timeoutSeconds * 1000;
+    const sb = await Sandbox.create(opts);
+    return { id: sb.sandboxId, name: spec.name ?? (await sb.info()).name };
+  }
+
+  async exec(ref: string, req: ExecInput): Promise<ExecEnd> {
+    const sb = await Sandbox.connect(ref, this.conn);
+    const stdin = req.stdin ? await readAll(process.stdin) : undefined;
+    const run = sb.commands.run(req.argv, {
+      envs: req.env,
+      cwd: req.workdir,
+      timeoutMs: req.timeoutSeconds === undefined ? undefined : req.timeoutSeconds * 1000,
+      stdin,
+      onStdout: sink(process.stdout),
+      onStderr: sink(process.stderr),
+    });
+    let stop = () => {};
+    const interrupted = new Promise<ExecEnd>((resolve) => {
+      stop = onInterrupt((signo) => {
+        this.abandoned = true;
+        resolve({ exitCode: null, signal: signo, timedOut: false, oom: null });
+      });
+    });
+    try {
+      return await Promise.race([
+        run.then(async (r) => ({
+          exitCode: r.exitCode,
+          signal: r.signal,
+          timedOut: r.timedOut,
+          oom: r.oomKilled ? { memoryLimit: (await sb.info()).spec.resources.memory } : null,
+        })),
+        interrupted,
+      ]);
+    } finally {
+      stop();
+    }
+  }
+
+  async files(ref: string): Promise<SandboxFiles> {
+    const sb = await Sandbox.connect(ref, this.conn);
+    return {
+      stat: (path) => sb.files.stat(path),
+      write: async (path, data, mode) => {
+        await sb.files.write(path, data, { mode, requestTimeoutMs: 0 });
+      },
+      read: async (path) => Readable.fromWeb((await sb.files.read(path, { format: "stream" })) as NodeReadableStream<Uint8Array>),
+      close() {},
+    };
+  }
+
+  async list(): Promise<SandboxSummary[]> {
+    return (await Sandbox.list(this.conn)).map(apiShape);
+  }
+
+  async inspect(ref: string): Promise<object> {
+    return { ...apiShape(await Sandbox.getInfo(ref, this.conn)), usage: null };
+  }
+
+  async remove(ref: string, missingOk: boolean): Promise<void> {
+    if (missingOk) await Sandbox.kill(ref, this.conn);
+    else await (await Sandbox.connect(ref, this.conn)).kill();
+  }
+
+  close(): void {
+    // The open request would keep the process alive; ending it makes the daemon kill the command.
+    if (this.abandoned) process.exit();
+  }
+}
+
+/** The API's Sandbox object, as the daemon sent it. */
+function apiShape(i: SandboxInfo): SandboxSummary & Record<string, unknown> {
+  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec };
+}
+
+/** Writes text to a stream, waiting for it to drain when it is full. */
+function sink(out: NodeJS.WriteStream): (text: string) => Promise<void> | undefined {
+  return (text) => (out.write(text) ? undefined : new Promise((resolve) => out.once("drain", resolve)));
+}
+
+async function readAll(input: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of input) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+  return Buffer.concat(chunks);
+}

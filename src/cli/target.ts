@@ -1,0 +1,81 @@
+import os from "node:os";
+import type { Readable } from "node:stream";
+
+/**
+ * Where the sandbox commands (run, create, exec, cp, ls, inspect, rm) act:
+ * the state dir through the library (backend-local.ts) or a daemon through
+ * the SDK (backend-remote.ts). main.ts picks one; flags, output and exit
+ * codes are the same either way.
+ */
+export interface CliTarget {
+  /** Starts a sandbox and resolves once it runs. */
+  create(spec: SpecInput): Promise<{ id: string; name: string }>;
+  /** Runs a command with the terminal's streams; Ctrl-C and SIGTERM reach the command. */
+  exec(ref: string, req: ExecInput): Promise<ExecEnd>;
+  /** File access to one sandbox, for `cp`; close it when done. */
+  files(ref: string): Promise<SandboxFiles>;
+  list(): Promise<SandboxSummary[]>;
+  /** The sandbox's record with its usage (null when unknown), as `inspect` prints it. */
+  inspect(ref: string): Promise<object>;
+  /** Removes a sandbox; one that does not exist is an error unless `missingOk`. */
+  remove(ref: string, missingOk: boolean): Promise<void>;
+  /** Called once the command is over (its exit code set). */
+  close(): void;
+}
+
+/** The SandboxSpec input the flags describe; the library or the daemon validates it. */
+export interface SpecInput {
+  name?: string;
+  template: string;
+  backend: string;
+  resources: { memory?: string; disk?: string; vcpus?: number; pids?: number };
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  lifetime: { mode: "ephemeral" | "persistent"; timeoutSeconds?: number };
+  workdir?: string;
+}
+
+export interface ExecInput {
+  argv: string[];
+  /** Over the sandbox's env. */
+  env: Record<string, string>;
+  workdir?: string;
+  /** Pass the CLI's stdin to the command. */
+  stdin: boolean;
+  timeoutSeconds?: number;
+}
+
+export interface ExecEnd {
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  /** Set when the OOM killer ended the command: the sandbox's memory limit. */
+  oom: { memoryLimit: number } | null;
+}
+
+/** What `ls` shows of a sandbox; `ls --json` prints the whole object the target returned. */
+export interface SandboxSummary {
+  id: string;
+  name: string;
+  status: string;
+  createdAt: string;
+  expiresAt: string | null;
+  spec: { template: string; backend: string; resources: { memory: number }; lifetime: { mode: string } };
+}
+
+export interface SandboxFiles {
+  /** Rejects when nothing is at the path. */
+  stat(path: string): Promise<{ type: "file" | "dir" | "symlink" | "other"; mode: number }>;
+  /** Writes a file, creating its parent directories. */
+  write(path: string, data: Readable, mode: number): Promise<void>;
+  read(path: string): Promise<Readable>;
+  close(): void;
+}
+
+/** Calls `fn` with the signal's number on each SIGINT and SIGTERM; the returned function stops that. */
+export function onInterrupt(fn: (signo: number) => void): () => void {
+  const names = ["SIGINT", "SIGTERM"] as const;
+  const handlers = names.map((name) => () => fn(os.constants.signals[name]));
+  names.forEach((name, i) => process.on(name, handlers[i] as () => void));
+  return () => names.forEach((name, i) => process.off(name, handlers[i] as () => void));
+}
