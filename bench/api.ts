@@ -5,27 +5,6 @@ import fs from "node:fs";
 import os from "node:os";
 import { runCommand, haveCommand } from "../src/host/command.js";
 import path from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src/cli/main.js");
-
-export async function spawnDaemon(stateDir: string, cgroupParent: string): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [CLI, "--state-dir", stateDir, "daemon", "--listen", "127.0.0.1:0"], {
-    env: { ...process.env, CORRAL_CGROUP_PARENT: cgroupParent, CORRAL_LOG_LEVEL: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    proc.once("exit", (code) => reject(new Error(`daemon exited (${code}): ${out}`)));
-  });
-  return { proc, url };
-}
 
 /**
  * Runs `clients` loops, each sending one request after another over a

@@ -14,7 +14,8 @@ import { ociConfig } from "../src/backends/container/oci-config.js";
 import { removeEmptyParent } from "../src/backends/container/cgroups.js";
 import { parseSpec } from "../src/spec/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
-import { loadWithWrk, spawnDaemon } from "./api.js";
+import { loadWithWrk } from "./api.js";
+import { spawnDaemon } from "../src/server/spawn.js";
 import { Sandbox } from "../sdk/src/index.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
     await s.destroy(sb.id);
 
     // The API, corrald in its own process.
-    const d = await spawnDaemon(s.stateDir, cgroupParent);
+    const d = await spawnDaemon(s.stateDir, { CORRAL_CGROUP_PARENT: cgroupParent });
     try {
       const key = s.tenants.createKey("bench").key;
       const created = await fetch(`${d.url}/v1/sandboxes`, {

@@ -3,14 +3,11 @@
 // nothing behind once the daemon is back.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import type { ChildProcess } from "node:child_process";
 import { freshState, type TestState } from "../helpers/state.js";
 import { findLeaks } from "../helpers/leaks.js";
 import { request } from "../helpers/daemon.js";
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
+import { spawnDaemon } from "../../src/server/spawn.js";
 
 describe("daemon restart", () => {
   let t: TestState;
@@ -22,22 +19,7 @@ describe("daemon restart", () => {
   after(async () => t.close());
 
   /** corrald as its own process, as an operator runs it. */
-  async function daemon(): Promise<{ proc: ChildProcess; url: string }> {
-    const proc = spawn(process.execPath, [CLI, "--state-dir", t.stateDir, "daemon", "--listen", "127.0.0.1:0"], {
-      env: { ...process.env, CORRAL_CGROUP_PARENT: t.cgroupParent, CORRAL_LOG_LEVEL: "warn" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      proc.stdout!.on("data", (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on (\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      proc.once("exit", (code) => reject(new Error(`daemon exited (${code}) before listening: ${out}`)));
-    });
-    return { proc, url };
-  }
+  const daemon = () => spawnDaemon(t.stateDir, { CORRAL_CGROUP_PARENT: t.cgroupParent });
 
   async function kill9(proc: ChildProcess): Promise<void> {
     const gone = new Promise((r) => proc.once("exit", r));

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Readable } from "node:stream";
+import type { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError, SandboxOperationError } from "../../spec/errors.js";
 import { param, queryPath, type ServerContext } from "../context.js";
 
@@ -11,6 +12,15 @@ import { param, queryPath, type ServerContext } from "../context.js";
 export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const s = ctx.sandboxes;
   const agent = (req: { tenant: string; params: unknown }) => s.agent(param(req as never, "id"), { tenant: req.tenant });
+  /** One agent connection for the length of `fn`. */
+  const withAgent = async <T>(req: { tenant: string; params: unknown }, fn: (c: AgentClient) => Promise<T>): Promise<T> => {
+    const client = await agent(req);
+    try {
+      return await fn(client);
+    } finally {
+      client.close();
+    }
+  };
 
   app.get("/v1/sandboxes/:id/files", { config: { operationId: "readFile" } }, async (req, reply) => {
     const path = queryPath(req);
@@ -49,43 +59,23 @@ export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete("/v1/sandboxes/:id/files", { config: { operationId: "removeFile" } }, async (req, reply) => {
     const path = queryPath(req);
-    const client = await agent(req);
-    try {
-      await client.remove(path, { recursive: (req.query as Record<string, unknown>)["recursive"] === "true" });
-      return reply.code(204).send();
-    } finally {
-      client.close();
-    }
+    await withAgent(req, (c) => c.remove(path, { recursive: (req.query as Record<string, unknown>)["recursive"] === "true" }));
+    return reply.code(204).send();
   });
 
   app.get("/v1/sandboxes/:id/files/stat", { config: { operationId: "statFile" } }, async (req) => {
     const path = queryPath(req);
-    const client = await agent(req);
-    try {
-      return { path, ...(await client.stat(path, false)) };
-    } finally {
-      client.close();
-    }
+    return { path, ...(await withAgent(req, (c) => c.stat(path, false))) };
   });
 
   app.get("/v1/sandboxes/:id/files/list", { config: { operationId: "listFiles" } }, async (req) => {
     const path = queryPath(req);
-    const client = await agent(req);
-    try {
-      return { entries: await client.list(path) };
-    } finally {
-      client.close();
-    }
+    return { entries: await withAgent(req, (c) => c.list(path)) };
   });
 
   app.post("/v1/sandboxes/:id/files/mkdir", { config: { operationId: "makeDir" } }, async (req, reply) => {
     const body = req.body as { path: string; parents?: boolean };
-    const client = await agent(req);
-    try {
-      await client.mkdir(body.path, { parents: body.parents ?? true });
-      return reply.code(204).send();
-    } finally {
-      client.close();
-    }
+    await withAgent(req, (c) => c.mkdir(body.path, { parents: body.parents ?? true }));
+    return reply.code(204).send();
   });
 }
