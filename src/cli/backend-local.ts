@@ -74,6 +74,11 @@ export class LocalTarget implements CliTarget {
     return { ...info, usage };
   }
 
+  async setRunning(ref: string, running: boolean): Promise<void> {
+    const s = await this.state();
+    await (running ? s.start(ref) : s.stop(ref));
+  }
+
   async remove(ref: string, missingOk: boolean): Promise<void> {
     try {
       await (await this.state()).destroy(ref);

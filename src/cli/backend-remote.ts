@@ -87,6 +87,11 @@ export class RemoteTarget implements CliTarget {
     return { ...apiShape(await Sandbox.getInfo(ref, this.conn)), usage: null };
   }
 
+  async setRunning(ref: string, running: boolean): Promise<void> {
+    const sb = await Sandbox.connect(ref, this.conn);
+    await (running ? sb.start() : sb.stop());
+  }
+
   async remove(ref: string, missingOk: boolean): Promise<void> {
     if (missingOk) await Sandbox.kill(ref, this.conn);
     else await (await Sandbox.connect(ref, this.conn)).kill();

@@ -147,6 +147,22 @@ program
     for (const ref of refs) await target().remove(ref, f.force ?? false);
   });
 
+program
+  .command("stop")
+  .description("stop persistent sandboxes: their processes end, their disk stays")
+  .argument("<sandbox...>")
+  .action(async (refs: string[]) => {
+    for (const ref of refs) await target().setRunning(ref, false);
+  });
+
+program
+  .command("start")
+  .description("start stopped sandboxes again, with the disk they had")
+  .argument("<sandbox...>")
+  .action(async (refs: string[]) => {
+    for (const ref of refs) await target().setRunning(ref, true);
+  });
+
 const tpl = program.command("template").description("manage templates");
 tpl
   .command("ls")

@@ -69,6 +69,19 @@ describe("corral CLI", () => {
     assert.equal((await corral("ls")).stdout.trim().split("\n").length, 1);
   });
 
+  it("stops and starts a persistent sandbox, keeping its disk", async () => {
+    assert.equal((await corral("create", "--template", "busybox", "--name", "pet", "--persistent")).code, 0);
+    assert.equal((await corral("exec", "pet", "--", "sh", "-c", "echo kept > /work/f")).code, 0);
+    assert.equal((await corral("stop", "pet")).code, 0);
+    assert.match((await corral("ls")).stdout, /^pet\s+\S+\s+busybox\s+container\s+stopped/m);
+    const refused = await corral("exec", "pet", "--", "true");
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /stopped; start it first/);
+    assert.equal((await corral("start", "pet")).code, 0);
+    assert.equal((await corral("exec", "pet", "--", "cat", "/work/f")).stdout, "kept\n");
+    assert.equal((await corral("rm", "pet")).code, 0);
+  });
+
   it("prints one clear line and a non-zero exit for errors", async () => {
     const missing = await corral("exec", "nosuch", "--", "true");
     assert.equal(missing.code, 1);
