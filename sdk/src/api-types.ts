@@ -52,6 +52,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/pools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Warm pools (configured with `corral admin pool set`), how full they are, and how claims went. */
+        get: operations["listPools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes": {
         parameters: {
             query?: never;
@@ -433,6 +450,19 @@ export interface components {
             expiresAt: string | null;
             spec: components["schemas"]["ResolvedSpec"];
         };
+        Pool: {
+            key: string;
+            template: string;
+            resources: components["schemas"]["ResolvedSpec"]["resources"];
+            target: number;
+            ready: number;
+            /** @description Creates served from the pool since the daemon started. */
+            hits: number;
+            /** @description Creates of this shape that found the pool empty. */
+            misses: number;
+            claimP50Ms: number | null;
+            claimP99Ms: number | null;
+        };
         Template: {
             name: string;
             built: boolean;
@@ -585,6 +615,29 @@ export interface operations {
                 };
                 content: {
                     "application/x-ndjson": components["schemas"]["BuildEvent"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listPools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every configured pool. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        pools: components["schemas"]["Pool"][];
+                    };
                 };
             };
             default: components["responses"]["Error"];

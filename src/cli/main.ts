@@ -236,6 +236,35 @@ key
     const s = await open();
     s.tenants.revokeKey(id);
   });
+const pool = admin.command("pool").description("warm pools of pre-started sandboxes, kept full by corrald");
+pool
+  .command("set")
+  .description("keep SIZE sandboxes of a template (and resource shape) ready; 0 empties the pool")
+  .argument("<template>")
+  .requiredOption("--size <n>", "how many to keep ready")
+  .option("-m, --memory <size>", "memory limit of the pooled sandboxes")
+  .option("--cpus <n>", "CPU limit")
+  .option("--pids <n>", "process limit")
+  .option("--disk <size>", "writable layer size")
+  .action(async (template: string, f: { size: string; memory?: string; cpus?: string; pids?: string; disk?: string }) => {
+    const s = await open();
+    const resources: Record<string, unknown> = {};
+    if (f.memory !== undefined) resources["memory"] = f.memory;
+    if (f.disk !== undefined) resources["disk"] = f.disk;
+    if (f.cpus !== undefined) resources["vcpus"] = Number(f.cpus);
+    if (f.pids !== undefined) resources["pids"] = Number(f.pids);
+    const c = s.pools.set(template, resources, Number(f.size));
+    process.stdout.write(`${c.key}\n`);
+  });
+pool
+  .command("ls")
+  .description("list pools and how full they are")
+  .action(async () => {
+    const s = await open();
+    const rows = s.pools.list().map((p) => [p.key, p.template, formatSize(p.resources.memory), String(p.target), String(p.ready)]);
+    process.stdout.write(`${table(["POOL", "TEMPLATE", "MEMORY", "TARGET", "READY"], rows)}\n`);
+  });
+
 const tenant = admin.command("tenant").description("tenants and their quotas");
 tenant
   .command("create")

@@ -65,6 +65,20 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX sandboxes_tenant ON sandboxes (tenant_id);
   CREATE INDEX sandboxes_expiry ON sandboxes (expires_at) WHERE expires_at IS NOT NULL;
   `,
+  // Warm pools: configured targets, and pre-started sandboxes waiting in them
+  // (pool_key set until a create claims one) under the reserved tenant _pool.
+  `
+  ALTER TABLE sandboxes ADD COLUMN pool_key TEXT;
+  CREATE INDEX sandboxes_pool ON sandboxes (pool_key) WHERE pool_key IS NOT NULL;
+  CREATE TABLE pools (
+    key TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    resources TEXT NOT NULL,
+    target INTEGER NOT NULL CHECK (target >= 0),
+    created_at TEXT NOT NULL
+  );
+  INSERT INTO tenants (id, created_at) VALUES ('_pool', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -13,6 +13,7 @@ import type { ProgressFn } from "../store/builders/builder.js";
 import { Store } from "../store/store.js";
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
+import { Pools, POOL_TENANT, poolKey } from "./pools.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
 /**
@@ -67,6 +68,7 @@ interface Row {
   created_at: string;
   expires_at: string | null;
   creator_pid: number;
+  pool_key: string | null;
 }
 
 const ID_PATTERN = /^[0-9a-f]{16}$/;
@@ -89,6 +91,7 @@ const toRecord = (r: Row): SandboxRecord => ({
  */
 export class Sandboxes {
   readonly tenants: Tenants;
+  readonly pools: Pools;
   private readonly sandboxesDir: string;
   private readonly backends: Map<string, SandboxBackend>;
 
@@ -103,6 +106,7 @@ export class Sandboxes {
     this.sandboxesDir = path.join(stateDir, "sandboxes");
     this.backends = new Map([["container", container]]);
     this.tenants = new Tenants(db);
+    this.pools = new Pools(db);
   }
 
   static async open(opts: SandboxesOptions = {}): Promise<Sandboxes> {
@@ -149,10 +153,23 @@ export class Sandboxes {
     return this.backendFor(r.spec).attach(r.id, this.dirOf(r.id));
   }
 
-  /** Builds or looks up the template, then starts a sandbox from it. */
-  async create(input: unknown, opts: Scope & { onProgress?: ProgressFn } = {}): Promise<SandboxInfo> {
+  /**
+   * Starts a sandbox: claimed from a warm pool when one of the same shape
+   * has a sandbox ready, otherwise built (template first, if needed) and
+   * started cold. `pool` (internal) starts one to wait in that pool.
+   */
+  async create(input: unknown, opts: Scope & { onProgress?: ProgressFn; pool?: string } = {}): Promise<SandboxInfo> {
     const spec = parseSpec(input);
-    const tenant = opts.tenant ?? LOCAL_TENANT;
+    const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
+    if (!opts.pool && spec.lifetime.mode === "ephemeral") {
+      const key = poolKey(spec);
+      if (this.pools.has(key)) {
+        const t0 = performance.now();
+        const claimed = await this.claim(key, spec, tenant);
+        this.pools.record(key, claimed !== undefined, performance.now() - t0);
+        if (claimed) return claimed;
+      }
+    }
     const backend = this.backendFor(spec);
     const template = await this.store.ensureTemplate(spec.template, opts.onProgress);
     const id = randomBytes(8).toString("hex");
@@ -160,14 +177,14 @@ export class Sandboxes {
     const record: SandboxRecord = {
       id,
       tenant,
-      name: spec.name ?? `sb-${id.slice(0, 8)}`,
+      name: opts.pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? `sb-${id.slice(0, 8)}`),
       spec,
       createdAt: now.toISOString(),
-      expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
+      expiresAt: spec.lifetime.timeoutSeconds && !opts.pool ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
       state: "creating",
       creatorPid: process.pid,
     };
-    this.insertWithinQuota(record);
+    this.insertWithinQuota(record, opts.pool ?? null);
     const dir = this.dirOf(id);
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
@@ -182,21 +199,93 @@ export class Sandboxes {
     }
   }
 
+  /**
+   * Takes a ready sandbox out of a pool for a tenant, in one transaction
+   * with the quota check: the row leaves the pool (pool_key cleared) as it
+   * changes hands, so no sandbox is handed out twice, and a pooled sandbox
+   * is never returned to a pool. A pooled sandbox that died is removed and
+   * the next one tried.
+   */
+  private async claim(key: string, spec: ResolvedSpec, tenant: string): Promise<SandboxInfo | undefined> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = new Date();
+      const claimed = this.db
+        .transaction((): SandboxRecord | undefined => {
+          this.checkQuota(tenant, spec.resources.memory);
+          const row = stmt(this.db, "SELECT * FROM sandboxes WHERE pool_key = ? AND state = 'running' ORDER BY created_at LIMIT 1").get(key) as Row | undefined;
+          if (!row) return undefined;
+          const r: SandboxRecord = {
+            ...toRecord(row),
+            tenant,
+            name: spec.name ?? `sb-${row.id.slice(0, 8)}`,
+            spec,
+            createdAt: now.toISOString(),
+            expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
+          };
+          try {
+            stmt(this.db, "UPDATE sandboxes SET tenant_id = ?, name = ?, spec = ?, created_at = ?, expires_at = ?, pool_key = NULL WHERE id = ? AND pool_key = ?").run(
+              r.tenant, r.name, JSON.stringify(r.spec), r.createdAt, r.expiresAt, r.id, key,
+            );
+          } catch (e) {
+            if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
+            throw e;
+          }
+          return r;
+        })
+        .immediate();
+      if (!claimed) return undefined;
+      if ((await this.handle(claimed).status()) === "running") {
+        recordEvent(this.db, { tenant, sandbox: claimed.id, type: "claimed", detail: { pool: key, name: claimed.name } });
+        return { ...claimed, status: "running" };
+      }
+      await this.remove(claimed.id, tenant, "pooled sandbox found dead at claim", claimed.spec);
+    }
+    return undefined;
+  }
+
+  /**
+   * Brings every pool to its target: starts what is missing (one at a
+   * time), removes ready sandboxes beyond it. The daemon calls this on a
+   * timer; returns how many it started and removed.
+   */
+  async refillPools(): Promise<{ started: number; removed: number }> {
+    let started = 0;
+    let removed = 0;
+    for (const c of this.pools.configs()) {
+      const waiting = this.pools.waiting(c.key);
+      for (let n = waiting.length; n < c.target; n++) {
+        await this.create({ template: c.template, resources: c.resources }, { pool: c.key });
+        started++;
+      }
+      for (const extra of waiting.filter((w) => w.state === "running").slice(c.target)) {
+        await this.remove(extra.id, POOL_TENANT, "pool shrunk");
+        removed++;
+      }
+    }
+    return { started, removed };
+  }
+
+  /** Throws QuotaError when one more sandbox of `memory` bytes would put the tenant over a quota. */
+  private checkQuota(tenant: string, memory: number): void {
+    const t = this.tenants.get(tenant);
+    const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?").get(
+      tenant,
+    ) as { n: number; mem: number };
+    if (t.maxSandboxes !== null && use.n + 1 > t.maxSandboxes) throw new QuotaError("sandboxes", t.maxSandboxes, use.n + 1);
+    const mem = use.mem + memory;
+    if (t.maxMemory !== null && mem > t.maxMemory) throw new QuotaError("memory", t.maxMemory, mem);
+  }
+
   /** Checks the tenant's quotas and inserts the row, atomically. */
-  private insertWithinQuota(r: SandboxRecord): void {
+  private insertWithinQuota(r: SandboxRecord, pool: string | null): void {
     this.db
       .transaction(() => {
-        const t = this.tenants.get(r.tenant);
-        const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?")
-          .get(r.tenant) as { n: number; mem: number };
-        if (t.maxSandboxes !== null && use.n + 1 > t.maxSandboxes) throw new QuotaError("sandboxes", t.maxSandboxes, use.n + 1);
-        const mem = use.mem + r.spec.resources.memory;
-        if (t.maxMemory !== null && mem > t.maxMemory) throw new QuotaError("memory", t.maxMemory, mem);
+        this.checkQuota(r.tenant, r.spec.resources.memory);
         try {
-          stmt(this.db, 
-              "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid);
+          stmt(
+            this.db,
+            "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid, pool_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          ).run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid, pool);
         } catch (e) {
           if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
           throw e;
@@ -229,7 +318,7 @@ export class Sandboxes {
 
   /** Sandboxes in scope (running and stopped), optionally only those carrying every given label. */
   async list(opts: Scope & { labels?: Readonly<Record<string, string>> } = {}): Promise<SandboxInfo[]> {
-    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state IN ('running', 'stopped') AND (? IS NULL OR tenant_id = ?) ORDER BY created_at, id")
+    const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE state IN ('running', 'stopped') AND ((? IS NULL AND tenant_id != '_pool') OR tenant_id = ?) ORDER BY created_at, id")
       .all(opts.tenant ?? null, opts.tenant ?? null) as Row[];
     const wanted = rows.map(toRecord).filter((r) => !opts.labels || Object.entries(opts.labels).every(([k, v]) => r.spec.labels[k] === v));
     return Promise.all(wanted.map((r) => this.withStatus(r)));

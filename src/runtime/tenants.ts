@@ -59,7 +59,8 @@ export class Tenants {
   }
 
   list(): Tenant[] {
-    return (stmt(this.db, "SELECT * FROM tenants ORDER BY id").all() as TenantRow[]).map(toTenant);
+    // _pool (warm pools' own tenant) is corral's, not an operator's.
+    return (stmt(this.db, "SELECT * FROM tenants WHERE id != '_pool' ORDER BY id").all() as TenantRow[]).map(toTenant);
   }
 
   setQuota(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null }): Tenant {

@@ -52,14 +52,18 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
   }
+  // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
   const reaper = setInterval(() => {
     if (reaping) return;
     reaping = true;
-    sandboxes
-      .reapExpired()
-      .then((ids) => ids.length && logger.info({ sandboxes: ids }, "removed expired sandboxes"))
-      .catch((e: unknown) => logger.error({ err: e }, "reaper failed"))
+    (async () => {
+      const ids = await sandboxes.reapExpired();
+      if (ids.length) logger.info({ sandboxes: ids }, "removed expired sandboxes");
+      const pools = await sandboxes.refillPools();
+      if (pools.started || pools.removed) logger.debug(pools, "pools refilled");
+    })()
+      .catch((e: unknown) => logger.error({ err: e }, "housekeeping failed"))
       .finally(() => (reaping = false));
   }, o.reapIntervalMs ?? 1000);
   logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { Sandboxes } from "../../src/runtime/sandboxes.js";
+import { POOL_TENANT } from "../../src/runtime/pools.js";
 import { removeEmptyParent } from "../../src/backends/container/cgroups.js";
 import { findLeaks } from "./leaks.js";
 
@@ -30,7 +31,7 @@ export async function freshState(label: string): Promise<TestState> {
     stateDir,
     cgroupParent,
     async close() {
-      for (const sb of await s.list()) await s.destroy(sb.id).catch(() => {});
+      for (const sb of [...(await s.list()), ...(await s.list({ tenant: POOL_TENANT }))]) await s.destroy(sb.id).catch(() => {});
       const rows = (s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n;
       s.close();
       const leaks = await findLeaks(stateDir, cgroupParent, s.container.cgroupMode);

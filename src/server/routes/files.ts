@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import type { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError, SandboxOperationError } from "../../spec/errors.js";
 import { param, queryPath, type ServerContext } from "../context.js";
@@ -42,15 +42,27 @@ export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const modeText = (req.query as Record<string, unknown>)["mode"];
     if (modeText !== undefined && !/^[0-7]{3,4}$/.test(String(modeText))) throw new InvalidArgumentError("mode must be octal, e.g. 644");
     const client = await agent(req);
+    // Read through a PassThrough: when the agent fails mid-upload, ending the
+    // iteration destroys the PassThrough, not the request (and its socket).
+    const upload = req.body as Readable;
+    const body = new PassThrough();
+    upload.pipe(body);
     try {
-      const r = await client.writeFile(path, req.body as AsyncIterable<Buffer>, {
+      const r = await client.writeFile(path, body, {
         mkdirs: true,
         ...(modeText !== undefined ? { mode: parseInt(String(modeText), 8) } : {}),
       });
       return { path, size: r.size };
     } catch (e) {
-      // The rest of the body is not wanted (ENOSPC, say): close instead of reading it all.
-      void reply.header("connection", "close");
+      // The rest of the body is not wanted (ENOSPC, say). Closing at once
+      // (or answering "Connection: close", after which Node destroys the
+      // socket as soon as the answer is written) resets the connection under
+      // a client still sending, which may then never read the error. So the
+      // answer goes out on an open connection, the body is read and
+      // discarded for a bounded while (lingering close), then the
+      // connection is cut.
+      upload.unpipe(body);
+      lingerThenClose(upload);
       throw e;
     } finally {
       client.close();
@@ -78,4 +90,24 @@ export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
     await withAgent(req, (c) => c.mkdir(body.path, { parents: body.parents ?? true }));
     return reply.code(204).send();
   });
+}
+
+const LINGER_MS = 2000;
+const LINGER_BYTES = 256 * 1024 * 1024;
+
+/** Discards what a client keeps sending for up to LINGER_MS / LINGER_BYTES, then ends the request. */
+function lingerThenClose(req: Readable): void {
+  let seen = 0;
+  const stop = () => {
+    clearTimeout(timer);
+    req.destroy();
+  };
+  const timer = setTimeout(stop, LINGER_MS);
+  req.on("data", (c: Buffer) => {
+    seen += c.length;
+    if (seen > LINGER_BYTES) stop();
+  });
+  req.once("end", () => clearTimeout(timer));
+  req.once("close", () => clearTimeout(timer));
+  req.resume();
 }

@@ -14,6 +14,8 @@ export function templateRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { name, built: true, layers: [...t.layers], bytes: layers.reduce((a, l) => a + (l?.bytes ?? 0), 0), source: t.source };
   }
 
+  app.get("/v1/pools", { config: { operationId: "listPools" } }, async () => ({ pools: ctx.sandboxes.pools.list() }));
+
   app.get("/v1/templates", { config: { operationId: "listTemplates" } }, async () => {
     const names = new Set([...(await store.templates()).map((t) => t.name), ...BUILTIN_TEMPLATES.keys()]);
     return { templates: await Promise.all([...names].sort().map(templateJson)) };
