@@ -1,3 +1,4 @@
 export * from "./errors.js";
 export * from "./size.js";
 export * from "./sandbox-spec.js";
+export * from "./identity.js";
