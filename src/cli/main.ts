@@ -5,7 +5,7 @@ import { Sandboxes } from "../runtime/sandboxes.js";
 import { BUILTIN_TEMPLATES } from "../store/store.js";
 import { withProgress } from "./progress.js";
 import { age, keyValues, table, until } from "./format.js";
-import { collect, specFrom, specOptions, type SpecFlags } from "./spec-flags.js";
+import { collect, resourcesFrom, specFrom, specOptions, type ResourceFlags, type SpecFlags } from "./spec-flags.js";
 import type { CliTarget, ExecInput } from "./target.js";
 import { LocalTarget } from "./backend-local.js";
 import { RemoteTarget } from "./backend-remote.js";
@@ -246,14 +246,9 @@ pool
   .option("--cpus <n>", "CPU limit")
   .option("--pids <n>", "process limit")
   .option("--disk <size>", "writable layer size")
-  .action(async (template: string, f: { size: string; memory?: string; cpus?: string; pids?: string; disk?: string }) => {
+  .action(async (template: string, f: ResourceFlags & { size: string }) => {
     const s = await open();
-    const resources: Record<string, unknown> = {};
-    if (f.memory !== undefined) resources["memory"] = f.memory;
-    if (f.disk !== undefined) resources["disk"] = f.disk;
-    if (f.cpus !== undefined) resources["vcpus"] = Number(f.cpus);
-    if (f.pids !== undefined) resources["pids"] = Number(f.pids);
-    const c = s.pools.set(template, resources, Number(f.size));
+    const c = s.pools.set(template, resourcesFrom(f), Number(f.size));
     process.stdout.write(`${c.key}\n`);
   });
 pool

@@ -37,13 +37,21 @@ export interface SpecFlags {
   timeout?: string;
 }
 
-/** CLI flags → SandboxSpec input; validation (with field paths) is the library's or the daemon's. */
-export function specFrom(f: SpecFlags): SpecInput {
+export type ResourceFlags = Pick<SpecFlags, "memory" | "cpus" | "pids" | "disk">;
+
+/** --memory, --cpus, --pids, --disk → the spec's resources (as given; the schema checks them). */
+export function resourcesFrom(f: ResourceFlags): SpecInput["resources"] {
   const resources: SpecInput["resources"] = {};
   if (f.memory !== undefined) resources.memory = f.memory;
   if (f.disk !== undefined) resources.disk = f.disk;
   if (f.cpus !== undefined) resources.vcpus = Number(f.cpus);
   if (f.pids !== undefined) resources.pids = Number(f.pids);
+  return resources;
+}
+
+/** CLI flags → SandboxSpec input; validation (with field paths) is the library's or the daemon's. */
+export function specFrom(f: SpecFlags): SpecInput {
+  const resources = resourcesFrom(f);
   const lifetime: SpecInput["lifetime"] = { mode: f.persistent ? "persistent" : "ephemeral" };
   if (f.timeout !== undefined) {
     lifetime.timeoutSeconds = Number(f.timeout);
