@@ -163,7 +163,37 @@ program
     for (const ref of refs) await target().setRunning(ref, true);
   });
 
+const store = program.command("store").description("the shared layer store");
+store
+  .command("du")
+  .description("disk used by shared layers (once each) and by each sandbox privately")
+  .action(async () => {
+    const s = await open();
+    const du = await s.diskUsage();
+    const rows = du.layers.map((l) => [l.digest.slice(0, 12), formatSize(l.bytes), l.templates.join(",") || "-", String(l.sandboxes)]);
+    process.stdout.write(`${table(["LAYER", "SIZE", "TEMPLATES", "SANDBOXES"], rows)}\n\n`);
+    const own = du.sandboxes.map((x) => [x.name, x.id, formatSize(x.bytes)]);
+    process.stdout.write(`${table(["SANDBOX", "ID", "PRIVATE"], own)}\n\n`);
+    process.stdout.write(`shared ${formatSize(du.sharedBytes)}, private ${formatSize(du.privateBytes)}\n`);
+  });
+store
+  .command("gc")
+  .description("remove layers no template names and no sandbox uses")
+  .action(async () => {
+    const s = await open();
+    const r = await s.gc();
+    process.stdout.write(`removed ${r.removed.length} layer(s), freed ${formatSize(r.freedBytes)}\n`);
+  });
+
 const tpl = program.command("template").description("manage templates");
+tpl
+  .command("rm")
+  .description("forget a template (its layers go at the next store gc, once no sandbox uses them)")
+  .argument("<name>")
+  .action(async (name: string) => {
+    const s = await open();
+    await s.store.removeTemplate(name);
+  });
 tpl
   .command("ls")
   .description("list templates in the store and the built-in ones")

@@ -79,6 +79,11 @@ const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO tenants (id, created_at) VALUES ('_pool', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
   `,
+  // The layers a sandbox was started on (JSON array of digests), so store gc
+  // keeps them even after its template is rebuilt or removed.
+  `
+  ALTER TABLE sandboxes ADD COLUMN layers TEXT;
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -11,6 +11,7 @@ import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaErr
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import { Store } from "../store/store.js";
+import { diskUsage } from "../store/tree.js";
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
 import { Pools, POOL_TENANT, poolKey } from "./pools.js";
@@ -184,7 +185,7 @@ export class Sandboxes {
       state: "creating",
       creatorPid: process.pid,
     };
-    this.insertWithinQuota(record, opts.pool ?? null);
+    this.insertWithinQuota(record, opts.pool ?? null, template.layers);
     const dir = this.dirOf(id);
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
@@ -277,15 +278,15 @@ export class Sandboxes {
   }
 
   /** Checks the tenant's quotas and inserts the row, atomically. */
-  private insertWithinQuota(r: SandboxRecord, pool: string | null): void {
+  private insertWithinQuota(r: SandboxRecord, pool: string | null, layers: readonly string[]): void {
     this.db
       .transaction(() => {
         this.checkQuota(r.tenant, r.spec.resources.memory);
         try {
           stmt(
             this.db,
-            "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid, pool_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-          ).run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid, pool);
+            "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid, pool_key, layers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          ).run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid, pool, JSON.stringify(layers));
         } catch (e) {
           if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
           throw e;
@@ -437,6 +438,55 @@ export class Sandboxes {
     await backend.attach(id, this.dirOf(id)).destroy();
     stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+  }
+
+  /**
+   * Layer digests some sandbox stands on: those recorded at its start, or
+   * (for rows from before layers were recorded) its template's current ones.
+   */
+  async layersInUse(): Promise<Set<string>> {
+    const used = new Set<string>();
+    const rows = stmt(this.db, "SELECT spec, layers FROM sandboxes").all() as { spec: string; layers: string | null }[];
+    for (const r of rows) {
+      const layers = r.layers
+        ? (JSON.parse(r.layers) as string[])
+        : ((await this.store.template((JSON.parse(r.spec) as ResolvedSpec).template))?.layers ?? []);
+      for (const d of layers) used.add(d);
+    }
+    return used;
+  }
+
+  /**
+   * What the store and the sandboxes use on disk: each layer once (shared by
+   * every sandbox on it) and each sandbox's private directory (its writable
+   * layer when persistent; an ephemeral one's is tmpfs, in memory).
+   */
+  async diskUsage(): Promise<{
+    layers: { digest: string; bytes: number; templates: string[]; sandboxes: number }[];
+    sandboxes: { id: string; name: string; bytes: number }[];
+    sharedBytes: number;
+    privateBytes: number;
+  }> {
+    const templates = await this.store.templates();
+    const rows = stmt(this.db, "SELECT id, name, spec, layers FROM sandboxes").all() as { id: string; name: string; spec: string; layers: string | null }[];
+    const layers = [];
+    for (const l of await this.store.layers()) {
+      layers.push({
+        digest: l.digest,
+        bytes: await diskUsage(this.store.layerDir(l.digest)),
+        templates: templates.filter((t) => t.layers.includes(l.digest)).map((t) => t.name),
+        sandboxes: rows.filter((r) => r.layers && (JSON.parse(r.layers) as string[]).includes(l.digest)).length,
+      });
+    }
+    const sandboxes = [];
+    for (const r of rows) sandboxes.push({ id: r.id, name: r.name, bytes: await diskUsage(this.dirOf(r.id)).catch(() => 0) });
+    const sum = (xs: { bytes: number }[]) => xs.reduce((a, x) => a + x.bytes, 0);
+    return { layers, sandboxes, sharedBytes: sum(layers), privateBytes: sum(sandboxes) };
+  }
+
+  /** Removes layers no template names and no sandbox stands on. */
+  async gc(graceMs?: number): Promise<{ removed: string[]; freedBytes: number }> {
+    return this.store.gc(await this.layersInUse(), graceMs);
   }
 
   /** Removes every sandbox whose timeout has passed; returns their ids. */

@@ -5,7 +5,7 @@ import { CorralError, NotFoundError } from "../spec/errors.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder } from "./builders/debian.js";
-import { finalizeTree } from "./tree.js";
+import { diskUsage, finalizeTree } from "./tree.js";
 import { withLock } from "./lock.js";
 
 export interface LayerRecord {
@@ -25,6 +25,9 @@ export interface TemplateRecord {
   readonly source: string;
   readonly createdAt: string;
 }
+
+/** How recent a layer may be and still be collected (see gc). */
+export const GC_GRACE_MS = 60_000;
 
 export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
   [busyboxBuilder.name, busyboxBuilder],
@@ -179,6 +182,47 @@ export class Store {
       if (e.code !== "ENOTEMPTY" && e.code !== "EEXIST") throw e;
     });
     return dir;
+  }
+
+  /** Every stored layer with its record (digest order). */
+  async layers(): Promise<LayerRecord[]> {
+    const out: LayerRecord[] = [];
+    for (const n of (await fsp.readdir(this.layersDir)).filter((n) => /^[0-9a-f]{64}\.json$/.test(n)).sort()) {
+      const l = await this.layer(n.slice(0, 64));
+      if (l) out.push(l);
+    }
+    return out;
+  }
+
+  /**
+   * Removes layers no template names and no sandbox stands on (`inUse`),
+   * and layer directories left without a record by a crash. Templates go
+   * first: a layer is removed only after nothing can start on it.
+   */
+  async gc(inUse: ReadonlySet<string>, graceMs = GC_GRACE_MS): Promise<{ removed: string[]; freedBytes: number }> {
+    const named = new Set((await this.templates()).flatMap((t) => t.layers));
+    const removed: string[] = [];
+    let freedBytes = 0;
+    for (const name of await fsp.readdir(this.layersDir)) {
+      const digest = name.slice(0, 64);
+      if (!/^[0-9a-f]{64}(\.json)?$/.test(name) || named.has(digest) || inUse.has(digest) || removed.includes(digest)) continue;
+      const dir = this.layerDir(digest);
+      // A build renames its layer in a moment before registering the template
+      // that names it: leave anything that arrived in the last minute.
+      const st = await fsp.stat(dir).catch(() => undefined);
+      if (st && Date.now() - st.ctimeMs < graceMs) continue;
+      freedBytes += await diskUsage(dir).catch(() => 0);
+      await fsp.rm(`${dir}.json`, { force: true }); // the record first: a half-removed layer is then an orphan dir, removed next time
+      await fsp.rm(dir, { recursive: true, force: true });
+      removed.push(digest);
+    }
+    return { removed, freedBytes };
+  }
+
+  async removeTemplate(name: string): Promise<void> {
+    const file = path.join(this.templatesDir, `${name}.json`);
+    if (!(await this.template(name))) throw new NotFoundError("template", name);
+    await fsp.rm(file);
   }
 
   /** Removes builds a crashed process left in tmp/. */
