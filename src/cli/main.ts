@@ -187,6 +187,16 @@ store
 
 const tpl = program.command("template").description("manage templates");
 tpl
+  .command("commit")
+  .description("make a template of a persistent sandbox: its template plus what it has written")
+  .argument("<sandbox>")
+  .argument("<name>", "the new template's name")
+  .action(async (ref: string, name: string) => {
+    const s = await open();
+    const t = await s.commit(ref, name);
+    process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
+  });
+tpl
   .command("rm")
   .description("forget a template (its layers go at the next store gc, once no sandbox uses them)")
   .argument("<name>")

@@ -10,7 +10,8 @@ import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
-import { Store } from "../store/store.js";
+import { Store, type TemplateRecord } from "../store/store.js";
+import { runCommand } from "../host/command.js";
 import { diskUsage } from "../store/tree.js";
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
@@ -425,6 +426,38 @@ export class Sandboxes {
     stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(r.id);
     recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
     return { ...r, state: "running", status: "running" };
+  }
+
+  /**
+   * Makes a new template from a persistent sandbox: its template's layers
+   * plus its writable layer, copied (cp -a keeps overlayfs's whiteouts and
+   * opaque-directory xattrs) while the sandbox is stopped, then content
+   * addressed like any layer. A running sandbox is stopped for the copy and
+   * started again.
+   */
+  async commit(ref: string, templateName: string, scope: Scope = {}): Promise<TemplateRecord> {
+    parseSpec({ template: templateName }); // the name must be a valid template name
+    if (await this.store.template(templateName)) throw new ConflictError(`a template named "${templateName}" already exists`);
+    const r = this.record(ref, scope);
+    const upper = path.join(this.dirOf(r.id), "upper");
+    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(upper)) {
+      throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);
+    }
+    const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
+    const base = row.layers ? (JSON.parse(row.layers) as string[]) : [...((await this.store.template(r.spec.template))?.layers ?? [])];
+    const wasRunning = r.state === "running";
+    if (wasRunning) await this.stop(r.id, scope);
+    const copy = path.join(this.store.tmpDir, `commit-${r.id}-${randomBytes(4).toString("hex")}`);
+    try {
+      await runCommand("cp", ["-a", "--", upper, copy]);
+      const layer = await this.store.addLayer(copy, `commit:${r.name}`);
+      const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`);
+      recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "committed", detail: { template: templateName, layer: layer.digest } });
+      return t;
+    } finally {
+      await fsp.rm(copy, { recursive: true, force: true }); // left only when the layer was already stored
+      if (wasRunning) await this.start(r.id, scope);
+    }
   }
 
   /** Stops and removes a sandbox and everything it had on the host. */

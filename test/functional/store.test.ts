@@ -53,4 +53,28 @@ describe("store du and gc", () => {
     await fsp.access(t.s.store.layerDir(busybox!));
     assert.deepEqual((await t.s.store.layers()).map((l) => l.digest), [busybox]);
   });
+
+  it("commits a persistent sandbox's writes, deletions included, as a new template", async () => {
+    const pet = await t.s.create({ template: "busybox", name: "pet", lifetime: { mode: "persistent" } });
+    const setup = await t.s.exec(pet.id, { cmd: "mkdir -p /work && echo made > /work/new.txt && rm /bin/cat && rm -r /etc && mkdir /etc && echo only > /etc/only" });
+    assert.equal(setup.exitCode, 0);
+    const tpl = await t.s.commit("pet", "busybox-plus");
+    const base = (await t.s.store.template("busybox"))!.layers;
+    assert.deepEqual(tpl.layers.slice(0, base.length), base);
+    assert.equal(tpl.layers.length, base.length + 1);
+    assert.equal((await t.s.get("pet")).status, "running"); // started again after the copy
+
+    const child = await t.s.create({ template: "busybox-plus" });
+    const out: Buffer[] = [];
+    // /bin/cat was deleted (a whiteout in the new layer), /etc replaced (an opaque directory).
+    const r = await t.s.exec(child.id, { cmd: "head -n1 /work/new.txt; test -e /bin/cat && echo cat-present; ls /etc" }, { onStdout: (b) => out.push(b) });
+    assert.equal(Buffer.concat(out).toString(), "made\nonly\n", `exit ${r.exitCode}`);
+    // The base template is untouched.
+    const plain = await t.s.create({ template: "busybox" });
+    assert.equal((await t.s.exec(plain.id, { cmd: "test -e /bin/cat && test -e /etc/passwd" })).exitCode, 0);
+    await assert.rejects(t.s.commit("pet", "busybox-plus"), { code: "conflict" });
+    const cattle = await t.s.create({ template: "busybox" });
+    await assert.rejects(t.s.commit(cattle.id, "from-cattle"), { code: "conflict" });
+    for (const x of [pet, child, plain, cattle]) await t.s.destroy(x.id);
+  });
 });
