@@ -233,6 +233,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/processes/{pid}/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Long poll for a background command's end: 200 with its `exit` (or
+         *     `error`) event once it has ended (kept for the daemon's life, the
+         *     last 10,000), or 202 with its `start` event if it still runs after
+         *     `timeoutMs`. 404 for a pid the daemon does not know (a daemon
+         *     restarted since the command started).
+         */
+        post: operations["waitProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/processes/{pid}/signal": {
         parameters: {
             query?: never;
@@ -897,6 +924,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    waitProcess: {
+        parameters: {
+            query?: {
+                timeoutMs?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The command ended. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecEvent"];
+                };
+            };
+            /** @description Still running. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecEvent"];
+                };
             };
             default: components["responses"]["Error"];
         };

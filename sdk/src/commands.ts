@@ -174,6 +174,32 @@ export class Commands {
     return new CommandHandle(this, ev.pid);
   }
 
+  /**
+   * @internal A background command's end: long polls the wait endpoint.
+   * Resolves null when the daemon does not know the pid (it restarted since).
+   */
+  async waitFor(pid: number): Promise<CommandResult | null> {
+    for (;;) {
+      let ev;
+      try {
+        ev = await this.http.json("post", "/v1/sandboxes/{id}/processes/{pid}/wait", {
+          path: { id: this.sandboxId, pid },
+          query: { timeoutMs: 25_000 },
+          timeoutMs: 35_000,
+        });
+      } catch (e) {
+        if (e instanceof NotFoundError && e.code === "process_not_found") return null;
+        throw e;
+      }
+      if (ev?.type === "exit") {
+        return { exitCode: ev.exitCode ?? null, stdout: "", stderr: "", signal: ev.signal ?? null, timedOut: ev.timedOut ?? false, oomKilled: ev.oomKilled ?? false };
+      }
+      if (ev?.type === "error") {
+        throw errorFor({ status: 0, code: ev.error?.code ?? "exec_failed", message: ev.error?.message ?? "the command failed" });
+      }
+    }
+  }
+
   /** @internal Whether a process still runs in the sandbox. */
   async alive(pid: number): Promise<boolean> {
     const r = await this.runToEnd(["/bin/sh", "-c", `kill -0 ${pid} 2>/dev/null`], {});
@@ -193,12 +219,15 @@ export class CommandHandle {
   ) {}
 
   /**
-   * Resolves when the command has ended, by polling the sandbox every
-   * `pollMs` (default 200). The API does not report a background
-   * command's exit, so the result's exitCode and signal are null and its
-   * stdout and stderr empty.
+   * Resolves when the command has ended, with its exit code or signal (its
+   * output is not streamed back: stdout and stderr are empty). If the daemon
+   * restarted since the command started it no longer knows the exit: then
+   * this polls the sandbox every `pollMs` (default 200) until the process is
+   * gone and exitCode and signal are null.
    */
   async wait(opts: { pollMs?: number } = {}): Promise<CommandResult> {
+    const ended = await this.commands.waitFor(this.pid);
+    if (ended) return ended;
     const pollMs = opts.pollMs ?? 200;
     while (await this.commands.alive(this.pid)) await new Promise((r) => setTimeout(r, pollMs));
     return { exitCode: null, stdout: "", stderr: "", signal: null, timedOut: false, oomKilled: false };

@@ -4,12 +4,26 @@ import type { ExecHandle, AgentClient } from "../agent/client.js";
 import { InvalidArgumentError } from "../spec/errors.js";
 import type { OpenApi } from "./openapi.js";
 
+export interface ProcessEntry {
+  readonly handle: ExecHandle;
+  readonly client: AgentClient;
+  /** The exit (or error) event, once the command has ended. */
+  readonly finished: Promise<Record<string, unknown>>;
+  ended: boolean;
+}
+
+/** How many ended background commands are remembered for wait. */
+export const ENDED_PROCESSES_KEPT = 10_000;
+
 /** What every route module gets. */
 export interface ServerContext {
   readonly sandboxes: Sandboxes;
   readonly openapi: OpenApi;
-  /** Running execs that take stdin or signals, by sandbox id and pid. */
-  readonly processes: Map<string, { handle: ExecHandle; client: AgentClient }>;
+  /**
+   * Execs by sandbox id and pid: running ones (stdin, signals), and
+   * background ones that ended, kept for wait (a bounded number).
+   */
+  readonly processes: Map<string, ProcessEntry>;
 }
 
 declare module "fastify" {

@@ -131,8 +131,10 @@ describe("SDK against corrald", () => {
     const later = await sb.commands.run("sleep 1; echo done > /tmp/bg-done", { background: true, stdin: false });
     assert.ok(later.pid > 0);
     assert.ok(Date.now() - t0 < 900, "background run returns before the command ends");
-    await later.wait();
+    assert.equal((await later.wait()).exitCode, 0);
     assert.ok(Date.now() - t0 >= 1000, "wait resolves after the command ends");
+    const seven = await sb.commands.run("sleep 0.2; exit 7", { background: true });
+    assert.equal((await seven.wait()).exitCode, 7);
     assert.equal(await sb.files.read("/tmp/bg-done"), "done\n");
 
     const fed = await sb.commands.run("cat > /tmp/bg-fed", { background: true, stdin: "given at start" });
@@ -141,7 +143,8 @@ describe("SDK against corrald", () => {
 
     const forever = await sb.commands.run(["sleep", "1000"], { background: true });
     assert.equal(await forever.kill(), true);
-    await forever.wait();
+    const killed = await forever.wait();
+    assert.deepEqual([killed.exitCode, killed.signal], [null, 9]);
     assert.equal(await forever.kill(), false, "a second kill finds nothing");
   });
 

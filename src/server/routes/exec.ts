@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { PassThrough } from "node:stream";
 import { InvalidArgumentError, NotFoundError } from "../../spec/errors.js";
 import { toHttpError } from "../http-errors.js";
-import { param, processKey, type ServerContext } from "../context.js";
+import { ENDED_PROCESSES_KEPT, param, processKey, type ProcessEntry, type ServerContext } from "../context.js";
 
 interface ExecBody {
   argv?: string[];
@@ -67,13 +67,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       throw e;
     }
     const key = processKey(rec.id, pid);
-    ctx.processes.set(key, { handle, client });
-    if (typeof body.stdin === "string") {
-      await handle.writeStdin(Buffer.from(body.stdin, "base64"));
-      await handle.closeStdin();
-    }
-
-    const finished = handle.result.then(
+    const finished: Promise<Record<string, unknown>> = handle.result.then(
       async (r) => ({
         type: "exit",
         exitCode: r.exitCode,
@@ -83,9 +77,19 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       }),
       (e: unknown) => ({ type: "error", error: toHttpError(e).body.error }),
     );
+    const entry: ProcessEntry = { handle, client, finished, ended: false };
+    ctx.processes.set(key, entry);
+    if (typeof body.stdin === "string") {
+      await handle.writeStdin(Buffer.from(body.stdin, "base64"));
+      await handle.closeStdin();
+    }
     void finished.finally(() => {
-      ctx.processes.delete(key);
       client.close();
+      entry.ended = true;
+      // A foreground command's exit went to its caller; a background one's
+      // is kept for wait, the oldest forgotten past the bound.
+      if (!background) ctx.processes.delete(key);
+      else forgetOldEnded(ctx.processes);
     });
 
     if (background) return { type: "start", pid };
@@ -106,7 +110,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
   });
 
   app.post("/v1/sandboxes/:id/processes/:pid/stdin", { config: { operationId: "writeStdin" } }, async (req, reply) => {
-    const p = processOf(ctx, req.tenant, param(req, "id"), param(req, "pid"));
+    const p = runningProcess(ctx, req.tenant, param(req, "id"), param(req, "pid"));
     // A body is optional (closing stdin needs none); when there is one it streams.
     const body = req.body as AsyncIterable<Buffer> | undefined;
     if (body && typeof body[Symbol.asyncIterator] === "function") {
@@ -116,14 +120,46 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     return reply.code(204).send();
   });
 
-  app.post("/v1/sandboxes/:id/processes/:pid/signal", { config: { operationId: "signalProcess" } }, async (req, reply) => {
+  // Long poll: the exit event once the command ends, or its start event
+  // again (202) if it still runs after timeoutMs.
+  app.post("/v1/sandboxes/:id/processes/:pid/wait", { config: { operationId: "waitProcess" } }, async (req, reply) => {
     const p = processOf(ctx, req.tenant, param(req, "id"), param(req, "pid"));
+    const timeoutMs = Math.min(Number((req.query as Record<string, unknown>)["timeoutMs"] ?? 30_000) || 30_000, 300_000);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+    const event = await Promise.race([p.finished, timedOut]);
+    clearTimeout(timer);
+    if (event) return event;
+    return reply.code(202).send({ type: "start", pid: Number(param(req, "pid")) });
+  });
+
+  app.post("/v1/sandboxes/:id/processes/:pid/signal", { config: { operationId: "signalProcess" } }, async (req, reply) => {
+    const p = runningProcess(ctx, req.tenant, param(req, "id"), param(req, "pid"));
     await p.handle.kill((req.body as { signal: number }).signal);
     return reply.code(204).send();
   });
 }
 
-function processOf(ctx: ServerContext, tenant: string, ref: string, pid: string) {
+function forgetOldEnded(processes: Map<string, ProcessEntry>): void {
+  let ended = 0;
+  for (const p of processes.values()) if (p.ended) ended++;
+  for (const [k, p] of processes) {
+    if (ended <= ENDED_PROCESSES_KEPT) break;
+    if (p.ended) {
+      processes.delete(k);
+      ended--;
+    }
+  }
+}
+
+/** A process that still runs: an ended one takes no stdin or signals (404, as for an unknown pid). */
+function runningProcess(ctx: ServerContext, tenant: string, ref: string, pid: string): ProcessEntry {
+  const p = processOf(ctx, tenant, ref, pid);
+  if (p.ended) throw new NotFoundError("process", pid);
+  return p;
+}
+
+function processOf(ctx: ServerContext, tenant: string, ref: string, pid: string): ProcessEntry {
   const rec = ctx.sandboxes.record(ref, { tenant });
   const p = ctx.processes.get(processKey(rec.id, Number(pid)));
   if (!p) throw new NotFoundError("process", pid);
