@@ -248,7 +248,8 @@ seccomp) and no overlay, no agent. The create→true→delete rows run
 interleaved (one of each per round, ${N} rounds) so they meet the same
 machine noise; this host is a nested VM whose speed drifts. Targets (SPECIFICATION.md): cold
 create→exec→destroy p50 ≤ 1.5× the crun floor; exec round trip p50 ≤ 3 ms;
-agent resident memory ≤ 1 MiB.
+agent resident memory ≤ 1 MiB. Density (1,000 idle sandboxes) is measured
+by \`npm run bench:density\`: see docs/density.md.
 
 ${table}
 
