@@ -104,6 +104,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /** @description What a running sandbox uses now, from its cgroups. */
+        get: operations["sandboxStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/timeout": {
         parameters: {
             query?: never;
@@ -490,6 +510,16 @@ export interface components {
             claimP50Ms: number | null;
             claimP99Ms: number | null;
         };
+        Usage: {
+            /** @description CPU time used since start. */
+            cpuNanos: number;
+            /** @description Memory charged to its cgroup now (page cache included). */
+            memoryBytes: number;
+            /** @description Processes and threads now. */
+            pids: number;
+            /** @description Processes the OOM killer has ended in it. */
+            oomKills: number;
+        };
         Template: {
             name: string;
             built: boolean;
@@ -763,6 +793,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sandboxStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Current usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
             };
             default: components["responses"]["Error"];
         };

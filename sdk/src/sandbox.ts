@@ -8,6 +8,7 @@ import { Http } from "./http.js";
 type ApiSandbox = components["schemas"]["Sandbox"];
 type SandboxSpec = components["schemas"]["SandboxSpec"];
 export type ResolvedSpec = components["schemas"]["ResolvedSpec"];
+export type SandboxStats = components["schemas"]["Usage"];
 export type Resources = NonNullable<SandboxSpec["resources"]>;
 
 export interface SandboxOpts extends ConnectionOpts {
@@ -117,6 +118,11 @@ export class Sandbox {
   /** Makes the sandbox persistent (no timeout), keeping everything it has. */
   async promote(): Promise<SandboxInfo> {
     return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/promote", { path: { id: this.sandboxId } }));
+  }
+
+  /** What the sandbox uses now: CPU time, memory, processes, OOM kills. */
+  async stats(): Promise<SandboxStats> {
+    return this.http.json("get", "/v1/sandboxes/{id}/stats", { path: { id: this.sandboxId } });
   }
 
   /**

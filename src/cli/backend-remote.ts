@@ -8,7 +8,7 @@ import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type Sandbox
  * API as it is: a command's stdin is sent whole when it starts (`exec -i`
  * reads stdin to its end first), Ctrl-C ends the command by closing the
  * request (the daemon kills it) rather than by forwarding SIGINT, output
- * arrives as UTF-8 text, and there is no usage for `inspect`.
+ * arrives as UTF-8 text.
  */
 export class RemoteTarget implements CliTarget {
   /** A signal ended `exec` while its request is still open: exit on close. */
@@ -84,7 +84,9 @@ export class RemoteTarget implements CliTarget {
   }
 
   async inspect(ref: string): Promise<object> {
-    return { ...apiShape(await Sandbox.getInfo(ref, this.conn)), usage: null };
+    const sb = await Sandbox.connect(ref, this.conn);
+    const info = await sb.info();
+    return { ...apiShape(info), usage: info.status === "running" ? await sb.stats() : null };
   }
 
   async setRunning(ref: string, running: boolean): Promise<void> {

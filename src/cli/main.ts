@@ -132,7 +132,7 @@ program
 
 program
   .command("inspect")
-  .description("print a sandbox's record and usage as JSON (usage is null through a daemon)")
+  .description("print a sandbox's record and usage (null when not running) as JSON")
   .argument("<sandbox>")
   .action(async (ref: string) => {
     process.stdout.write(`${JSON.stringify(await target().inspect(ref), null, 2)}\n`);

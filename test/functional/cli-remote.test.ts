@@ -86,8 +86,14 @@ describe("corral CLI through corrald", () => {
     assert.match(lines[0] ?? "", /^NAME\s+ID\s+TEMPLATE\s+BACKEND\s+STATE\s+AGE\s+MEMORY\s+LIFETIME$/);
     assert.match(lines[1] ?? "", /^dev1\s+[0-9a-f]{16}\s+busybox\s+container\s+running\s+\S+\s+512MiB\s+expires in \S+$/);
 
-    const shown = JSON.parse((await corral("inspect", "dev1")).stdout) as { name: string; status: string; spec: { resources: { pids: number; vcpus: number } } };
+    const shown = JSON.parse((await corral("inspect", "dev1")).stdout) as {
+      name: string;
+      status: string;
+      spec: { resources: { pids: number; vcpus: number } };
+      usage: { pids: number } | null;
+    };
     assert.deepEqual([shown.name, shown.status, shown.spec.resources.pids, shown.spec.resources.vcpus], ["dev1", "running", 256, 1]);
+    assert.ok((shown.usage?.pids ?? 0) >= 1, "inspect through the daemon shows usage");
 
     assert.equal((await corral("rm", "dev1")).code, 0);
     assert.equal((await corral("ls")).stdout, "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME\n");

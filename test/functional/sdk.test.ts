@@ -242,6 +242,18 @@ describe("SDK against corrald", () => {
     }
   });
 
+  it("reports a sandbox's usage from its cgroups", async () => {
+    const s = await Sandbox.create({ ...conn, resources: { memory: "64M" } });
+    try {
+      await s.commands.run("dd if=/dev/zero of=/dev/null bs=200M count=1");
+      const st = await s.stats();
+      assert.ok(st.pids >= 1 && st.memoryBytes > 0 && st.cpuNanos > 0, JSON.stringify(st));
+      assert.equal(st.oomKills, 1);
+    } finally {
+      await s.kill();
+    }
+  });
+
   it("kills a sandbox", async () => {
     const s = await Sandbox.create({ ...conn, name: "to-kill" });
     assert.equal((await Sandbox.getInfo("to-kill", conn)).sandboxId, s.sandboxId);

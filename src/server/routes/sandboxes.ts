@@ -30,6 +30,8 @@ export function sandboxRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.code(204).send();
   });
 
+  app.get("/v1/sandboxes/:id/stats", { config: { operationId: "sandboxStats" } }, async (req) => s.stats(param(req, "id"), { tenant: req.tenant }));
+
   app.post("/v1/sandboxes/:id/timeout", { config: { operationId: "setSandboxTimeout" } }, async (req) => {
     const { timeoutSeconds } = req.body as { timeoutSeconds: number | null };
     const r = s.setTimeout(param(req, "id"), timeoutSeconds, { tenant: req.tenant });
