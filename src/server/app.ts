@@ -7,6 +7,7 @@ import { toHttpError } from "./http-errors.js";
 import { OpenApi } from "./openapi.js";
 import type { ServerContext } from "./context.js";
 import { healthRoutes } from "./routes/health.js";
+import { metricsRoutes } from "./metrics.js";
 import { templateRoutes } from "./routes/templates.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { execRoutes } from "./routes/exec.js";
@@ -96,6 +97,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     reply.code(404).send({ error: { code: "route_not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` } }),
   );
 
+  metricsRoutes(app, ctx);
   healthRoutes(app, ctx);
   templateRoutes(app, ctx);
   sandboxRoutes(app, ctx);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
-import { testDaemon } from "../helpers/daemon.js";
+import { request, testDaemon } from "../helpers/daemon.js";
 
 function overSocket(socketPath: string, method: string, p: string, key: string, json?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -44,5 +44,25 @@ describe("corrald", () => {
     // A graceful stop: the sandbox outlives the daemon.
     await d.close();
     assert.equal((await t.s.exec("q1", { cmd: "true" })).exitCode, 0);
+  });
+
+  it("exports Prometheus metrics", async () => {
+    const d = await testDaemon(t);
+    try {
+      const key = d.sandboxes.tenants.createKey("metrics").key;
+      const created = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", name: "m1" } });
+      assert.equal(created.status, 201, created.text);
+      await request(d.url, "GET", "/v1/sandboxes/nosuch", { key });
+      const m = await request(d.url, "GET", "/metrics");
+      assert.equal(m.status, 200);
+      assert.match(String(m.headers["content-type"]), /^text\/plain/);
+      assert.match(m.text, /^corral_http_requests_total\{operation="createSandbox",status="201"\} 1$/m);
+      assert.match(m.text, /^corral_http_requests_total\{operation="getSandbox",status="404"\} 1$/m);
+      assert.match(m.text, /^corral_sandboxes\{tenant="metrics",state="running"\} 1$/m);
+      assert.match(m.text, /^corral_http_request_duration_seconds_bucket\{le="0.1",operation="createSandbox"\} \d+$/m);
+      await request(d.url, "DELETE", "/v1/sandboxes/m1", { key });
+    } finally {
+      await d.close();
+    }
   });
 });

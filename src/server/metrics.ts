@@ -1,0 +1,77 @@
+import type { FastifyInstance } from "fastify";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ServerContext } from "./context.js";
+
+/**
+ * Prometheus metrics at GET /metrics (unauthenticated, like most exporters:
+ * keep the daemon on loopback or a unix socket, or scrape through a proxy).
+ * Sandbox and pool gauges are read from the database at scrape time.
+ */
+export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "corral_daemon_" });
+
+  const requests = new Counter({
+    name: "corral_http_requests_total",
+    help: "HTTP requests by operation and status.",
+    labelNames: ["operation", "status"] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "corral_http_request_duration_seconds",
+    help: "Time to the response's first byte (streams: exec and downloads keep going after it).",
+    labelNames: ["operation"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "corral_sandboxes",
+    help: "Sandboxes by tenant and state (pooled ones under tenant _pool).",
+    labelNames: ["tenant", "state"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const rows = ctx.sandboxes.db.prepare("SELECT tenant_id AS tenant, state, count(*) AS n FROM sandboxes GROUP BY tenant_id, state").all() as {
+        tenant: string;
+        state: string;
+        n: number;
+      }[];
+      for (const r of rows) this.set({ tenant: r.tenant, state: r.state }, r.n);
+    },
+  });
+  const pools = ctx.sandboxes.pools;
+  new Gauge({
+    name: "corral_pool_ready",
+    help: "Sandboxes ready in each warm pool.",
+    labelNames: ["pool", "template"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of pools.list()) this.set({ pool: p.key, template: p.template }, p.ready);
+    },
+  });
+  new Gauge({
+    name: "corral_pool_claims",
+    help: "Creates served from a warm pool (hit) or started cold for lack of one (miss), since the daemon started.",
+    labelNames: ["pool", "result"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of pools.list()) {
+        this.set({ pool: p.key, result: "hit" }, p.hits);
+        this.set({ pool: p.key, result: "miss" }, p.misses);
+      }
+    },
+  });
+
+  app.addHook("onResponse", async (req, reply) => {
+    const op = req.routeOptions.config.operationId ?? "unknown";
+    if (op === "metrics") return;
+    requests.inc({ operation: op, status: String(reply.statusCode) });
+    duration.observe({ operation: op }, reply.elapsedTime / 1000);
+  });
+
+  app.get("/metrics", { config: { operationId: "metrics" } }, async (_req, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
+}
