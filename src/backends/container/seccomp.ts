@@ -16,8 +16,12 @@ export interface SeccompProfile {
 const EPERM = 1;
 const ENOSYS = 38;
 
-/** The CLONE_NEW* flags clone(2) takes: namespaces are for corral to make, not the sandbox. */
-const CLONE_NEW_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000];
+/**
+ * clone(CLONE_NEWUSER): the one namespace flag that needs no capability,
+ * and the way to a CAP_SYS_ADMIN of one's own (CVE-2022-0185 and kin). The
+ * other CLONE_NEW* flags need CAP_SYS_ADMIN, which sandboxes do not have.
+ */
+const CLONE_NEWUSER = 0x10000000;
 
 const DENIED: readonly string[] = [
   // Kernel and module loading, reboot, swap, clock: host-wide effects.
@@ -49,14 +53,13 @@ export function defaultSeccompProfile(arch: string = process.arch): SeccompProfi
       { names: [...DENIED], action: "SCMP_ACT_ERRNO", errnoRet: EPERM },
       // clone3 passes flags in memory seccomp cannot read: make libc fall back to clone.
       { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS },
-      // clone with any CLONE_NEW* flag (argument 0 on x86_64 and arm64): one
-      // rule per flag, as (flags & bit) == bit; rules for one call are ORed.
-      ...CLONE_NEW_FLAGS.map((bit) => ({
+      // clone with CLONE_NEWUSER (flags are argument 0 on x86_64 and arm64).
+      {
         names: ["clone"],
         action: "SCMP_ACT_ERRNO",
         errnoRet: EPERM,
-        args: [{ index: 0, value: bit, valueTwo: bit, op: "SCMP_CMP_MASKED_EQ" }],
-      })),
+        args: [{ index: 0, value: CLONE_NEWUSER, valueTwo: CLONE_NEWUSER, op: "SCMP_CMP_MASKED_EQ" }],
+      },
     ],
   };
 }
