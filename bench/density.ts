@@ -8,12 +8,10 @@ import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
-import { Sandboxes } from "../src/runtime/sandboxes.js";
-import { removeEmptyParent } from "../src/backends/container/cgroups.js";
 import { diskUsage } from "../src/store/tree.js";
 import { formatSize } from "../src/spec/size.js";
 import { findLeaks } from "../test/helpers/leaks.js";
+import { benchState } from "./state.js";
 
 const N = Number(process.env["CORRAL_DENSITY"] ?? 1000);
 const TEMPLATE = process.env["CORRAL_DENSITY_TEMPLATE"] ?? "debian";
@@ -27,10 +25,7 @@ function usedMemory(): number {
 }
 
 async function main(): Promise<void> {
-  const base = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-density-"));
-  await fsp.chmod(base, 0o711);
-  const cgroupParent = `corral-density-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent });
+  const { s, cgroupParent, dispose } = await benchState("density");
   const lines: string[] = [];
   const say = (l: string) => {
     console.log(l);
@@ -77,10 +72,7 @@ async function main(): Promise<void> {
     say(`| removal | all ${N} in ${((Date.now() - t2) / 1000).toFixed(1)} s; leaks found after: ${leaks.length === 0 ? "none" : leaks.length} |`);
     if (leaks.length) console.log(leaks.slice(0, 20).join("\n"));
   } finally {
-    for (const x of await s.list()) await s.destroy(x.id).catch(() => {});
-    s.close();
-    await removeEmptyParent(s.container.cgroupMode, cgroupParent);
-    await fsp.rm(base, { recursive: true, force: true });
+    await dispose();
   }
   const host = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Linux ${os.release()}`;
   await fsp.writeFile(

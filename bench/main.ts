@@ -6,18 +6,15 @@ import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
-import { Sandboxes } from "../src/runtime/sandboxes.js";
 import { runCommand, haveCommand } from "../src/host/command.js";
 import { nativeBinary } from "../src/host/native.js";
 import { ociConfig } from "../src/backends/container/oci-config.js";
-import { removeEmptyParent } from "../src/backends/container/cgroups.js";
 import { parseSpec } from "../src/spec/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
 import { loadWithWrk } from "./api.js";
 import { spawnDaemon } from "../src/server/spawn.js";
 import { Sandbox } from "../sdk/src/index.js";
-import { POOL_TENANT } from "../src/runtime/pools.js";
+import { benchState } from "./state.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -31,10 +28,8 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const base = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-bench-"));
-  await fsp.chmod(base, 0o711);
-  const cgroupParent = `corral-bench-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent });
+  const { s, cgroupParent, dispose } = await benchState("bench");
+  const base = path.dirname(s.stateDir);
   const rows: Row[] = [];
   const extra: string[] = [];
   const api: string[] = [];
@@ -204,9 +199,7 @@ async function main(): Promise<void> {
       await new Promise((r) => d.proc.once("exit", r));
     }
   } finally {
-    for (const x of [...(await s.list()), ...(await s.list({ tenant: POOL_TENANT }))]) await s.destroy(x.id).catch(() => {});
-    await removeEmptyParent(s.container.cgroupMode, cgroupParent);
-    await fsp.rm(base, { recursive: true, force: true });
+    await dispose();
   }
 
   const floor = rows[0]?.samples ? percentile(rows[0].samples, 50) : NaN;
