@@ -21,20 +21,18 @@ export class LocalTarget implements CliTarget {
 
   async exec(ref: string, req: ExecInput): Promise<ExecEnd> {
     const s = await this.state();
-    const client = await s.agent(ref);
-    const rec = s.record(ref);
+    const { record, client, handle, outcome } = await s.startExec(
+      ref,
+      {
+        argv: req.argv,
+        env: req.env,
+        ...(req.workdir ? { cwd: req.workdir } : {}),
+        stdin: req.stdin,
+        ...(req.timeoutSeconds ? { timeoutMs: req.timeoutSeconds * 1000 } : {}),
+      },
+      { onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) },
+    );
     try {
-      const oomBefore = await s.oomKills(ref);
-      const handle = client.exec(
-        s.execRequest(rec, {
-          argv: req.argv,
-          env: req.env,
-          ...(req.workdir ? { cwd: req.workdir } : {}),
-          stdin: req.stdin,
-          ...(req.timeoutSeconds ? { timeoutMs: req.timeoutSeconds * 1000 } : {}),
-        }),
-        { onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) },
-      );
       onInterrupt((signo) => void handle.kill(signo).catch(() => {}));
       if (req.stdin) {
         void (async () => {
@@ -42,9 +40,9 @@ export class LocalTarget implements CliTarget {
           await handle.closeStdin();
         })().catch(() => {});
       }
-      const r = await handle.result;
+      const r = await outcome;
       if (req.stdin) process.stdin.destroy();
-      const oom = r.signal === 9 && (await s.oomKills(ref)) > oomBefore ? { memoryLimit: rec.spec.resources.memory } : null;
+      const oom = r.oomKilled ? { memoryLimit: record.spec.resources.memory } : null;
       return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oom };
     } finally {
       client.close();

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import type { AgentClient, ExecCallbacks, ExecRequest, ExecResult } from "../agent/client.js";
+import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest, ExecResult } from "../agent/client.js";
 import type { SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { nativeBinary } from "../host/native.js";
@@ -342,31 +342,49 @@ export class Sandboxes {
     return this.handle(this.running(ref, scope)).stats();
   }
 
-  /** Times the OOM killer struck in the sandbox (to tell an OOM kill from any SIGKILL). */
-  async oomKills(ref: string, scope: Scope = {}): Promise<number> {
-    return this.handle(this.running(ref, scope)).oomKills();
-  }
-
   /**
-   * Runs a command in the sandbox. The sandbox's env and workdir apply
-   * unless the request overrides them.
+   * Runs a command in the sandbox to its end. The sandbox's env and workdir
+   * apply unless the request overrides them.
    */
   async exec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<ExecOutcome> {
-    const r = this.running(ref, scope);
-    const h = this.handle(r);
-    const client = await h.agent();
+    const { client, outcome } = await this.startExec(ref, req, cb, scope);
     try {
-      const before = await h.oomKills();
-      const result = await client.exec(this.execRequest(r, req), cb).result;
-      const oomKilled = result.signal === 9 && (await h.oomKills()) > before;
-      return { ...result, oomKilled };
+      return await outcome;
     } finally {
       client.close();
     }
   }
 
+  /**
+   * Starts a command and hands back its handle (pid, stdin, signals), the
+   * agent connection it runs on and its outcome, which tells an OOM kill
+   * from any other SIGKILL by the cgroup's OOM counter. The caller closes
+   * `client`; closing it early kills a command that is not keepAlive.
+   */
+  async startExec(
+    ref: string,
+    req: ExecRequest,
+    cb: ExecCallbacks = {},
+    scope: Scope = {},
+  ): Promise<{ record: SandboxRecord; client: AgentClient; handle: ExecHandle; outcome: Promise<ExecOutcome> }> {
+    const record = this.running(ref, scope);
+    const h = this.handle(record);
+    const client = await h.agent();
+    let before: number;
+    try {
+      before = await h.oomKills();
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    const handle = client.exec(this.execRequest(record, req), cb);
+    const outcome = handle.result.then(async (r) => ({ ...r, oomKilled: r.signal === 9 && (await h.oomKills()) > before }));
+    outcome.catch(() => {}); // a command that never started is reported through handle.pid
+    return { record, client, handle, outcome };
+  }
+
   /** The request as the agent gets it: the sandbox's env under the request's, its workdir by default. */
-  execRequest(r: SandboxRecord, req: ExecRequest): ExecRequest {
+  private execRequest(r: SandboxRecord, req: ExecRequest): ExecRequest {
     return { ...req, env: { ...r.spec.env, ...req.env }, cwd: req.cwd ?? r.spec.workdir };
   }
 

@@ -224,13 +224,6 @@ export class Store {
     if (!(await this.template(name))) throw new NotFoundError("template", name);
     await fsp.rm(file);
   }
-
-  /** Removes builds a crashed process left in tmp/. */
-  async cleanTmp(): Promise<void> {
-    for (const n of await fsp.readdir(this.tmpDir).catch(() => [])) {
-      await fsp.rm(path.join(this.tmpDir, n), { recursive: true, force: true });
-    }
-  }
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

@@ -242,14 +242,6 @@ export class ContainerHandle implements SandboxHandle {
     return { cpuNanos, memoryBytes, pids, oomKills };
   }
 
-  /**
-   * Kills every process of the sandbox (init first: the kernel then kills
-   * the rest of its pid namespace), removes its cgroups once empty, crun's
-   * state and (destroy) the sandbox directory. Done here rather than by `crun delete
-   * --force`, which polls for the processes to go and costs 8-20 ms more; crun
-   * is still asked when its state exists but no cgroup does (a container
-   * that failed half way through crun's own setup).
-   */
   oomKills(): Promise<number> {
     return this.backend.cgroupFor(this.id).oomKills();
   }
@@ -260,8 +252,13 @@ export class ContainerHandle implements SandboxHandle {
   }
 
   /**
-   * Ends every process of the sandbox and removes its cgroups and crun's
-   * state, keeping its directory (and a persistent sandbox's disk).
+   * Ends every process of the sandbox (init first: the kernel then kills
+   * the rest of its pid namespace), removes its cgroups once empty and
+   * crun's state, keeping its directory (and a persistent sandbox's disk).
+   * Done here rather than by `crun delete --force`, which polls for the
+   * processes to go and costs 8-20 ms more; crun is still asked when its
+   * state exists but no cgroup does (a container that failed half way
+   * through crun's own setup).
    */
   async stop(): Promise<void> {
     const cg = this.backend.cgroupFor(this.id);

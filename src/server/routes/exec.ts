@@ -25,10 +25,6 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
   app.post("/v1/sandboxes/:id/exec", { config: { operationId: "exec" } }, async (req, reply) => {
     const body = req.body as ExecBody;
     if (!body.argv && body.cmd === undefined) throw new InvalidArgumentError("exec needs argv or cmd");
-    const scope = { tenant: req.tenant };
-    const rec = s.record(param(req, "id"), scope);
-    const client = await s.agent(rec.id, scope);
-    const oomBefore = await s.oomKills(rec.id, scope);
     const background = body.background === true;
 
     const out = new PassThrough();
@@ -42,8 +38,9 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       const problems = validateNdjson("exec", event);
       out.write(`${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`);
     };
-    const handle = client.exec(
-      s.execRequest(rec, {
+    const { record: rec, client, handle, outcome } = await s.startExec(
+      param(req, "id"),
+      {
         ...(body.argv ? { argv: body.argv } : {}),
         ...(body.cmd !== undefined ? { cmd: body.cmd } : {}),
         ...(body.env ? { env: body.env } : {}),
@@ -51,13 +48,14 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
         ...(body.timeoutMs ? { timeoutMs: body.timeoutMs } : {}),
         stdin: body.stdin !== undefined && body.stdin !== false,
         keepAlive: background,
-      }),
+      },
       background
         ? {}
         : {
             onStdout: (b) => line({ type: "stdout", data: b.toString("base64") }),
             onStderr: (b) => line({ type: "stderr", data: b.toString("base64") }),
           },
+      { tenant: req.tenant },
     );
     let pid: number;
     try {
@@ -67,14 +65,8 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       throw e;
     }
     const key = processKey(rec.id, pid);
-    const finished: Promise<Record<string, unknown>> = handle.result.then(
-      async (r) => ({
-        type: "exit",
-        exitCode: r.exitCode,
-        signal: r.signal,
-        timedOut: r.timedOut,
-        oomKilled: r.signal === 9 && (await s.oomKills(rec.id, scope).catch(() => oomBefore)) > oomBefore,
-      }),
+    const finished: Promise<Record<string, unknown>> = outcome.then(
+      (r) => ({ type: "exit", exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oomKilled: r.oomKilled }),
       (e: unknown) => ({ type: "error", error: toHttpError(e).body.error }),
     );
     const entry: ProcessEntry = { handle, client, finished, ended: false };
