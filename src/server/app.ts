@@ -64,10 +64,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     if (!op || !req.headers["content-type"]?.startsWith("application/json")) return;
     const problems = openapi.checkRequestBody(op, req.body);
     if (problems.length === 0) return;
-    if (op === "createSandbox") {
-      throw new InvalidSpecError(problems.map((p) => ({ path: p.split(" ")[0]!.replace(/^\//, "").replaceAll("/", ".").replace("(body)", ""), message: p.split(" ").slice(1).join(" ") })));
-    }
-    throw new InvalidArgumentError(`invalid request body: ${problems.join("; ")}`);
+    if (op === "createSandbox") throw new InvalidSpecError(problems);
+    throw new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`);
   });
 
   if (o.validateResponses) {

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Ajv2020, type ValidateFunction, type ErrorObject } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
+import type { SpecIssue } from "../spec/errors.js";
 
 /** api/openapi.yaml: the source of truth for requests and responses. */
 export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../api/openapi.yaml");
@@ -70,12 +71,12 @@ export class OpenApi {
     return v;
   }
 
-  /** Errors of a JSON request body against the operation's schema, as readable lines. */
-  checkRequestBody(operationId: string, body: unknown): string[] {
+  /** Errors of a JSON request body against the operation's schema, each with its field's dotted path. */
+  checkRequestBody(operationId: string, body: unknown): SpecIssue[] {
     const op = this.operation(operationId);
     if (!op.requestBody) return [];
     const pointer = `#/paths/${escapePointer(op.path)}/${op.method}/requestBody/content/application~1json/schema`;
-    return describe(this.validator(pointer), body);
+    return issues(this.validator(pointer), body);
   }
 
   /**
@@ -95,7 +96,7 @@ export class OpenApi {
     if (!content[type]) return [`${operationId} ${status} does not declare ${type}`];
     if (type !== "application/json" && type !== "application/x-ndjson") return [];
     const pointer = resolved === op.responses[key] ? `${base}/content/${escapePointer(type)}/schema` : `${refOf(op.responses[key] as Json)}/content/${escapePointer(type)}/schema`;
-    return describe(this.validator(pointer), body);
+    return issues(this.validator(pointer), body).map((i) => `${i.path || "(body)"} ${i.message}`);
   }
 
   private resolve(obj: Json): Json {
@@ -115,7 +116,11 @@ function escapePointer(s: string): string {
   return s.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 
-function describe(v: ValidateFunction, value: unknown): string[] {
+/** ajv's errors as {path: "resources.memory", message}; "" is the whole body. */
+function issues(v: ValidateFunction, value: unknown): SpecIssue[] {
   if (v(value)) return [];
-  return (v.errors ?? []).map((e: ErrorObject) => `${e.instancePath || "(body)"} ${e.message ?? "is invalid"}${e.params && "additionalProperty" in e.params ? `: ${String(e.params["additionalProperty"])}` : ""}`);
+  return (v.errors ?? []).map((e: ErrorObject) => ({
+    path: e.instancePath.replace(/^\//, "").replaceAll("/", "."),
+    message: `${e.message ?? "is invalid"}${e.params && "additionalProperty" in e.params ? `: ${String(e.params["additionalProperty"])}` : ""}`,
+  }));
 }
