@@ -27,7 +27,8 @@ export interface UsageSample {
   readonly oomKills: number;
 }
 
-export type SandboxStatus = "running" | "stopped" | "missing";
+/** "crashed": it ended without being asked to (a guest kernel panic, QEMU killed). */
+export type SandboxStatus = "running" | "stopped" | "crashed" | "missing";
 
 export interface SandboxHandle {
   readonly id: string;

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest, ExecResult } from "../agent/client.js";
 import type { SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
+import { VmBackend } from "../backends/vm/vm-backend.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
@@ -102,11 +103,15 @@ export class Sandboxes {
     readonly uidBase: number,
     readonly cgroupParent: string,
     readonly container: ContainerBackend,
+    readonly vm: VmBackend,
     readonly store: Store,
     readonly db: Db,
   ) {
     this.sandboxesDir = path.join(stateDir, "sandboxes");
-    this.backends = new Map([["container", container]]);
+    this.backends = new Map<string, SandboxBackend>([
+      ["container", container],
+      ["vm", vm],
+    ]);
     this.tenants = new Tenants(db);
     this.pools = new Pools(db);
   }
@@ -131,8 +136,9 @@ export class Sandboxes {
       uidBase,
       cgroupParent,
     });
+    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent });
     const db = openDatabase(path.join(stateDir, "corral.db"));
-    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, store, db);
+    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db);
     await s.reconcile();
     return s;
   }

@@ -43,6 +43,21 @@ export class ContainerCgroup {
     return this.mode === "v2" ? path.join(CGROUP_ROOT, this.rel, name) : path.join(CGROUP_ROOT, controller, this.rel, name);
   }
 
+  /**
+   * Creates the cgroup (for sandboxes that no OCI runtime sets up: VMs) and
+   * moves `pid` into it; on v1, in the memory, pids and cpu/cpuacct
+   * hierarchies, which is what stats() reads.
+   */
+  async enter(pid: number): Promise<void> {
+    const ctrls = this.mode === "v2" ? [""] : ["memory", "pids", "cpu", "cpuacct"];
+    for (const c of ctrls) {
+      const d = this.mode === "v2" ? path.join(CGROUP_ROOT, this.rel) : path.join(CGROUP_ROOT, c, this.rel);
+      if (this.mode !== "v2" && !fs.existsSync(path.join(CGROUP_ROOT, c))) continue;
+      await fsp.mkdir(d, { recursive: true });
+      await fsp.writeFile(path.join(d, "cgroup.procs"), String(pid));
+    }
+  }
+
   /** How many times the kernel's OOM killer killed a process in here. */
   async oomKills(): Promise<number> {
     const f = this.mode === "v2" ? this.file("memory", "memory.events") : this.file("memory", "memory.oom_control");

@@ -4,6 +4,7 @@
  *
  *   corral-launch [--unmount PATH]... [--tmpfs DIR SIZE_BYTES]
  *                 [--owned-dir DIR UID]... [--overlay LOWERS UPPER WORK TARGET]
+ *                 [--ro-overlay LOWERS TARGET] [--userns BASE COUNT]
  *                 -- RUNTIME ARGS...
  *
  * Every mount it makes lives only in the new namespace; the container's
@@ -13,6 +14,11 @@
  * --unmount exists for hybrid cgroup hosts: crun refuses to run when
  * /sys/fs/cgroup/unified is mounted beside the v1 hierarchies, and within
  * this namespace it can simply be detached.
+ *
+ * --userns runs the command as root of a new user namespace in which host
+ * ids [BASE, BASE+COUNT) are 0.. (the store's shifted layers then read as
+ * owned by root). A forked helper, still privileged in the parent
+ * namespace, writes the maps; no /etc/subuid entry is needed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,7 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <grp.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void die(const char *what, const char *arg) {
@@ -29,14 +38,55 @@ static void die(const char *what, const char *arg) {
 	exit(125);
 }
 
+static void write_file(const char *path, const char *text) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) die("open", path);
+	ssize_t n = write(fd, text, strlen(text));
+	if (n != (ssize_t)strlen(text)) die("write", path);
+	close(fd);
+}
+
+/* Enters a new user namespace mapping [base, base+count) to 0.. and becomes its root. */
+static void enter_userns(unsigned long base, unsigned long count) {
+	int go[2];
+	if (pipe2(go, O_CLOEXEC) != 0) die("pipe", NULL);
+	pid_t self = getpid();
+	pid_t helper = fork();
+	if (helper < 0) die("fork", NULL);
+	if (helper == 0) {
+		char c, path[64], map[96];
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1) _exit(1);
+		snprintf(map, sizeof map, "0 %lu %lu\n", base, count);
+		snprintf(path, sizeof path, "/proc/%d/uid_map", (int)self);
+		write_file(path, map);
+		snprintf(path, sizeof path, "/proc/%d/gid_map", (int)self);
+		write_file(path, map);
+		_exit(0);
+	}
+	close(go[0]);
+	if (unshare(CLONE_NEWUSER) != 0) die("unshare", "CLONE_NEWUSER");
+	if (write(go[1], "x", 1) != 1) die("write", "helper pipe");
+	int st;
+	if (waitpid(helper, &st, 0) != helper || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		errno = EPERM;
+		die("write uid/gid maps", NULL);
+	}
+	if (setresgid(0, 0, 0) != 0) die("setresgid", "0");
+	if (setgroups(0, NULL) != 0) die("setgroups", NULL);
+	if (setresuid(0, 0, 0) != 0) die("setresuid", "0");
+	close(go[1]);
+}
+
 static void usage(void) {
 	fprintf(stderr, "usage: corral-launch [--unmount P]... [--tmpfs DIR BYTES] [--owned-dir DIR UID]... "
-	                "[--overlay LOWERS UPPER WORK TARGET] -- CMD ARGS...\n");
+	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] -- CMD ARGS...\n");
 	exit(125);
 }
 
 int main(int argc, char **argv) {
 	int i = 1;
+	unsigned long userns_base = 0, userns_count = 0;
 	if (unshare(CLONE_NEWNS) != 0) die("unshare", "CLONE_NEWNS");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make private", "/");
 	for (; i < argc; i++) {
@@ -63,11 +113,25 @@ int main(int argc, char **argv) {
 			snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work);
 			if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
 			free(opts);
+		} else if (strcmp(a, "--ro-overlay") == 0 && i + 2 < argc) {
+			const char *lowers = argv[++i], *target = argv[++i];
+			size_t n = strlen(lowers) + 32;
+			char *opts = malloc(n);
+			if (!opts) die("malloc", NULL);
+			snprintf(opts, n, "lowerdir=%s", lowers);
+			if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
+			free(opts);
+		} else if (strcmp(a, "--userns") == 0 && i + 2 < argc) {
+			unsigned long base = strtoul(argv[i + 1], NULL, 10), count = strtoul(argv[i + 2], NULL, 10);
+			i += 2;
+			userns_base = base;
+			userns_count = count;
 		} else {
 			usage();
 		}
 	}
 	if (i >= argc) usage();
+	if (userns_count) enter_userns(userns_base, userns_count);
 	execvp(argv[i], argv + i);
 	die("exec", argv[i]);
 	return 125;

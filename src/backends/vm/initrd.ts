@@ -1,0 +1,127 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { nativeBinary } from "../../host/native.js";
+import { HostError } from "../../spec/errors.js";
+import { cpioNewc, type CpioEntry } from "./cpio.js";
+import type { GuestKernel } from "./kernel.js";
+
+/** Debian's busybox-static: the guest init's shell and mount tools. */
+export const BUSYBOX = "/bin/busybox";
+export const AGENT_PORT_NAME = "org.corral.agent";
+
+/**
+ * The guest's /init: PID 1 of the initramfs. It loads the modules, mounts
+ * the template's erofs image (disk serial corral-root) read-only under an
+ * overlay whose upper layer is a tmpfs or the VM's own ext4 disk (serial
+ * corral-data), moves /proc,
+ * /sys and /dev into it, copies the agent and busybox to /run/corral and
+ * switch_roots to the agent as PID 1, talking on the virtio-serial port
+ * named org.corral.agent (fd 3). Any failure prints `corral-init: ...` on
+ * the console and powers off, which the host reports with the console tail.
+ *
+ * Kernel command line: corral.hostname=NAME corral.upper=tmpfs|disk
+ * corral.size=BYTES (tmpfs upper size).
+ */
+export const GUEST_INIT = `#!/bin/busybox sh
+export PATH=/bin
+fail() { echo "corral-init: $*" >/dev/console; sync; poweroff -f; }
+/bin/busybox --install -s /bin
+mount -t proc proc /proc && mount -t sysfs sys /sys && mount -t devtmpfs dev /dev || fail "cannot mount proc/sys/dev"
+case " $(cat /proc/cmdline) " in *" corral.probe=1 "*) echo corral-probe-ok >/dev/console; poweroff -f ;; esac
+while read -r m; do insmod "/lib/modules/$m.ko" || fail "insmod $m"; done < /modules
+host=sandbox; upper=tmpfs; size=1073741824
+for a in $(cat /proc/cmdline); do
+  case "$a" in
+    corral.hostname=*) host="\${a#*=}" ;;
+    corral.upper=*) upper="\${a#*=}" ;;
+    corral.size=*) size="\${a#*=}" ;;
+  esac
+done
+hostname "$host"
+# Disks are found by serial (corral-<id>): virtio-mmio probe order is not the command line's.
+disk() {
+  i=0
+  while [ $i -lt 300 ]; do
+    for b in /sys/block/vd*; do
+      [ "$(cat "$b/serial" 2>/dev/null)" = "corral-$1" ] && { echo "/dev/\${b##*/}"; return 0; }
+    done
+    sleep 0.01; i=$((i+1))
+  done
+  return 1
+}
+mkdir -p /lower /rw /newroot
+root=$(disk root) || fail "no template image disk (serial corral-root)"
+mount -t erofs -o ro "$root" /lower || fail "cannot mount the template image $root"
+if [ "$upper" = disk ]; then
+  data=$(disk data) || fail "no sandbox disk (serial corral-data)"
+  mount -t ext4 -o noatime "$data" /rw || fail "cannot mount the sandbox disk $data"
+else
+  mount -t tmpfs -o "size=$size,mode=0755" upper /rw || fail "cannot mount the tmpfs upper layer"
+fi
+port=
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = ${AGENT_PORT_NAME} ] && port="\${p##*/}"
+done
+[ -n "$port" ] || fail "no virtio-serial port ${AGENT_PORT_NAME}"
+mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || fail "cannot mount the overlay root"
+for d in proc sys dev run tmp; do mkdir -p "/newroot/$d"; done
+mount --move /proc /newroot/proc && mount --move /sys /newroot/sys && mount --move /dev /newroot/dev || fail "cannot move proc/sys/dev"
+mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run
+mkdir -p /newroot/run/corral /newroot/dev/pts /newroot/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /newroot/dev/pts
+mount -t tmpfs -o mode=1777,nosuid,nodev shm /newroot/dev/shm
+cp /corral/agent /bin/busybox /newroot/run/corral/ || fail "cannot copy the agent"
+exec 3<>"/newroot/dev/$port" || fail "cannot open /dev/$port"
+echo "corral-init: agent on /dev/$port" >/dev/console
+exec switch_root /newroot /run/corral/agent --fd 3
+`;
+
+export interface GuestInitrd {
+  readonly path: string;
+  readonly sha256: string;
+}
+
+/**
+ * Builds (once per content) the initramfs: busybox, the static agent, the
+ * kernel's guest modules and the init script. Named by its hash under
+ * `<vmDir>/initrd-<hash>.img`, so a new agent or kernel makes a new one.
+ */
+export function ensureInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestInitrd> {
+  const agent = nativeBinary("corral-agent");
+  const key = `${vmDir}\0${kernel.version}\0${fs.statSync(agent).mtimeMs}`;
+  let r = initrds.get(key);
+  if (!r) {
+    r = buildInitrd(vmDir, kernel);
+    initrds.set(key, r);
+    r.catch(() => initrds.delete(key));
+  }
+  return r;
+}
+
+const initrds = new Map<string, Promise<GuestInitrd>>();
+
+async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestInitrd> {
+  if (!fs.existsSync(BUSYBOX)) throw new HostError(`${BUSYBOX} is missing: install busybox-static (scripts/setup.sh)`);
+  const entries: CpioEntry[] = [
+    ...["bin", "corral", "dev", "proc", "sys", "lib", "lib/modules"].map((p): CpioEntry => ({ path: p, type: "dir" })),
+    { path: "dev/console", type: "chardev", major: 5, minor: 1 },
+    { path: "dev/null", type: "chardev", mode: 0o666, major: 1, minor: 3 },
+    { path: "init", type: "file", mode: 0o755, data: Buffer.from(GUEST_INIT) },
+    { path: "bin/busybox", type: "file", mode: 0o755, data: await fsp.readFile(BUSYBOX) },
+    { path: "corral/agent", type: "file", mode: 0o755, data: await fsp.readFile(nativeBinary("corral-agent")) },
+    { path: "modules", type: "file", data: Buffer.from(kernel.modules.map((m) => path.basename(m, ".ko")).join("\n") + "\n") },
+  ];
+  for (const m of kernel.modules) entries.push({ path: `lib/modules/${path.basename(m)}`, type: "file", data: await fsp.readFile(m) });
+  const image = cpioNewc(entries);
+  const sha256 = createHash("sha256").update(image).digest("hex");
+  const file = path.join(vmDir, `initrd-${sha256.slice(0, 16)}.img`);
+  if (!fs.existsSync(file)) {
+    const tmp = `${file}.${randomBytes(4).toString("hex")}.tmp`;
+    await fsp.writeFile(tmp, image, { mode: 0o644 });
+    await fsp.rename(tmp, file);
+  }
+  return { path: file, sha256 };
+}

@@ -1,0 +1,100 @@
+import fs from "node:fs";
+import { AGENT_PORT_NAME } from "./initrd.js";
+import type { VmPlan } from "./plan.js";
+
+export type Accel = "kvm" | "tcg";
+
+export const QEMU = "qemu-system-x86_64";
+
+/** Where the shim hands QEMU its two socketpair ends (see shim.ts). */
+export const AGENT_FD = 3;
+export const CONSOLE_FD = 4;
+
+/**
+ * The QEMU command line of a plan: the `microvm` machine (no PCI, no
+ * firmware tables beyond what Linux needs, virtio-mmio devices), the agent
+ * on a virtio-serial port and the serial console on socketpair fds the shim
+ * holds (so no other host process can talk to the guest), disks identified
+ * to the guest by serial (virtio-mmio probe order is not command-line
+ * order), QMP on a unix socket for snapshots.
+ */
+export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string): string[] {
+  if (plan.agent.kind !== "virtio-serial") throw new RangeError("the QEMU driver speaks to the agent over virtio-serial");
+  const args = [
+    "-M",
+    `microvm,accel=${accel},rtc=on`,
+    ...(accel === "kvm" ? ["-cpu", "host"] : []),
+    ...(accel === "tcg" && plan.vcpus > 1 ? ["-accel", "tcg,thread=multi"] : []),
+    "-smp",
+    String(plan.vcpus),
+    "-m",
+    `${plan.memoryMiB}M`,
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    "-no-reboot",
+    "-kernel",
+    plan.kernel,
+    "-initrd",
+    plan.initrd,
+    "-append",
+    plan.cmdline,
+    "-chardev",
+    `socket,id=console,fd=${CONSOLE_FD}`,
+    "-serial",
+    "chardev:console",
+    "-device",
+    "virtio-serial-device,max_ports=2",
+    "-chardev",
+    `socket,id=agent,fd=${AGENT_FD}`,
+    "-device",
+    `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+    "-device",
+    "virtio-rng-device",
+    "-qmp",
+    `unix:${qmpSocket},server=on,wait=off`,
+  ];
+  for (const d of plan.disks) {
+    const opts = [`id=${d.id}`, `file=${d.path}`, "format=raw", "if=none", d.readOnly ? "readonly=on" : "cache=writeback"];
+    args.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=${d.id},serial=corral-${d.id}`);
+  }
+  if (plan.net) {
+    args.push("-netdev", `tap,id=net0,ifname=${plan.net.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=net0,mac=${plan.net.mac}`);
+  }
+  return args;
+}
+
+/**
+ * The host TSC rate in kHz, for the guest's `tsc_early_khz=`: under TCG the
+ * guest reads the host's TSC, and calibrating it against the emulated PIT
+ * fails now and then on a loaded host (the guest then hangs at boot).
+ */
+export function hostTscKhz(): number | undefined {
+  try {
+    const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(fs.readFileSync("/proc/cpuinfo", "utf8"));
+    return m ? Math.round(Number(m[1]) * 1000) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface GuestOptions {
+  readonly hostname: string;
+  /** tmpfs upper layer of this many bytes, or the VM's own disk. */
+  readonly upper: { readonly kind: "tmpfs"; readonly bytes: number } | { readonly kind: "disk" };
+  readonly accel: Accel;
+}
+
+/** The kernel command line corral's guest init reads (initrd.ts). */
+export function guestCmdline(o: GuestOptions): string {
+  const parts = ["console=ttyS0", "panic=-1", "quiet", "8250.nr_uarts=1", "random.trust_cpu=on", "rdinit=/init"];
+  if (o.accel === "tcg") {
+    const khz = hostTscKhz();
+    if (khz) parts.push(`tsc_early_khz=${khz}`, "no_timer_check");
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(o.hostname)) throw new RangeError(`bad hostname for a guest: ${o.hostname}`);
+  parts.push(`corral.hostname=${o.hostname}`);
+  if (o.upper.kind === "disk") parts.push("corral.upper=disk");
+  else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
+  return parts.join(" ");
+}

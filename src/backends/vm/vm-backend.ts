@@ -1,0 +1,256 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { AgentClient } from "../../agent/client.js";
+import { haveCommand, runCommand } from "../../host/command.js";
+import { killQuietly, procStat, processRunning } from "../../host/process.js";
+import { vmIdentity } from "../../spec/identity.js";
+import { BackendError } from "../../spec/errors.js";
+import type { Store } from "../../store/store.js";
+import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
+import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgroups.js";
+import { probeAccel } from "./accel.js";
+import { ensureTemplateImage } from "./erofs.js";
+import { ensureInitrd } from "./initrd.js";
+import { ensureKernel } from "./kernel.js";
+import type { VmPlan } from "./plan.js";
+import { guestCmdline, qemuArgs, QEMU, type Accel } from "./qemu.js";
+import { shimPaths, type ShimConfig, type ShimExit } from "./shim.js";
+
+export interface VmBackendOptions {
+  /** Kernel, initrd and probe results: `<state>/vm`. */
+  readonly vmDir: string;
+  readonly store: Store;
+  /** Parent cgroup of every sandbox, shared with containers. */
+  readonly cgroupParent: string;
+  /** Force an accelerator instead of probing (CORRAL_VM_ACCEL). */
+  readonly accel?: Accel;
+  readonly bootTimeoutMs?: number;
+}
+
+const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
+const MiB = 1024 * 1024;
+
+/**
+ * microVM sandboxes on QEMU's `microvm` machine: Debian's cloud kernel, an
+ * initramfs with corral's init and agent, the template as one shared
+ * read-only erofs image, a tmpfs (ephemeral) or ext4 disk (persistent)
+ * upper layer. A shim process per VM owns QEMU and serves the same agent
+ * socket a container has, so everything above the backend is the same.
+ */
+export class VmBackend implements SandboxBackend {
+  readonly kind = "vm" as const;
+  readonly cgroupMode: CgroupMode;
+
+  constructor(private readonly o: VmBackendOptions) {
+    this.cgroupMode = cgroupMode();
+  }
+
+  async probe(): Promise<BackendReport> {
+    const notes: string[] = [];
+    if (!(await haveCommand(QEMU))) notes.push(`${QEMU} is not installed (apt-get install qemu-system-x86)`);
+    if (!(await haveCommand("mkfs.erofs"))) notes.push("mkfs.erofs is not installed (apt-get install erofs-utils)");
+    if (notes.length === 0) notes.push(`accelerator: ${await this.accel()}`);
+    return { kind: "vm", available: notes.length === 1 && notes[0]!.startsWith("accelerator"), notes };
+  }
+
+  private async accel(): Promise<Accel> {
+    if (this.o.accel) return this.o.accel;
+    const env = process.env["CORRAL_VM_ACCEL"];
+    if (env === "kvm" || env === "tcg") return env;
+    const kernel = await ensureKernel(this.o.vmDir);
+    return probeAccel(this.o.vmDir, kernel, await ensureInitrd(this.o.vmDir, kernel));
+  }
+
+  cgroupFor(id: string): ContainerCgroup {
+    return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
+  }
+
+  async create(req: CreateRequest): Promise<SandboxHandle> {
+    const handle = this.attach(req.id, req.dir);
+    try {
+      if (req.spec.lifetime.mode === "persistent") {
+        const disk = path.join(req.dir, "disk.img");
+        const h = await fsp.open(disk, "wx", 0o600);
+        await h.truncate(req.spec.resources.disk);
+        await h.close();
+        await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk]);
+      }
+      await this.launch(req);
+      return handle;
+    } catch (e) {
+      await handle.destroy().catch(() => {});
+      throw e;
+    }
+  }
+
+  async start(req: CreateRequest): Promise<SandboxHandle> {
+    const handle = this.attach(req.id, req.dir);
+    if ((await handle.status()) === "running") return handle;
+    await handle.stop();
+    try {
+      await this.launch(req);
+    } catch (e) {
+      await handle.stop().catch(() => {});
+      throw e;
+    }
+    return handle;
+  }
+
+  /** The plan for a sandbox: the same one the other hypervisors' drivers render. */
+  async plan(req: CreateRequest, accel: Accel): Promise<VmPlan> {
+    const kernel = await ensureKernel(this.o.vmDir);
+    const initrd = await ensureInitrd(this.o.vmDir, kernel);
+    const image = await ensureTemplateImage(this.o.store, req.layers.map((d) => path.basename(d)));
+    const persistent = req.spec.lifetime.mode === "persistent";
+    const p = shimPaths(req.dir);
+    return {
+      name: req.id,
+      kernel: kernel.vmlinuz,
+      initrd: initrd.path,
+      cmdline: guestCmdline({
+        hostname: req.hostname,
+        accel,
+        upper: persistent ? { kind: "disk" } : { kind: "tmpfs", bytes: req.spec.resources.disk },
+      }),
+      vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
+      memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
+      disks: [
+        { id: "root", path: image, readOnly: true },
+        ...(persistent ? [{ id: "data", path: path.join(req.dir, "disk.img"), readOnly: false }] : []),
+      ],
+      agent: { kind: "virtio-serial", socket: p.agentSocket },
+      consoleLog: p.console,
+      identity: vmIdentity(req.id),
+    };
+  }
+
+  private async launch(req: CreateRequest): Promise<void> {
+    const accel = await this.accel();
+    const plan = await this.plan(req, accel);
+    const p = shimPaths(req.dir);
+    const cfg: ShimConfig = {
+      qemu: QEMU,
+      args: qemuArgs(plan, accel, p.qmpSocket),
+      bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
+      cgroup: `${this.o.cgroupParent}/${req.id}`,
+    };
+    await fsp.writeFile(p.config, JSON.stringify(cfg, null, 2), { mode: 0o600 });
+    const log = fs.openSync(path.join(req.dir, "shim.log"), "a", 0o600);
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        const c = spawn(process.execPath, [SHIM, req.dir], { detached: true, stdio: ["ignore", log, log, "pipe"] });
+        c.unref();
+        let text = "";
+        const r = c.stdio[3] as NodeJS.ReadableStream;
+        r.on("data", (d: Buffer) => (text += d.toString()));
+        r.on("end", () => resolve(text.trim()));
+        r.on("error", () => resolve(text.trim()));
+        c.on("error", reject);
+      });
+      if (line !== "ready") {
+        const tail = await consoleTail(p.console, 8);
+        const shimLog = (await fsp.readFile(path.join(req.dir, "shim.log"), "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
+        throw new BackendError(`vm ${req.id} did not start: ${line || "the shim exited"}${tail ? `; console: ${tail}` : ""}${shimLog ? `; shim: ${shimLog}` : ""}`);
+      }
+    } finally {
+      fs.closeSync(log);
+    }
+  }
+
+  attach(id: string, dir: string): SandboxHandle {
+    return new VmHandle(id, dir, this);
+  }
+}
+
+/** The last lines of a VM's console, for error messages. */
+export async function consoleTail(file: string, lines: number): Promise<string> {
+  const text = await fsp.readFile(file, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-lines)
+    .join(" | ");
+}
+
+export class VmHandle implements SandboxHandle {
+  private readonly paths: ReturnType<typeof shimPaths>;
+  constructor(
+    readonly id: string,
+    readonly dir: string,
+    private readonly backend: VmBackend,
+  ) {
+    this.paths = shimPaths(dir);
+  }
+
+  agent(timeoutMs = 5000): Promise<AgentClient> {
+    return AgentClient.connect(this.paths.agentSocket, timeoutMs);
+  }
+
+  private shimPid(): number | undefined {
+    try {
+      const pid = Number(fs.readFileSync(this.paths.shimPid, "utf8"));
+      if (!pid || !processRunning(pid)) return undefined;
+      // The pid must still be our shim, not a recycled one.
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      return cmd.includes(this.dir) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async status(): Promise<SandboxStatus> {
+    if (this.shimPid()) return "running";
+    const exit = await this.exit();
+    if (exit) return exit.requested ? "stopped" : "crashed";
+    return fs.existsSync(this.dir) ? "stopped" : "missing";
+  }
+
+  /** How the VM last ended, when it has. */
+  async exit(): Promise<ShimExit | undefined> {
+    try {
+      return JSON.parse(await fsp.readFile(this.paths.exit, "utf8")) as ShimExit;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async stats(): Promise<UsageSample> {
+    const cg = this.backend.cgroupFor(this.id);
+    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), cg.oomKills()]);
+    return { cpuNanos, memoryBytes, pids, oomKills };
+  }
+
+  /** The guest kernel's OOM kills are inside the VM; the host cgroup's are the VM's own. */
+  async oomKills(): Promise<number> {
+    return this.backend.cgroupFor(this.id).oomKills();
+  }
+
+  /**
+   * Asks the shim to power the guest off (it syncs first), waits for it,
+   * then kills whatever is left in the VM's cgroup and removes it.
+   */
+  async stop(): Promise<void> {
+    const pid = this.shimPid();
+    if (pid) {
+      const start = procStat(pid)?.startTime;
+      killQuietly(pid, "SIGTERM");
+      const deadline = Date.now() + 8000;
+      while (Date.now() < deadline && processRunning(pid) && procStat(pid)?.startTime === start) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    const cg = this.backend.cgroupFor(this.id);
+    for (const p of await cg.processes()) killQuietly(p);
+    await cg.remove();
+    for (const f of [this.paths.agentSocket, this.paths.qmpSocket, this.paths.shimPid, this.paths.qemuPid]) await fsp.rm(f, { force: true });
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+}
