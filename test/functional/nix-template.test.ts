@@ -173,6 +173,8 @@ describe("templates from a Nix closure", { skip: noNix }, () => {
     assert.deepEqual(await fsp.readdir(path.join(t.s.store.nixRootsDir, "toolchain")), [path.basename(hello)]);
     assert.deepEqual(await fsp.readdir(t.s.store.tmpDir), []);
     await assert.rejects(t.s.buildNixTemplate("busybox", file("toolchain.nix"), {}), { code: "conflict" });
+    await assert.rejects(t.s.buildNixTemplate("nofile", file("missing.nix"), {}), { code: "invalid_argument" });
+    await assert.rejects(t.s.buildNixTemplate("Bad Name", file("toolchain.nix"), {}), { code: "invalid_spec" });
   });
 
   it("corral template build --nix, then corral run with the program on PATH", async () => {

@@ -1,7 +1,7 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { ConflictError } from "../../spec/errors.js";
+import { ConflictError, InvalidArgumentError } from "../../spec/errors.js";
 import { parseSpec } from "../../spec/sandbox-spec.js";
 import type { ProgressFn } from "../builders/builder.js";
 import { BUILTIN_TEMPLATES, type Store, type TemplateRecord } from "../store.js";
@@ -29,7 +29,7 @@ export async function buildNixTemplate(store: Store, name: string, file: string,
   parseSpec({ template: name }); // a valid template name, or InvalidSpecError naming the field
   if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is a built-in template; give the Nix template another name`);
   const abs = path.resolve(file);
-  await fsp.access(abs);
+  if (!(await fsp.stat(abs).then((st) => st.isFile(), () => false))) throw new InvalidArgumentError(`no Nix file at ${abs}`);
   const base = await store.ensureTemplate(NIX_BASE_TEMPLATE, progress);
   return store.withTemplateLock(name, async () => {
     const work = path.join(store.tmpDir, `nix-${name}-${randomBytes(6).toString("hex")}`);
