@@ -1,5 +1,6 @@
 import type { AgentClient } from "../agent/client.js";
 import type { ResolvedSpec } from "../spec/sandbox-spec.js";
+import type { NixStoreView } from "../store/store.js";
 
 export type BackendKind = "container" | "vm";
 
@@ -18,6 +19,8 @@ export interface CreateRequest {
   readonly layers: readonly string[];
   /** The sandbox's own directory (exists, empty). */
   readonly dir: string;
+  /** Host Nix store paths to mount read-only at /nix/store (Nix templates). */
+  readonly nixStore?: NixStoreView | undefined;
 }
 
 export interface UsageSample {

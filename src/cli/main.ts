@@ -222,12 +222,18 @@ tpl
   });
 tpl
   .command("build")
-  .description("build a built-in template now (otherwise built on first use)")
+  .description("build a built-in template now (otherwise built on first use), or a template from a Nix file")
   .argument("<name>")
-  .action(async (name: string) => {
+  .option("--nix <file>", "nix-build FILE and mount its closure at /nix/store (on the busybox template; its outputs' bin/ first in PATH)")
+  .option("--share-host-store", "with --nix: mount the host's whole /nix/store read-only instead of the closure")
+  .action(async (name: string, f: { nix?: string; shareHostStore?: boolean }) => {
+    if (f.shareHostStore && !f.nix) throw new InvalidArgumentError("--share-host-store needs --nix");
     const s = await open();
-    const t = await withProgress(name, (onProgress) => s.store.ensureTemplate(name, onProgress));
-    process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
+    const nixFile = f.nix;
+    const t = await withProgress(name, (onProgress) =>
+      nixFile ? s.buildNixTemplate(name, nixFile, { shareHostStore: f.shareHostStore ?? false }, onProgress) : s.store.ensureTemplate(name, onProgress),
+    );
+    process.stdout.write(`${t.name} ${t.layers.join(",")}${t.nix ? ` ${t.nix.storePaths.length} store path(s)` : ""}\n`);
   });
 
 program

@@ -14,6 +14,7 @@ import type { ProgressFn } from "../store/builders/builder.js";
 import { Store, type TemplateRecord } from "../store/store.js";
 import { runCommand } from "../host/command.js";
 import { diskUsage } from "../store/tree.js";
+import { buildNixTemplate, type NixTemplateOptions } from "../store/nix/nix-template.js";
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
 import { Pools, POOL_TENANT, poolKey } from "./pools.js";
@@ -196,7 +197,8 @@ export class Sandboxes {
     const dir = this.dirOf(id);
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
-      await backend.create({ id, spec, hostname: record.name, layers: template.layers.map((d) => this.store.layerDir(d)), dir });
+      const layers = template.layers.map((d) => this.store.layerDir(d));
+      await backend.create({ id, spec, hostname: record.name, layers, dir, nixStore: this.store.nixStoreView(template) });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
       recordEvent(this.db, { tenant, sandbox: id, type: "created", detail: { name: record.name, template: spec.template } });
       return { ...record, state: "running", status: "running" };
@@ -468,20 +470,27 @@ export class Sandboxes {
       throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);
     }
     const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
-    const base = row.layers ? (JSON.parse(row.layers) as string[]) : [...((await this.store.template(r.spec.template))?.layers ?? [])];
+    const from = await this.store.template(r.spec.template);
+    const base = row.layers ? (JSON.parse(row.layers) as string[]) : [...(from?.layers ?? [])];
     const wasRunning = r.state === "running";
     if (wasRunning) await this.stop(r.id, scope);
     const copy = path.join(this.store.tmpDir, `commit-${r.id}-${randomBytes(4).toString("hex")}`);
     try {
       await runCommand("cp", ["-a", "--", upper, copy]);
       const layer = await this.store.addLayer(copy, `commit:${r.name}`);
-      const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`);
+      // A Nix template's store paths come along (a sandbox cannot write to them).
+      const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, from?.nix);
       recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "committed", detail: { template: templateName, layer: layer.digest } });
       return t;
     } finally {
       await fsp.rm(copy, { recursive: true, force: true }); // left only when the layer was already stored
       if (wasRunning) await this.start(r.id, scope);
     }
+  }
+
+  /** Builds (or rebuilds) a template from a Nix file; see store/nix/nix-template.ts. */
+  buildNixTemplate(name: string, file: string, opts: NixTemplateOptions, onProgress?: ProgressFn): Promise<TemplateRecord> {
+    return buildNixTemplate(this.store, name, file, opts, onProgress);
   }
 
   /** Stops and removes a sandbox and everything it had on the host. */

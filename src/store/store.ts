@@ -24,7 +24,31 @@ export interface TemplateRecord {
   readonly layers: readonly string[];
   readonly source: string;
   readonly createdAt: string;
+  /** Host Nix store paths the sandbox sees at /nix/store (templates built with --nix). */
+  readonly nix?: NixPart;
 }
+
+export interface NixPart {
+  /** The closure of `outputs` (nix-store -qR), sorted: what an isolated sandbox sees. */
+  readonly storePaths: readonly string[];
+  /** Closure members that are symlinks: the layer holds them as they are (a bind mount would follow them). */
+  readonly symlinks: readonly string[];
+  /** What nix-build printed: the profile's bin/ links point into these. */
+  readonly outputs: readonly string[];
+  /** Mount the host's whole /nix/store (read-only) instead of the closure. */
+  readonly shareHostStore: boolean;
+  /** Digest of the layer holding /nix/store's mount points and the profile. */
+  readonly layer: string;
+}
+
+/** What a backend mounts for a Nix template: `dir` at /nix/store, then each of `paths` at itself. */
+export interface NixStoreView {
+  readonly dir: string;
+  readonly paths: readonly string[];
+}
+
+/** The host's Nix store, where every store path lives. */
+export const HOST_NIX_STORE = "/nix/store";
 
 /** How recent a layer may be and still be collected (see gc). */
 export const GC_GRACE_MS = 60_000;
@@ -42,6 +66,7 @@ export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
  *   templates/<name>.json   a TemplateRecord naming its layers
  *   tmp/                    builds in progress (removed on failure and on open)
  *   locks/                  one build of a template at a time
+ *   nix-roots/<name>/       GC roots keeping a Nix template's outputs in the host store
  *
  * Layers are owned by the sandbox uid range (shifted by `uidBase`) so they
  * can be mounted read-only into every sandbox as they are.
@@ -50,7 +75,9 @@ export class Store {
   readonly layersDir: string;
   readonly templatesDir: string;
   readonly tmpDir: string;
-  private readonly locksDir: string;
+  readonly locksDir: string;
+  /** Per template, indirect Nix GC roots for its outputs (see nix/nix-template.ts). */
+  readonly nixRootsDir: string;
 
   constructor(
     readonly dir: string,
@@ -60,6 +87,7 @@ export class Store {
     this.templatesDir = path.join(dir, "templates");
     this.tmpDir = path.join(dir, "tmp");
     this.locksDir = path.join(dir, "locks");
+    this.nixRootsDir = path.join(dir, "nix-roots");
   }
 
   async init(): Promise<void> {
@@ -112,12 +140,17 @@ export class Store {
     if (!builder) {
       throw new NotFoundError("template", name);
     }
-    return withLock(path.join(this.locksDir, `template-${name}.lock`), async () => {
+    return this.withTemplateLock(name, async () => {
       const again = await this.template(name);
       if (again) return again;
       const layer = await this.buildLayer(builder, progress);
       return this.registerTemplate(name, [layer.digest], layer.source);
     });
+  }
+
+  /** One build (or removal) of a template name at a time, across processes. */
+  withTemplateLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return withLock(path.join(this.locksDir, `template-${name}.lock`), fn);
   }
 
   /** Runs a builder into a fresh directory and moves the result into the store. */
@@ -157,8 +190,8 @@ export class Store {
     return record;
   }
 
-  async registerTemplate(name: string, layers: readonly string[], source: string): Promise<TemplateRecord> {
-    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString() };
+  async registerTemplate(name: string, layers: readonly string[], source: string, nix?: NixPart): Promise<TemplateRecord> {
+    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString(), ...(nix ? { nix } : {}) };
     await writeJsonAtomic(path.join(this.templatesDir, `${name}.json`), record);
     return record;
   }
@@ -223,6 +256,17 @@ export class Store {
     const file = path.join(this.templatesDir, `${name}.json`);
     if (!(await this.template(name))) throw new NotFoundError("template", name);
     await fsp.rm(file);
+    // Its outputs may now be collected by the host's Nix GC, unless running
+    // processes still use them (Nix keeps paths open in /proc as runtime roots).
+    await fsp.rm(path.join(this.nixRootsDir, name), { recursive: true, force: true });
+  }
+
+  /** Where a sandbox of this template gets its /nix/store from, if it has one. */
+  nixStoreView(t: TemplateRecord): NixStoreView | undefined {
+    if (!t.nix) return undefined;
+    if (t.nix.shareHostStore) return { dir: HOST_NIX_STORE, paths: [] };
+    const links = new Set(t.nix.symlinks);
+    return { dir: path.join(this.layerDir(t.nix.layer), "nix/store"), paths: t.nix.storePaths.filter((p) => !links.has(p)) };
   }
 }
 

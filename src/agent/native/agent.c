@@ -3,7 +3,7 @@
  *
  * Build: musl-gcc -static -Os -Wall -Wextra -Werror -o corral-agent agent.c
  *        (plain gcc works too).
- * Usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR]
+ * Usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]
  * Test:  python3 test_agent.py ./corral-agent
  *
  * One thread, one epoll loop. SIGCHLD/SIGTERM/SIGINT are blocked and read
@@ -108,6 +108,8 @@ struct corral_open_how {
 #define SHUTDOWN_WAIT_MS 2000
 #define CLOSE_LINGER_MS 2000
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/* PATH for commands whose request sets none: DEFAULT_PATH unless --path */
+static const char *g_default_path = DEFAULT_PATH;
 
 /* ------------------------------------------------------------------ */
 /* small utilities                                                     */
@@ -1217,7 +1219,7 @@ static void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, rep[2] = {-1, -1};
 	char **argv = NULL, **envp = NULL, **shv = NULL, *envblk = NULL;
 	struct exec *e = NULL;
-	const char *cmd = NULL, *cwd = "/", *envpath = DEFAULT_PATH;
+	const char *cmd = NULL, *cwd = "/", *envpath = g_default_path;
 	size_t cmdl = 0, cwdl = 1;
 	bool want_stdin = false, keepalive = false;
 	int64_t timeout = 0;
@@ -1324,7 +1326,7 @@ static void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 		}
 	}
 	envp = calloc(envc + 3, sizeof *envp);
-	envblk = malloc(envsz + sizeof "PATH=" DEFAULT_PATH + sizeof "HOME=/root");
+	envblk = malloc(envsz + sizeof "PATH=" + strlen(g_default_path) + sizeof "HOME=/root");
 	if (!envp || !envblk) {
 		err = ENOMEM;
 		goto fail;
@@ -1354,8 +1356,7 @@ static void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 		}
 		if (!has_path) {
 			envp[k++] = w;
-			memcpy(w, "PATH=" DEFAULT_PATH, sizeof "PATH=" DEFAULT_PATH);
-			w += sizeof "PATH=" DEFAULT_PATH;
+			w += sprintf(w, "PATH=%s", g_default_path) + 1;
 		}
 		if (!has_home) {
 			envp[k++] = w;
@@ -2612,7 +2613,7 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-	logmsg("usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR]");
+	logmsg("usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]");
 }
 
 int main(int argc, char **argv)
@@ -2633,6 +2634,8 @@ int main(int argc, char **argv)
 			g_sockpath = argv[++i];
 		else if (!strcmp(a, "--root"))
 			root = argv[++i];
+		else if (!strcmp(a, "--path") && strlen(argv[i + 1]) < 4096)
+			g_default_path = argv[++i];
 		else if (!strcmp(a, "--fd") && (in_fd = parse_fd(argv[++i])) >= 0)
 			;
 		else if (!strcmp(a, "--ready-fd") && (ready_fd = parse_fd(argv[++i])) >= 0)

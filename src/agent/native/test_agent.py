@@ -675,12 +675,12 @@ def main():
 
     def t_fd_mode():
         a, b = socket.socketpair()
-        p = subprocess.Popen([binary, "--fd", str(b.fileno()), "--root", root], pass_fds=(b.fileno(),))
+        p = subprocess.Popen([binary, "--fd", str(b.fileno()), "--root", root, "--path", "/opt/x:/bin:/usr/bin"], pass_fds=(b.fileno(),))
         b.close()
         try:
             a.sendall(encode({"op": "hello", "id": 1}))
             h = recv_frame(a)[0]
-            a.sendall(encode({"op": "exec", "id": 2, "argv": ["sh", "-c", "echo fdmode; sleep 0.2 & exit 0"]}))
+            a.sendall(encode({"op": "exec", "id": 2, "argv": ["sh", "-c", 'echo "fdmode $PATH"; sleep 0.2 & exit 0']}))
             out = b""
             while True:
                 h2, pl = recv_frame(a)
@@ -688,7 +688,8 @@ def main():
                     out += pl
                 if h2["ev"] in ("exit", "error"):
                     break
-            check("--fd connection serves requests", h["ev"] == "hello" and h["pid"] == p.pid and out == b"fdmode\n", (h, h2))
+            check("--fd connection serves requests, --path is the default PATH",
+                  h["ev"] == "hello" and h["pid"] == p.pid and out == b"fdmode /opt/x:/bin:/usr/bin\n", (h, h2, out))
             a.close()
             time.sleep(0.6)
             check("--fd EOF: agent keeps running and reaping", p.poll() is None and not zombie_children(p.pid))

@@ -89,6 +89,7 @@ export class ContainerBackend implements SandboxBackend {
         runDir: p.run,
         uidBase: uid,
         cgroupPath: `${this.o.cgroupParent}/${req.id}`,
+        nixStore: req.nixStore,
       });
       await fsp.writeFile(p.config, JSON.stringify(config));
       await this.launch(req);

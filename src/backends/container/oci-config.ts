@@ -1,4 +1,6 @@
 import type { ResolvedSpec } from "../../spec/sandbox-spec.js";
+import type { NixStoreView } from "../../store/store.js";
+import { NIX_PROFILE_BIN } from "../../store/nix/nix-layer.js";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.js";
 
 /** Where things are inside every container sandbox. */
@@ -6,6 +8,9 @@ export const AGENT_DIR_IN_SANDBOX = "/.corral";
 export const AGENT_BIN_IN_SANDBOX = `${AGENT_DIR_IN_SANDBOX}/corral-agent`;
 export const RUN_DIR_IN_SANDBOX = "/run/corral";
 export const AGENT_SOCKET_IN_SANDBOX = `${RUN_DIR_IN_SANDBOX}/agent.sock`;
+
+/** The agent's PATH for commands whose request sets none (as the agent's own default). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export const UID_RANGE = 65536;
 export const CPU_PERIOD_US = 100_000;
@@ -59,11 +64,30 @@ export interface OciConfigInput {
   /** cgroup path below each hierarchy root, e.g. "corral/abc". */
   readonly cgroupPath: string;
   readonly seccomp?: SeccompProfile;
+  /** Host Nix store paths to mount read-only at /nix/store. */
+  readonly nixStore?: NixStoreView | undefined;
+}
+
+/**
+ * The sandbox's /nix/store: `dir` (a layer's directory of mount points, or
+ * the host's whole store) read-only, then each store path read-only at
+ * itself, so the sandbox sees exactly those paths and cannot write to any
+ * of them. Plain (not recursive) binds: nothing mounted below a host path
+ * comes along.
+ */
+export function nixStoreMounts(v: NixStoreView): Record<string, unknown>[] {
+  const options = ["bind", "ro", "nosuid", "nodev"];
+  return [
+    { destination: "/nix/store", type: "bind", source: v.dir, options },
+    ...v.paths.map((p) => ({ destination: p, type: "bind", source: p, options })),
+  ];
 }
 
 /** An OCI runtime-spec 1.0 config.json for a container sandbox. */
 export function ociConfig(i: OciConfigInput): Record<string, unknown> {
   const r = i.spec.resources;
+  // A Nix template's programs come first, as a Nix profile's do.
+  const path = i.nixStore ? `${NIX_PROFILE_BIN}:${DEFAULT_PATH}` : DEFAULT_PATH;
   return {
     ociVersion: "1.0.2",
     process: {
@@ -71,8 +95,8 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       user: { uid: 0, gid: 0 },
       // fd 3 is a pipe crun passes through (--preserve-fds=1): the agent
       // writes "ready" on it once it listens, so the host never polls.
-      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX, "--ready-fd", "3"],
-      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
+      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX, "--ready-fd", "3", ...(i.nixStore ? ["--path", path] : [])],
+      env: [`PATH=${path}`, "HOME=/root"],
       cwd: "/",
       capabilities: {
         bounding: CAPABILITIES,
@@ -98,6 +122,7 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
+      ...(i.nixStore ? nixStoreMounts(i.nixStore) : []),
     ],
     annotations: { "io.corral.sandbox.id": i.id },
     linux: {

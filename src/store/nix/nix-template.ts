@@ -1,0 +1,66 @@
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { ConflictError, InvalidArgumentError } from "../../spec/errors.js";
+import { parseSpec } from "../../spec/sandbox-spec.js";
+import type { ProgressFn } from "../builders/builder.js";
+import { BUILTIN_TEMPLATES, type Store, type TemplateRecord } from "../store.js";
+import { nixAddRoot, nixBuild, nixClosure } from "./nix-command.js";
+import { storeBaseName } from "./nix-paths.js";
+import { writeNixLayer } from "./nix-layer.js";
+
+/** The filesystem a Nix template stands on: /bin/sh and the rest of busybox, so `cmd` and shells work. */
+export const NIX_BASE_TEMPLATE = "busybox";
+
+export interface NixTemplateOptions {
+  /** Mount the host's whole /nix/store instead of the closure. */
+  readonly shareHostStore?: boolean;
+}
+
+/**
+ * Builds a template from a Nix file: nix-build, the outputs' closure
+ * (nix-store -qR), a layer with /nix/store's mount points and a profile,
+ * on top of the busybox template. The template is registered only when all
+ * of that worked; until then it only exists in the store's tmp/ and as GC
+ * roots there, which go with it. A rebuild under the same name replaces
+ * the template (sandboxes already running keep what they had).
+ */
+export async function buildNixTemplate(store: Store, name: string, file: string, opts: NixTemplateOptions, progress: ProgressFn = () => {}): Promise<TemplateRecord> {
+  parseSpec({ template: name }); // a valid template name, or InvalidSpecError naming the field
+  if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is a built-in template; give the Nix template another name`);
+  const abs = path.resolve(file);
+  if (!(await fsp.stat(abs).then((st) => st.isFile(), () => false))) throw new InvalidArgumentError(`no Nix file at ${abs}`);
+  const base = await store.ensureTemplate(NIX_BASE_TEMPLATE, progress);
+  return store.withTemplateLock(name, async () => {
+    const work = path.join(store.tmpDir, `nix-${name}-${randomBytes(6).toString("hex")}`);
+    await fsp.mkdir(work, { mode: 0o700 });
+    const roots = path.join(store.nixRootsDir, name);
+    let registered: TemplateRecord | undefined;
+    try {
+      const outputs = await nixBuild(abs, path.join(work, "result"), progress);
+      progress({ phase: "closure", message: "nix-store -qR", percent: 82 });
+      const storePaths = await nixClosure(outputs);
+      const layerDir = path.join(work, "layer");
+      const { symlinks } = await writeNixLayer(layerDir, storePaths, outputs);
+      const layer = await store.addLayer(layerDir, `nix-layer:${abs}`, progress);
+      await fsp.mkdir(roots, { recursive: true, mode: 0o700 });
+      for (const o of outputs) await nixAddRoot(path.join(roots, storeBaseName(o)), o);
+      registered = await store.registerTemplate(name, [...base.layers, layer.digest], `nix:${abs}`, {
+        storePaths,
+        symlinks,
+        outputs,
+        shareHostStore: opts.shareHostStore ?? false,
+        layer: layer.digest,
+      });
+      return registered;
+    } finally {
+      await fsp.rm(work, { recursive: true, force: true });
+      // Keep the roots of whatever template now has this name, and only those.
+      const keep = new Set((registered ?? (await store.template(name)))?.nix?.outputs.map(storeBaseName) ?? []);
+      for (const link of await fsp.readdir(roots).catch(() => [])) {
+        if (!keep.has(link)) await fsp.rm(path.join(roots, link), { force: true });
+      }
+      if (keep.size === 0) await fsp.rm(roots, { recursive: true, force: true });
+    }
+  });
+}
