@@ -16,7 +16,9 @@ fi
 # curl: scripts/demo.sh waits for the daemon with it. nix-bin: templates
 # from a Nix file (template build --nix), built offline as root with no
 # daemon; Nix creates /nix/store and /nix/var/nix on its first build.
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin)
+# qemu-system-x86, erofs-utils, e2fsprogs: microVM sandboxes (QEMU microvm,
+# the template image, a persistent VM's disk).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -27,6 +29,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The guest kernel of microVMs: Debian's cloud kernel package, kept as a .deb
+# (corral unpacks vmlinuz and the modules it needs into each state dir).
+# Downloaded once; delete the cache to pick up a newer kernel.
+deb_cache=/var/cache/corral/debs
+if ! ls "$deb_cache"/linux-image-*-cloud-amd64_*_amd64.deb >/dev/null 2>&1; then
+  kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/ {print $2; exit}')
+  if [ -z "$kpkg" ]; then apt-get update -q; kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/ {print $2; exit}'); fi
+  mkdir -p "$deb_cache"
+  tmp=$(mktemp -d "$deb_cache/.dl-XXXXXX")
+  (cd "$tmp" && apt-get download -q "$kpkg" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+  mv "$tmp"/*.deb "$deb_cache"/
+  rmdir "$tmp"
 fi
 
 # npm dependencies, again only when the lock file changed.

@@ -1,8 +1,9 @@
-import net from "node:net";
-import fs from "node:fs";
+import type net from "node:net";
 import { Readable } from "node:stream";
 import { CorralError, SandboxOperationError, TimeoutError } from "../spec/errors.js";
 import { CHUNK, encodeFrame, FrameDecoder, type Frame, type Header } from "./protocol.js";
+import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
+import { connectUnixNoFollow } from "./unix-socket.js";
 
 export interface ExecRequest {
   /** Program and arguments; or use `cmd` for a shell string. */
@@ -59,40 +60,7 @@ type StreamHandler = {
   fail(e: Error): void;
 };
 
-const O_PATH = 0o10000000;
-
-/**
- * Connects to a unix socket without following a symlink at its last
- * component: the socket lives in a directory the sandbox can write, and a
- * sandbox that swapped it for a symlink to a host socket would otherwise
- * make the host talk to that socket (a confused deputy). The path is opened
- * O_PATH|O_NOFOLLOW, checked to be a socket, and connected to through
- * /proc/self/fd.
- */
-export function connectUnixNoFollow(path: string): Promise<net.Socket> {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, O_PATH | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  try {
-    if (!fs.fstatSync(fd).isSocket()) {
-      return Promise.reject(Object.assign(new Error(`${path} is not a socket`), { code: "ENOTSOCK" }));
-    }
-    return new Promise((resolve, reject) => {
-      const s = net.connect(`/proc/self/fd/${fd}`);
-      s.once("connect", () => {
-        s.removeListener("error", reject);
-        resolve(s);
-      });
-      s.once("error", reject);
-    }).finally(() => fs.closeSync(fd)) as Promise<net.Socket>;
-  } catch (e) {
-    fs.closeSync(fd);
-    return Promise.reject(e);
-  }
-}
+export { connectUnixNoFollow } from "./unix-socket.js";
 
 export class AgentClient {
   private readonly decoder = new FrameDecoder();
@@ -118,6 +86,7 @@ export class AgentClient {
     });
     socket.on("error", (e) => this.shutdown(new AgentUnavailableError(`agent connection failed: ${e.message}`, { cause: e })));
     socket.on("close", () => this.shutdown(new AgentUnavailableError("agent connection closed")));
+    socket.resume(); // a stream handed over paused (after a vsock handshake) flows again
   }
 
   /** Wraps an already connected byte stream (unix socket, vsock, serial). */
@@ -144,6 +113,35 @@ export class AgentClient {
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 20);
       }
+    }
+  }
+
+  /**
+   * Connects to the agent in a VM through the hypervisor's hybrid vsock
+   * socket (Cloud Hypervisor, Firecracker): `CONNECT <port>` on `uds`, see
+   * connectHybridVsock. Retries while the socket is missing or the guest
+   * does not accept yet (the agent starts after the guest kernel boots),
+   * until the deadline.
+   */
+  static async connectVsock(uds: string, port: number, timeoutMs = 5000): Promise<AgentClient> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 1;
+    for (;;) {
+      let why: string;
+      try {
+        return new AgentClient(await connectHybridVsock(uds, port, Math.max(1, Math.min(2000, deadline - Date.now()))));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (!(e instanceof VsockHandshakeError) && code !== "ENOENT" && code !== "ECONNREFUSED") {
+          throw new AgentUnavailableError(`cannot reach the agent through ${uds}: ${(e as Error).message}`, { cause: e });
+        }
+        why = (e as Error).message;
+      }
+      if (Date.now() >= deadline) {
+        throw new TimeoutError(`the agent did not answer on vsock port ${port} through ${uds} within ${timeoutMs} ms (last: ${why})`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 50);
     }
   }
 

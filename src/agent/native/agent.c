@@ -3,7 +3,8 @@
  *
  * Build: musl-gcc -static -Os -Wall -Wextra -Werror -o corral-agent agent.c
  *        (plain gcc works too).
- * Usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]
+ * Usage: corral-agent [--socket PATH] [--vsock PORT] [--fd N] [--ready-fd N]
+ *                     [--root DIR] [--path DIRS]
  * Test:  python3 test_agent.py ./corral-agent
  *
  * One thread, one epoll loop. SIGCHLD/SIGTERM/SIGINT are blocked and read
@@ -41,6 +42,9 @@
  *   null means no timeout. hello's "pid" is getpid() (1 when PID 1).
  * - Without openat2 (kernel < 5.6) file operations fail with ENOSYS; there
  *   is deliberately no fallback resolver.
+ * - --vsock PORT listens on AF_VSOCK (any CID, PORT) as well as, or instead
+ *   of, --socket; connections from either listener are served alike. A
+ *   listener that cannot be set up is fatal (exit 1): it is the only way in.
  * - --root DIR (default "/") roots the file operations only; exec always
  *   runs with the agent's own root and cwd is a plain chdir().
  * - stdin data is queued per exec; when more than 1 MiB is queued the agent
@@ -89,6 +93,19 @@
 #ifndef PR_SET_CHILD_SUBREAPER
 #define PR_SET_CHILD_SUBREAPER 36
 #endif
+
+/* <linux/vm_sockets.h> is not in musl's headers: the kernel's sockaddr_vm. */
+#ifndef VMADDR_CID_ANY
+#define VMADDR_CID_ANY 0xFFFFFFFFu
+#endif
+struct corral_sockaddr_vm {
+	sa_family_t svm_family;
+	unsigned short svm_reserved1;
+	unsigned int svm_port;
+	unsigned int svm_cid;
+	unsigned char svm_flags;
+	unsigned char svm_zero[3];
+};
 
 struct corral_open_how {
 	uint64_t flags;
@@ -785,13 +802,14 @@ struct exec {
 	struct watch w_out, w_err, w_in, w_errp;
 };
 
-static int g_ep = -1, g_rootfd = -1, g_sigfd = -1, g_lfd = -1;
+static int g_ep = -1, g_rootfd = -1, g_sigfd = -1, g_lfd = -1, g_vfd = -1;
 static const char *g_sockpath;
 static bool g_shutdown;
 static int64_t g_shutdown_deadline, g_listen_resume, g_now;
 static struct conn *g_conns, *g_dead_conns;
 static struct exec *g_execs, *g_dead_execs;
-static struct watch g_w_listen = {W_LISTEN, NULL}, g_w_sig = {W_SIG, NULL};
+static struct watch g_w_listen = {W_LISTEN, &g_lfd}, g_w_vlisten = {W_LISTEN, &g_vfd};
+static struct watch g_w_sig = {W_SIG, NULL};
 
 static int ep_ctl(int op, int fd, uint32_t events, struct watch *w)
 {
@@ -2384,10 +2402,19 @@ static struct conn *conn_new(int fd)
 	return c;
 }
 
-static void do_accept(void)
+/* Adds (or, with del, removes) every listener to the epoll set. */
+static void listeners_ctl(bool del)
+{
+	if (g_lfd >= 0 && ep_ctl(del ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, g_lfd, EPOLLIN, &g_w_listen) < 0)
+		logmsg("corral-agent: epoll listener: %s", strerror(errno));
+	if (g_vfd >= 0 && ep_ctl(del ? EPOLL_CTL_DEL : EPOLL_CTL_ADD, g_vfd, EPOLLIN, &g_w_vlisten) < 0)
+		logmsg("corral-agent: epoll vsock listener: %s", strerror(errno));
+}
+
+static void do_accept(int lfd)
 {
 	for (;;) {
-		int fd = accept4(g_lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -2396,7 +2423,8 @@ static void do_accept(void)
 			logmsg("corral-agent: accept: %s", strerror(errno));
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* level-triggered: back off instead of spinning */
-				ep_ctl(EPOLL_CTL_DEL, g_lfd, 0, NULL);
+				if (!g_listen_resume)
+					listeners_ctl(true);
 				g_listen_resume = g_now + 100;
 			}
 			return;
@@ -2454,8 +2482,7 @@ static void handle_timers(void)
 	}
 	if (g_listen_resume && g_now >= g_listen_resume) {
 		g_listen_resume = 0;
-		if (ep_ctl(EPOLL_CTL_ADD, g_lfd, EPOLLIN, &g_w_listen) < 0)
-			logmsg("corral-agent: epoll re-add listener: %s", strerror(errno));
+		listeners_ctl(false);
 	}
 }
 
@@ -2511,7 +2538,7 @@ static void dispatch(struct watch *w, uint32_t ev)
 {
 	switch (w->kind) {
 	case W_LISTEN:
-		do_accept();
+		do_accept(*(int *)w->obj);
 		break;
 	case W_SIG:
 		handle_signals();
@@ -2601,6 +2628,38 @@ static int listen_on(const char *path)
 	return fd;
 }
 
+static int listen_vsock(unsigned int port)
+{
+	struct corral_sockaddr_vm sa;
+	memset(&sa, 0, sizeof sa);
+	sa.svm_family = AF_VSOCK;
+	sa.svm_cid = VMADDR_CID_ANY;
+	sa.svm_port = port;
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		logmsg("corral-agent: vsock socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
+		logmsg("corral-agent: listen on vsock port %u: %s", port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A vsock port: 1..2^32-2 (2^32-1 is VMADDR_PORT_ANY). */
+static bool parse_port(const char *s, unsigned int *port)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || v == 0 || v >= 0xFFFFFFFFull)
+		return false;
+	*port = (unsigned int)v;
+	return true;
+}
+
 static int parse_fd(const char *s)
 {
 	char *end;
@@ -2613,13 +2672,14 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-	logmsg("usage: corral-agent [--socket PATH] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]");
+	logmsg("usage: corral-agent [--socket PATH] [--vsock PORT] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]");
 }
 
 int main(int argc, char **argv)
 {
 	const char *root = "/";
 	int in_fd = -1, ready_fd = -1;
+	unsigned int vport = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -2632,6 +2692,8 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--socket"))
 			g_sockpath = argv[++i];
+		else if (!strcmp(a, "--vsock") && parse_port(argv[++i], &vport))
+			;
 		else if (!strcmp(a, "--root"))
 			root = argv[++i];
 		else if (!strcmp(a, "--path") && strlen(argv[i + 1]) < 4096)
@@ -2645,7 +2707,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!g_sockpath && in_fd < 0) {
+	if (!g_sockpath && !vport && in_fd < 0) {
 		usage();
 		return 2;
 	}
@@ -2687,6 +2749,11 @@ int main(int argc, char **argv)
 	if (g_sockpath) {
 		g_lfd = listen_on(g_sockpath);
 		if (g_lfd < 0 || ep_ctl(EPOLL_CTL_ADD, g_lfd, EPOLLIN, &g_w_listen) < 0)
+			return 1;
+	}
+	if (vport) {
+		g_vfd = listen_vsock(vport);
+		if (g_vfd < 0 || ep_ctl(EPOLL_CTL_ADD, g_vfd, EPOLLIN, &g_w_vlisten) < 0)
 			return 1;
 	}
 	if (in_fd >= 0) {

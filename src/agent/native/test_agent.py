@@ -9,6 +9,9 @@ and exits non-zero if any check failed. --skip-rss skips the memory-bound
 assertions (use it for sanitizer builds, whose allocator keeps freed memory);
 they are skipped by themselves for a dynamically linked binary, whose shared
 libc pages alone exceed the 1 MiB bound meant for the static musl build.
+The --vsock checks print "SKIP <what>: <why>" instead of running when the
+kernel has no AF_VSOCK, and the vsock round trip (a client on CID 1) only
+runs where the vsock_loopback transport exists.
 Standard library only.
 """
 import collections
@@ -231,6 +234,81 @@ def start_agent(binary, sock, root):
     if line != "ready\n":
         raise RuntimeError(f"agent did not get ready: {line!r}")
     return p
+
+
+def start_agent_args(binary, args):
+    """Starts the agent with `args` plus --ready-fd and waits for "ready"."""
+    r, w = os.pipe()
+    p = subprocess.Popen([binary, *args, "--ready-fd", str(w)], pass_fds=(w,))
+    os.close(w)
+    with os.fdopen(r) as f:
+        line = f.readline()
+    if line != "ready\n":
+        p.wait(5)
+        raise RuntimeError(f"agent did not get ready: {line!r} (exit {p.returncode})")
+    return p
+
+
+def vsock_unavailable():
+    """None when this kernel has AF_VSOCK, else why not."""
+    if not hasattr(socket, "AF_VSOCK"):
+        return "python has no socket.AF_VSOCK"
+    try:
+        socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM).close()
+    except OSError as e:
+        return f"no AF_VSOCK in this kernel ({e})"
+    return None
+
+
+def vsock_loopback_unavailable():
+    """None when the vsock loopback transport (CID 1) is there, else why not.
+
+    Looked up rather than tried: without it a connect to CID 1 may go out
+    through the guest transport to whatever hypervisor runs this host.
+    """
+    for modprobe in ("/sbin/modprobe", "/usr/sbin/modprobe"):
+        if os.path.exists(modprobe):
+            subprocess.run([modprobe, "-q", "vsock_loopback"], stderr=subprocess.DEVNULL, check=False)
+            break
+    if os.path.isdir("/sys/module/vsock_loopback"):
+        return None
+    release = os.uname().release
+    try:
+        with open(f"/lib/modules/{release}/modules.builtin") as f:
+            if "vsock_loopback" in f.read():
+                return None
+    except OSError:
+        pass
+    try:
+        import gzip
+        with gzip.open("/proc/config.gz", "rt") as f:
+            if "CONFIG_VSOCKETS_LOOPBACK=y" in f.read():
+                return None
+    except OSError:
+        pass
+    return f"kernel {release} has no vsock_loopback transport (module not loaded, not built in)"
+
+
+def fd_flags(pid, fd):
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("flags:"):
+                return int(line.split()[1], 8)
+    return -1
+
+
+def socket_fds(pid):
+    """The socket fds of pid above stdio (stdio may be sockets under node)."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) < 3:
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                out.append(int(fd))
+        except OSError:
+            pass
+    return out
 
 
 def main():
@@ -700,6 +778,68 @@ def main():
                 p.kill()
                 p.wait()
 
+    def t_vsock():
+        why = vsock_unavailable()
+        if why:
+            print(f"SKIP vsock listener: {why}", flush=True)
+            return
+        port = 20000 + (os.getpid() * 7 + int(time.time())) % 40000
+        p = start_agent_args(binary, ["--vsock", str(port), "--root", root])
+        try:
+            taken = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+            try:
+                taken.bind((socket.VMADDR_CID_ANY, port))
+                err = None
+            except OSError as e:
+                err = e.errno
+            finally:
+                taken.close()
+            check("--vsock PORT listens on that vsock port", err == 98, err)  # EADDRINUSE
+            socks = socket_fds(p.pid)
+            flags = [fd_flags(p.pid, fd) for fd in socks]
+            check("vsock listener is O_NONBLOCK|O_CLOEXEC",
+                  len(socks) == 1 and flags[0] & 0o4000 and flags[0] & 0o2000000, (socks, [oct(f) for f in flags]))
+            why = vsock_loopback_unavailable()
+            if why:
+                print(f"SKIP vsock loopback round trip: {why}", flush=True)
+            else:
+                s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+                s.settimeout(10)
+                s.connect((1, port))  # VMADDR_CID_LOCAL
+                s.sendall(encode({"op": "hello", "id": 1}))
+                h = recv_frame(s)[0]
+                s.sendall(encode({"op": "exec", "id": 2, "argv": ["echo", "over-vsock"]}))
+                out = b""
+                while True:
+                    h2, pl = recv_frame(s)
+                    if h2["ev"] == "stdout":
+                        out += pl
+                    if h2["ev"] in ("exit", "error"):
+                        break
+                s.close()
+                check("vsock loopback: hello and exec", h["ev"] == "hello" and out == b"over-vsock\n", (h, h2, out))
+            p.send_signal(signal.SIGTERM)
+            check("--vsock agent exits 0 on SIGTERM", p.wait(5) == 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        # both listeners at once: the unix socket keeps working
+        sock2 = os.path.join(tmp, "both", "agent.sock")
+        p = start_agent_args(binary, ["--socket", sock2, "--vsock", str(port + 1), "--root", root])
+        try:
+            listeners = socket_fds(p.pid)  # before any connection exists
+            c5 = Conn(sock2)
+            h = c5.request({"op": "hello"})
+            c5.close()
+            check("--socket with --vsock: unix socket served, two listeners",
+                  h["ev"] == "hello" and len(listeners) == 2, (h, listeners))
+        finally:
+            p.kill()
+            p.wait()
+        bad = subprocess.run([binary, "--vsock", "4294967295", "--root", root], stderr=subprocess.PIPE)
+        check("--vsock with a bad port is a usage error", bad.returncode == 2, bad)
+
     def t_rss():
         time.sleep(0.3)
         rss = vmrss_kib(apid)
@@ -721,7 +861,7 @@ def main():
 
     for t in (t_hello, t_exec_argv_cmd, t_env_cwd, t_streaming, t_exit_signal, t_timeout, t_stdin, t_concurrent,
               t_signal, t_missing, t_write_read, t_slow_reader, t_exec_backpressure, t_fs_ops, t_escapes,
-              t_magiclink, t_malformed, t_fuzz, t_zombies, t_keepalive, t_fd_leaks, t_fd_mode, t_rss, t_shutdown):
+              t_magiclink, t_malformed, t_fuzz, t_zombies, t_keepalive, t_fd_leaks, t_fd_mode, t_vsock, t_rss, t_shutdown):
         run_check(t)
     for cc in conns:
         cc.close()
