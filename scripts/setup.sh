@@ -13,8 +13,9 @@ fi
 # crun: the OCI runtime. busybox-static: the busybox template. mmdebstrap:
 # the debian template. musl-tools: the static agent and launcher.
 # bubblewrap, podman, runc: peers measured by npm run bench; wrk: its HTTP load.
-# curl: scripts/demo.sh waits for the daemon with it.
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk)
+# curl: scripts/demo.sh waits for the daemon with it. attr: setfattr/getfattr
+# for overlayfs opaque-directory xattrs (OCI image import, layer digests).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk attr)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
