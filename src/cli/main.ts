@@ -222,11 +222,12 @@ tpl
   });
 tpl
   .command("build")
-  .description("build a built-in template now (otherwise built on first use)")
+  .description("build a built-in template now (otherwise built on first use), or a new one from an image archive with --oci")
   .argument("<name>")
-  .action(async (name: string) => {
+  .option("--oci <archive>", "docker save / podman save / OCI layout tar (plain or gzip) to import as template NAME")
+  .action(async (name: string, f: { oci?: string }) => {
     const s = await open();
-    const t = await withProgress(name, (onProgress) => s.store.ensureTemplate(name, onProgress));
+    const t = await withProgress(name, (onProgress) => (f.oci ? s.store.importOci(name, f.oci, onProgress) : s.store.ensureTemplate(name, onProgress)));
     process.stdout.write(`${t.name} ${t.layers.join(",")}\n`);
   });
 

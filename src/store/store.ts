@@ -1,10 +1,13 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { CorralError, NotFoundError } from "../spec/errors.js";
+import { ConflictError, CorralError, NotFoundError } from "../spec/errors.js";
+import { parseSpec } from "../spec/index.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder } from "./builders/debian.js";
+import { buildOciTemplate } from "./builders/oci.js";
+import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
 import { withLock } from "./lock.js";
 
@@ -24,6 +27,11 @@ export interface TemplateRecord {
   readonly layers: readonly string[];
   readonly source: string;
   readonly createdAt: string;
+  /**
+   * What an imported image's config says about running it (Env, Entrypoint,
+   * Cmd, WorkingDir). Kept for reference; sandboxes do not apply it yet.
+   */
+  readonly image?: ImageConfig;
 }
 
 /** How recent a layer may be and still be collected (see gc). */
@@ -112,12 +120,30 @@ export class Store {
     if (!builder) {
       throw new NotFoundError("template", name);
     }
-    return withLock(path.join(this.locksDir, `template-${name}.lock`), async () => {
+    return withLock(this.templateLock(name), async () => {
       const again = await this.template(name);
       if (again) return again;
       const layer = await this.buildLayer(builder, progress);
       return this.registerTemplate(name, [layer.digest], layer.source);
     });
+  }
+
+  /**
+   * Makes template `name` of an image archive (docker/podman save or an OCI
+   * layout tar), one store layer per image layer. The name must be free and
+   * not a built-in's; nothing is registered unless every layer got in.
+   */
+  async importOci(name: string, archive: string, progress: ProgressFn = () => {}): Promise<TemplateRecord> {
+    parseSpec({ template: name }); // the name must be a valid template name
+    if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is the name of a built-in template; choose another`);
+    return withLock(this.templateLock(name), async () => {
+      if (await this.template(name)) throw new ConflictError(`a template named "${name}" already exists (remove it first with corral template rm)`);
+      return buildOciTemplate(this, name, archive, progress);
+    });
+  }
+
+  private templateLock(name: string): string {
+    return path.join(this.locksDir, `template-${name}.lock`);
   }
 
   /** Runs a builder into a fresh directory and moves the result into the store. */
@@ -157,8 +183,8 @@ export class Store {
     return record;
   }
 
-  async registerTemplate(name: string, layers: readonly string[], source: string): Promise<TemplateRecord> {
-    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString() };
+  async registerTemplate(name: string, layers: readonly string[], source: string, image?: ImageConfig): Promise<TemplateRecord> {
+    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString(), ...(image ? { image } : {}) };
     await writeJsonAtomic(path.join(this.templatesDir, `${name}.json`), record);
     return record;
   }
