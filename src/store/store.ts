@@ -133,13 +133,19 @@ export class Store {
    * layout tar), one store layer per image layer. The name must be free and
    * not a built-in's; nothing is registered unless every layer got in.
    */
-  async importOci(name: string, archive: string, progress: ProgressFn = () => {}): Promise<TemplateRecord> {
-    parseSpec({ template: name }); // the name must be a valid template name
-    if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is the name of a built-in template; choose another`);
+  async importOci(name: string, archive: string, progress: ProgressFn = () => {}, label = path.basename(archive)): Promise<TemplateRecord> {
+    await this.checkImportName(name);
     return withLock(this.templateLock(name), async () => {
-      if (await this.template(name)) throw new ConflictError(`a template named "${name}" already exists (remove it first with corral template rm)`);
-      return buildOciTemplate(this, name, archive, progress);
+      await this.checkImportName(name);
+      return buildOciTemplate(this, name, archive, progress, label);
     });
+  }
+
+  /** Throws unless `name` is a valid template name, not a built-in's, and not taken. */
+  async checkImportName(name: string): Promise<void> {
+    parseSpec({ template: name });
+    if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is the name of a built-in template; choose another`);
+    if (await this.template(name)) throw new ConflictError(`a template named "${name}" already exists (remove it first with corral template rm)`);
   }
 
   private templateLock(name: string): string {

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { freshState, type TestState } from "../helpers/state.js";
 import { dockerArchive, ociArchive, tarArchive } from "../helpers/tar-writer.js";
+import { request, testDaemon } from "../helpers/daemon.js";
 
 const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
@@ -210,5 +211,44 @@ describe("templates from OCI image archives", () => {
     assert.match(r.stderr, /corral: unsafe layer member "\.\.\/evil": "\.\." in member name/);
     assert.equal(await t.s.store.template("bad-cli"), undefined);
     assert.deepEqual(await tmpEntries(), []);
+  });
+
+  it("imports through the API for allowed tenants only, streaming progress", async () => {
+    const d = await testDaemon(t, { templateImporters: ["builders"] });
+    try {
+      const allowed = t.s.tenants.createKey("builders").key;
+      const other = t.s.tenants.createKey("others").key;
+      const body = ociArchive([baseLayer, tarArchive([{ name: "etc/", type: "dir" }, { name: "etc/via-api", data: "uploaded\n" }])]);
+      const put = (key: string, name: string, data: Buffer) =>
+        request(d.url, "PUT", `/v1/templates/${name}/oci`, { key, body: data, headers: { "content-type": "application/x-tar" } });
+
+      const denied = await put(other, "via-api", body);
+      assert.equal(denied.status, 403, denied.text);
+      assert.equal(denied.json<{ error: { code: string } }>().error.code, "forbidden");
+
+      const ok = await put(allowed, "via-api", body);
+      assert.equal(ok.status, 200, ok.text);
+      const events = ok.text.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+      const last = events.at(-1)!;
+      assert.equal(last["type"], "done", ok.text);
+      assert.deepEqual((last["template"] as { layers: string[] }).layers, (await t.s.store.template("via-api"))!.layers);
+      const layerEvents = events.filter((e) => e["phase"] === "layer");
+      assert.deepEqual([...new Set(layerEvents.map((e) => e["step"]))], [1, 2]);
+      const total = layerEvents[0]!["totalBytes"] as number;
+      assert.ok(total > baseLayer.length / 10, `${total}`); // the compressed blobs' size
+      assert.ok(layerEvents.every((e) => e["steps"] === 2 && e["totalBytes"] === total && (e["bytes"] as number) <= total));
+      assert.equal(events.find((e) => e["phase"] === "done")?.["bytes"], total);
+      assert.equal(await inSandbox("via-api", "cat /etc/via-api"), "uploaded\n");
+
+      const taken = await put(allowed, "via-api", body);
+      assert.equal(taken.status, 409, taken.text);
+      const bad = await put(allowed, "via-api-bad", dockerArchive([tarArchive([{ name: "../evil", data: "x" }])]));
+      assert.equal(bad.status, 200);
+      assert.match(bad.text, /"type":"error".*unsafe layer member/);
+      assert.equal(await t.s.store.template("via-api-bad"), undefined);
+      assert.deepEqual(await tmpEntries(), []);
+    } finally {
+      await d.close();
+    }
   });
 });

@@ -20,13 +20,14 @@ export const OCI_LAYER_SOURCE = "oci-layer:";
  * source) is stored once. The template is registered only after every
  * layer is in; on failure the work directory goes and nothing is
  * registered (layers already moved into the store stay until gc).
- * The caller holds the template's lock and has checked the name is free.
+ * The caller holds the template's lock and has checked the name is free;
+ * `label` names the archive in the template's source.
  */
-export async function buildOciTemplate(store: Store, name: string, archive: string, progress: ProgressFn): Promise<TemplateRecord> {
+export async function buildOciTemplate(store: Store, name: string, archive: string, progress: ProgressFn, label: string): Promise<TemplateRecord> {
   const work = path.join(store.tmpDir, `oci-${randomBytes(6).toString("hex")}`);
   await fsp.mkdir(work, { mode: 0o700 });
   try {
-    progress({ phase: "read", message: `reading ${path.basename(archive)}`, percent: 0 });
+    progress({ phase: "read", message: `reading ${label}`, percent: 0 });
     const tarFile = await plainTar(archive, work);
     const image = await readImageArchive(tarFile);
     if (image.layers.length === 0) throw new TarFormatError("the image has no layers");
@@ -69,7 +70,7 @@ export async function buildOciTemplate(store: Store, name: string, archive: stri
       known.set(diffId, record.digest);
       digests.push(record.digest);
     }
-    const source = `oci:${path.basename(archive)}@${image.digest}`;
+    const source = `oci:${label}@${image.digest}`;
     const t = await store.registerTemplate(name, digests, source, Object.keys(image.config).length ? image.config : undefined);
     progress({ phase: "done", message: `${steps} layer(s)`, percent: 100, step: steps, steps, bytes: totalBytes, totalBytes });
     return t;
