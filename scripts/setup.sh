@@ -17,8 +17,9 @@ fi
 # from a Nix file (template build --nix), built offline as root with no
 # daemon; Nix creates /nix/store and /nix/var/nix on its first build.
 # qemu-system-x86, erofs-utils, e2fsprogs: microVM sandboxes (QEMU microvm,
-# the template image, a persistent VM's disk).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs)
+# the template image, a persistent VM's disk). attr: setfattr/getfattr for
+# overlayfs opaque-directory xattrs (OCI image import, layer digests).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs attr)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -69,6 +69,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/templates/{name}/oci": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * @description Makes template `name` of an image archive sent as the body (`docker
+         *     save`, `podman save`, or an OCI image layout in a tar; plain or
+         *     gzip): one store layer per image layer, OCI whiteouts kept. The name
+         *     must be new and not a built-in's. Templates are shared by every
+         *     tenant, so only tenants the daemon allows (`corral daemon
+         *     --template-import-tenant`) may import (403 otherwise). The body is
+         *     limited in size (413). A bad archive is an `error` event and
+         *     registers nothing.
+         */
+        put: operations["importTemplate"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools": {
         parameters: {
             query?: never;
@@ -550,6 +576,12 @@ export interface components {
             phase?: string;
             message?: string;
             percent?: number;
+            /** @description Which of `steps` steps (an image import: the layer), 1-based. */
+            step?: number;
+            steps?: number;
+            /** @description Bytes read so far out of `totalBytes`. */
+            bytes?: number;
+            totalBytes?: number;
             template?: components["schemas"]["Template"];
             error?: components["schemas"]["Error"]["error"];
         };
@@ -703,6 +735,34 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Build progress events, then `done` or `error`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["BuildEvent"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    importTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["TemplateName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+                "application/gzip": string;
+            };
+        };
+        responses: {
+            /** @description Import progress events (per layer, with bytes), then `done` or `error`. */
             200: {
                 headers: {
                     [name: string]: unknown;

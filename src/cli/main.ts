@@ -222,16 +222,22 @@ tpl
   });
 tpl
   .command("build")
-  .description("build a built-in template now (otherwise built on first use), or a template from a Nix file")
+  .description("build a built-in template now (otherwise built on first use), or a new one from a Nix file (--nix) or an image archive (--oci)")
   .argument("<name>")
   .option("--nix <file>", "nix-build FILE and mount its closure at /nix/store (on the busybox template; its outputs' bin/ first in PATH)")
   .option("--share-host-store", "with --nix: mount the host's whole /nix/store read-only instead of the closure")
-  .action(async (name: string, f: { nix?: string; shareHostStore?: boolean }) => {
+  .option("--oci <archive>", "docker save / podman save / OCI layout tar (plain or gzip) to import as template NAME")
+  .action(async (name: string, f: { nix?: string; shareHostStore?: boolean; oci?: string }) => {
     if (f.shareHostStore && !f.nix) throw new InvalidArgumentError("--share-host-store needs --nix");
+    if (f.nix && f.oci) throw new InvalidArgumentError("--nix and --oci exclude each other");
     const s = await open();
-    const nixFile = f.nix;
+    const { nix: nixFile, oci } = f;
     const t = await withProgress(name, (onProgress) =>
-      nixFile ? s.buildNixTemplate(name, nixFile, { shareHostStore: f.shareHostStore ?? false }, onProgress) : s.store.ensureTemplate(name, onProgress),
+      nixFile
+        ? s.buildNixTemplate(name, nixFile, { shareHostStore: f.shareHostStore ?? false }, onProgress)
+        : oci
+          ? s.store.importOci(name, oci, onProgress)
+          : s.store.ensureTemplate(name, onProgress),
     );
     process.stdout.write(`${t.name} ${t.layers.join(",")}${t.nix ? ` ${t.nix.storePaths.length} store path(s)` : ""}\n`);
   });
@@ -242,12 +248,13 @@ program
   .option("--listen <host:port>", "loopback TCP address", "127.0.0.1:7070")
   .option("--socket <path>", "listen on a unix socket instead")
   .option("--body-limit <bytes>", "largest JSON request body", "1048576")
-  .action(async (f: { listen: string; socket?: string; bodyLimit: string }) => {
+  .option("--template-import-tenant <name>", "a tenant whose keys may import image archives as templates, shared by all tenants (repeatable)", collect, [])
+  .action(async (f: { listen: string; socket?: string; bodyLimit: string; templateImportTenant: string[] }) => {
     const { startDaemon } = await import("../server/daemon.js");
     const stateDir = program.opts<GlobalFlags>().stateDir;
     const i = f.listen.lastIndexOf(":");
     const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port: Number(f.listen.slice(i + 1)) };
-    const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit) });
+    const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit), templateImporters: f.templateImportTenant });
     process.stdout.write(`corrald listening on ${d.url}\n`);
     const stop = () => {
       d.close().then(() => process.exit(0), () => process.exit(1));

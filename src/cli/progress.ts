@@ -1,9 +1,10 @@
 import cliProgress from "cli-progress";
 import type { BuildProgress, ProgressFn } from "../store/builders/builder.js";
+import { formatSize } from "../spec/index.js";
 
 /**
- * Shows template build progress on stderr: a bar on a terminal, one line
- * per step otherwise (CI logs). Returns the callback and a finisher.
+ * Shows template build progress on stderr: a bar (with bytes when the step
+ * reports them) on a terminal, one line per step otherwise (CI logs). Returns the callback and a finisher.
  */
 export function buildProgress(label: string): { onProgress: ProgressFn; done(): void } {
   if (!process.stderr.isTTY) {
@@ -28,7 +29,8 @@ export function buildProgress(label: string): { onProgress: ProgressFn; done(): 
         bar.start(100, 0, { phase: "" });
         started = true;
       }
-      bar.update(p.percent ?? 0, { phase: p.message ?? p.phase });
+      const bytes = p.bytes !== undefined && p.totalBytes ? ` ${formatSize(p.bytes)}/${formatSize(p.totalBytes)}` : "";
+      bar.update(p.percent ?? 0, { phase: `${p.message ?? p.phase}${bytes}` });
     },
     done: () => {
       if (started) bar.stop();

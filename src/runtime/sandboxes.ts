@@ -479,7 +479,7 @@ export class Sandboxes {
       await runCommand("cp", ["-a", "--", upper, copy]);
       const layer = await this.store.addLayer(copy, `commit:${r.name}`);
       // A Nix template's store paths come along (a sandbox cannot write to them).
-      const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, from?.nix);
+      const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, { nix: from?.nix });
       recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "committed", detail: { template: templateName, layer: layer.digest } });
       return t;
     } finally {

@@ -9,9 +9,12 @@ import type { ServerContext } from "./context.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoutes } from "./metrics.js";
 import { templateRoutes } from "./routes/templates.js";
+import { templateImportRoutes } from "./routes/template-import.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
+
+export const DEFAULT_IMPORT_LIMIT = 8 * 1024 ** 3;
 
 export interface AppOptions {
   readonly sandboxes: Sandboxes;
@@ -22,6 +25,10 @@ export interface AppOptions {
   readonly headersTimeoutMs?: number;
   /** Check every response against the OpenAPI spec (tests do). */
   readonly validateResponses?: boolean;
+  /** Tenants that may import image archives as templates (none by default). */
+  readonly templateImporters?: readonly string[];
+  /** Largest image archive upload, bytes (default 8 GiB). */
+  readonly importLimit?: number;
 }
 
 /** Per-request lines at debug level: a busy daemon's info log says what happened to sandboxes, not every GET. */
@@ -47,7 +54,13 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     logController: new QuietRequests(),
   }) as unknown as FastifyInstance;
   const openapi = new OpenApi();
-  const ctx: ServerContext = { sandboxes: o.sandboxes, openapi, processes: new Map() };
+  const ctx: ServerContext = {
+    sandboxes: o.sandboxes,
+    openapi,
+    processes: new Map(),
+    templateImporters: new Set(o.templateImporters ?? []),
+    importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
+  };
 
   // Uploads and stdin are streamed to the agent as they arrive.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
@@ -98,6 +111,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   metricsRoutes(app, ctx);
   healthRoutes(app, ctx);
   templateRoutes(app, ctx);
+  templateImportRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   execRoutes(app, ctx, validateNdjson);
   fileRoutes(app, ctx);

@@ -24,6 +24,10 @@ export interface ServerContext {
    * background ones that ended, kept for wait (a bounded number).
    */
   readonly processes: Map<string, ProcessEntry>;
+  /** Tenants whose keys may import image archives as (shared) templates. */
+  readonly templateImporters: ReadonlySet<string>;
+  /** Largest image archive accepted by PUT /v1/templates/{name}/oci, bytes. */
+  readonly importLimit: number;
 }
 
 declare module "fastify" {

@@ -14,6 +14,9 @@ export interface DaemonOptions {
   readonly reapIntervalMs?: number;
   readonly logger?: Logger;
   readonly validateResponses?: boolean;
+  /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci). */
+  readonly templateImporters?: readonly string[];
+  readonly importLimit?: number;
 }
 
 export interface Daemon {
@@ -41,6 +44,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
     ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
     ...(o.validateResponses ? { validateResponses: true } : {}),
+    ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
+    ...(o.importLimit ? { importLimit: o.importLimit } : {}),
   });
   let url: string;
   if ("socket" in o.listen) {

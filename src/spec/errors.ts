@@ -109,6 +109,13 @@ export class AuthError extends CorralError {
   }
 }
 
+/** The API key is valid but may not do this. */
+export class ForbiddenError extends CorralError {
+  constructor(message: string) {
+    super("forbidden", message, 403);
+  }
+}
+
 /** A tenant quota would be exceeded; `over` names which. */
 export class QuotaError extends CorralError {
   readonly over: { readonly quota: string; readonly limit: number; readonly requested: number };

@@ -1,10 +1,13 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { CorralError, NotFoundError } from "../spec/errors.js";
+import { ConflictError, CorralError, NotFoundError } from "../spec/errors.js";
+import { parseSpec } from "../spec/index.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder } from "./builders/debian.js";
+import { buildOciTemplate } from "./builders/oci.js";
+import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
 import { withLock } from "./lock.js";
 
@@ -26,6 +29,11 @@ export interface TemplateRecord {
   readonly createdAt: string;
   /** Host Nix store paths the sandbox sees at /nix/store (templates built with --nix). */
   readonly nix?: NixPart;
+  /**
+   * What an imported image's config says about running it (Env, Entrypoint,
+   * Cmd, WorkingDir). Kept for reference; sandboxes do not apply it yet.
+   */
+  readonly image?: ImageConfig;
 }
 
 export interface NixPart {
@@ -150,7 +158,31 @@ export class Store {
 
   /** One build (or removal) of a template name at a time, across processes. */
   withTemplateLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return withLock(path.join(this.locksDir, `template-${name}.lock`), fn);
+    return withLock(this.templateLock(name), fn);
+  }
+
+  /**
+   * Makes template `name` of an image archive (docker/podman save or an OCI
+   * layout tar), one store layer per image layer. The name must be free and
+   * not a built-in's; nothing is registered unless every layer got in.
+   */
+  async importOci(name: string, archive: string, progress: ProgressFn = () => {}, label = path.basename(archive)): Promise<TemplateRecord> {
+    await this.checkImportName(name);
+    return withLock(this.templateLock(name), async () => {
+      await this.checkImportName(name);
+      return buildOciTemplate(this, name, archive, progress, label);
+    });
+  }
+
+  /** Throws unless `name` is a valid template name, not a built-in's, and not taken. */
+  async checkImportName(name: string): Promise<void> {
+    parseSpec({ template: name });
+    if (BUILTIN_TEMPLATES.has(name)) throw new ConflictError(`"${name}" is the name of a built-in template; choose another`);
+    if (await this.template(name)) throw new ConflictError(`a template named "${name}" already exists (remove it first with corral template rm)`);
+  }
+
+  private templateLock(name: string): string {
+    return path.join(this.locksDir, `template-${name}.lock`);
   }
 
   /** Runs a builder into a fresh directory and moves the result into the store. */
@@ -190,8 +222,20 @@ export class Store {
     return record;
   }
 
-  async registerTemplate(name: string, layers: readonly string[], source: string, nix?: NixPart): Promise<TemplateRecord> {
-    const record: TemplateRecord = { name, layers, source, createdAt: new Date().toISOString(), ...(nix ? { nix } : {}) };
+  async registerTemplate(
+    name: string,
+    layers: readonly string[],
+    source: string,
+    extra: { readonly nix?: NixPart | undefined; readonly image?: ImageConfig | undefined } = {},
+  ): Promise<TemplateRecord> {
+    const record: TemplateRecord = {
+      name,
+      layers,
+      source,
+      createdAt: new Date().toISOString(),
+      ...(extra.nix ? { nix: extra.nix } : {}),
+      ...(extra.image ? { image: extra.image } : {}),
+    };
     await writeJsonAtomic(path.join(this.templatesDir, `${name}.json`), record);
     return record;
   }

@@ -2,9 +2,10 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { createHash } from "node:crypto";
+import { overlayXattrs } from "../host/overlay-marks.js";
 
 export interface TreeSummary {
-  /** sha256 over every entry's path, type, mode, owner and content. */
+  /** sha256 over every entry's path, type, mode, owner, content and overlayfs xattrs. */
   readonly digest: string;
   readonly bytes: number;
   readonly files: number;
@@ -17,10 +18,14 @@ export interface TreeSummary {
  * content address.
  *
  * chown clears setuid/setgid bits (and file capabilities), so modes are
- * restored after it; file capabilities are not carried over.
+ * restored after it; file capabilities are not carried over. Other xattrs
+ * are not hashed, except overlayfs's own (trusted.overlay.*, an opaque
+ * directory): two layers that differ only by an opaque marker show
+ * different contents when stacked, so they must not share a digest.
  */
 export async function finalizeTree(root: string, uidBase: number): Promise<TreeSummary> {
   const hash = createHash("sha256");
+  const xattrs = await overlayXattrs(root);
   let bytes = 0;
   let files = 0;
 
@@ -46,6 +51,7 @@ export async function finalizeTree(root: string, uidBase: number): Promise<TreeS
     } else {
       hash.update(`o ${rel} ${mode.toString(8)} ${uid} ${gid} ${st.mode & 0o170000} ${st.rdev}\n`);
     }
+    for (const x of xattrs.get(rel) ?? []) hash.update(`x ${rel} ${x}\n`);
   }
   await visit(root, "/");
   return { digest: hash.digest("hex"), bytes, files };

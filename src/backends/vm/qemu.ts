@@ -87,7 +87,7 @@ export interface GuestOptions {
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
 export function guestCmdline(o: GuestOptions): string {
-  const parts = ["console=ttyS0", "panic=-1", "quiet", "8250.nr_uarts=1", "random.trust_cpu=on", "rdinit=/init"];
+  const parts = ["console=ttyS0", "panic=-1", "reboot=t", "quiet", "8250.nr_uarts=1", "random.trust_cpu=on", "rdinit=/init"];
   if (o.accel === "tcg") {
     const khz = hostTscKhz();
     if (khz) parts.push(`tsc_early_khz=${khz}`, "no_timer_check");

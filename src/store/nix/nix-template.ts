@@ -46,11 +46,13 @@ export async function buildNixTemplate(store: Store, name: string, file: string,
       await fsp.mkdir(roots, { recursive: true, mode: 0o700 });
       for (const o of outputs) await nixAddRoot(path.join(roots, storeBaseName(o)), o);
       registered = await store.registerTemplate(name, [...base.layers, layer.digest], `nix:${abs}`, {
-        storePaths,
-        symlinks,
-        outputs,
-        shareHostStore: opts.shareHostStore ?? false,
-        layer: layer.digest,
+        nix: {
+          storePaths,
+          symlinks,
+          outputs,
+          shareHostStore: opts.shareHostStore ?? false,
+          layer: layer.digest,
+        },
       });
       return registered;
     } finally {

@@ -1,0 +1,149 @@
+// Behaviour every backend must show the same way: the same cases run
+// against a container (shared-container.test.ts) and a microVM
+// (vm-sandbox.test.ts). Callers see one agent protocol whatever realises
+// the sandbox, so these are written against Sandboxes and AgentClient only.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { freshState, type TestState } from "../../helpers/state.js";
+import type { SandboxInfo } from "../../../src/runtime/sandboxes.js";
+
+export type BackendName = "container" | "vm";
+
+export interface SharedContext {
+  readonly t: TestState;
+  readonly sb: SandboxInfo;
+  sh(cmd: string, id?: string): Promise<{ exitCode: number | null; signal: number | null; stdout: string; stderr: string }>;
+}
+
+/**
+ * Defines the shared cases in a describe block of their own; `extra` adds
+ * backend-specific cases that reuse the same state and sandbox (a VM boot
+ * is seconds under TCG, so suites share one).
+ */
+export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedContext) => void): void {
+  describe(`${backend} sandbox (shared cases)`, () => {
+    let t: TestState;
+    let sb: SandboxInfo;
+    const sh = async (cmd: string, id = sb.id) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const r = await t.s.exec(id, { cmd }, { onStdout: (b) => out.push(b), onStderr: (b) => err.push(b) });
+      return { exitCode: r.exitCode, signal: r.signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
+    };
+
+    before(async () => {
+      t = await freshState(`shared-${backend}`);
+      sb = await t.s.create({ template: "busybox", backend, name: `shared-${backend}`, env: { GREETING: "hello" }, workdir: "/tmp", resources: { memory: "128M" } });
+    });
+    after(async () => t.close());
+
+    it("runs commands with exit codes, stdout and stderr", async () => {
+      const r = await sh("echo out; echo err >&2; exit 7");
+      assert.deepEqual([r.exitCode, r.stdout, r.stderr], [7, "out\n", "err\n"]);
+      assert.equal((await t.s.exec(sb.id, { argv: ["/bin/true"] })).exitCode, 0);
+      assert.equal((await t.s.exec(sb.id, { argv: ["/bin/false"] })).exitCode, 1);
+    });
+
+    it("has the agent as pid 1 and its name as hostname", async () => {
+      const r = await sh("tr '\\0' ' ' < /proc/1/cmdline; echo; hostname");
+      const [cmdline, host] = r.stdout.trim().split("\n");
+      assert.match(cmdline ?? "", /corral-agent|\/run\/corral\/agent/);
+      assert.equal(host, `shared-${backend}`);
+    });
+
+    it("applies the spec's env and workdir, and the request's over them", async () => {
+      assert.equal((await sh("echo $GREETING $(pwd)")).stdout, "hello /tmp\n");
+      const out: Buffer[] = [];
+      await t.s.exec(sb.id, { cmd: "echo $GREETING $(pwd)", env: { GREETING: "bye" }, cwd: "/" }, { onStdout: (b) => out.push(b) });
+      assert.equal(Buffer.concat(out).toString(), "bye /\n");
+    });
+
+    it("round-trips a 5 MiB file with the same hash", async () => {
+      const data = randomBytes(5 * 1024 * 1024);
+      const sum = createHash("sha256").update(data).digest("hex");
+      const c = await t.s.agent(sb.id);
+      try {
+        assert.equal((await c.writeFile("/work/blob.bin", data, { mkdirs: true })).size, data.length);
+        assert.equal(createHash("sha256").update(await c.readFileBuffer("/work/blob.bin")).digest("hex"), sum);
+      } finally {
+        c.close();
+      }
+      assert.equal((await sh("sha256sum /work/blob.bin")).stdout.split(" ")[0], sum);
+    });
+
+    it("stats, lists, makes and removes directories", async () => {
+      const c = await t.s.agent(sb.id);
+      try {
+        await c.mkdir("/work/a/b", { parents: true });
+        await c.writeFile("/work/a/b/f.txt", "x");
+        const st = await c.stat("/work/a/b/f.txt");
+        assert.deepEqual([st.type, st.size], ["file", 1]);
+        assert.deepEqual((await c.list("/work/a/b")).map((e) => e.name), ["f.txt"]);
+        await assert.rejects(c.remove("/work/a"), /ENOTEMPTY|not empty/i);
+        await c.remove("/work/a", { recursive: true });
+        await assert.rejects(c.stat("/work/a"), (e: Error & { errno?: string }) => e.errno === "ENOENT");
+      } finally {
+        c.close();
+      }
+    });
+
+    it("feeds stdin and times out commands", async () => {
+      const c = await t.s.agent(sb.id);
+      try {
+        const out: Buffer[] = [];
+        const h = c.exec({ argv: ["wc", "-c"], stdin: true }, { onStdout: (b) => out.push(b) });
+        await h.writeStdin(Buffer.alloc(300_000, 1));
+        await h.closeStdin();
+        assert.equal((await h.result).exitCode, 0);
+        assert.equal(Buffer.concat(out).toString().trim(), "300000");
+        const slow = await c.run({ cmd: "sleep 30", timeoutMs: 500 });
+        assert.deepEqual([slow.timedOut, slow.signal], [true, 9]);
+      } finally {
+        c.close();
+      }
+    });
+
+    it("serves many commands at once, on one connection and on several", async () => {
+      const c = await t.s.agent(sb.id);
+      try {
+        const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => c.run({ cmd: `echo ${i}` })));
+        runs.forEach((r, i) => assert.equal(r.stdout.toString(), `${i}\n`));
+      } finally {
+        c.close();
+      }
+      const many = await Promise.all(Array.from({ length: 6 }, (_, i) => sh(`echo conn${i}`)));
+      many.forEach((r, i) => assert.equal(r.stdout, `conn${i}\n`));
+    });
+
+    it("kills a command whose connection is lost, unless it asked to outlive it", async () => {
+      const c = await t.s.agent(sb.id);
+      const h = c.exec({ cmd: "echo $$ > /tmp/victim.pid; exec sleep 300" }, {});
+      await new Promise((r) => setTimeout(r, 300));
+      void h.result.catch(() => {});
+      c.close();
+      let alive = "alive\n";
+      for (let i = 0; i < 50 && alive === "alive\n"; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        alive = (await sh("kill -0 $(cat /tmp/victim.pid) 2>/dev/null && echo alive || echo gone")).stdout;
+      }
+      assert.equal(alive, "gone\n");
+    });
+
+    it("holds the memory size: allocating 200 MiB in 128 MiB fails, and the sandbox carries on", async () => {
+      const r = await t.s.exec(sb.id, { argv: ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"] });
+      assert.ok(r.signal === 9 || (r.exitCode !== null && r.exitCode !== 0), `dd ended with ${JSON.stringify(r)}`);
+      assert.equal((await sh("echo alive")).stdout, "alive\n");
+      assert.equal((await t.s.exec(sb.id, { argv: ["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"] })).exitCode, 0);
+    });
+
+    it("never lets one sandbox's writes reach the template or another sandbox", async () => {
+      assert.equal((await sh("echo mine > /bin/added && rm /bin/cat && echo ok")).stdout, "ok\n");
+      const other = await t.s.create({ template: "busybox", backend });
+      assert.equal((await sh("test ! -e /bin/added && test -e /bin/cat && echo clean", other.id)).stdout, "clean\n");
+      await t.s.destroy(other.id);
+    });
+
+    extra?.(() => ({ t, sb, sh }));
+  });
+}

@@ -1,0 +1,56 @@
+// microVM sandboxes under QEMU (TCG on these hosts: see DESIGN.md): the
+// shared backend cases, plus what only a VM has: its own kernel, a crash
+// reported as one, a persistent disk image that outlives stop/start.
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { sandboxCases } from "./shared/sandbox-cases.js";
+import { findLeaks } from "../helpers/leaks.js";
+
+sandboxCases("vm", (ctx) => {
+  it("runs its own kernel, not the host's", async () => {
+    const { sh } = ctx();
+    const r = await sh("uname -r");
+    assert.equal(r.exitCode, 0);
+    assert.notEqual(r.stdout.trim(), os.release());
+    assert.match(r.stdout, /cloud-amd64/);
+  });
+
+  it("boots from the template's shared read-only erofs image", async () => {
+    const { t, sh } = ctx();
+    const images = fs.readdirSync(path.join(t.stateDir, "store", "images")).filter((f) => f.endsWith(".erofs"));
+    assert.equal(images.length, 1);
+    assert.match((await sh("mount")).stdout, /on \/lower type erofs \(ro/);
+    // Owners are the template's own inside the guest (the store's shift undone).
+    assert.equal((await sh("stat -c %u:%g /bin/busybox")).stdout, "0:0\n");
+  });
+
+  it("reports a guest kernel panic as a crash, and removal leaves nothing", async () => {
+    const { t } = ctx();
+    const sb = await t.s.create({ template: "busybox", backend: "vm" });
+    await t.s.exec(sb.id, { cmd: "echo c > /proc/sysrq-trigger" }).catch(() => undefined);
+    let status = "";
+    for (let i = 0; i < 300 && status !== "crashed"; i++) {
+      status = (await t.s.get(sb.id)).status;
+      if (status !== "crashed") await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, "crashed");
+    const log = fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "console.log"), "utf8");
+    assert.match(log, /Kernel panic|sysrq/i);
+    await t.s.destroy(sb.id);
+    assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode), []);
+  });
+
+  it("keeps a persistent VM's disk across stop and start", async () => {
+    const { t, sh } = ctx();
+    const sb = await t.s.create({ template: "busybox", backend: "vm", lifetime: { mode: "persistent" }, resources: { disk: "64M" } });
+    assert.equal((await sh("echo kept > /root.txt && sync && cat /root.txt", sb.id)).stdout, "kept\n");
+    await t.s.stop(sb.id);
+    assert.equal((await t.s.get(sb.id)).status, "stopped");
+    await t.s.start(sb.id);
+    assert.equal((await sh("cat /root.txt; df -k / | tail -1 | awk '{print $2}'", sb.id)).stdout.split("\n")[0], "kept");
+    await t.s.destroy(sb.id);
+  });
+});
