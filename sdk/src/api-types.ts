@@ -532,8 +532,11 @@ export interface components {
             template: string;
             /** @enum {string} */
             backend: "container" | "vm";
-            /** @enum {string} */
-            status: "running" | "stopped" | "missing";
+            /**
+             * @description crashed: it ended without being asked to (a VM guest panic, say)
+             * @enum {string}
+             */
+            status: "running" | "stopped" | "crashed" | "missing";
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */

@@ -429,7 +429,9 @@ export class Sandboxes {
   async stop(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
     const r = this.record(ref, scope);
     if (r.state === "stopped") return this.withStatus(r);
-    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(path.join(this.dirOf(r.id), "upper"))) {
+    // A container keeps its writable layer in DIR/upper, a VM in DIR/disk.img.
+    const disk = ["upper", "disk.img"].some((f) => fs.existsSync(path.join(this.dirOf(r.id), f)));
+    if (r.spec.lifetime.mode !== "persistent" || !disk) {
       throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
     }
     await this.handle(r).stop();
@@ -465,6 +467,9 @@ export class Sandboxes {
     parseSpec({ template: templateName }); // the name must be a valid template name
     if (await this.store.template(templateName)) throw new ConflictError(`a template named "${templateName}" already exists`);
     const r = this.record(ref, scope);
+    if (r.spec.backend === "vm") {
+      throw new ConflictError(`sandbox "${r.name}" is a VM: its writable layer is an ext4 disk image, which template commit cannot read yet`);
+    }
     const upper = path.join(this.dirOf(r.id), "upper");
     if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(upper)) {
       throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);

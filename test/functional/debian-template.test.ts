@@ -27,4 +27,14 @@ describe("debian template", () => {
     await t.s.create({ template: "debian" }, { onProgress: (p) => again.push(p.phase) });
     assert.deepEqual(again, []);
   });
+
+  it("boots the same template as a microVM, with python3 on its own kernel", async () => {
+    const vm = await t.s.create({ template: "debian", backend: "vm" });
+    const out: Buffer[] = [];
+    const r = await t.s.exec(vm.id, { cmd: "python3 -c 'import platform; print(platform.release())'; id -un; stat -c %U /etc/passwd" }, { onStdout: (b) => out.push(b) });
+    assert.equal(r.exitCode, 0);
+    const [release, user, owner] = Buffer.concat(out).toString().trim().split("\n");
+    assert.match(release ?? "", /cloud-amd64$/);
+    assert.deepEqual([user, owner], ["root", "root"]);
+  });
 });

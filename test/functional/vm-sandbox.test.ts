@@ -22,7 +22,10 @@ sandboxCases("vm", (ctx) => {
     const { t, sh } = ctx();
     const images = fs.readdirSync(path.join(t.stateDir, "store", "images")).filter((f) => f.endsWith(".erofs"));
     assert.equal(images.length, 1);
-    assert.match((await sh("mount")).stdout, /on \/lower type erofs \(ro/);
+    // The image is the disk with serial corral-root, attached read-only.
+    const disks = (await sh("for b in /sys/block/vd*; do echo $(cat $b/serial) $(cat $b/ro); done")).stdout;
+    assert.match(disks, /^corral-root 1$/m);
+    assert.match((await sh("grep -w erofs /proc/filesystems")).stdout, /erofs/);
     // Owners are the template's own inside the guest (the store's shift undone).
     assert.equal((await sh("stat -c %u:%g /bin/busybox")).stdout, "0:0\n");
   });
@@ -40,7 +43,8 @@ sandboxCases("vm", (ctx) => {
     const log = fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "console.log"), "utf8");
     assert.match(log, /Kernel panic|sysrq/i);
     await t.s.destroy(sb.id);
-    assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode), []);
+    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+    assert.deepEqual(leaks.filter((l) => l.includes(sb.id)), []);
   });
 
   it("keeps a persistent VM's disk across stop and start", async () => {
