@@ -15,6 +15,7 @@ import { loadWithWrk } from "./api.js";
 import { spawnDaemon } from "../src/server/spawn.js";
 import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
+import { benchVm } from "./vm.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   const extra: string[] = [];
   const api: string[] = [];
   const sdkRows: string[] = [];
+  let vmTable = "";
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -198,6 +200,11 @@ async function main(): Promise<void> {
       d.proc.kill("SIGTERM");
       await new Promise((r) => d.proc.once("exit", r));
     }
+
+    // microVMs: cold boot against a raw QEMU boot of the same kernel and initrd.
+    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 5));
+    vmTable = vm.table;
+    extra.push(...vm.notes);
   } finally {
     await dispose();
   }
@@ -231,6 +238,8 @@ async function main(): Promise<void> {
   console.log(sdkTable);
   console.log();
   console.log(apiTable);
+  console.log();
+  console.log(vmTable);
   for (const e of extra) console.log(e);
   const doc = `# Benchmarks
 
@@ -249,6 +258,8 @@ ${table}
 ${sdkTable}
 
 ${apiTable}
+
+${vmTable}
 
 ${extra.map((e) => `- ${e}`).join("\n")}
 `;
