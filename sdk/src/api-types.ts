@@ -546,6 +546,11 @@ export interface components {
         Pool: {
             key: string;
             template: string;
+            /**
+             * @description vm pools fill by restoring a snapshot of a VM of the same shape
+             * @enum {string}
+             */
+            backend: "container" | "vm";
             resources: components["schemas"]["ResolvedSpec"]["resources"];
             target: number;
             ready: number;

@@ -21,6 +21,8 @@ export interface CreateRequest {
   readonly dir: string;
   /** Host Nix store paths to mount read-only at /nix/store (Nix templates). */
   readonly nixStore?: NixStoreView | undefined;
+  /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */
+  readonly warm?: boolean;
 }
 
 export interface UsageSample {

@@ -299,9 +299,10 @@ pool
   .option("--cpus <n>", "CPU limit")
   .option("--pids <n>", "process limit")
   .option("--disk <size>", "writable layer size")
-  .action(async (template: string, f: ResourceFlags & { size: string }) => {
+  .option("--backend <kind>", "container or vm (vm pools fill from a snapshot)", "container")
+  .action(async (template: string, f: ResourceFlags & { size: string; backend: string }) => {
     const s = await open();
-    const c = s.pools.set(template, resourcesFrom(f), Number(f.size));
+    const c = s.pools.set(template, resourcesFrom(f), Number(f.size), f.backend);
     process.stdout.write(`${c.key}\n`);
   });
 pool
@@ -309,8 +310,8 @@ pool
   .description("list pools and how full they are")
   .action(async () => {
     const s = await open();
-    const rows = s.pools.list().map((p) => [p.key, p.template, formatSize(p.resources.memory), String(p.target), String(p.ready)]);
-    process.stdout.write(`${table(["POOL", "TEMPLATE", "MEMORY", "TARGET", "READY"], rows)}\n`);
+    const rows = s.pools.list().map((p) => [p.key, p.template, p.backend, formatSize(p.resources.memory), String(p.target), String(p.ready)]);
+    process.stdout.write(`${table(["POOL", "TEMPLATE", "BACKEND", "MEMORY", "TARGET", "READY"], rows)}\n`);
   });
 
 const tenant = admin.command("tenant").description("tenants and their quotas");

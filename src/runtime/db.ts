@@ -84,6 +84,10 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE sandboxes ADD COLUMN layers TEXT;
   `,
+  // Pools of microVMs (filled from snapshots) beside pools of containers.
+  `
+  ALTER TABLE pools ADD COLUMN backend TEXT NOT NULL DEFAULT 'container';
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

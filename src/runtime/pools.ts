@@ -9,6 +9,7 @@ export const POOL_TENANT = "_pool";
 export interface PoolConfig {
   readonly key: string;
   readonly template: string;
+  readonly backend: ResolvedSpec["backend"];
   readonly resources: ResolvedSpec["resources"];
   /** How many sandboxes to keep ready. */
   readonly target: number;
@@ -41,18 +42,15 @@ export class Pools {
   constructor(private readonly db: Db) {}
 
   /** Sets the target of the pool for a template and resource shape (0 empties it). */
-  set(template: string, resources: unknown, target: number): PoolConfig {
+  set(template: string, resources: unknown, target: number, backend: unknown = "container"): PoolConfig {
     if (!Number.isInteger(target) || target < 0 || target > 10_000) throw new InvalidArgumentError("a pool's size is a whole number from 0 to 10000");
-    const spec = parseSpec({ template, resources });
+    const spec = parseSpec({ template, resources, backend });
     const key = poolKey(spec);
-    stmt(this.db, "INSERT INTO pools (key, template, resources, target, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target").run(
-      key,
-      template,
-      JSON.stringify(spec.resources),
-      target,
-      new Date().toISOString(),
-    );
-    return { key, template, resources: spec.resources, target };
+    stmt(
+      this.db,
+      "INSERT INTO pools (key, template, resources, target, created_at, backend) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target",
+    ).run(key, template, JSON.stringify(spec.resources), target, new Date().toISOString(), spec.backend);
+    return { key, template, backend: spec.backend, resources: spec.resources, target };
   }
 
   remove(key: string): void {
@@ -60,8 +58,14 @@ export class Pools {
   }
 
   configs(): PoolConfig[] {
-    const rows = stmt(this.db, "SELECT * FROM pools ORDER BY template, key").all() as { key: string; template: string; resources: string; target: number }[];
-    return rows.map((r) => ({ key: r.key, template: r.template, resources: JSON.parse(r.resources) as PoolConfig["resources"], target: r.target }));
+    const rows = stmt(this.db, "SELECT * FROM pools ORDER BY template, key").all() as {
+      key: string;
+      template: string;
+      backend: PoolConfig["backend"];
+      resources: string;
+      target: number;
+    }[];
+    return rows.map((r) => ({ key: r.key, template: r.template, backend: r.backend, resources: JSON.parse(r.resources) as PoolConfig["resources"], target: r.target }));
   }
 
   /** Sandboxes waiting (or being started) in a pool. */

@@ -198,7 +198,7 @@ export class Sandboxes {
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
       const layers = template.layers.map((d) => this.store.layerDir(d));
-      await backend.create({ id, spec, hostname: record.name, layers, dir, nixStore: this.store.nixStoreView(template) });
+      await backend.create({ id, spec, hostname: record.name, layers, dir, nixStore: this.store.nixStoreView(template), warm: opts.pool !== undefined });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
       recordEvent(this.db, { tenant, sandbox: id, type: "created", detail: { name: record.name, template: spec.template } });
       return { ...record, state: "running", status: "running" };
@@ -264,7 +264,7 @@ export class Sandboxes {
     for (const c of this.pools.configs()) {
       const waiting = this.pools.waiting(c.key);
       for (let n = waiting.length; n < c.target; n++) {
-        await this.create({ template: c.template, resources: c.resources }, { pool: c.key });
+        await this.create({ template: c.template, backend: c.backend, resources: c.resources }, { pool: c.key });
         started++;
       }
       for (const extra of waiting.filter((w) => w.state === "running").slice(c.target)) {

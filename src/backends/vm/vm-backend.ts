@@ -2,6 +2,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
@@ -9,6 +10,7 @@ import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { vmIdentity } from "../../spec/identity.js";
 import { BackendError } from "../../spec/errors.js";
 import type { Store } from "../../store/store.js";
+import { withLock } from "../../store/lock.js";
 import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgroups.js";
 import { probeAccel } from "./accel.js";
@@ -16,6 +18,7 @@ import { ensureTemplateImage } from "./erofs.js";
 import { ensureInitrd } from "./initrd.js";
 import { ensureKernel } from "./kernel.js";
 import type { VmPlan } from "./plan.js";
+import { Qmp } from "./qmp.js";
 import { guestCmdline, qemuArgs, QEMU, type Accel } from "./qemu.js";
 import { shimPaths, type ShimConfig, type ShimExit } from "./shim.js";
 
@@ -71,6 +74,10 @@ export class VmBackend implements SandboxBackend {
   async create(req: CreateRequest): Promise<SandboxHandle> {
     const handle = this.attach(req.id, req.dir);
     try {
+      if (req.warm && req.spec.lifetime.mode === "ephemeral") {
+        await this.createWarm(req);
+        return handle;
+      }
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         const h = await fsp.open(disk, "wx", 0o600);
@@ -127,13 +134,47 @@ export class VmBackend implements SandboxBackend {
     };
   }
 
-  private async launch(req: CreateRequest): Promise<void> {
+  /** The QEMU arguments of a cold boot of `req`. */
+  private async coldArgs(req: CreateRequest): Promise<{ args: string[]; accel: Accel }> {
     const accel = await this.accel();
     const plan = await this.plan(req, accel);
+    return { args: qemuArgs(plan, accel, shimPaths(req.dir).qmpSocket), accel };
+  }
+
+  /**
+   * An ephemeral VM restored from the snapshot of a VM of the same shape
+   * (kernel, initrd, template image, vcpus, memory, disk), made first from
+   * this very VM when there is none: it boots cold, is snapshotted while
+   * idle, and goes on as the first of its pool.
+   */
+  private async createWarm(req: CreateRequest): Promise<void> {
+    const { args } = await this.coldArgs(req);
+    const key = snapshotKey(args, req.dir, req.hostname);
+    const dir = path.join(this.o.vmDir, "snapshots", key);
+    const existing = await readSnapshot(dir);
+    if (existing) return this.restore(req, existing);
+    await fsp.mkdir(path.dirname(dir), { recursive: true });
+    await withLock(`${dir}.lock`, async () => {
+      const again = await readSnapshot(dir);
+      if (again) return this.restore(req, again);
+      await this.launch(req);
+      await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)));
+    });
+  }
+
+  /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
+  async restore(req: CreateRequest, snap: VmSnapshot): Promise<void> {
+    const args = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
+    await this.launch(req, [...args, "-incoming", `exec:cat ${shellQuote(path.join(snap.dir, "memory"))}`]);
+    await reidentify(this.attach(req.id, req.dir), req.hostname);
+  }
+
+  private async launch(req: CreateRequest, restoreArgs?: string[]): Promise<void> {
+    const accel = await this.accel();
     const p = shimPaths(req.dir);
     const cfg: ShimConfig = {
       qemu: QEMU,
-      args: qemuArgs(plan, accel, p.qmpSocket),
+      args: restoreArgs ?? (await this.coldArgs(req)).args,
       bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
       cgroup: `${this.o.cgroupParent}/${req.id}`,
     };
@@ -164,6 +205,89 @@ export class VmBackend implements SandboxBackend {
     return new VmHandle(id, dir, this);
   }
 }
+
+const DIR_MARK = "@SANDBOX_DIR@";
+
+export interface VmSnapshot {
+  readonly dir: string;
+  /** QEMU arguments of the VM it was taken from, its directory as DIR_MARK. */
+  readonly args: readonly string[];
+  readonly createdAt: string;
+  /** Bytes of the memory and device state file. */
+  readonly bytes: number;
+}
+
+/** What makes two VMs restorable from one snapshot: everything but their directory and hostname. */
+export function snapshotKey(args: readonly string[], dir: string, hostname: string): string {
+  const norm = args.map((a) => a.replaceAll(dir, DIR_MARK).replace(`corral.hostname=${hostname}`, "corral.hostname=@"));
+  return createHash("sha256").update(JSON.stringify(norm)).digest("hex").slice(0, 32);
+}
+
+async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(path.join(dir, "snapshot.json"), "utf8")) as VmSnapshot;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Saves a running, idle VM: migrates RAM and device state to `out/memory`
+ * (QEMU's migration stream; zero pages cost a few bytes; QEMU pauses the
+ * VM for the last pass), records the arguments a restore must repeat, and
+ * resumes it. Only
+ * ephemeral VMs: their root is the shared read-only image and their
+ * writable layer is tmpfs, so RAM is all the state there is.
+ */
+export async function snapshotVm(vmDir: string, out: string, args: readonly string[]): Promise<VmSnapshot> {
+  const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
+  await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
+  const q = await Qmp.connect(shimPaths(vmDir).qmpSocket);
+  try {
+    // Live migration, not stop-then-migrate: the run state travels with the
+    // stream, and a guest saved paused would be restored paused.
+    await q.execute("migrate", { uri: `exec:cat > ${shellQuote(path.join(tmp, "memory"))}` });
+    for (;;) {
+      const st = (await q.execute("query-migrate")) as { status?: string; "error-desc"?: string };
+      if (st.status === "completed") break;
+      if (st.status === "failed" || st.status === "cancelled") throw new BackendError(`snapshot of ${vmDir} failed: ${st["error-desc"] ?? st.status}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const snap: VmSnapshot = { dir: out, args, createdAt: new Date().toISOString(), bytes: (await fsp.stat(path.join(tmp, "memory"))).size };
+    await fsp.writeFile(path.join(tmp, "snapshot.json"), JSON.stringify(snap, null, 2));
+    await fsp.rm(out, { recursive: true, force: true });
+    await fsp.rename(tmp, out);
+    return snap;
+  } catch (e) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await q.execute("cont").catch(() => {});
+    q.close();
+  }
+}
+
+/**
+ * A restored VM is a copy of another: it gets its own hostname, and fresh
+ * randomness from the host is written to /dev/urandom (mixed into the
+ * kernel's input pool; Linux 6.1's crng reseeds from it within its reseed
+ * interval). The MAC and vsock CID are device properties set from the
+ * VM's own name when those devices exist.
+ */
+async function reidentify(h: SandboxHandle, hostname: string): Promise<void> {
+  const c = await h.agent(5000);
+  try {
+    const x = c.exec({ argv: ["/run/corral/busybox", "sh", "-c", 'hostname "$1" && cat > /dev/urandom', "sh", hostname], stdin: true }, {});
+    await x.writeStdin(randomBytes(512));
+    await x.closeStdin();
+    const r = await x.result;
+    if (r.exitCode !== 0) throw new BackendError(`could not give the restored VM its identity (exit ${r.exitCode ?? r.signal})`);
+  } finally {
+    c.close();
+  }
+}
+
+const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** The last lines of a VM's console, for error messages. */
 export async function consoleTail(file: string, lines: number): Promise<string> {
