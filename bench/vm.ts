@@ -51,6 +51,23 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
     cold.push(performance.now() - t0);
     await s.destroy(sb.id);
   }
+  // Restore → first exec: a VM pool grows by one per round; the first round
+  // boots cold and saves the snapshot the others restore from.
+  const restored: number[] = [];
+  const pool = s.pools.set("busybox", {}, 0, "vm");
+  for (let i = 0; i <= n; i++) {
+    s.pools.set("busybox", {}, i + 1, "vm");
+    const before = new Set(s.pools.waiting(pool.key).map((w) => w.id));
+    const t0 = performance.now();
+    await s.refillPools();
+    const added = s.pools.waiting(pool.key).find((w) => !before.has(w.id));
+    if (!added) throw new Error("the VM pool did not grow");
+    await s.exec(added.id, { argv: ["/bin/true"] });
+    if (i > 0) restored.push(performance.now() - t0);
+  }
+  s.pools.set("busybox", {}, 0, "vm");
+  for (const w of s.pools.waiting(pool.key)) await s.destroy(w.id);
+
   const sb = await s.create({ template: "busybox", backend: "vm" });
   const client = await s.agent(sb.id);
   const rtt = await timeRuns(n * 10, () => client.run({ argv: ["/bin/true"] }));
@@ -67,7 +84,8 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
     row("corral VM cold create→first exec", "create (shim, QEMU, boot, overlay, agent) → exec /bin/true", cold, true),
     row("corral VM exec round trip", "exec /bin/true in a running VM (virtio-serial, mux)", rtt, false),
     row("corral VM agent round trip", "hello (protocol only)", hello, false),
-    "| corral VM restore→first exec | snapshots | 0 | - | - | not implemented yet |",
+    row("corral VM restore→first exec", "restore a snapshot (shim, QEMU -incoming, new identity) → exec /bin/true", restored, true),
   ].join("\n");
-  return { table, notes: [`microVM ${report.notes.join("; ")}`] };
+  const speedup = percentile(cold, 50) / percentile(restored, 50);
+  return { table, notes: [`microVM restore is ${speedup.toFixed(1)}× faster than a cold boot at p50 (target ≥ 5× under TCG)`,`microVM ${report.notes.join("; ")}`] };
 }

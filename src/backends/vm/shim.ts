@@ -136,7 +136,7 @@ async function main(dir: string): Promise<void> {
         void stop();
         return;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 10));
     }
   }
 }

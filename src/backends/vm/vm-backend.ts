@@ -121,6 +121,7 @@ export class VmBackend implements SandboxBackend {
         hostname: req.hostname,
         accel,
         upper: persistent ? { kind: "disk" } : { kind: "tmpfs", bytes: req.spec.resources.disk },
+        zeroFreedPages: req.warm === true && !persistent,
       }),
       vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
       memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
@@ -242,6 +243,9 @@ async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
 export async function snapshotVm(vmDir: string, out: string, args: readonly string[]): Promise<VmSnapshot> {
   const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
   await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
+  // Clean page cache is dropped first: with init_on_free=1 (qemu.ts) the
+  // freed pages are zero, which the migration stream carries as a flag.
+  await dropCaches(vmDir).catch(() => {});
   const q = await Qmp.connect(shimPaths(vmDir).qmpSocket);
   try {
     // Live migration, not stop-then-migrate: the run state travels with the
@@ -264,6 +268,15 @@ export async function snapshotVm(vmDir: string, out: string, args: readonly stri
   } finally {
     await q.execute("cont").catch(() => {});
     q.close();
+  }
+}
+
+async function dropCaches(vmDir: string): Promise<void> {
+  const c = await AgentClient.connect(shimPaths(vmDir).agentSocket, 2000);
+  try {
+    await c.run({ argv: ["/run/corral/busybox", "sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], timeoutMs: 5000 });
+  } finally {
+    c.close();
   }
 }
 

@@ -1,0 +1,52 @@
+// Warm pools of microVMs fill from a snapshot: the first VM of a shape
+// boots cold and is saved while idle, the others are restored copies that
+// each get their own hostname and fresh randomness, and a create of that
+// shape claims one.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { freshState, type TestState } from "../helpers/state.js";
+import { POOL_TENANT } from "../../src/runtime/pools.js";
+
+describe("VM pools from snapshots", () => {
+  let t: TestState;
+  before(async () => {
+    t = await freshState("vm-pools");
+  });
+  after(async () => t.close());
+
+  const sh = async (id: string, cmd: string) => {
+    const out: Buffer[] = [];
+    const r = await t.s.exec(id, { cmd }, { onStdout: (b) => out.push(b) });
+    assert.equal(r.exitCode, 0, cmd);
+    return Buffer.concat(out).toString();
+  };
+
+  it("restores pooled VMs from one snapshot, each with its own identity, and a create claims one", async () => {
+    const pool = t.s.pools.set("busybox", { memory: "192M" }, 3, "vm");
+    await t.s.refillPools();
+    const snaps = fs.readdirSync(path.join(t.stateDir, "vm", "snapshots")).filter((d) => !d.includes("."));
+    assert.equal(snaps.length, 1, `snapshots: ${snaps.join(",")}`);
+    const saved = JSON.parse(fs.readFileSync(path.join(t.stateDir, "vm", "snapshots", snaps[0]!, "snapshot.json"), "utf8")) as { bytes: number };
+    assert.ok(saved.bytes > 0 && saved.bytes < 192 * 1024 * 1024, `snapshot of ${saved.bytes} bytes`);
+
+    const waiting = await t.s.list({ tenant: POOL_TENANT });
+    assert.equal(waiting.length, 3);
+    const seen = new Map<string, string>();
+    for (const sb of waiting) {
+      assert.equal(sb.status, "running");
+      const [host, rand] = (await sh(sb.id, "hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'")).trim().split("\n");
+      assert.equal(host, sb.name, "a restored VM keeps the hostname of the VM it was saved from");
+      assert.ok(!seen.has(rand!), "two restored VMs produced the same random bytes");
+      seen.set(rand!, sb.id);
+    }
+
+    const claimed = await t.s.create({ template: "busybox", backend: "vm", resources: { memory: "192M" } });
+    assert.ok(waiting.some((w) => w.id === claimed.id), "the create did not claim a pooled VM");
+    assert.equal((await sh(claimed.id, "echo claimed")).trim(), "claimed");
+    assert.equal((await t.s.list({ tenant: POOL_TENANT })).length, 2);
+    t.s.pools.set("busybox", { memory: "192M" }, 0, "vm");
+    assert.equal(t.s.pools.list().find((p) => p.key === pool.key)?.backend, "vm");
+  });
+});
