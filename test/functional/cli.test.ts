@@ -4,30 +4,15 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { corralCli } from "../helpers/cli.js";
 import { freshState, type TestState } from "../helpers/state.js";
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 
 describe("corral CLI", () => {
   let t: TestState;
   let corral: (...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
   before(async () => {
     t = await freshState("cli");
-    corral = (...args) =>
-      new Promise((resolve, reject) => {
-        const c = spawn(process.execPath, [CLI, "--state-dir", t.stateDir, ...args], {
-          env: { ...process.env, CORRAL_CGROUP_PARENT: t.cgroupParent },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        c.stdout.on("data", (d) => (stdout += d));
-        c.stderr.on("data", (d) => (stderr += d));
-        c.on("error", reject);
-        c.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    corral = (...args) => corralCli(t, ...args);
   });
   after(async () => t.close());
 

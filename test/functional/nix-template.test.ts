@@ -8,12 +8,11 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { spawn, spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
+import { corralCli } from "../helpers/cli.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import type { BuildProgress } from "../../src/store/builders/builder.js";
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 const noNix = spawnSync("nix-build", ["--version"]).status === 0 ? false : "nix-build is not installed (apt-get install nix-bin)";
 
 /**
@@ -178,19 +177,7 @@ describe("templates from a Nix closure", { skip: noNix }, () => {
   });
 
   it("corral template build --nix, then corral run with the program on PATH", async () => {
-    const corral = (...args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-        const c = spawn(process.execPath, [CLI, "--state-dir", t.stateDir, ...args], {
-          env: { ...process.env, CORRAL_CGROUP_PARENT: t.cgroupParent },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let stdout = "";
-        let stderr = "";
-        c.stdout.on("data", (d) => (stdout += d));
-        c.stderr.on("data", (d) => (stderr += d));
-        c.on("error", reject);
-        c.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    const corral = (...args: string[]) => corralCli(t, ...args);
     const b = await corral("template", "build", "clitool", "--nix", file("toolchain.nix"));
     assert.equal(b.code, 0, b.stderr);
     assert.match(b.stdout, /^clitool \S+ 4 store path\(s\)\n$/);

@@ -8,15 +8,14 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
+import { corralCli } from "../helpers/cli.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import { dockerArchive, ociArchive, tarArchive } from "../helpers/tar-writer.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 
 const run = promisify(execFile);
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => fs.existsSync(p));
 
 describe("templates from OCI image archives", () => {
@@ -53,20 +52,7 @@ describe("templates from OCI image archives", () => {
     return fsp.readFile(file);
   }
 
-  function corral(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const c = spawn(process.execPath, [CLI, "--state-dir", t.stateDir, ...args], {
-        env: { ...process.env, CORRAL_CGROUP_PARENT: t.cgroupParent },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      c.stdout.on("data", (d) => (stdout += d));
-      c.stderr.on("data", (d) => (stderr += d));
-      c.on("error", reject);
-      c.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
-  }
+  const corral = (...args: string[]) => corralCli(t, ...args);
 
   /** Runs a shell command in a fresh sandbox of `template`; returns stdout. */
   async function inSandbox(template: string, cmd: string): Promise<string> {
