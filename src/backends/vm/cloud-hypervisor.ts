@@ -1,9 +1,8 @@
 import path from "node:path";
-import { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError } from "../../spec/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest } from "./vmm-api.js";
-import { hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
+import { HybridVsockVm, hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
 import { removeStale, spawnVmm, vmmAvailability, waitForApi, waitOrKill, type Availability } from "./vmm-host.js";
 
 /**
@@ -101,18 +100,7 @@ export class CloudHypervisorDriver implements VmmDriver {
   }
 }
 
-class ChVm implements RunningVm {
-  constructor(
-    readonly pid: number,
-    readonly apiSocket: string,
-    private readonly uds: string,
-    private readonly port: number,
-  ) {}
-
-  agent(timeoutMs = 5000): Promise<AgentClient> {
-    return AgentClient.connectVsock(this.uds, this.port, timeoutMs);
-  }
-
+class ChVm extends HybridVsockVm {
   /**
    * `vm.shutdown` (stops the guest at once: it is not asked to sync, so a
    * caller keeping a writable disk runs `sync` through the agent first),

@@ -1,10 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
-import { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError } from "../../spec/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest, type ApiCall } from "./vmm-api.js";
-import { hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
+import { HybridVsockVm, hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
 import { removeStale, spawnVmm, vmmAvailability, waitForApi, waitOrKill, type Availability } from "./vmm-host.js";
 
 /**
@@ -136,18 +135,7 @@ export class FirecrackerDriver implements VmmDriver {
   }
 }
 
-class FcVm implements RunningVm {
-  constructor(
-    readonly pid: number,
-    readonly apiSocket: string,
-    private readonly uds: string,
-    private readonly port: number,
-  ) {}
-
-  agent(timeoutMs = 5000): Promise<AgentClient> {
-    return AgentClient.connectVsock(this.uds, this.port, timeoutMs);
-  }
-
+class FcVm extends HybridVsockVm {
   /**
    * SendCtrlAltDel (x86 only: the guest's i8042 driver sees it; with
    * `reboot=k` on its command line the guest's reset ends Firecracker),

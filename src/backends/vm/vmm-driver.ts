@@ -1,4 +1,4 @@
-import type { AgentClient } from "../../agent/client.js";
+import { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError } from "../../spec/errors.js";
 import type { VmPlan } from "./plan.js";
 import type { Availability } from "./vmm-host.js";
@@ -28,6 +28,22 @@ export interface RunningVm {
   agent(timeoutMs?: number): Promise<AgentClient>;
   /** Asks the guest to power off, then kills the VMM after `graceMs`. Idempotent. */
   stop(graceMs?: number): Promise<void>;
+}
+
+/** A VMM process whose guest's agent is reached over hybrid vsock (CH, FC); each says how it stops. */
+export abstract class HybridVsockVm implements RunningVm {
+  constructor(
+    readonly pid: number,
+    readonly apiSocket: string,
+    private readonly uds: string,
+    private readonly port: number,
+  ) {}
+
+  agent(timeoutMs = 5000): Promise<AgentClient> {
+    return AgentClient.connectVsock(this.uds, this.port, timeoutMs);
+  }
+
+  abstract stop(graceMs?: number): Promise<void>;
 }
 
 /** The hybrid vsock channel a CH or FC plan must use. */
