@@ -22,52 +22,62 @@ export const AGENT_PORT_NAME = "org.corral.agent";
  * the console and powers off, which the host reports with the console tail.
  *
  * Kernel command line: corral.hostname=NAME corral.upper=tmpfs|disk
- * corral.size=BYTES (tmpfs upper size).
+ * corral.size=BYTES (tmpfs upper size) corral.vsock=1 (load the vsock
+ * modules: for hypervisors that reach the agent over vsock).
  */
 export const GUEST_INIT = `#!/bin/busybox sh
+# The applets it uses are symlinks in the image (INIT_APPLETS): no
+# busybox --install at boot. Every fork costs under TCG, so files are read
+# with read, not $(cat).
 export PATH=/bin
 fail() { echo "corral-init: $*" >/dev/console; sync; poweroff -f; }
-/bin/busybox --install -s /bin
 mount -t proc proc /proc && mount -t sysfs sys /sys && mount -t devtmpfs dev /dev || fail "cannot mount proc/sys/dev"
-case " $(cat /proc/cmdline) " in *" corral.probe=1 "*) echo corral-probe-ok >/dev/console; poweroff -f ;; esac
-while read -r m; do insmod "/lib/modules/$m.ko" || fail "insmod $m"; done < /modules
-host=sandbox; upper=tmpfs; size=1073741824
-for a in $(cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+case " $cmdline " in *" corral.probe=1 "*) echo corral-probe-ok >/dev/console; poweroff -f ;; esac
+host=sandbox; upper=tmpfs; size=1073741824; vsock=0
+for a in $cmdline; do
   case "$a" in
     corral.hostname=*) host="\${a#*=}" ;;
     corral.upper=*) upper="\${a#*=}" ;;
     corral.size=*) size="\${a#*=}" ;;
+    corral.vsock=1) vsock=1 ;;
   esac
 done
-hostname "$host"
+while read -r m; do
+  case "$m" in vsock|vmw_vsock_*) [ "$vsock" = 1 ] || continue ;; esac
+  insmod "/lib/modules/$m.ko" || fail "insmod $m"
+done < /modules
+echo "$host" > /proc/sys/kernel/hostname
 # Disks are found by serial (corral-<id>): virtio-mmio probe order is not the command line's.
 disk() {
-  i=0
+  found=; i=0
   while [ $i -lt 300 ]; do
     for b in /sys/block/vd*; do
-      [ "$(cat "$b/serial" 2>/dev/null)" = "corral-$1" ] && { echo "/dev/\${b##*/}"; return 0; }
+      [ -e "$b/serial" ] || continue
+      read -r serial < "$b/serial"
+      [ "$serial" = "corral-$1" ] && { found="/dev/\${b##*/}"; return 0; }
     done
     sleep 0.01; i=$((i+1))
   done
   return 1
 }
 mkdir -p /lower /rw /newroot
-root=$(disk root) || fail "no template image disk (serial corral-root)"
-mount -t erofs -o ro "$root" /lower || fail "cannot mount the template image $root"
+disk root || fail "no template image disk (serial corral-root)"
+mount -t erofs -o ro "$found" /lower || fail "cannot mount the template image $found"
 if [ "$upper" = disk ]; then
-  data=$(disk data) || fail "no sandbox disk (serial corral-data)"
-  mount -t ext4 -o noatime "$data" /rw || fail "cannot mount the sandbox disk $data"
+  disk data || fail "no sandbox disk (serial corral-data)"
+  mount -t ext4 -o noatime "$found" /rw || fail "cannot mount the sandbox disk $found"
 else
   mount -t tmpfs -o "size=$size,mode=0755" upper /rw || fail "cannot mount the tmpfs upper layer"
 fi
 port=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat "$p/name" 2>/dev/null)" = ${AGENT_PORT_NAME} ] && port="\${p##*/}"
+  read -r name < "$p/name" && [ "$name" = ${AGENT_PORT_NAME} ] && port="\${p##*/}"
 done
 [ -n "$port" ] || fail "no virtio-serial port ${AGENT_PORT_NAME}"
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || fail "cannot mount the overlay root"
-for d in proc sys dev run tmp; do mkdir -p "/newroot/$d"; done
+mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/run /newroot/tmp
 mount --move /proc /newroot/proc && mount --move /sys /newroot/sys && mount --move /dev /newroot/dev || fail "cannot move proc/sys/dev"
 mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run
 mkdir -p /newroot/run/corral /newroot/dev/pts /newroot/dev/shm
@@ -76,8 +86,11 @@ mount -t tmpfs -o mode=1777,nosuid,nodev shm /newroot/dev/shm
 cp /corral/agent /bin/busybox /newroot/run/corral/ || fail "cannot copy the agent"
 exec 3<>"/newroot/dev/$port" || fail "cannot open /dev/$port"
 echo "corral-init: agent on /dev/$port" >/dev/console
-exec switch_root /newroot /run/corral/agent --fd 3
+exec /bin/busybox switch_root /newroot /run/corral/agent --fd 3
 `;
+
+/** Busybox applets GUEST_INIT runs, linked in /bin of the initramfs. */
+export const INIT_APPLETS = ["sh", "mount", "insmod", "mkdir", "sleep", "cp", "sync", "poweroff", "switch_root"] as const;
 
 export interface GuestInitrd {
   readonly path: string;
@@ -111,6 +124,7 @@ async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestIni
     { path: "dev/null", type: "chardev", mode: 0o666, major: 1, minor: 3 },
     { path: "init", type: "file", mode: 0o755, data: Buffer.from(GUEST_INIT) },
     { path: "bin/busybox", type: "file", mode: 0o755, data: await fsp.readFile(BUSYBOX) },
+    ...INIT_APPLETS.map((a): CpioEntry => ({ path: `bin/${a}`, type: "symlink", target: "busybox" })),
     { path: "corral/agent", type: "file", mode: 0o755, data: await fsp.readFile(nativeBinary("corral-agent")) },
     { path: "modules", type: "file", data: Buffer.from(kernel.modules.map((m) => path.basename(m, ".ko")).join("\n") + "\n") },
   ];
