@@ -178,11 +178,11 @@ store
   });
 store
   .command("gc")
-  .description("remove layers no template names and no sandbox uses")
+  .description("remove layers and VM images no template names and no sandbox uses")
   .action(async () => {
     const s = await open();
     const r = await s.gc();
-    process.stdout.write(`removed ${r.removed.length} layer(s), freed ${formatSize(r.freedBytes)}\n`);
+    process.stdout.write(`removed ${r.removed.length} layer(s) and ${r.images.length} VM image(s), freed ${formatSize(r.freedBytes)}\n`);
   });
 
 const tpl = program.command("template").description("manage templates");

@@ -5,13 +5,14 @@ import { randomBytes } from "node:crypto";
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest, ExecResult } from "../agent/client.js";
 import type { SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
-import { VmBackend } from "../backends/vm/vm-backend.js";
+import { VmBackend, removeSnapshotsOf } from "../backends/vm/vm-backend.js";
+import { gcImages } from "../backends/vm/erofs.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
 import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
-import { Store, type TemplateRecord } from "../store/store.js";
+import { GC_GRACE_MS, Store, type TemplateRecord } from "../store/store.js";
 import { runCommand } from "../host/command.js";
 import { diskUsage } from "../store/tree.js";
 import { buildNixTemplate, type NixTemplateOptions } from "../store/nix/nix-template.js";
@@ -556,8 +557,16 @@ export class Sandboxes {
   }
 
   /** Removes layers no template names and no sandbox stands on. */
-  async gc(graceMs?: number): Promise<{ removed: string[]; freedBytes: number }> {
-    return this.store.gc(await this.layersInUse(), graceMs);
+  async gc(graceMs = GC_GRACE_MS): Promise<{ removed: string[]; images: string[]; freedBytes: number }> {
+    const layers = await this.store.gc(await this.layersInUse(), graceMs);
+    // VM images of layer stacks nothing stands on any more, and the snapshots made on them.
+    const stacks: string[][] = (await this.store.templates()).map((t) => [...t.layers]);
+    for (const r of stmt(this.db, "SELECT layers FROM sandboxes WHERE layers IS NOT NULL").all() as { layers: string }[]) {
+      stacks.push(JSON.parse(r.layers) as string[]);
+    }
+    const images = await gcImages(this.store, stacks, graceMs);
+    await removeSnapshotsOf(path.join(this.stateDir, "vm"), images.removed);
+    return { removed: layers.removed, images: images.removed, freedBytes: layers.freedBytes + images.freedBytes };
   }
 
   /** Removes every sandbox whose timeout has passed; returns their ids. */

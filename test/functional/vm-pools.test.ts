@@ -49,4 +49,17 @@ describe("VM pools from snapshots", () => {
     t.s.pools.set("busybox", { memory: "192M" }, 0, "vm");
     assert.equal(t.s.pools.list().find((p) => p.key === pool.key)?.backend, "vm");
   });
+
+  it("store gc removes a VM image, and the snapshots made on it, once nothing stands on its layers", async () => {
+    const images = () => fs.readdirSync(path.join(t.stateDir, "store", "images")).filter((f) => f.endsWith(".erofs"));
+    const snapshots = () => fs.readdirSync(path.join(t.stateDir, "vm", "snapshots")).filter((d) => !d.includes("."));
+    assert.equal(images().length, 1);
+    assert.deepEqual((await t.s.gc(0)).images, [], "an image VMs stand on was collected");
+    for (const sb of [...(await t.s.list()), ...(await t.s.list({ tenant: POOL_TENANT }))]) await t.s.destroy(sb.id);
+    assert.deepEqual((await t.s.gc(0)).images, [], "the busybox template still names the image's layers");
+    await t.s.store.removeTemplate("busybox");
+    const r = await t.s.gc(0);
+    assert.equal(r.images.length, 1);
+    assert.deepEqual([images(), snapshots()], [[], []]);
+  });
 });

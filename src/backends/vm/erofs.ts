@@ -59,3 +59,27 @@ export async function ensureTemplateImage(store: Store, layers: readonly string[
     }
   });
 }
+
+/**
+ * Removes template images no live layer stack names (a template's, or one
+ * a sandbox stands on), and build dirs a crash left, once older than
+ * `graceMs`. Returns the removed image paths and the bytes they held.
+ */
+export async function gcImages(store: Store, live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }> {
+  const dir = path.join(store.dir, "images");
+  const keep = new Set(live.map((layers) => path.basename(imagePath(store, layers))));
+  const removed: string[] = [];
+  let freedBytes = 0;
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const isImage = /^[0-9a-f]{64}\.erofs$/.test(name);
+    if (!(isImage && !keep.has(name)) && !name.startsWith(".build-")) continue;
+    const p = path.join(dir, name);
+    const st = await fsp.stat(p).catch(() => undefined);
+    if (!st || Date.now() - st.mtimeMs < graceMs) continue;
+    if (isImage && fs.existsSync(`${p}.lock`)) continue; // being rebuilt right now
+    freedBytes += st.isFile() ? st.blocks * 512 : 0;
+    await fsp.rm(p, { recursive: true, force: true });
+    if (isImage) removed.push(p);
+  }
+  return { removed, freedBytes };
+}

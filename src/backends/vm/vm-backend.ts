@@ -224,6 +224,16 @@ export function snapshotKey(args: readonly string[], dir: string, hostname: stri
   return createHash("sha256").update(JSON.stringify(norm)).digest("hex").slice(0, 32);
 }
 
+/** Removes the pool snapshots whose QEMU arguments use one of `images` (store gc removed them). */
+export async function removeSnapshotsOf(vmDir: string, images: readonly string[]): Promise<void> {
+  if (images.length === 0) return;
+  const root = path.join(vmDir, "snapshots");
+  for (const name of await fsp.readdir(root).catch(() => [] as string[])) {
+    const snap = await readSnapshot(path.join(root, name));
+    if (snap && snap.args.some((a) => images.some((img) => a.includes(img)))) await fsp.rm(path.join(root, name), { recursive: true, force: true });
+  }
+}
+
 async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
   try {
     return JSON.parse(await fsp.readFile(path.join(dir, "snapshot.json"), "utf8")) as VmSnapshot;
