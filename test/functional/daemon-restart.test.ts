@@ -92,4 +92,41 @@ describe("daemon restart", () => {
     const live = new Set((t.s.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
     assert.deepEqual(leaks.filter((l) => ![...live].some((id) => l.includes(id))), []);
   });
+
+  it("keeps a microVM running across a SIGKILL of the daemon, and leaves nothing of a VM create cut short", async () => {
+    let d = await daemon();
+    try {
+      const r = await request(d.url, "POST", "/v1/sandboxes", {
+        key,
+        json: { template: "busybox", name: "vm-pet", backend: "vm", lifetime: { mode: "persistent" }, resources: { disk: "64M" } },
+      });
+      assert.equal(r.status, 201, r.text);
+      assert.equal((await exec(d.url, "vm-pet", "echo kept > /work-mark; sync")).exit, 0);
+    } finally {
+      await kill9(d.proc);
+    }
+    d = await daemon();
+    try {
+      const got = await request(d.url, "GET", "/v1/sandboxes/vm-pet", { key });
+      assert.equal(got.json<{ status: string }>().status, "running");
+      assert.equal((await exec(d.url, "vm-pet", "cat /work-mark")).stdout, "kept\n");
+      // A VM create killed mid-boot: the shim it started is detached and
+      // goes on booting; the next daemon's reconcile must still remove it all.
+      const pending = request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", name: "vm-cut", backend: "vm" } }).catch(() => undefined);
+      await new Promise((res) => setTimeout(res, 1500));
+      await kill9(d.proc);
+      await pending;
+      d = await daemon();
+      const cut = await request(d.url, "GET", "/v1/sandboxes/vm-cut", { key });
+      if (cut.status === 200) assert.equal((await request(d.url, "DELETE", "/v1/sandboxes/vm-cut", { key })).status, 204);
+      else assert.equal(cut.status, 404);
+      assert.equal((await request(d.url, "DELETE", "/v1/sandboxes/vm-pet", { key })).status, 204);
+    } finally {
+      await kill9(d.proc);
+    }
+    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+    const live = new Set((t.s.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
+    assert.deepEqual(leaks.filter((l) => ![...live].some((id) => l.includes(id))), []);
+    assert.deepEqual(t.s.db.prepare("SELECT id FROM sandboxes WHERE name LIKE 'vm-%'").all(), []);
+  });
 });
