@@ -296,7 +296,9 @@ async function readInit(stateDir: string): Promise<InitProcess | undefined> {
   const cached = initCache.get(stateDir);
   if (cached) return cached;
   try {
-    const st = JSON.parse(await fsp.readFile(path.join(stateDir, "status"), "utf8")) as { pid?: unknown; "process-start-time"?: unknown };
+    // Synchronous: a small file read on every status (claims, lists), where
+    // fs.promises costs four thread-pool hops.
+    const st = JSON.parse(fs.readFileSync(path.join(stateDir, "status"), "utf8")) as { pid?: unknown; "process-start-time"?: unknown };
     if (typeof st.pid !== "number" || st.pid <= 1) return undefined;
     const init = { pid: st.pid, startTime: typeof st["process-start-time"] === "number" ? st["process-start-time"] : undefined };
     initCache.set(stateDir, init);
