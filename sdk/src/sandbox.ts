@@ -34,6 +34,9 @@ export interface SandboxOpts extends ConnectionOpts {
   backend?: SandboxSpec["backend"] | undefined;
 }
 
+/** A saved microVM (see Sandbox.createSnapshot). */
+export type SnapshotInfo = components["schemas"]["Snapshot"];
+
 export interface SandboxInfo {
   sandboxId: string;
   name: string;
@@ -136,6 +139,30 @@ export class Sandbox {
   /** Runs a stopped sandbox again, with the disk it had. */
   async start(): Promise<SandboxInfo> {
     return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/start", { path: { id: this.sandboxId } }));
+  }
+
+  /**
+   * Saves this microVM sandbox (memory, devices and, when persistent, its
+   * disk, of one instant) as snapshot `name`; it runs on. ConflictError for
+   * a container sandbox or a taken name.
+   */
+  async createSnapshot(name: string): Promise<SnapshotInfo> {
+    return this.http.json("post", "/v1/sandboxes/{id}/snapshot", { path: { id: this.sandboxId }, json: { name } });
+  }
+
+  /** A new sandbox that starts where snapshot `name` was, with its own identity. */
+  static async restore(snapshot: string, opts: ConnectionOpts & { name?: string } = {}): Promise<Sandbox> {
+    const http = new Http(resolveConfig(opts));
+    const sb = await http.json("post", "/v1/snapshots/{name}/restore", { path: { name: snapshot }, json: opts.name ? { name: opts.name } : {} });
+    return new Sandbox(http, sb.id);
+  }
+
+  static async listSnapshots(opts: ConnectionOpts = {}): Promise<SnapshotInfo[]> {
+    return (await new Http(resolveConfig(opts)).json("get", "/v1/snapshots", {})).snapshots;
+  }
+
+  static async deleteSnapshot(name: string, opts: ConnectionOpts = {}): Promise<void> {
+    await new Http(resolveConfig(opts)).json("delete", "/v1/snapshots/{name}", { path: { name } });
   }
 
   /** Removes the sandbox and everything in it; false if it was already gone. */

@@ -242,6 +242,44 @@ tpl
     process.stdout.write(`${t.name} ${t.layers.join(",")}${t.nix ? ` ${t.nix.storePaths.length} store path(s)` : ""}\n`);
   });
 
+const snap = program.command("snapshot").description("snapshots of microVM sandboxes (acts on the state dir directly)");
+snap
+  .command("create")
+  .description("save a running microVM (memory, devices, its disk if persistent); it runs on")
+  .argument("<sandbox>")
+  .argument("<name>")
+  .action(async (ref: string, name: string) => {
+    const s = await open();
+    const x = await s.snapshot(ref, name);
+    process.stdout.write(`${x.name} ${formatSize(x.bytes)}\n`);
+  });
+snap
+  .command("restore")
+  .description("a new sandbox that starts where the snapshot was, with its own identity")
+  .argument("<name>")
+  .option("--name <name>", "name of the new sandbox")
+  .action(async (name: string, f: { name?: string }) => {
+    const s = await open();
+    const sb = await s.restoreSnapshot(name, f.name ? { name: f.name } : {});
+    process.stdout.write(`${sb.name}\n`);
+  });
+snap
+  .command("ls")
+  .description("list snapshots")
+  .action(async () => {
+    const s = await open();
+    const rows = s.listSnapshots().map((x) => [x.name, x.source, x.spec.template, formatSize(x.bytes), x.createdAt]);
+    process.stdout.write(`${table(["NAME", "SOURCE", "TEMPLATE", "SIZE", "CREATED"], rows)}\n`);
+  });
+snap
+  .command("rm")
+  .description("delete a snapshot and its files")
+  .argument("<name>")
+  .action(async (name: string) => {
+    const s = await open();
+    await s.deleteSnapshot(name);
+  });
+
 program
   .command("daemon")
   .description("run corrald, the HTTP API (sandboxes keep running when it stops)")

@@ -88,6 +88,20 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE pools ADD COLUMN backend TEXT NOT NULL DEFAULT 'container';
   `,
+  // Saved microVMs (memory, device state, disk) a tenant can restore from.
+  `
+  CREATE TABLE snapshots (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    layers TEXT NOT NULL,
+    source TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+  );
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

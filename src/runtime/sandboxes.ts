@@ -55,6 +55,19 @@ export interface SandboxRecord {
   readonly creatorPid: number;
 }
 
+/** A saved microVM: what a restore starts from. */
+export interface SnapshotInfo {
+  readonly name: string;
+  readonly tenant: string;
+  /** The spec restored sandboxes get (name aside). */
+  readonly spec: ResolvedSpec;
+  /** Name of the sandbox it was taken from. */
+  readonly source: string;
+  /** Memory image plus disk image, on the host. */
+  readonly bytes: number;
+  readonly createdAt: string;
+}
+
 export interface SandboxInfo extends SandboxRecord {
   readonly status: SandboxStatus;
 }
@@ -77,6 +90,22 @@ interface Row {
 }
 
 const ID_PATTERN = /^[0-9a-f]{16}$/;
+const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+interface SnapshotRow {
+  tenant_id: string;
+  name: string;
+  id: string;
+  spec: string;
+  layers: string;
+  source: string;
+  bytes: number;
+  created_at: string;
+}
+
+function toSnapshot(r: SnapshotRow): SnapshotInfo {
+  return { name: r.name, tenant: r.tenant_id, spec: JSON.parse(r.spec) as ResolvedSpec, source: r.source, bytes: r.bytes, createdAt: r.created_at };
+}
 
 const toRecord = (r: Row): SandboxRecord => ({
   id: r.id,
@@ -512,6 +541,98 @@ export class Sandboxes {
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }
 
+  private snapshotDir(id: string): string {
+    return path.join(this.stateDir, "vm", "saved", id);
+  }
+
+  /**
+   * Saves a running microVM as snapshot `name` of its tenant: memory and
+   * device state (and a persistent VM's disk) of one instant; the VM runs
+   * on. Restores start from it in a fraction of a boot.
+   */
+  async snapshot(ref: string, name: string, scope: Scope = {}): Promise<SnapshotInfo> {
+    if (!SNAPSHOT_NAME.test(name)) throw new InvalidArgumentError(`a snapshot name is 1-63 lowercase letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
+    const r = this.running(ref, scope);
+    if (r.spec.backend !== "vm") throw new ConflictError(`sandbox "${r.name}" is a container: only microVM sandboxes can be snapshotted`);
+    if (stmt(this.db, "SELECT 1 FROM snapshots WHERE tenant_id = ? AND name = ?").get(r.tenant, name)) {
+      throw new ConflictError(`a snapshot named "${name}" already exists`);
+    }
+    const id = randomBytes(8).toString("hex");
+    const dir = this.snapshotDir(id);
+    await fsp.mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+    const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
+    try {
+      const snap = await this.vm.snapshot(this.dirOf(r.id), dir);
+      const bytes = snap.bytes + (await diskUsage(path.join(dir, "disk.img")).catch(() => 0));
+      const info: SnapshotInfo = { name, tenant: r.tenant, spec: { ...r.spec, name: undefined }, source: r.name, bytes, createdAt: snap.createdAt };
+      stmt(this.db, "INSERT INTO snapshots (tenant_id, name, id, spec, layers, source, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(
+        r.tenant, name, id, JSON.stringify(info.spec), row.layers ?? "[]", r.name, bytes, info.createdAt,
+      );
+      recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "snapshot", detail: { name, bytes } });
+      return info;
+    } catch (e) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(`a snapshot named "${name}" already exists`);
+      throw e;
+    }
+  }
+
+  listSnapshots(scope: Scope = {}): SnapshotInfo[] {
+    const rows = stmt(this.db, "SELECT * FROM snapshots WHERE tenant_id = ? ORDER BY name").all(scope.tenant ?? LOCAL_TENANT) as SnapshotRow[];
+    return rows.map(toSnapshot);
+  }
+
+  private snapshotRow(name: string, scope: Scope): SnapshotRow {
+    const row = stmt(this.db, "SELECT * FROM snapshots WHERE tenant_id = ? AND name = ?").get(scope.tenant ?? LOCAL_TENANT, name) as SnapshotRow | undefined;
+    if (!row) throw new NotFoundError("snapshot", name);
+    return row;
+  }
+
+  async deleteSnapshot(name: string, scope: Scope = {}): Promise<void> {
+    const row = this.snapshotRow(name, scope);
+    stmt(this.db, "DELETE FROM snapshots WHERE id = ?").run(row.id);
+    await fsp.rm(this.snapshotDir(row.id), { recursive: true, force: true });
+  }
+
+  /**
+   * A new sandbox from snapshot `name`: the saved VM's memory, devices and
+   * disk, with its own id, name, hostname and fresh randomness. The spec is
+   * the snapshot's (its resources cannot change: they are in the memory
+   * image); `opts.name` names the new sandbox.
+   */
+  async restoreSnapshot(name: string, opts: Scope & { name?: string } = {}): Promise<SandboxInfo> {
+    const row = this.snapshotRow(name, opts);
+    const tenant = opts.tenant ?? LOCAL_TENANT;
+    const spec = parseSpec({ ...(JSON.parse(row.spec) as object), ...(opts.name ? { name: opts.name } : {}) });
+    const snap = await this.vm.readSnapshot(this.snapshotDir(row.id));
+    if (!snap) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);
+    const id = randomBytes(8).toString("hex");
+    const now = new Date();
+    const record: SandboxRecord = {
+      id,
+      tenant,
+      name: spec.name ?? `sb-${id.slice(0, 8)}`,
+      spec,
+      createdAt: now.toISOString(),
+      expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
+      state: "creating",
+      creatorPid: process.pid,
+    };
+    const layers = JSON.parse(row.layers) as string[];
+    this.insertWithinQuota(record, null, layers);
+    const dir = this.dirOf(id);
+    try {
+      await fsp.mkdir(dir, { mode: 0o711 });
+      await this.vm.restore({ id, spec, hostname: record.name, layers: layers.map((d) => this.store.layerDir(d)), dir }, snap);
+      stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
+      recordEvent(this.db, { tenant, sandbox: id, type: "restored", detail: { snapshot: name } });
+    } catch (e) {
+      await this.remove(id, tenant, "restore failed", spec).catch(() => {});
+      throw e;
+    }
+    return { ...record, state: "running", status: "running" };
+  }
+
   /**
    * Layer digests some sandbox stands on: those recorded at its start, or
    * (for rows from before layers were recorded) its template's current ones.
@@ -524,6 +645,9 @@ export class Sandboxes {
         ? (JSON.parse(r.layers) as string[])
         : ((await this.store.template((JSON.parse(r.spec) as ResolvedSpec).template))?.layers ?? []);
       for (const d of layers) used.add(d);
+    }
+    for (const r of stmt(this.db, "SELECT layers FROM snapshots").all() as { layers: string }[]) {
+      for (const d of JSON.parse(r.layers) as string[]) used.add(d);
     }
     return used;
   }
@@ -561,7 +685,7 @@ export class Sandboxes {
     const layers = await this.store.gc(await this.layersInUse(), graceMs);
     // VM images of layer stacks nothing stands on any more, and the snapshots made on them.
     const stacks: string[][] = (await this.store.templates()).map((t) => [...t.layers]);
-    for (const r of stmt(this.db, "SELECT layers FROM sandboxes WHERE layers IS NOT NULL").all() as { layers: string }[]) {
+    for (const r of stmt(this.db, "SELECT layers FROM sandboxes WHERE layers IS NOT NULL UNION ALL SELECT layers FROM snapshots").all() as { layers: string }[]) {
       stacks.push(JSON.parse(r.layers) as string[]);
     }
     const images = await gcImages(this.store, stacks, graceMs);

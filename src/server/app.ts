@@ -11,6 +11,7 @@ import { metricsRoutes } from "./metrics.js";
 import { templateRoutes } from "./routes/templates.js";
 import { templateImportRoutes } from "./routes/template-import.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { snapshotRoutes } from "./routes/snapshots.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
 
@@ -113,6 +114,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   templateRoutes(app, ctx);
   templateImportRoutes(app, ctx);
   sandboxRoutes(app, ctx);
+  snapshotRoutes(app, ctx);
   execRoutes(app, ctx, validateNdjson);
   fileRoutes(app, ctx);
   return { app, ctx };

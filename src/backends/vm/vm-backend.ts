@@ -163,9 +163,23 @@ export class VmBackend implements SandboxBackend {
     });
   }
 
+  /** Saves the running VM in `dir` to `out` (see snapshotVm): its own QEMU arguments, memory, and disk if it has one. */
+  async snapshot(dir: string, out: string): Promise<VmSnapshot> {
+    const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
+    const args = cfg.args.filter((a, i, all) => a !== "-incoming" && all[i - 1] !== "-incoming");
+    return snapshotVm(dir, out, args.map((a) => a.replaceAll(dir, DIR_MARK)));
+  }
+
+  /** The snapshot saved in `dir`, if there is one. */
+  readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
+    return readSnapshot(dir);
+  }
+
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
   async restore(req: CreateRequest, snap: VmSnapshot): Promise<void> {
     const args = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
+    const disk = path.join(snap.dir, "disk.img");
+    if (fs.existsSync(disk)) await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
     await this.launch(req, [...args, "-incoming", `exec:cat ${shellQuote(path.join(snap.dir, "memory"))}`]);
     await reidentify(this.attach(req.id, req.dir), req.hostname);
   }
@@ -246,9 +260,12 @@ async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
  * Saves a running, idle VM: migrates RAM and device state to `out/memory`
  * (QEMU's migration stream; zero pages cost a few bytes; QEMU pauses the
  * VM for the last pass), records the arguments a restore must repeat, and
- * resumes it. Only
- * ephemeral VMs: their root is the shared read-only image and their
- * writable layer is tmpfs, so RAM is all the state there is.
+ * resumes it. An ephemeral VM's root is the shared read-only image and its
+ * writable layer tmpfs, so RAM is all its state; a persistent VM's disk
+ * image is copied (sparse) while the VM is still paused after the last
+ * pass, so memory and disk are of the same instant (the guest's own dirty
+ * pages are in the memory image; QEMU's writes are in the host page cache,
+ * which the copy reads).
  */
 export async function snapshotVm(vmDir: string, out: string, args: readonly string[]): Promise<VmSnapshot> {
   const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
@@ -267,6 +284,8 @@ export async function snapshotVm(vmDir: string, out: string, args: readonly stri
       if (st.status === "failed" || st.status === "cancelled") throw new BackendError(`snapshot of ${vmDir} failed: ${st["error-desc"] ?? st.status}`);
       await new Promise((r) => setTimeout(r, 10));
     }
+    const disk = path.join(vmDir, "disk.img");
+    if (fs.existsSync(disk)) await runCommand("cp", ["--sparse=always", disk, path.join(tmp, "disk.img")]);
     const snap: VmSnapshot = { dir: out, args, createdAt: new Date().toISOString(), bytes: (await fsp.stat(path.join(tmp, "memory"))).size };
     await fsp.writeFile(path.join(tmp, "snapshot.json"), JSON.stringify(snap, null, 2));
     await fsp.rm(out, { recursive: true, force: true });
