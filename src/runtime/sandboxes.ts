@@ -509,7 +509,7 @@ export class Sandboxes {
     const base = row.layers ? (JSON.parse(row.layers) as string[]) : [...(from?.layers ?? [])];
     const wasRunning = r.state === "running";
     if (wasRunning) await this.stop(r.id, scope);
-    const copy = path.join(this.store.tmpDir, `commit-${r.id}-${randomBytes(4).toString("hex")}`);
+    const copy = this.store.workPath(`commit-${r.id}`);
     try {
       await runCommand("cp", ["-a", "--", upper, copy]);
       const layer = await this.store.addLayer(copy, `commit:${r.name}`);
@@ -708,6 +708,7 @@ export class Sandboxes {
    */
   async reconcile(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
+    await this.store.reclaimTmp();
     const rows = stmt(this.db, "SELECT * FROM sandboxes").all() as Row[];
     for (const r of rows) {
       if (r.state === "creating" && !pidAlive(r.creator_pid)) {

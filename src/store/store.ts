@@ -10,6 +10,7 @@ import { buildOciTemplate } from "./builders/oci.js";
 import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
 import { withLock } from "./lock.js";
+import { pidAlive } from "../host/process.js";
 
 export interface LayerRecord {
   readonly digest: string;
@@ -107,6 +108,37 @@ export class Store {
     await fsp.chmod(this.layersDir, 0o711);
   }
 
+  /**
+   * A fresh path under tmp/ for work in progress, named with this process's
+   * pid so that reclaimTmp() can tell a crashed process's leftovers from
+   * another live process's build.
+   */
+  workPath(kind: string): string {
+    return path.join(this.tmpDir, `${kind}-p${process.pid}-${randomBytes(6).toString("hex")}`);
+  }
+
+  /**
+   * Removes what crashed processes left in tmp/: entries whose pid is not
+   * alive (and, from before pids were recorded, entries older than a day).
+   * Returns their names.
+   */
+  async reclaimTmp(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of await fsp.readdir(this.tmpDir).catch(() => [] as string[])) {
+      const pid = /-p(\d+)-[0-9a-f]{12}(\.tar)?$/.exec(name)?.[1];
+      const p = path.join(this.tmpDir, name);
+      if (pid !== undefined) {
+        if (pidAlive(Number(pid))) continue;
+      } else {
+        const st = await fsp.lstat(p).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs < 24 * 3600_000) continue;
+      }
+      await fsp.rm(p, { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+
   layerDir(digest: string): string {
     if (!/^[0-9a-f]{64}$/.test(digest)) throw new CorralError("invalid_digest", `not a layer digest: ${digest}`, 400);
     return path.join(this.layersDir, digest);
@@ -187,7 +219,7 @@ export class Store {
 
   /** Runs a builder into a fresh directory and moves the result into the store. */
   async buildLayer(builder: TemplateBuilder, progress: ProgressFn): Promise<LayerRecord> {
-    const work = path.join(this.tmpDir, `build-${builder.name}-${randomBytes(6).toString("hex")}`);
+    const work = this.workPath(`build-${builder.name}`);
     await fsp.mkdir(work, { mode: 0o755 });
     try {
       const { source } = await builder.build(work, progress);
@@ -251,7 +283,7 @@ export class Store {
     const target = path.join(dir, name);
     if (await fsp.stat(target).then((s) => s.size === data.length, () => false)) return dir;
     await fsp.mkdir(path.join(this.dir, "bin"), { recursive: true, mode: 0o711 });
-    const tmp = path.join(this.tmpDir, `bin-${randomBytes(6).toString("hex")}`);
+    const tmp = this.workPath("bin");
     await fsp.mkdir(tmp, { mode: 0o755 });
     await fsp.writeFile(path.join(tmp, name), data, { mode: 0o755 });
     await fsp.rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {

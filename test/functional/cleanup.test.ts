@@ -64,4 +64,17 @@ describe("cleanup", () => {
     again.close();
     assert.deepEqual(await leaks(), []);
   });
+
+  it("reconcile reclaims what a crashed build left in store/tmp, and only that", async () => {
+    const tmp = t.s.store.tmpDir;
+    // A pid that cannot be alive (above pid_max) and this live process.
+    const dead = path.join(tmp, "build-x-p99999999-0123456789ab");
+    const live = t.s.store.workPath("build-y");
+    await fsp.mkdir(path.join(dead, "etc"), { recursive: true });
+    await fsp.mkdir(live);
+    await t.s.reconcile();
+    await assert.rejects(fsp.access(dead));
+    await fsp.access(live);
+    await fsp.rm(live, { recursive: true });
+  });
 });

@@ -2,7 +2,6 @@ import type { FastifyInstance } from "fastify";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CorralError, ForbiddenError } from "../../spec/errors.js";
@@ -31,7 +30,7 @@ export function templateImportRoutes(app: FastifyInstance, ctx: ServerContext): 
     const declared = Number(req.headers["content-length"]);
     if (declared > ctx.importLimit) throw tooLarge(ctx.importLimit);
 
-    const file = path.join(store.tmpDir, `upload-${randomBytes(6).toString("hex")}.tar`);
+    const file = `${store.workPath("upload")}.tar`;
     try {
       await pipeline(req.body as Readable, limit(ctx.importLimit), fs.createWriteStream(file, { mode: 0o600 }));
       const out = new PassThrough();

@@ -1,7 +1,6 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import { createGunzip } from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import type { Store, TemplateRecord } from "../store.js";
@@ -24,7 +23,7 @@ export const OCI_LAYER_SOURCE = "oci-layer:";
  * `label` names the archive in the template's source.
  */
 export async function buildOciTemplate(store: Store, name: string, archive: string, progress: ProgressFn, label: string): Promise<TemplateRecord> {
-  const work = path.join(store.tmpDir, `oci-${randomBytes(6).toString("hex")}`);
+  const work = store.workPath("oci");
   await fsp.mkdir(work, { mode: 0o700 });
   try {
     progress({ phase: "read", message: `reading ${label}`, percent: 0 });

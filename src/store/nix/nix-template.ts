@@ -1,6 +1,5 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { randomBytes } from "node:crypto";
 import { ConflictError, InvalidArgumentError } from "../../spec/errors.js";
 import { parseSpec } from "../../spec/sandbox-spec.js";
 import type { ProgressFn } from "../builders/builder.js";
@@ -32,7 +31,7 @@ export async function buildNixTemplate(store: Store, name: string, file: string,
   if (!(await fsp.stat(abs).then((st) => st.isFile(), () => false))) throw new InvalidArgumentError(`no Nix file at ${abs}`);
   const base = await store.ensureTemplate(NIX_BASE_TEMPLATE, progress);
   return store.withTemplateLock(name, async () => {
-    const work = path.join(store.tmpDir, `nix-${name}-${randomBytes(6).toString("hex")}`);
+    const work = store.workPath(`nix-${name}`);
     await fsp.mkdir(work, { mode: 0o700 });
     const roots = path.join(store.nixRootsDir, name);
     let registered: TemplateRecord | undefined;
