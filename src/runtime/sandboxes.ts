@@ -167,7 +167,7 @@ export class Sandboxes {
       uidBase,
       cgroupParent,
     });
-    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent });
+    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536 });
     const db = openDatabase(path.join(stateDir, "corral.db"));
     const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db);
     await s.reconcile();
@@ -559,7 +559,8 @@ export class Sandboxes {
     }
     const id = randomBytes(8).toString("hex");
     const dir = this.snapshotDir(id);
-    await fsp.mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
+    // 0711: QEMU, running as its own uid, writes into a dir of its own in here.
+    await fsp.mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
     const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
     try {
       const snap = await this.vm.snapshot(this.dirOf(r.id), dir);

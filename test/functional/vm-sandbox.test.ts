@@ -18,6 +18,17 @@ sandboxCases("vm", (ctx) => {
     assert.match(r.stdout, /cloud-amd64/);
   });
 
+  it("runs QEMU confined: not root, under a seccomp filter, no new privileges", async () => {
+    const { t, sb } = ctx();
+    const pid = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "qemu.pid"), "utf8"));
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)!.slice(1).map(Number);
+    assert.ok(uids.every((u) => u === uids[0] && u > t.s.uidBase + 65535), `QEMU uids ${uids.join(",")}`);
+    assert.match(status, /^Seccomp:\s+2$/m);
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+    assert.match(status, /^CapEff:\s+0+$/m);
+  });
+
   it("boots from the template's shared read-only erofs image", async () => {
     const { t, sh } = ctx();
     const images = fs.readdirSync(path.join(t.stateDir, "store", "images")).filter((f) => f.endsWith(".erofs"));

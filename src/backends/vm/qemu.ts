@@ -18,9 +18,10 @@ export const CONSOLE_FD = 4;
  * to the guest by serial (virtio-mmio probe order is not command-line
  * order), QMP on a unix socket for snapshots.
  */
-export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string): string[] {
+export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: number): string[] {
   if (plan.agent.kind !== "virtio-serial") throw new RangeError("the QEMU driver speaks to the agent over virtio-serial");
   const args = [
+    ...confinement(runAs),
     "-M",
     `microvm,accel=${accel},rtc=on`,
     ...(accel === "kvm" ? ["-cpu", "host"] : []),
@@ -62,6 +63,32 @@ export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string): string[
     args.push("-netdev", `tap,id=net0,ifname=${plan.net.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=net0,mac=${plan.net.mac}`);
   }
   return args;
+}
+
+/**
+ * QEMU is the guest's first target on the host, so it runs confined: its
+ * seccomp filter (`-sandbox`: no obsolete syscalls, no resource-control
+ * calls; no_new_privs) and, once it has opened its disks, sockets and
+ * /dev/kvm as root, as an unprivileged uid of its own (`-runas`), not root.
+ * (`elevateprivileges=deny` would also forbid the setuid of -runas.)
+ * `spawn` stays allowed: snapshots migrate through `exec:cat`.
+ */
+export function confinement(runAs: number | undefined): string[] {
+  const c = ["-sandbox", "on,obsolete=deny,resourcecontrol=deny"];
+  if (runAs !== undefined) c.push("-runas", `${runAs}:${runAs}`);
+  return c;
+}
+
+/** The same arguments for another uid (a restore runs as its own sandbox's uid). */
+export function withRunAs(args: readonly string[], runAs: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "-runas") {
+      out.push("-runas", `${runAs}:${runAs}`);
+      i++;
+    } else out.push(args[i]!);
+  }
+  return out;
 }
 
 /**

@@ -19,7 +19,7 @@ import { ensureInitrd } from "./initrd.js";
 import { ensureKernel } from "./kernel.js";
 import type { VmPlan } from "./plan.js";
 import { Qmp } from "./qmp.js";
-import { guestCmdline, qemuArgs, QEMU, type Accel } from "./qemu.js";
+import { guestCmdline, qemuArgs, QEMU, withRunAs, type Accel } from "./qemu.js";
 import { shimPaths, type ShimConfig, type ShimExit } from "./shim.js";
 
 export interface VmBackendOptions {
@@ -28,6 +28,12 @@ export interface VmBackendOptions {
   readonly store: Store;
   /** Parent cgroup of every sandbox, shared with containers. */
   readonly cgroupParent: string;
+  /**
+   * First of the host uids QEMU processes run as (2^20 of them, one picked
+   * per VM from its id); just past the containers' range. Undefined: QEMU
+   * keeps root (tests of the drivers alone).
+   */
+  readonly vmUidBase?: number;
   /** Force an accelerator instead of probing (CORRAL_VM_ACCEL). */
   readonly accel?: Accel;
   readonly bootTimeoutMs?: number;
@@ -84,6 +90,7 @@ export class VmBackend implements SandboxBackend {
         await h.truncate(req.spec.resources.disk);
         await h.close();
         await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk]);
+        await this.giveToQemu(req.id, disk);
       }
       await this.launch(req);
       return handle;
@@ -139,7 +146,25 @@ export class VmBackend implements SandboxBackend {
   private async coldArgs(req: CreateRequest): Promise<{ args: string[]; accel: Accel }> {
     const accel = await this.accel();
     const plan = await this.plan(req, accel);
-    return { args: qemuArgs(plan, accel, shimPaths(req.dir).qmpSocket), accel };
+    return { args: qemuArgs(plan, accel, shimPaths(req.dir).qmpSocket, this.vmUid(req.id)), accel };
+  }
+
+  /**
+   * The uid QEMU of sandbox `id` runs as: one of 2^20 from the id's first
+   * 20 bits. Two VMs rarely share one (they then could signal each other's
+   * QEMU, never reach root or containers).
+   */
+  vmUid(id: string): number | undefined {
+    return this.o.vmUidBase === undefined ? undefined : this.o.vmUidBase + (parseInt(id.slice(0, 5), 16) & 0xfffff);
+  }
+
+  /**
+   * A VM's own disk belongs to its QEMU's uid (0600): QEMU reopens it when a
+   * migration (snapshot) completes, after it has dropped root.
+   */
+  private async giveToQemu(id: string, file: string): Promise<void> {
+    const uid = this.vmUid(id);
+    if (uid !== undefined) await fsp.chown(file, uid, uid);
   }
 
   /**
@@ -159,7 +184,7 @@ export class VmBackend implements SandboxBackend {
       const again = await readSnapshot(dir);
       if (again) return this.restore(req, again);
       await this.launch(req);
-      await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)));
+      await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)), this.vmUid(req.id));
     });
   }
 
@@ -167,7 +192,7 @@ export class VmBackend implements SandboxBackend {
   async snapshot(dir: string, out: string): Promise<VmSnapshot> {
     const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
     const args = cfg.args.filter((a, i, all) => a !== "-incoming" && all[i - 1] !== "-incoming");
-    return snapshotVm(dir, out, args.map((a) => a.replaceAll(dir, DIR_MARK)));
+    return snapshotVm(dir, out, args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
   }
 
   /** The snapshot saved in `dir`, if there is one. */
@@ -177,9 +202,14 @@ export class VmBackend implements SandboxBackend {
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
   async restore(req: CreateRequest, snap: VmSnapshot): Promise<void> {
-    const args = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
+    const uid = this.vmUid(req.id);
+    const saved = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
+    const args = uid === undefined ? saved : withRunAs(saved, uid);
     const disk = path.join(snap.dir, "disk.img");
-    if (fs.existsSync(disk)) await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
+    if (fs.existsSync(disk)) {
+      await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
+      await this.giveToQemu(req.id, path.join(req.dir, "disk.img"));
+    }
     await this.launch(req, [...args, "-incoming", `exec:cat ${shellQuote(path.join(snap.dir, "memory"))}`]);
     await reidentify(this.attach(req.id, req.dir), req.hostname);
   }
@@ -223,6 +253,12 @@ export class VmBackend implements SandboxBackend {
 
 const DIR_MARK = "@SANDBOX_DIR@";
 
+/** The uid in a QEMU command line's -runas, if any. */
+function runAsOf(args: readonly string[]): number | undefined {
+  const i = args.indexOf("-runas");
+  return i >= 0 ? Number(args[i + 1]!.split(":")[0]) : undefined;
+}
+
 export interface VmSnapshot {
   readonly dir: string;
   /** QEMU arguments of the VM it was taken from, its directory as DIR_MARK. */
@@ -232,9 +268,9 @@ export interface VmSnapshot {
   readonly bytes: number;
 }
 
-/** What makes two VMs restorable from one snapshot: everything but their directory and hostname. */
+/** What makes two VMs restorable from one snapshot: everything but their directory, hostname and QEMU uid. */
 export function snapshotKey(args: readonly string[], dir: string, hostname: string): string {
-  const norm = args.map((a) => a.replaceAll(dir, DIR_MARK).replace(`corral.hostname=${hostname}`, "corral.hostname=@"));
+  const norm = withRunAs(args, 0).map((a) => a.replaceAll(dir, DIR_MARK).replace(`corral.hostname=${hostname}`, "corral.hostname=@"));
   return createHash("sha256").update(JSON.stringify(norm)).digest("hex").slice(0, 32);
 }
 
@@ -267,9 +303,11 @@ async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
  * pages are in the memory image; QEMU's writes are in the host page cache,
  * which the copy reads).
  */
-export async function snapshotVm(vmDir: string, out: string, args: readonly string[]): Promise<VmSnapshot> {
+export async function snapshotVm(vmDir: string, out: string, args: readonly string[], qemuUid?: number): Promise<VmSnapshot> {
   const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
   await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
+  // QEMU (no longer root) writes the stream through `exec:cat`: into a dir of its uid, handed back after.
+  if (qemuUid !== undefined) await fsp.chown(tmp, qemuUid, qemuUid);
   // Clean page cache is dropped first: with init_on_free=1 (qemu.ts) the
   // freed pages are zero, which the migration stream carries as a flag.
   await dropCaches(vmDir).catch(() => {});
@@ -283,6 +321,11 @@ export async function snapshotVm(vmDir: string, out: string, args: readonly stri
       if (st.status === "completed") break;
       if (st.status === "failed" || st.status === "cancelled") throw new BackendError(`snapshot of ${vmDir} failed: ${st["error-desc"] ?? st.status}`);
       await new Promise((r) => setTimeout(r, 10));
+    }
+    if (qemuUid !== undefined) {
+      await fsp.chown(tmp, 0, 0);
+      await fsp.chown(path.join(tmp, "memory"), 0, 0);
+      await fsp.chmod(path.join(tmp, "memory"), 0o600);
     }
     const disk = path.join(vmDir, "disk.img");
     if (fs.existsSync(disk)) await runCommand("cp", ["--sparse=always", disk, path.join(tmp, "disk.img")]);
