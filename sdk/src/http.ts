@@ -94,6 +94,18 @@ export class Http {
     }
   }
 
+  /** Calls an operation whose answer is text (logs). */
+  async text<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<string> {
+    const { res, done, signal } = await this.send(method, path, opts as LooseOpts);
+    try {
+      return await res.text();
+    } catch (e) {
+      throw this.translate(e, signal);
+    } finally {
+      done();
+    }
+  }
+
   /**
    * Calls an operation and returns the response as soon as it starts (2xx
    * only), its body unread: the request timeout stops applying here.

@@ -123,6 +123,11 @@ export class Sandbox {
     return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/promote", { path: { id: this.sandboxId } }));
   }
 
+  /** The last 64 KiB of its console (a VM's serial console) or runtime log (a container). */
+  async logs(): Promise<string> {
+    return this.http.text("get", "/v1/sandboxes/{id}/logs", { path: { id: this.sandboxId } });
+  }
+
   /** What the sandbox uses now: CPU time, memory, processes, OOM kills. */
   async stats(): Promise<SandboxStats> {
     return this.http.json("get", "/v1/sandboxes/{id}/stats", { path: { id: this.sandboxId } });

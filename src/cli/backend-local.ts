@@ -72,6 +72,10 @@ export class LocalTarget implements CliTarget {
     return { ...info, usage };
   }
 
+  async logs(ref: string): Promise<string> {
+    return (await this.state()).logs(ref);
+  }
+
   async setRunning(ref: string, running: boolean): Promise<void> {
     const s = await this.state();
     await (running ? s.start(ref) : s.stop(ref));

@@ -89,6 +89,10 @@ export class RemoteTarget implements CliTarget {
     return { ...apiShape(info), usage: info.status === "running" ? await sb.stats() : null };
   }
 
+  async logs(ref: string): Promise<string> {
+    return (await Sandbox.connect(ref, this.conn)).logs();
+  }
+
   async setRunning(ref: string, running: boolean): Promise<void> {
     const sb = await Sandbox.connect(ref, this.conn);
     await (running ? sb.start() : sb.stop());

@@ -131,6 +131,14 @@ program
   });
 
 program
+  .command("logs")
+  .description("print a VM's serial console or a container's runtime log (the last 64 KiB)")
+  .argument("<sandbox>")
+  .action(async (ref: string) => {
+    process.stdout.write(await target().logs(ref));
+  });
+
+program
   .command("inspect")
   .description("print a sandbox's record and usage (null when not running) as JSON")
   .argument("<sandbox>")

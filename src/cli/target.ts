@@ -17,6 +17,8 @@ export interface CliTarget {
   list(): Promise<SandboxSummary[]>;
   /** The sandbox's record with its usage (null when unknown), as `inspect` prints it. */
   inspect(ref: string): Promise<object>;
+  /** A VM's console or a container's runtime log, its last 64 KiB. */
+  logs(ref: string): Promise<string>;
   /** Ends a persistent sandbox's processes, keeping its disk; or runs a stopped one again. */
   setRunning(ref: string, running: boolean): Promise<void>;
   /** Removes a sandbox; one that does not exist is an error unless `missingOk`. */

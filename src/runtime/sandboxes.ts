@@ -541,6 +541,19 @@ export class Sandboxes {
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }
 
+  /**
+   * The last `maxBytes` of what a sandbox printed outside any exec: a VM's
+   * serial console (kernel messages, a panic, the guest init), a
+   * container's runtime log.
+   */
+  async logs(ref: string, scope: Scope = {}, maxBytes = 64 * 1024): Promise<string> {
+    const r = this.record(ref, scope);
+    const dir = this.dirOf(r.id);
+    const files = r.spec.backend === "vm" ? ["console.log.1", "console.log"] : ["container.log"];
+    const text = (await Promise.all(files.map((f) => fsp.readFile(path.join(dir, f), "utf8").catch(() => "")))).join("");
+    return text.length > maxBytes ? text.slice(text.length - maxBytes) : text;
+  }
+
   private snapshotDir(id: string): string {
     return path.join(this.stateDir, "vm", "saved", id);
   }

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
-import { corralCli } from "../helpers/cli.js";
+import { corralCli, corralRemote } from "../helpers/cli.js";
 import { Sandbox } from "../../sdk/src/index.js";
 
 describe("VM snapshots", () => {
@@ -93,6 +93,11 @@ describe("VM snapshots", () => {
       assert.deepEqual((await Sandbox.listSnapshots(conn)).map((x) => x.name), ["sdk-snap"]);
       const copy = await Sandbox.restore("sdk-snap", { ...conn, name: "sdk-copy" });
       assert.equal((await copy.commands.run("hostname")).stdout, "sdk-copy\n");
+      // The serial console of a booted VM, through the SDK and the CLI.
+      assert.match(await (await Sandbox.connect("api-src", conn)).logs(), /corral-init: agent on \/dev\/vport/);
+      const cli = await corralRemote(d.url, key, "logs", "api-src");
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, /corral-init: agent on/);
       await Sandbox.deleteSnapshot("sdk-snap", conn);
       assert.deepEqual(await Sandbox.listSnapshots(conn), []);
     } finally {

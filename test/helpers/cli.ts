@@ -14,9 +14,18 @@ export interface CliResult {
 
 /** Runs `corral ARGS` against a test's own state dir and cgroup parent. */
 export function corralCli(t: Pick<TestState, "stateDir" | "cgroupParent">, ...args: string[]): Promise<CliResult> {
+  return runCli(["--state-dir", t.stateDir, ...args], { CORRAL_CGROUP_PARENT: t.cgroupParent });
+}
+
+/** Runs `corral ARGS` through a daemon (remote mode, the SDK underneath). */
+export function corralRemote(apiUrl: string, apiKey: string, ...args: string[]): Promise<CliResult> {
+  return runCli(args, { CORRAL_API_URL: apiUrl, CORRAL_API_KEY: apiKey });
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, "--state-dir", t.stateDir, ...args], {
-      env: { ...process.env, CORRAL_CGROUP_PARENT: t.cgroupParent },
+    const c = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";

@@ -30,6 +30,10 @@ export function sandboxRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.code(204).send();
   });
 
+  app.get("/v1/sandboxes/:id/logs", { config: { operationId: "sandboxLogs" } }, async (req, reply) =>
+    reply.type("text/plain; charset=utf-8").send(await s.logs(param(req, "id"), { tenant: req.tenant })),
+  );
+
   app.get("/v1/sandboxes/:id/stats", { config: { operationId: "sandboxStats" } }, async (req) => s.stats(param(req, "id"), { tenant: req.tenant }));
 
   app.post("/v1/sandboxes/:id/timeout", { config: { operationId: "setSandboxTimeout" } }, async (req) => {
