@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
+import { shOk } from "../helpers/exec.js";
 import { POOL_TENANT } from "../../src/runtime/pools.js";
 
 describe("VM pools from snapshots", () => {
@@ -16,12 +17,7 @@ describe("VM pools from snapshots", () => {
   });
   after(async () => t.close());
 
-  const sh = async (id: string, cmd: string) => {
-    const out: Buffer[] = [];
-    const r = await t.s.exec(id, { cmd }, { onStdout: (b) => out.push(b) });
-    assert.equal(r.exitCode, 0, cmd);
-    return Buffer.concat(out).toString();
-  };
+  const sh = (id: string, cmd: string) => shOk(t.s, id, cmd);
 
   it("restores pooled VMs from one snapshot, each with its own identity, and a create claims one", async () => {
     const pool = t.s.pools.set("busybox", { memory: "192M" }, 3, "vm");

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
+import { shOk } from "../helpers/exec.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 import { corralCli, corralRemote } from "../helpers/cli.js";
 import { Sandbox } from "../../sdk/src/index.js";
@@ -18,12 +19,7 @@ describe("VM snapshots", () => {
   });
   after(async () => t.close());
 
-  const sh = async (id: string, cmd: string) => {
-    const out: Buffer[] = [];
-    const r = await t.s.exec(id, { cmd }, { onStdout: (b) => out.push(b) });
-    assert.equal(r.exitCode, 0, cmd);
-    return Buffer.concat(out).toString();
-  };
+  const sh = (id: string, cmd: string) => shOk(t.s, id, cmd);
 
   it("restores a persistent VM's memory and disk into independent new sandboxes", async () => {
     const src = await t.s.create({ template: "busybox", backend: "vm", name: "snap-src", lifetime: { mode: "persistent" }, resources: { disk: "64M", memory: "192M" } });
