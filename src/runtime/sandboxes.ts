@@ -103,6 +103,34 @@ interface SnapshotRow {
   created_at: string;
 }
 
+/**
+ * Copies /upper out of a stopped VM's ext4 disk image (mounted on a loop
+ * device in a private mount namespace, so the mount cannot outlive the
+ * copy; read-write, because a guest powered off with its disk mounted
+ * leaves a journal to replay, as its next boot would). The guest's overlay whiteouts and opaque-dir xattrs come along
+ * (cp -a), as from a container's upper dir; owners are the guest's, which
+ * the store shifts like a builder's output.
+ */
+async function copyUpperFromImage(image: string, dest: string, mnt: string): Promise<void> {
+  await fsp.mkdir(mnt);
+  try {
+    await runCommand("unshare", [
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      'mount -o loop "$1" "$2" && cp -a -- "$2/upper" "$3"',
+      "sh",
+      image,
+      mnt,
+      dest,
+    ]);
+  } finally {
+    await fsp.rmdir(mnt).catch(() => {});
+  }
+}
+
 function toSnapshot(r: SnapshotRow): SnapshotInfo {
   return { name: r.name, tenant: r.tenant_id, spec: JSON.parse(r.spec) as ResolvedSpec, source: r.source, bytes: r.bytes, createdAt: r.created_at };
 }
@@ -497,10 +525,9 @@ export class Sandboxes {
     parseSpec({ template: templateName }); // the name must be a valid template name
     if (await this.store.template(templateName)) throw new ConflictError(`a template named "${templateName}" already exists`);
     const r = this.record(ref, scope);
-    if (r.spec.backend === "vm") {
-      throw new ConflictError(`sandbox "${r.name}" is a VM: its writable layer is an ext4 disk image, which template commit cannot read yet`);
-    }
-    const upper = path.join(this.dirOf(r.id), "upper");
+    const vm = r.spec.backend === "vm";
+    // A container's writable layer is DIR/upper; a VM's is /upper in its ext4 disk image.
+    const upper = path.join(this.dirOf(r.id), vm ? "disk.img" : "upper");
     if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(upper)) {
       throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);
     }
@@ -511,7 +538,8 @@ export class Sandboxes {
     if (wasRunning) await this.stop(r.id, scope);
     const copy = this.store.workPath(`commit-${r.id}`);
     try {
-      await runCommand("cp", ["-a", "--", upper, copy]);
+      if (vm) await copyUpperFromImage(upper, copy, this.store.workPath("mnt"));
+      else await runCommand("cp", ["-a", "--", upper, copy]);
       const layer = await this.store.addLayer(copy, `commit:${r.name}`);
       // A Nix template's store paths come along (a sandbox cannot write to them).
       const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, { nix: from?.nix });

@@ -65,6 +65,12 @@ sandboxCases("vm", (ctx) => {
     assert.equal((await t.s.get(sb.id)).status, "stopped");
     await t.s.start(sb.id);
     assert.equal((await sh("cat /root.txt; df -k / | tail -1 | awk '{print $2}'", sb.id)).stdout.split("\n")[0], "kept");
+    // Its writes become a template (one store for both backends): a container sees them.
+    assert.equal((await sh("rm /bin/cat && echo ok", sb.id)).stdout, "ok\n");
+    await t.s.commit(sb.id, "from-vm");
+    const c = await t.s.create({ template: "from-vm" });
+    assert.equal((await sh("head -1 /root.txt; test -e /bin/cat && echo cat || echo no-cat", c.id)).stdout, "kept\nno-cat\n");
+    await t.s.destroy(c.id);
     await t.s.destroy(sb.id);
   });
 });

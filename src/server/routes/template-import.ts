@@ -42,6 +42,8 @@ export function templateImportRoutes(app: FastifyInstance, ctx: ServerContext): 
       } catch (e) {
         line({ type: "error", error: toHttpError(e).body.error });
       }
+      // Gone before the caller sees the end of the stream (it may look at once).
+      await fsp.rm(file, { force: true });
       out.end();
       return reply;
     } finally {
