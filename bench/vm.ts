@@ -4,7 +4,7 @@
 // seconds under TCG, so n is small and the two run interleaved.
 import { spawn } from "node:child_process";
 import { ensureInitrd } from "../src/backends/vm/initrd.js";
-import { ensureKernel } from "../src/backends/vm/kernel.js";
+import { bootImage, ensureKernel } from "../src/backends/vm/kernel.js";
 import { guestCmdline, QEMU, type Accel } from "../src/backends/vm/qemu.js";
 import type { Sandboxes } from "../src/runtime/sandboxes.js";
 import { percentile, timeRuns } from "./stats.js";
@@ -44,7 +44,7 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   const raw: number[] = [];
   const cold: number[] = [];
   for (let i = 0; i < n; i++) {
-    raw.push(await rawBoot(kernel.vmlinuz, initrd.path, accel));
+    raw.push(await rawBoot(bootImage(kernel), initrd.path, accel));
     const t0 = performance.now();
     const sb = await s.create({ template: "busybox", backend: "vm" });
     await s.exec(sb.id, { argv: ["/bin/true"] });

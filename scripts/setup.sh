@@ -17,9 +17,10 @@ fi
 # from a Nix file (template build --nix), built offline as root with no
 # daemon; Nix creates /nix/store and /nix/var/nix on its first build.
 # qemu-system-x86, erofs-utils, e2fsprogs: microVM sandboxes (QEMU microvm,
-# the template image, a persistent VM's disk). attr: setfattr/getfattr for
+# the template image, a persistent VM's disk; lz4 unpacks the guest kernel's
+# ELF from Debian's bzImage for a direct PVH boot). attr: setfattr/getfattr for
 # overlayfs opaque-directory xattrs (OCI image import, layer digests).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs attr)
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

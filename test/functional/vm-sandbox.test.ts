@@ -16,6 +16,10 @@ sandboxCases("vm", (ctx) => {
     assert.equal(r.exitCode, 0);
     assert.notEqual(r.stdout.trim(), os.release());
     assert.match(r.stdout, /cloud-amd64/);
+    // Booted as the uncompressed ELF from Debian's bzImage (direct PVH entry), not the bzImage.
+    const { t, sb } = ctx();
+    const qemu = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "qemu.pid"), "utf8"));
+    assert.match(fs.readFileSync(`/proc/${qemu}/cmdline`, "utf8"), /\/vmlinux\0/);
   });
 
   it("runs QEMU confined: not root, under a seccomp filter, no new privileges", async () => {

@@ -3,7 +3,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { runCommand } from "../../host/command.js";
 import type { GuestInitrd } from "./initrd.js";
-import type { GuestKernel } from "./kernel.js";
+import { bootImage, type GuestKernel } from "./kernel.js";
 import { QEMU, type Accel } from "./qemu.js";
 
 /** Per host boot, not per state dir: the answer only changes with the host. */
@@ -44,7 +44,7 @@ export async function probeAccel(vmDir: string, kernel: GuestKernel, initrd: Gue
       QEMU,
       [
         "-M", "microvm,accel=kvm", "-cpu", "host", "-m", "128M", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-        "-kernel", kernel.vmlinuz, "-initrd", initrd.path,
+        "-kernel", bootImage(kernel), "-initrd", initrd.path,
         "-append", "console=ttyS0 panic=-1 quiet rdinit=/init corral.probe=1", "-serial", "stdio",
       ],
       { allowFailure: true, timeoutMs: PROBE_TIMEOUT_MS },

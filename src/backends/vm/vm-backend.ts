@@ -16,7 +16,7 @@ import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgrou
 import { probeAccel } from "./accel.js";
 import { ensureTemplateImage } from "./erofs.js";
 import { ensureInitrd } from "./initrd.js";
-import { ensureKernel } from "./kernel.js";
+import { bootImage, ensureKernel } from "./kernel.js";
 import type { VmPlan } from "./plan.js";
 import { Qmp } from "./qmp.js";
 import { guestCmdline, qemuArgs, QEMU, withRunAs, type Accel } from "./qemu.js";
@@ -122,7 +122,7 @@ export class VmBackend implements SandboxBackend {
     const p = shimPaths(req.dir);
     return {
       name: req.id,
-      kernel: kernel.vmlinuz,
+      kernel: bootImage(kernel),
       initrd: initrd.path,
       cmdline: guestCmdline({
         hostname: req.hostname,
