@@ -3,7 +3,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest, ExecResult } from "../agent/client.js";
-import type { SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
+import type { CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { VmBackend, removeSnapshotsOf } from "../backends/vm/vm-backend.js";
 import { gcImages } from "../backends/vm/erofs.js";
@@ -210,6 +210,14 @@ export class Sandboxes {
     return path.join(this.sandboxesDir, id);
   }
 
+  /**
+   * Where a persistent sandbox keeps its writable layer on the host: a
+   * container's upper dir, a VM's ext4 image (whose /upper holds it).
+   */
+  private diskOf(r: SandboxRecord): string {
+    return path.join(this.dirOf(r.id), r.spec.backend === "vm" ? "disk.img" : "upper");
+  }
+
   private backendFor(spec: ResolvedSpec): SandboxBackend {
     const b = this.backends.get(spec.backend);
     if (!b) throw new HostError(`the ${spec.backend} backend is not available yet`);
@@ -239,33 +247,62 @@ export class Sandboxes {
     }
     const backend = this.backendFor(spec);
     const template = await this.store.ensureTemplate(spec.template, opts.onProgress);
+    return this.startNew(
+      spec,
+      tenant,
+      template.layers,
+      opts.pool,
+      (req) => backend.create({ ...req, nixStore: this.store.nixStoreView(template), warm: opts.pool !== undefined }),
+      (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
+    );
+  }
+
+  /**
+   * Records a new sandbox (quota checked, state "creating", so a crash is
+   * reconciled), makes its directory and has `start` bring it up; on failure
+   * removes what was made and the row.
+   */
+  private async startNew(
+    spec: ResolvedSpec,
+    tenant: string,
+    layers: readonly string[],
+    pool: string | undefined,
+    start: (req: CreateRequest) => Promise<unknown>,
+    event: (r: SandboxRecord) => { type: string; detail: Record<string, unknown> },
+    /** Record the failure as a removal with this reason (otherwise the row just goes). */
+    failedReason?: string,
+  ): Promise<SandboxInfo> {
+    const backend = this.backendFor(spec);
     const id = randomBytes(8).toString("hex");
     const now = new Date();
     const record: SandboxRecord = {
       id,
       tenant,
-      name: opts.pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? `sb-${id.slice(0, 8)}`),
+      name: pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? `sb-${id.slice(0, 8)}`),
       spec,
       createdAt: now.toISOString(),
-      expiresAt: spec.lifetime.timeoutSeconds && !opts.pool ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
+      expiresAt: spec.lifetime.timeoutSeconds && !pool ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
       state: "creating",
       creatorPid: process.pid,
     };
-    this.insertWithinQuota(record, opts.pool ?? null, template.layers);
+    this.insertWithinQuota(record, pool ?? null, layers);
     const dir = this.dirOf(id);
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
-      const layers = template.layers.map((d) => this.store.layerDir(d));
-      await backend.create({ id, spec, hostname: record.name, layers, dir, nixStore: this.store.nixStoreView(template), warm: opts.pool !== undefined });
+      await start({ id, spec, hostname: record.name, layers: layers.map((d) => this.store.layerDir(d)), dir });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
-      recordEvent(this.db, { tenant, sandbox: id, type: "created", detail: { name: record.name, template: spec.template } });
+      recordEvent(this.db, { tenant, sandbox: id, ...event(record) });
       return { ...record, state: "running", status: "running" };
     } catch (e) {
-      await backend.attach(id, dir).destroy().catch(() => {});
-      stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
+      if (failedReason) await this.remove(id, tenant, failedReason, spec).catch(() => {});
+      else {
+        await backend.attach(id, dir).destroy().catch(() => {});
+        stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
+      }
       throw e;
     }
   }
+
 
   /**
    * Takes a ready sandbox out of a pool for a tenant, in one transaction
@@ -487,9 +524,7 @@ export class Sandboxes {
   async stop(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
     const r = this.record(ref, scope);
     if (r.state === "stopped") return this.withStatus(r);
-    // A container keeps its writable layer in DIR/upper, a VM in DIR/disk.img.
-    const disk = ["upper", "disk.img"].some((f) => fs.existsSync(path.join(this.dirOf(r.id), f)));
-    if (r.spec.lifetime.mode !== "persistent" || !disk) {
+    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(this.diskOf(r))) {
       throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
     }
     await this.handle(r).stop();
@@ -526,8 +561,7 @@ export class Sandboxes {
     if (await this.store.template(templateName)) throw new ConflictError(`a template named "${templateName}" already exists`);
     const r = this.record(ref, scope);
     const vm = r.spec.backend === "vm";
-    // A container's writable layer is DIR/upper; a VM's is /upper in its ext4 disk image.
-    const upper = path.join(this.dirOf(r.id), vm ? "disk.img" : "upper");
+    const upper = this.diskOf(r);
     if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(upper)) {
       throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);
     }
@@ -648,32 +682,17 @@ export class Sandboxes {
     const spec = parseSpec({ ...(JSON.parse(row.spec) as object), ...(opts.name ? { name: opts.name } : {}) });
     const snap = await this.vm.readSnapshot(this.snapshotDir(row.id));
     if (!snap) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);
-    const id = randomBytes(8).toString("hex");
-    const now = new Date();
-    const record: SandboxRecord = {
-      id,
-      tenant,
-      name: spec.name ?? `sb-${id.slice(0, 8)}`,
+    return this.startNew(
       spec,
-      createdAt: now.toISOString(),
-      expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
-      state: "creating",
-      creatorPid: process.pid,
-    };
-    const layers = JSON.parse(row.layers) as string[];
-    this.insertWithinQuota(record, null, layers);
-    const dir = this.dirOf(id);
-    try {
-      await fsp.mkdir(dir, { mode: 0o711 });
-      await this.vm.restore({ id, spec, hostname: record.name, layers: layers.map((d) => this.store.layerDir(d)), dir }, snap);
-      stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
-      recordEvent(this.db, { tenant, sandbox: id, type: "restored", detail: { snapshot: name } });
-    } catch (e) {
-      await this.remove(id, tenant, "restore failed", spec).catch(() => {});
-      throw e;
-    }
-    return { ...record, state: "running", status: "running" };
+      tenant,
+      JSON.parse(row.layers) as string[],
+      undefined,
+      (req) => this.vm.restore(req, snap),
+      () => ({ type: "restored", detail: { snapshot: name } }),
+      "restore failed",
+    );
   }
+
 
   /**
    * Layer digests some sandbox stands on: those recorded at its start, or
