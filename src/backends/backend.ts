@@ -58,3 +58,20 @@ export interface SandboxBackend {
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
 }
+
+/**
+ * Runs a stopped sandbox again from its directory, the same for every
+ * backend: nothing to do when it runs; otherwise whatever is left of it is
+ * stopped, `launch` brings it up, and a failed launch leaves it stopped.
+ */
+export async function startAgain(handle: SandboxHandle, launch: () => Promise<void>): Promise<SandboxHandle> {
+  if ((await handle.status()) === "running") return handle;
+  await handle.stop();
+  try {
+    await launch();
+  } catch (e) {
+    await handle.stop().catch(() => {});
+    throw e;
+  }
+  return handle;
+}

@@ -6,7 +6,7 @@ import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
-import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
+import { startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
 import { ociConfig } from "./oci-config.js";
 
@@ -105,16 +105,7 @@ export class ContainerBackend implements SandboxBackend {
    * bundle, same writable layer on disk.
    */
   async start(req: CreateRequest): Promise<SandboxHandle> {
-    const handle = this.attach(req.id, req.dir) as ContainerHandle;
-    if ((await handle.status()) === "running") return handle;
-    await handle.stop();
-    try {
-      await this.launch(req);
-    } catch (e) {
-      await handle.stop().catch(() => {});
-      throw e;
-    }
-    return handle;
+    return startAgain(this.attach(req.id, req.dir), () => this.launch(req));
   }
 
   /** corral-launch → crun run --detach; resolves once the agent is ready. */

@@ -11,7 +11,7 @@ import { vmIdentity } from "../../spec/identity.js";
 import { BackendError } from "../../spec/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
-import type { BackendReport, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
+import { startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgroups.js";
 import { probeAccel } from "./accel.js";
 import { ensureTemplateImage } from "./erofs.js";
@@ -52,6 +52,8 @@ const MiB = 1024 * 1024;
 export class VmBackend implements SandboxBackend {
   readonly kind = "vm" as const;
   readonly cgroupMode: CgroupMode;
+  /** The accelerator probe, once per process (and per host boot across them, in /run). */
+  private probed: Promise<Accel> | undefined;
 
   constructor(private readonly o: VmBackendOptions) {
     this.cgroupMode = cgroupMode();
@@ -69,9 +71,17 @@ export class VmBackend implements SandboxBackend {
     if (this.o.accel) return this.o.accel;
     const env = process.env["CORRAL_VM_ACCEL"];
     if (env === "kvm" || env === "tcg") return env;
-    const kernel = await ensureKernel(this.o.vmDir);
-    return probeAccel(this.o.vmDir, kernel, await ensureInitrd(this.o.vmDir, kernel));
+    // Asked twice per create; the answer lasts as long as the host's boot.
+    this.probed ??= (async () => {
+      const kernel = await ensureKernel(this.o.vmDir);
+      return probeAccel(kernel, await ensureInitrd(this.o.vmDir, kernel));
+    })();
+    return this.probed.catch((e: unknown) => {
+      this.probed = undefined;
+      throw e;
+    });
   }
+
 
   cgroupFor(id: string): ContainerCgroup {
     return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
@@ -101,16 +111,7 @@ export class VmBackend implements SandboxBackend {
   }
 
   async start(req: CreateRequest): Promise<SandboxHandle> {
-    const handle = this.attach(req.id, req.dir);
-    if ((await handle.status()) === "running") return handle;
-    await handle.stop();
-    try {
-      await this.launch(req);
-    } catch (e) {
-      await handle.stop().catch(() => {});
-      throw e;
-    }
-    return handle;
+    return startAgain(this.attach(req.id, req.dir), () => this.launch(req));
   }
 
   /** The plan for a sandbox: the same one the other hypervisors' drivers render. */
@@ -183,7 +184,7 @@ export class VmBackend implements SandboxBackend {
     await withLock(`${dir}.lock`, async () => {
       const again = await readSnapshot(dir);
       if (again) return this.restore(req, again);
-      await this.launch(req);
+      await this.launch(req, args);
       await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)), this.vmUid(req.id));
     });
   }
@@ -214,12 +215,13 @@ export class VmBackend implements SandboxBackend {
     await reidentify(this.attach(req.id, req.dir), req.hostname);
   }
 
-  private async launch(req: CreateRequest, restoreArgs?: string[]): Promise<void> {
+  /** Starts the shim and QEMU with `args` (a cold boot's when not given); resolves once the agent answers. */
+  private async launch(req: CreateRequest, args?: string[]): Promise<void> {
     const accel = await this.accel();
     const p = shimPaths(req.dir);
     const cfg: ShimConfig = {
       qemu: QEMU,
-      args: restoreArgs ?? (await this.coldArgs(req)).args,
+      args: args ?? (await this.coldArgs(req)).args,
       bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
       cgroup: `${this.o.cgroupParent}/${req.id}`,
     };
