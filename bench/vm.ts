@@ -3,14 +3,13 @@
 // to the guest's init, and the exec round trip inside a VM. Boots are
 // seconds under TCG, so n is small and the two run interleaved.
 import { spawn } from "node:child_process";
-import { ensureInitrd } from "../src/backends/vm/initrd.js";
+import { ensureInitrd, PROBE_MARK } from "../src/backends/vm/initrd.js";
 import { bootImage, ensureKernel } from "../src/backends/vm/kernel.js";
 import { guestCmdline, QEMU, type Accel } from "../src/backends/vm/qemu.js";
 import type { Sandboxes } from "../src/runtime/sandboxes.js";
 import { percentile, timeRuns } from "./stats.js";
 import path from "node:path";
 
-const MARK = "corral-probe-ok";
 
 /** Spawn → the guest init printing its mark (then it powers off). */
 function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> {
@@ -24,7 +23,7 @@ function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> 
     let at = 0;
     q.stdout.on("data", (c: Buffer) => {
       out += c.toString();
-      if (!at && out.includes(MARK)) at = performance.now() - t0;
+      if (!at && out.includes(PROBE_MARK)) at = performance.now() - t0;
     });
     q.on("error", reject);
     q.on("exit", () => (at ? resolve(at) : reject(new Error(`raw boot printed no mark: ${out.slice(-300)}`))));

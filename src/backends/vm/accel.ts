@@ -2,14 +2,13 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { runCommand } from "../../host/command.js";
-import type { GuestInitrd } from "./initrd.js";
+import { PROBE_MARK, type GuestInitrd } from "./initrd.js";
 import { bootImage, type GuestKernel } from "./kernel.js";
 import { QEMU, type Accel } from "./qemu.js";
 
 /** Per host boot, not per state dir: the answer only changes with the host. */
 const CACHE_DIR = process.env["CORRAL_RUN_DIR"] ?? "/run/corral";
 const PROBE_TIMEOUT_MS = 8000;
-const MARK = "corral-probe-ok";
 
 interface ProbeRecord {
   readonly bootId: string;
@@ -26,8 +25,7 @@ interface ProbeRecord {
  * powers off at once) under KVM with a timeout. Cached in /run per host
  * boot and kernel version.
  */
-export async function probeAccel(vmDir: string, kernel: GuestKernel, initrd: GuestInitrd): Promise<Accel> {
-  void vmDir;
+export async function probeAccel(kernel: GuestKernel, initrd: GuestInitrd): Promise<Accel> {
   const bootId = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
   const file = path.join(CACHE_DIR, `accel-${kernel.version}.json`);
   try {
@@ -49,7 +47,7 @@ export async function probeAccel(vmDir: string, kernel: GuestKernel, initrd: Gue
       ],
       { allowFailure: true, timeoutMs: PROBE_TIMEOUT_MS },
     );
-    if (r.stdout.includes(MARK)) {
+    if (r.stdout.includes(PROBE_MARK)) {
       accel = "kvm";
       detail = "a guest booted under KVM";
     } else detail = `a guest did not boot under KVM within ${PROBE_TIMEOUT_MS} ms (exit ${r.code}); using TCG`;

@@ -10,6 +10,8 @@ import type { GuestKernel } from "./kernel.js";
 /** Debian's busybox-static: the guest init's shell and mount tools. */
 export const BUSYBOX = "/bin/busybox";
 export const AGENT_PORT_NAME = "org.corral.agent";
+/** What the init prints, then powers off, when booted with corral.probe=1 (accelerator probe, boot floor). */
+export const PROBE_MARK = "corral-probe-ok";
 
 /**
  * The guest's /init: PID 1 of the initramfs. It loads the modules, mounts
@@ -33,7 +35,7 @@ export PATH=/bin
 fail() { echo "corral-init: $*" >/dev/console; sync; poweroff -f; }
 mount -t proc proc /proc && mount -t sysfs sys /sys && mount -t devtmpfs dev /dev || fail "cannot mount proc/sys/dev"
 read -r cmdline < /proc/cmdline
-case " $cmdline " in *" corral.probe=1 "*) echo corral-probe-ok >/dev/console; poweroff -f ;; esac
+case " $cmdline " in *" corral.probe=1 "*) echo ${PROBE_MARK} >/dev/console; poweroff -f ;; esac
 host=sandbox; upper=tmpfs; size=1073741824; vsock=0
 for a in $cmdline; do
   case "$a" in
