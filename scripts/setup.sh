@@ -33,23 +33,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# The guest kernel of microVMs: Debian's cloud kernel package, kept as a .deb
-# (corral unpacks vmlinuz and the modules it needs into each state dir).
-# Downloaded once; delete the cache to pick up a newer kernel.
-deb_cache=/var/cache/corral/debs
-if ! ls "$deb_cache"/linux-image-*-cloud-amd64_*_amd64.deb >/dev/null 2>&1; then
-  kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/ {print $2; exit}')
-  if [ -z "$kpkg" ]; then apt-get update -q; kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/ {print $2; exit}'); fi
-  mkdir -p "$deb_cache"
-  tmp=$(mktemp -d "$deb_cache/.dl-XXXXXX")
-  (cd "$tmp" && apt-get download -q "$kpkg" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
-  mv "$tmp"/*.deb "$deb_cache"/
-  rmdir "$tmp"
-fi
-
 # npm dependencies, again only when the lock file changed.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 
 npm run --silent build
+
+# The guest kernel of microVMs: Debian's cloud kernel package, kept as a .deb
+# in /var/cache/corral/debs (corral unpacks vmlinuz and the modules it needs
+# into each state dir). Downloaded once, by the same code corral uses
+# (src/backends/vm/kernel.ts); delete the cache to pick up a newer kernel.
+fetch_kernel='import("./dist/src/backends/vm/kernel.js").then((m) => m.kernelDeb())'
+node -e "$fetch_kernel" 2>/dev/null || { apt-get update -q && node -e "$fetch_kernel"; }

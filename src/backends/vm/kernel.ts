@@ -60,9 +60,10 @@ async function resolvePackage(): Promise<{ name: string; version: string }> {
 }
 
 /**
- * The kernel .deb: the newest one setup put in the cache (no apt query on
- * the hot path: apt-cache takes seconds on a busy host), else the
- * candidate version downloaded now with `apt-get download`.
+ * The kernel .deb: the newest one in the cache (no apt query on the hot
+ * path: apt-cache takes seconds on a busy host), else the candidate
+ * version downloaded now with `apt-get download`. scripts/setup.sh calls
+ * this, so sandboxes never wait for the download.
  */
 export async function kernelDeb(): Promise<{ deb: string; version: string }> {
   const cached = await newestCachedDeb();
@@ -83,7 +84,7 @@ async function newestCachedDeb(): Promise<{ deb: string; version: string } | und
   return best && { deb: best.deb, version: best.version };
 }
 
-/** Downloads the candidate kernel package into the cache (setup runs this). */
+/** Downloads the candidate kernel package into the cache. */
 export async function downloadKernelDeb(): Promise<{ deb: string; version: string }> {
   const { name, version } = await resolvePackage();
   const deb = path.join(DEB_CACHE, `${name}_${version.replace(/:/g, "%3a")}_amd64.deb`);
