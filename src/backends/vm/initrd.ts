@@ -130,7 +130,7 @@ async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestIni
     { path: "corral/agent", type: "file", mode: 0o755, data: await fsp.readFile(nativeBinary("corral-agent")) },
     { path: "modules", type: "file", data: Buffer.from(kernel.modules.map((m) => path.basename(m, ".ko")).join("\n") + "\n") },
   ];
-  for (const m of kernel.modules) entries.push({ path: `lib/modules/${path.basename(m)}`, type: "file", data: await fsp.readFile(m) });
+  for (const m of kernel.modules) entries.push({ path: `lib/modules/${path.basename(m)}`, type: "file", data: unsigned(await fsp.readFile(m)) });
   const image = cpioNewc(entries);
   const sha256 = createHash("sha256").update(image).digest("hex");
   const file = path.join(vmDir, `initrd-${sha256.slice(0, 16)}.img`);
@@ -140,4 +140,23 @@ async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestIni
     await fsp.rename(tmp, file);
   }
   return { path: file, sha256 };
+}
+
+const SIGNATURE_MARK = Buffer.from("~Module signature appended~\n");
+/** struct module_signature: algo, hash, id_type, signer_len, key_id_len, pad[3], sig_len (big endian). */
+const SIGNATURE_INFO = 12;
+
+/**
+ * A kernel module without its appended signature. Debian's kernel checks
+ * the signature of every module it loads when there is one (it enforces
+ * them only under Secure Boot, which a microVM has not): hashing ~1 MiB of
+ * modules and an RSA check cost ~60 ms of a TCG boot. The host checked the
+ * package they came from (apt) and builds this image itself; the guest
+ * kernel marks itself tainted "E" (unsigned module loaded), nothing else.
+ */
+export function unsigned(ko: Buffer): Buffer {
+  if (ko.length < SIGNATURE_MARK.length + SIGNATURE_INFO || !ko.subarray(ko.length - SIGNATURE_MARK.length).equals(SIGNATURE_MARK)) return ko;
+  const sigLen = ko.readUInt32BE(ko.length - SIGNATURE_MARK.length - 4);
+  const end = ko.length - SIGNATURE_MARK.length - SIGNATURE_INFO - sigLen;
+  return end > 0 ? ko.subarray(0, end) : ko;
 }
