@@ -11,7 +11,8 @@ export async function benchState(label: string): Promise<{ s: Sandboxes; cgroupP
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-${label}-`));
   await fsp.chmod(base, 0o711); // sandboxes' user namespace traverses to the agent
   const cgroupParent = `corral-${label}-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent });
+  // As corrald opens it: with a spare VM shim.
+  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent, spareShim: true });
   return {
     s,
     cgroupParent,

@@ -35,6 +35,8 @@ export interface SandboxesOptions {
   readonly uidBase?: number;
   /** Parent cgroup for all sandboxes of this state dir (default $CORRAL_CGROUP_PARENT or "corral"). */
   readonly cgroupParent?: string;
+  /** Keep a VM shim started ahead of need (a long-lived process: the daemon); saves ~0.1 s per VM start. */
+  readonly spareShim?: boolean;
 }
 
 /** Whose sandboxes a call may see: one tenant's, or (tenant unset) all. */
@@ -195,7 +197,7 @@ export class Sandboxes {
       uidBase,
       cgroupParent,
     });
-    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536 });
+    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536, spareShim: opts.spareShim ?? false });
     const db = openDatabase(path.join(stateDir, "corral.db"));
     const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db);
     await s.reconcile();
@@ -203,6 +205,7 @@ export class Sandboxes {
   }
 
   close(): void {
+    this.vm.close();
     this.db.close();
   }
 

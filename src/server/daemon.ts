@@ -37,6 +37,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    spareShim: true,
   });
   const { app, ctx } = buildApp({
     sandboxes,

@@ -2,7 +2,7 @@ import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { Sandboxes } from "../../src/runtime/sandboxes.js";
+import { Sandboxes, type SandboxesOptions } from "../../src/runtime/sandboxes.js";
 import { POOL_TENANT } from "../../src/runtime/pools.js";
 import { removeEmptyParent } from "../../src/backends/container/cgroups.js";
 import { findLeaks } from "./leaks.js";
@@ -19,13 +19,13 @@ export interface TestState {
  * A fresh state dir (and cgroup parent) owned by one test suite. Nothing in
  * it comes from an earlier run; close() removes all of it.
  */
-export async function freshState(label: string): Promise<TestState> {
+export async function freshState(label: string, opts: Pick<SandboxesOptions, "spareShim"> = {}): Promise<TestState> {
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-${label}-`));
   // Sandboxes' user namespace must traverse to the bind-mounted agent.
   await fsp.chmod(base, 0o711);
   const stateDir = path.join(base, "state");
   const cgroupParent = `corral-test-${label}-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir, cgroupParent });
+  const s = await Sandboxes.open({ stateDir, cgroupParent, ...opts });
   return {
     s,
     stateDir,

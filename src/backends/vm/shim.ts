@@ -1,6 +1,8 @@
 // corral-vm-shim: the one host process that owns a microVM (like
-// containerd's shim owns a container). Run as `node shim.js DIR`, detached
-// from whoever started it, it:
+// containerd's shim owns a container). Started detached as
+// `node shim.js --spare` by the backend ahead of need (Node takes ~100 ms
+// to start here), it waits for a VM directory on stdin (and exits if stdin
+// closes first: the process that made it is gone); given DIR, it:
 //  - starts QEMU (DIR/vm.json) with the agent's virtio-serial port and the
 //    serial console on socketpair ends only this process holds;
 //  - serves DIR/agent.sock, multiplexing every host connection onto the one
@@ -15,6 +17,7 @@ import net from "node:net";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { AgentClient } from "../../agent/client.js";
+import { procStat } from "../../host/process.js";
 import { cgroupMode, ContainerCgroup } from "../container/cgroups.js";
 import { AgentMux } from "./mux.js";
 
@@ -24,6 +27,12 @@ export interface ShimConfig {
   readonly bootTimeoutMs: number;
   /** The VM's cgroup (relative), entered before QEMU starts so it holds all of it. */
   readonly cgroup?: string;
+  /**
+   * A saved VM's state (QEMU's migration stream in a file) to start from:
+   * opened here and read by QEMU as `-incoming fd:5`, straight from the
+   * file (no `cat` process and pipe between them).
+   */
+  readonly incoming?: string;
 }
 
 export interface ShimExit {
@@ -40,11 +49,14 @@ export const shimPaths = (dir: string) => ({
   qmpSocket: path.join(dir, "qmp.sock"),
   console: path.join(dir, "console.log"),
   exit: path.join(dir, "exit.json"),
+  log: path.join(dir, "shim.log"),
   shimPid: path.join(dir, "shim.pid"),
   qemuPid: path.join(dir, "qemu.pid"),
 });
 
 const CONSOLE_MAX = 256 * 1024;
+/** QEMU's fds: 3 the agent's port, 4 the console, 5 the saved state to restore. */
+const INCOMING_FD = 5;
 const POWEROFF_WAIT_MS = 4000;
 
 async function main(dir: string): Promise<void> {
@@ -63,9 +75,14 @@ async function main(dir: string): Promise<void> {
   };
 
   if (cfg.cgroup) await new ContainerCgroup(cgroupMode(), cfg.cgroup).enter(process.pid);
-  await fsp.writeFile(p.shimPid, String(process.pid));
+  // With its start time: the shim's command line does not name its VM
+  // (it was started as a spare), and a pid alone may be recycled.
+  await fsp.writeFile(p.shimPid, `${process.pid} ${procStat(process.pid)?.startTime ?? 0}`);
   await fsp.rm(p.exit, { force: true });
-  const qemu = spawn(cfg.qemu, cfg.args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
+  const incoming = cfg.incoming === undefined ? undefined : fs.openSync(cfg.incoming, "r");
+  const args = incoming === undefined ? cfg.args : [...cfg.args, "-incoming", `fd:${INCOMING_FD}`];
+  const qemu = spawn(cfg.qemu, args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", ...(incoming === undefined ? [] : [incoming])] });
+  if (incoming !== undefined) fs.closeSync(incoming);
   const agentStream = qemu.stdio[3] as net.Socket;
   const consoleStream = qemu.stdio[4] as net.Socket;
   await fsp.writeFile(p.qemuPid, String(qemu.pid ?? 0));
@@ -189,9 +206,32 @@ class ConsoleLog {
   }
 }
 
-if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  main(process.argv[2] ?? ".").catch((e: Error) => {
-    process.stderr.write(`corral-vm-shim: ${e.stack ?? e.message}\n`);
-    process.exit(1);
+/** The first line on stdin: the VM directory. Stdin closing before it (the backend's process died) ends this spare. */
+function assignedDir(): Promise<string> {
+  return new Promise((resolve) => {
+    let text = "";
+    process.stdin.on("data", (c: Buffer) => {
+      text += c.toString();
+      const nl = text.indexOf("\n");
+      if (nl < 0) return;
+      // From now on this shim outlives whoever started it: stdin is done with.
+      process.stdin.destroy();
+      resolve(text.slice(0, nl));
+    });
+    process.stdin.on("end", () => process.exit(0));
+    process.stdin.on("error", () => process.exit(0));
   });
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  void assignedDir().then((dir) =>
+    main(dir).catch((e: Error) => {
+      // stdout and stderr lead nowhere (the shim was started before its VM had a directory).
+      try {
+        fs.appendFileSync(shimPaths(dir).log, `corral-vm-shim: ${e.stack ?? e.message}\n`);
+      } finally {
+        process.exit(1);
+      }
+    }),
+  );
 }

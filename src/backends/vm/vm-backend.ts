@@ -1,9 +1,7 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
@@ -21,6 +19,7 @@ import type { VmPlan } from "./plan.js";
 import { Qmp } from "./qmp.js";
 import { guestCmdline, qemuArgs, QEMU, withRunAs, type Accel } from "./qemu.js";
 import { shimPaths, type ShimConfig, type ShimExit } from "./shim.js";
+import { ShimLauncher } from "./shim-launcher.js";
 
 export interface VmBackendOptions {
   /** Kernel, initrd and probe results: `<state>/vm`. */
@@ -37,9 +36,9 @@ export interface VmBackendOptions {
   /** Force an accelerator instead of probing (CORRAL_VM_ACCEL). */
   readonly accel?: Accel;
   readonly bootTimeoutMs?: number;
+  /** Keep a shim started ahead of need (ShimLauncher): for long-lived processes (the daemon). */
+  readonly spareShim?: boolean;
 }
-
-const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
 const MiB = 1024 * 1024;
 
 /**
@@ -54,9 +53,16 @@ export class VmBackend implements SandboxBackend {
   readonly cgroupMode: CgroupMode;
   /** The accelerator probe, once per process (and per host boot across them, in /run). */
   private probed: Promise<Accel> | undefined;
+  private readonly shims: ShimLauncher;
 
   constructor(private readonly o: VmBackendOptions) {
     this.cgroupMode = cgroupMode();
+    this.shims = new ShimLauncher(o.spareShim ?? false);
+  }
+
+  /** Lets go of the spare shim, if any (VMs keep running: their shims are their own). */
+  close(): void {
+    this.shims.close();
   }
 
   async probe(): Promise<BackendReport> {
@@ -192,8 +198,7 @@ export class VmBackend implements SandboxBackend {
   /** Saves the running VM in `dir` to `out` (see snapshotVm): its own QEMU arguments, memory, and disk if it has one. */
   async snapshot(dir: string, out: string): Promise<VmSnapshot> {
     const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
-    const args = cfg.args.filter((a, i, all) => a !== "-incoming" && all[i - 1] !== "-incoming");
-    return snapshotVm(dir, out, args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
+    return snapshotVm(dir, out, cfg.args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
   }
 
   /** The snapshot saved in `dir`, if there is one. */
@@ -211,12 +216,15 @@ export class VmBackend implements SandboxBackend {
       await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
       await this.giveToQemu(req.id, path.join(req.dir, "disk.img"));
     }
-    await this.launch(req, [...args, "-incoming", `exec:cat ${shellQuote(path.join(snap.dir, "memory"))}`]);
-    await reidentify(this.attach(req.id, req.dir), req.hostname);
+    await this.launch(req, args, path.join(snap.dir, "memory"));
+    await reidentify(this.attach(req.id, req.dir), req.hostname, req.warm === true);
   }
 
-  /** Starts the shim and QEMU with `args` (a cold boot's when not given); resolves once the agent answers. */
-  private async launch(req: CreateRequest, args?: string[]): Promise<void> {
+  /**
+   * Starts the shim and QEMU with `args` (a cold boot's when not given),
+   * from the saved state in `incoming` if given; resolves once the agent answers.
+   */
+  private async launch(req: CreateRequest, args?: string[], incoming?: string): Promise<void> {
     const accel = await this.accel();
     const p = shimPaths(req.dir);
     const cfg: ShimConfig = {
@@ -224,13 +232,12 @@ export class VmBackend implements SandboxBackend {
       args: args ?? (await this.coldArgs(req)).args,
       bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
       cgroup: `${this.o.cgroupParent}/${req.id}`,
+      ...(incoming === undefined ? {} : { incoming }),
     };
     await fsp.writeFile(p.config, JSON.stringify(cfg, null, 2), { mode: 0o600 });
-    const log = fs.openSync(path.join(req.dir, "shim.log"), "a", 0o600);
     try {
       const line = await new Promise<string>((resolve, reject) => {
-        const c = spawn(process.execPath, [SHIM, req.dir], { detached: true, stdio: ["ignore", log, log, "pipe"] });
-        c.unref();
+        const c = this.shims.start(req.dir);
         let text = "";
         const r = c.stdio[3] as NodeJS.ReadableStream;
         r.on("data", (d: Buffer) => (text += d.toString()));
@@ -240,11 +247,11 @@ export class VmBackend implements SandboxBackend {
       });
       if (line !== "ready") {
         const tail = await consoleTail(p.console, 8);
-        const shimLog = (await fsp.readFile(path.join(req.dir, "shim.log"), "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
+        const shimLog = (await fsp.readFile(p.log, "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
         throw new BackendError(`vm ${req.id} did not start: ${line || "the shim exited"}${tail ? `; console: ${tail}` : ""}${shimLog ? `; shim: ${shimLog}` : ""}`);
       }
     } finally {
-      fs.closeSync(log);
+      this.shims.refill();
     }
   }
 
@@ -361,16 +368,20 @@ async function dropCaches(vmDir: string): Promise<void> {
  * interval). Both are file writes through the agent, so nothing is forked
  * in the guest. The MAC and vsock CID are device properties set from the
  * VM's own name when those devices exist.
+ *
+ * TCG's translation cache is not in the snapshot: the first fork+exec
+ * after a restore costs 100-200 ms more than later ones. A VM restored
+ * into a warm pool (`warmUp`) pays that now, in the background, with the
+ * template's own shell (most commands come as sh -c), so the tenant who
+ * claims it does not; a template without /bin/sh just skips it. A VM
+ * restored for a caller who waits would only pay it twice (here, then for
+ * its first command's own code).
  */
-async function reidentify(h: SandboxHandle, hostname: string): Promise<void> {
+async function reidentify(h: SandboxHandle, hostname: string, warmUp: boolean): Promise<void> {
   const c = await h.agent(5000);
   try {
     await Promise.all([c.writeFile("/proc/sys/kernel/hostname", hostname), c.writeFile("/dev/urandom", randomBytes(512))]);
-    // TCG's translation cache is not in the snapshot: the first fork+exec
-    // after a restore costs 100-200 ms more. Pay it here, with the
-    // template's own shell (most commands come as sh -c), not in the
-    // caller's first command. A template without /bin/sh just skips it.
-    await c.run({ cmd: "true" }).catch(() => undefined);
+    if (warmUp) await c.run({ cmd: "true" }).catch(() => undefined);
   } catch (e) {
     throw new BackendError(`could not give the restored VM its identity: ${(e as Error).message}`, { cause: e });
   } finally {
@@ -407,11 +418,12 @@ export class VmHandle implements SandboxHandle {
 
   private shimPid(): number | undefined {
     try {
-      const pid = Number(fs.readFileSync(this.paths.shimPid, "utf8"));
+      const [pid, started] = fs.readFileSync(this.paths.shimPid, "utf8").trim().split(" ").map(Number);
       if (!pid || !processRunning(pid)) return undefined;
-      // The pid must still be our shim, not a recycled one.
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      return cmd.includes(this.dir) ? pid : undefined;
+      // The pid must still be our shim's, not a recycled one: same start time.
+      if (started !== undefined) return procStat(pid)?.startTime === started ? pid : undefined;
+      // A shim of an earlier version wrote its pid alone and had its dir on its command line.
+      return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(this.dir) ? pid : undefined;
     } catch {
       return undefined;
     }

@@ -1,0 +1,87 @@
+import type net from "node:net";
+import os from "node:os";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
+
+/**
+ * Starts VM shims (shim.ts). Node takes 100-150 ms to start one on these
+ * machines, on the path of every VM create and restore; with `keepSpare`
+ * (a long-lived process: the daemon) one shim is started ahead of need and
+ * waits for its VM, and the next one once that VM has started. A spare
+ * starts at the lowest CPU priority, so it takes only idle CPU from the
+ * VMs and commands running (it gets its priority back, before it starts
+ * QEMU, when a VM takes it). A spare whose starter dies sees its stdin
+ * close and exits.
+ */
+export class ShimLauncher {
+  private spare: ChildProcess | undefined;
+
+  constructor(private readonly keepSpare: boolean) {}
+
+  /** A shim for the VM in `dir`; its fd 3 (stdio[3]) says "ready" or why not, then closes. */
+  start(dir: string): ChildProcess {
+    const c = this.take() ?? startShim();
+    ref(c);
+    setPriority(c, 0);
+    c.stdin!.end(`${dir}\n`);
+    return c;
+  }
+
+  /** Starts the spare, if one is wanted and there is none. */
+  refill(): void {
+    if (!this.keepSpare || this.spare) return;
+    const c = startShim();
+    unref(c);
+    setPriority(c, 19);
+    c.once("exit", () => {
+      if (this.spare === c) this.spare = undefined;
+    });
+    this.spare = c;
+  }
+
+  /** The waiting spare's pid, if there is one. */
+  get sparePid(): number | undefined {
+    return this.spare?.pid;
+  }
+
+  /** Lets the spare go (it exits when its stdin closes). */
+  close(): void {
+    this.spare?.stdin?.destroy();
+    this.spare = undefined;
+  }
+
+  private take(): ChildProcess | undefined {
+    const c = this.spare;
+    this.spare = undefined;
+    return c && c.exitCode === null && c.signalCode === null && c.stdin?.writable ? c : undefined;
+  }
+}
+
+function startShim(): ChildProcess {
+  const c = spawn(process.execPath, [SHIM, "--spare"], { detached: true, stdio: ["pipe", "ignore", "ignore", "pipe"] });
+  c.unref();
+  c.on("error", () => {});
+  c.stdin!.on("error", () => {});
+  return c;
+}
+
+/** A waiting spare must not keep its starter's event loop alive (a CLI process would never exit). */
+function unref(c: ChildProcess): void {
+  (c.stdin as unknown as net.Socket).unref();
+  (c.stdio[3] as net.Socket).unref();
+}
+
+function ref(c: ChildProcess): void {
+  (c.stdin as unknown as net.Socket).ref();
+  (c.stdio[3] as net.Socket).ref();
+}
+
+function setPriority(c: ChildProcess, nice: number): void {
+  try {
+    if (c.pid !== undefined) os.setPriority(c.pid, nice);
+  } catch {
+    // It has exited: its fd 3 tells.
+  }
+}
