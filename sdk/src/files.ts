@@ -1,5 +1,5 @@
 import type { components } from "./api-types.js";
-import { NotFoundError, SandboxError } from "./errors.js";
+import { NotFoundError } from "./errors.js";
 import type { Http, RawBody } from "./http.js";
 
 export type FileStat = components["schemas"]["FileStat"];
@@ -53,7 +53,6 @@ export class Files {
     const res = await this.http.stream("get", "/v1/sandboxes/{id}/files", { path: { id: this.sandboxId }, query: { path }, ...timeout(opts) });
     const format = opts.format ?? "text";
     if (format === "stream") {
-      if (!res.body) throw new SandboxError("bad_response", "read: the response has no body", res.status);
       return res.body;
     }
     const bytes = new Uint8Array(await res.arrayBuffer());

@@ -2,6 +2,7 @@ import type { paths } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
 import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
 import { readNdjson } from "./ndjson.js";
+import { send, type Outgoing, type Reply } from "./transport.js";
 
 // Request and response types come from the generated `paths`, so a call
 // whose path, parameters or body disagree with api/openapi.yaml does not
@@ -55,8 +56,8 @@ interface LooseOpts {
   timeoutMs?: number;
 }
 
-/** Fills `{name}` path parameters and appends the query (arrays repeat the key). */
-export function buildUrl(base: string, path: string, params: LooseOpts["path"], query: LooseOpts["query"]): string {
+/** The request target: the path with its `{name}` parameters filled, and the query. */
+export function buildTarget(path: string, params: LooseOpts["path"], query: LooseOpts["query"]): string {
   const filled = path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const v = params?.[name];
     if (v === undefined) throw new TypeError(`missing path parameter ${name} for ${path}`);
@@ -69,7 +70,7 @@ export function buildUrl(base: string, path: string, params: LooseOpts["path"], 
     else qs.append(k, String(v));
   }
   const q = qs.toString();
-  return `${base}${filled}${q ? `?${q}` : ""}`;
+  return `${filled}${q ? `?${q}` : ""}`;
 }
 
 /** The HTTP layer: auth header, timeouts, and non-2xx responses turned into SDK errors. */
@@ -110,7 +111,7 @@ export class Http {
    * Calls an operation and returns the response as soon as it starts (2xx
    * only), its body unread: the request timeout stops applying here.
    */
-  async stream<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<Response> {
+  async stream<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<Reply> {
     const { res, done } = await this.send(method, path, opts as LooseOpts);
     done();
     return res;
@@ -120,10 +121,9 @@ export class Http {
    * The JSON values of an NDJSON response as each line completes. A
    * connection cut mid-stream or a line that is not JSON is a SandboxError.
    */
-  async *ndjson(res: Response): AsyncGenerator<unknown> {
-    if (!res.body) throw new SandboxError("bad_response", "the response has no body", res.status);
+  async *ndjson(res: Reply): AsyncGenerator<unknown> {
     try {
-      for await (const value of readNdjson(res.body)) yield value;
+      for await (const value of readNdjson(res.chunks())) yield value;
     } catch (e) {
       if (e instanceof SyntaxError) throw new SandboxError("bad_response", e.message, res.status, { cause: e });
       throw this.translate(e, undefined);
@@ -134,25 +134,24 @@ export class Http {
     return o.timeoutMs ?? this.config.requestTimeoutMs;
   }
 
-  private async send(method: Method, path: string, o: LooseOpts): Promise<{ res: Response; done: () => void; signal: AbortSignal }> {
-    const url = buildUrl(this.config.apiUrl, path, o.path, o.query);
+  private async send(method: Method, path: string, o: LooseOpts): Promise<{ res: Reply; done: () => void; signal: AbortSignal }> {
+    const target = buildTarget(path, o.path, o.query);
     const headers: Record<string, string> = { authorization: `Bearer ${this.config.apiKey}` };
-    let body: RequestInit["body"];
+    let body: Outgoing["body"];
     if (o.json !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(o.json);
     } else if (o.body !== undefined) {
       headers["content-type"] = "application/octet-stream";
-      body = toBodyInit(o.body);
+      body = o.body;
     }
     const ac = new AbortController();
     const ms = this.timeoutOf(o);
     const timer = ms > 0 ? setTimeout(() => ac.abort(new TimeoutError("request_timeout", `${method.toUpperCase()} ${path}: no response within ${ms} ms`)), ms) : undefined;
     const done = () => clearTimeout(timer);
-    let res: Response;
+    let res: Reply;
     try {
-      // duplex "half": Node's fetch requires it for a streamed request body.
-      res = await fetch(url, { method: method.toUpperCase(), headers, body: body ?? null, signal: ac.signal, duplex: "half" } as RequestInit);
+      res = await send(this.config.apiUrl, target, { method: method.toUpperCase(), headers, body, signal: ac.signal });
     } catch (e) {
       done();
       throw this.translate(e, ac.signal);
@@ -175,27 +174,11 @@ export class Http {
     if (e instanceof CorralSdkError) return e;
     if (signal?.aborted && signal.reason instanceof CorralSdkError) return signal.reason;
     if (e instanceof Error && e.name === "AbortError" && e.cause instanceof CorralSdkError) return e.cause;
-    if (e instanceof TypeError) {
-      const cause = e.cause as { code?: string; message?: string } | undefined;
-      const why = cause?.code ?? cause?.message ?? e.message;
-      return new SandboxError("connection_failed", `request to corral at ${this.config.apiUrl} failed: ${why}`, 0, { cause: e });
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    if (e instanceof Error && typeof code === "string" && code !== "ABORT_ERR") {
+      return new SandboxError("connection_failed", `request to corral at ${this.config.apiUrl} failed: ${code}`, 0, { cause: e });
     }
     return e;
   }
 }
 
-function toBodyInit(b: RawBody): NonNullable<RequestInit["body"]> {
-  if (typeof b === "string" || b instanceof Uint8Array) return b;
-  if (b instanceof ReadableStream) return b;
-  const it = b[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      const r = await it.next();
-      if (r.done) c.close();
-      else c.enqueue(r.value);
-    },
-    async cancel(reason) {
-      await it.return?.(reason);
-    },
-  });
-}
