@@ -12,7 +12,7 @@ export async function benchState(label: string): Promise<{ s: Sandboxes; cgroupP
   await fsp.chmod(base, 0o711); // sandboxes' user namespace traverses to the agent
   const cgroupParent = `corral-${label}-${randomBytes(3).toString("hex")}`;
   // As corrald opens it: with a spare VM shim.
-  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent, spareShim: true });
+  const s = await Sandboxes.open({ stateDir: path.join(base, "state"), cgroupParent, longLived: true });
   return {
     s,
     cgroupParent,

@@ -21,7 +21,7 @@ export class LocalTarget implements CliTarget {
 
   async exec(ref: string, req: ExecInput): Promise<ExecEnd> {
     const s = await this.state();
-    const { record, client, handle, outcome } = await s.startExec(
+    const { record, handle, outcome, end } = await s.startExec(
       ref,
       {
         argv: req.argv,
@@ -45,7 +45,7 @@ export class LocalTarget implements CliTarget {
       const oom = r.oomKilled ? { memoryLimit: record.spec.resources.memory } : null;
       return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oom };
     } finally {
-      client.close();
+      end();
     }
   }
 

@@ -35,8 +35,13 @@ export interface SandboxesOptions {
   readonly uidBase?: number;
   /** Parent cgroup for all sandboxes of this state dir (default $CORRAL_CGROUP_PARENT or "corral"). */
   readonly cgroupParent?: string;
-  /** Keep a VM shim started ahead of need (a long-lived process: the daemon); saves ~0.1 s per VM start. */
-  readonly spareShim?: boolean;
+  /**
+   * A long-lived process (the daemon, a benchmark standing in for it):
+   * keeps a VM shim started ahead of need (~0.1 s off each VM start) and
+   * one agent connection per sandbox for its commands (~0.5 ms off each).
+   * A one-shot CLI process wants neither.
+   */
+  readonly longLived?: boolean;
 }
 
 /** Whose sandboxes a call may see: one tenant's, or (tenant unset) all. */
@@ -158,6 +163,8 @@ export class Sandboxes {
   readonly pools: Pools;
   private readonly sandboxesDir: string;
   private readonly backends: Map<string, SandboxBackend>;
+  /** Agent connections by sandbox id, when longLived (sharedAgent). */
+  private readonly agents: Map<string, Promise<AgentClient>>;
 
   private constructor(
     readonly stateDir: string,
@@ -167,8 +174,10 @@ export class Sandboxes {
     readonly vm: VmBackend,
     readonly store: Store,
     readonly db: Db,
+    private readonly longLived: boolean,
   ) {
     this.sandboxesDir = path.join(stateDir, "sandboxes");
+    this.agents = new Map();
     this.backends = new Map<string, SandboxBackend>([
       ["container", container],
       ["vm", vm],
@@ -197,14 +206,15 @@ export class Sandboxes {
       uidBase,
       cgroupParent,
     });
-    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536, spareShim: opts.spareShim ?? false });
+    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536, spareShim: opts.longLived ?? false });
     const db = openDatabase(path.join(stateDir, "corral.db"));
-    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db);
+    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db, opts.longLived ?? false);
     await s.reconcile();
     return s;
   }
 
   close(): void {
+    for (const id of [...this.agents.keys()]) this.dropAgent(id);
     this.vm.close();
     this.db.close();
   }
@@ -295,6 +305,9 @@ export class Sandboxes {
       await start({ id, spec, hostname: record.name, layers: layers.map((d) => this.store.layerDir(d)), dir });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
       recordEvent(this.db, { tenant, sandbox: id, ...event(record) });
+      // Connected ahead of the first command (in the background: the
+      // caller's answer does not wait), a pooled sandbox's while it waits.
+      if (this.longLived) void this.sharedAgent(record).catch(() => {});
       return { ...record, state: "running", status: "running" };
     } catch (e) {
       if (failedReason) await this.remove(id, tenant, failedReason, spec).catch(() => {});
@@ -439,6 +452,33 @@ export class Sandboxes {
     return r;
   }
 
+  /**
+   * The connection this process keeps to a running sandbox's agent
+   * (longLived), made again when the last one has closed. Commands share
+   * it (the protocol multiplexes streams); it is closed when the sandbox
+   * stops or goes, and by close().
+   */
+  private async sharedAgent(r: SandboxRecord): Promise<AgentClient> {
+    const cached = this.agents.get(r.id);
+    if (cached) {
+      const c = await cached.catch(() => undefined);
+      if (c && !c.closed) return c;
+      if (this.agents.get(r.id) === cached) this.agents.delete(r.id);
+    }
+    const made = this.handle(r).agent();
+    this.agents.set(r.id, made);
+    made.catch(() => {
+      if (this.agents.get(r.id) === made) this.agents.delete(r.id);
+    });
+    return made;
+  }
+
+  private dropAgent(id: string): void {
+    const c = this.agents.get(id);
+    this.agents.delete(id);
+    c?.then((x) => x.close(), () => {});
+  }
+
   /** A fresh connection to the sandbox's agent; the caller closes it. */
   async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
     return this.handle(this.running(ref, scope)).agent();
@@ -453,40 +493,47 @@ export class Sandboxes {
    * apply unless the request overrides them.
    */
   async exec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<ExecOutcome> {
-    const { client, outcome } = await this.startExec(ref, req, cb, scope);
+    const { outcome, end } = await this.startExec(ref, req, cb, scope);
     try {
       return await outcome;
     } finally {
-      client.close();
+      end();
     }
   }
 
   /**
-   * Starts a command and hands back its handle (pid, stdin, signals), the
-   * agent connection it runs on and its outcome, which tells an OOM kill
-   * from any other SIGKILL by the cgroup's OOM counter. The caller closes
-   * `client`; closing it early kills a command that is not keepAlive.
+   * Starts a command and hands back its handle (pid, stdin, signals) and
+   * its outcome, which tells an OOM kill from any other SIGKILL by the
+   * cgroup's OOM counter. The caller calls `end` when it is done with the
+   * command: before the command has ended, that kills it unless it is
+   * keepAlive (as a lost connection would).
    */
   async startExec(
     ref: string,
     req: ExecRequest,
     cb: ExecCallbacks = {},
     scope: Scope = {},
-  ): Promise<{ record: SandboxRecord; client: AgentClient; handle: ExecHandle; outcome: Promise<ExecOutcome> }> {
+  ): Promise<{ record: SandboxRecord; handle: ExecHandle; outcome: Promise<ExecOutcome>; end: () => void }> {
     const record = this.running(ref, scope);
     const h = this.handle(record);
-    const client = await h.agent();
-    let before: number;
+    const before = h.oomKills();
+    const client = this.longLived ? await this.sharedAgent(record) : await h.agent();
+    let handle: ExecHandle;
     try {
-      before = await h.oomKills();
+      handle = client.exec(this.execRequest(record, req), cb);
     } catch (e) {
-      client.close();
+      if (!this.longLived) client.close();
       throw e;
     }
-    const handle = client.exec(this.execRequest(record, req), cb);
-    const outcome = handle.result.then(async (r) => ({ ...r, oomKilled: r.signal === 9 && (await h.oomKills()) > before }));
-    outcome.catch(() => {}); // a command that never started is reported through handle.pid
-    return { record, client, handle, outcome };
+    let ended = false;
+    const outcome = handle.result.then(async (r) => ({ ...r, oomKilled: r.signal === 9 && (await h.oomKills()) > (await before) }));
+    outcome.catch(() => {}).finally(() => (ended = true)); // a command that never started is reported through handle.pid
+    const end = this.longLived
+      ? () => {
+          if (!ended && !req.keepAlive) void handle.kill(9).catch(() => {});
+        }
+      : () => client.close();
+    return { record, handle, outcome, end };
   }
 
   /** The request as the agent gets it: the sandbox's env under the request's, its workdir by default. */
@@ -530,6 +577,7 @@ export class Sandboxes {
     if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(this.diskOf(r))) {
       throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
     }
+    this.dropAgent(r.id);
     await this.handle(r).stop();
     stmt(this.db, "UPDATE sandboxes SET state = 'stopped' WHERE id = ?").run(r.id);
     recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
@@ -601,6 +649,7 @@ export class Sandboxes {
 
   private async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
     const backend = spec ? this.backendFor(spec) : this.container;
+    this.dropAgent(id);
     await backend.attach(id, this.dirOf(id)).destroy();
     stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });

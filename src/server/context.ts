@@ -1,12 +1,13 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes.js";
-import type { ExecHandle, AgentClient } from "../agent/client.js";
+import type { ExecHandle } from "../agent/client.js";
 import { InvalidArgumentError } from "../spec/errors.js";
 import type { OpenApi } from "./openapi.js";
 
 export interface ProcessEntry {
   readonly handle: ExecHandle;
-  readonly client: AgentClient;
+  /** Done with the command: kills it if it still runs and is not keepAlive. */
+  readonly end: () => void;
   /** The exit (or error) event, once the command has ended. */
   readonly finished: Promise<Record<string, unknown>>;
   ended: boolean;

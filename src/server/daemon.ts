@@ -37,7 +37,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
-    spareShim: true,
+    longLived: true,
   });
   const { app, ctx } = buildApp({
     sandboxes,
@@ -78,7 +78,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     sandboxes,
     async close() {
       clearInterval(reaper);
-      for (const p of ctx.processes.values()) p.client.close();
+      for (const p of ctx.processes.values()) p.end();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
       sandboxes.close();

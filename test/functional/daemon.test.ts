@@ -6,6 +6,7 @@ import http from "node:http";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
+import { Sandbox } from "../../sdk/src/index.js";
 
 function overSocket(socketPath: string, method: string, p: string, key: string, json?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -61,6 +62,36 @@ describe("corrald", () => {
       assert.match(m.text, /^corral_sandboxes\{tenant="metrics",state="running"\} 1$/m);
       assert.match(m.text, /^corral_http_request_duration_seconds_bucket\{le="0.1",operation="createSandbox"\} \d+$/m);
       await request(d.url, "DELETE", "/v1/sandboxes/m1", { key });
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("answers the SDK on a unix socket, and kills a command whose HTTP client left, over a connection other commands share", async () => {
+    const socket = path.join(path.dirname(t.stateDir), "sdk.sock");
+    const d = await testDaemon(t, { listen: { socket } });
+    try {
+      const key = d.sandboxes.tenants.createKey("uds").key;
+      const sb = await Sandbox.create({ apiUrl: `unix:${socket}`, apiKey: key, template: "busybox" });
+      assert.equal((await sb.commands.run("echo hi")).stdout, "hi\n");
+      // A foreground command, its client gone mid-stream.
+      const req = http.request({ socketPath: socket, method: "POST", path: `/v1/sandboxes/${sb.sandboxId}/exec`, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" } });
+      req.on("error", () => {});
+      req.end(JSON.stringify({ cmd: "touch /tmp/started; exec sleep 30" }));
+      for (let i = 0; i < 200 && !(await sb.files.exists("/tmp/started")); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(await sb.files.exists("/tmp/started"), true);
+      const running = async () => (await sb.commands.run("ps -o comm | grep -c '^sleep$'")).stdout.trim();
+      assert.equal(await running(), "1");
+      req.destroy();
+      let left = "1";
+      for (let i = 0; i < 100 && left !== "0"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        left = await running();
+      }
+      assert.equal(left, "0", "the command outlived its HTTP client");
+      // Commands sharing the daemon's agent connection carry on.
+      assert.equal((await sb.commands.run(["/bin/true"])).exitCode, 0);
+      await sb.kill();
     } finally {
       await d.close();
     }

@@ -19,7 +19,7 @@ export interface TestState {
  * A fresh state dir (and cgroup parent) owned by one test suite. Nothing in
  * it comes from an earlier run; close() removes all of it.
  */
-export async function freshState(label: string, opts: Pick<SandboxesOptions, "spareShim"> = {}): Promise<TestState> {
+export async function freshState(label: string, opts: Pick<SandboxesOptions, "longLived"> = {}): Promise<TestState> {
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-${label}-`));
   // Sandboxes' user namespace must traverse to the bind-mounted agent.
   await fsp.chmod(base, 0o711);

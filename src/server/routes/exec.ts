@@ -38,7 +38,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       const problems = validateNdjson("exec", event);
       out.write(`${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`);
     };
-    const { record: rec, client, handle, outcome } = await s.startExec(
+    const { record: rec, handle, outcome, end } = await s.startExec(
       param(req, "id"),
       {
         ...(body.argv ? { argv: body.argv } : {}),
@@ -61,7 +61,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     try {
       pid = await handle.pid;
     } catch (e) {
-      client.close();
+      end();
       throw e;
     }
     const key = processKey(rec.id, pid);
@@ -69,14 +69,14 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       (r) => ({ type: "exit", exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oomKilled: r.oomKilled }),
       (e: unknown) => ({ type: "error", error: toHttpError(e).body.error }),
     );
-    const entry: ProcessEntry = { handle, client, finished, ended: false };
+    const entry: ProcessEntry = { handle, end, finished, ended: false };
     ctx.processes.set(key, entry);
     if (typeof body.stdin === "string") {
       await handle.writeStdin(Buffer.from(body.stdin, "base64"));
       await handle.closeStdin();
     }
     void finished.finally(() => {
-      client.close();
+      end();
       entry.ended = true;
       // A foreground command's exit went to its caller; a background one's
       // is kept for wait, the oldest forgotten past the bound.
@@ -87,8 +87,8 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     if (background) return { type: "start", pid };
 
     reply.raw.on("close", () => {
-      // The client left before the exit: closing the connection kills the command.
-      if (!reply.raw.writableFinished) client.close();
+      // The client left before the exit: that kills the command.
+      if (!reply.raw.writableFinished) end();
     });
     void reply.type("application/x-ndjson").send(out);
     started = true;

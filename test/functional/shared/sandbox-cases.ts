@@ -33,8 +33,8 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
     };
 
     before(async () => {
-      // VMs as the daemon runs them: with a spare shim.
-      t = await freshState(`shared-${backend}`, { spareShim: backend === "vm" });
+      // VMs as the daemon runs them (a spare shim, shared agent connections).
+      t = await freshState(`shared-${backend}`, { longLived: backend === "vm" });
       sb = await t.s.create({ template: "busybox", backend, name: `shared-${backend}`, env: { GREETING: "hello" }, workdir: "/tmp", resources: { memory: "128M" } });
     });
     after(async () => t.close());
