@@ -54,11 +54,16 @@ describe("corrald", () => {
       const created = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", name: "m1" } });
       assert.equal(created.status, 201, created.text);
       await request(d.url, "GET", "/v1/sandboxes/nosuch", { key });
+      // exec streams its answer on the raw socket; its request is counted all the same.
+      const ran = await request(d.url, "POST", "/v1/sandboxes/m1/exec", { key, json: { argv: ["/bin/true"] } });
+      assert.equal(ran.status, 200);
+      assert.match(ran.text, /"type":"exit","exitCode":0/);
       const m = await request(d.url, "GET", "/metrics");
       assert.equal(m.status, 200);
       assert.match(String(m.headers["content-type"]), /^text\/plain/);
       assert.match(m.text, /^corral_http_requests_total\{operation="createSandbox",status="201"\} 1$/m);
       assert.match(m.text, /^corral_http_requests_total\{operation="getSandbox",status="404"\} 1$/m);
+      assert.match(m.text, /^corral_http_requests_total\{operation="exec",status="200"\} 1$/m);
       assert.match(m.text, /^corral_sandboxes\{tenant="metrics",state="running"\} 1$/m);
       assert.match(m.text, /^corral_http_request_duration_seconds_bucket\{le="0.1",operation="createSandbox"\} \d+$/m);
       await request(d.url, "DELETE", "/v1/sandboxes/m1", { key });

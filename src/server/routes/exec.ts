@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { PassThrough } from "node:stream";
 import { InvalidArgumentError, NotFoundError } from "../../spec/errors.js";
 import { toHttpError } from "../http-errors.js";
 import { ENDED_PROCESSES_KEPT, param, processKey, type ProcessEntry, type ServerContext } from "../context.js";
@@ -27,16 +26,15 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     if (!body.argv && body.cmd === undefined) throw new InvalidArgumentError("exec needs argv or cmd");
     const background = body.background === true;
 
-    const out = new PassThrough();
     const pending: unknown[] = [];
     let started = false;
-    const line = (event: unknown) => {
-      if (!started) {
-        pending.push(event);
-        return;
-      }
+    const encode = (event: unknown) => {
       const problems = validateNdjson("exec", event);
-      out.write(`${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`);
+      return `${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`;
+    };
+    const line = (event: unknown) => {
+      if (started) reply.raw.write(encode(event));
+      else pending.push(event);
     };
     const { record: rec, handle, outcome, end } = await s.startExec(
       param(req, "id"),
@@ -86,18 +84,20 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
 
     if (background) return { type: "start", pid };
 
-    reply.raw.on("close", () => {
+    // Written straight to the socket (fastify still runs its onResponse
+    // hooks): the headers go out with the start event, and the exit event
+    // with the end of the body, in one write each.
+    reply.hijack();
+    const raw = reply.raw;
+    raw.on("close", () => {
       // The client left before the exit: that kills the command.
-      if (!reply.raw.writableFinished) end();
+      if (!raw.writableFinished) end();
     });
-    void reply.type("application/x-ndjson").send(out);
+    raw.writeHead(200, { "content-type": "application/x-ndjson" });
     started = true;
     line({ type: "start", pid });
     for (const e of pending.splice(0)) line(e);
-    void finished.then((event) => {
-      line(event);
-      out.end();
-    });
+    void finished.then((event) => raw.end(encode(event)));
     return reply;
   });
 
