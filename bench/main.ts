@@ -202,7 +202,8 @@ async function main(): Promise<void> {
     }
 
     // microVMs: cold boot against a raw QEMU boot of the same kernel and initrd.
-    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 5));
+    // Boots drift by ±0.5 s run to run on this nested host: 9 interleaved pairs for a steadier median.
+    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 9));
     vmTable = vm.table;
     extra.push(...vm.notes);
   } finally {

@@ -5,6 +5,7 @@ import type { Sandboxes } from "../runtime/sandboxes.js";
 import { AuthError, InvalidArgumentError, InvalidSpecError } from "../spec/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { OpenApi } from "./openapi.js";
+import { Activity } from "./activity.js";
 import type { ServerContext } from "./context.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoutes } from "./metrics.js";
@@ -57,6 +58,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   const openapi = new OpenApi();
   const ctx: ServerContext = {
     sandboxes: o.sandboxes,
+    activity: new Activity(),
     openapi,
     processes: new Map(),
     templateImporters: new Set(o.templateImporters ?? []),
@@ -66,6 +68,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   // Uploads and stdin are streamed to the agent as they arrive.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
+  app.addHook("onRequest", async () => ctx.activity.touch());
+  app.addHook("onResponse", async () => ctx.activity.touch());
   app.addHook("onRequest", async (req) => {
     if (!req.url.startsWith("/v1/")) return;
     const auth = req.headers["authorization"];

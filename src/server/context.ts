@@ -3,6 +3,7 @@ import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes
 import type { ExecHandle } from "../agent/client.js";
 import { InvalidArgumentError } from "../spec/errors.js";
 import type { OpenApi } from "./openapi.js";
+import type { Activity } from "./activity.js";
 
 export interface ProcessEntry {
   readonly handle: ExecHandle;
@@ -19,6 +20,8 @@ export const ENDED_PROCESSES_KEPT = 10_000;
 /** What every route module gets. */
 export interface ServerContext {
   readonly sandboxes: Sandboxes;
+  /** When requests last came and went (pool refills wait for a lull). */
+  readonly activity: Activity;
   readonly openapi: OpenApi;
   /**
    * Execs by sandbox id and pid: running ones (stdin, signals), and

@@ -66,7 +66,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     (async () => {
       const ids = await sandboxes.reapExpired();
       if (ids.length) logger.info({ sandboxes: ids }, "removed expired sandboxes");
-      const pools = await sandboxes.refillPools();
+      const pools = await sandboxes.refillPools({ beforeStart: () => ctx.activity.lull() });
       if (pools.started || pools.removed) logger.debug(pools, "pools refilled");
     })()
       .catch((e: unknown) => logger.error({ err: e }, "housekeeping failed"))
