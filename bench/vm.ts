@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { ensureInitrd, PROBE_MARK } from "../src/backends/vm/initrd.js";
 import { bootImage, ensureKernel } from "../src/backends/vm/kernel.js";
-import { guestCmdline, QEMU, type Accel } from "../src/backends/vm/qemu.js";
+import { cpuArgs, guestCmdline, QEMU, type Accel } from "../src/backends/vm/qemu.js";
 import type { Sandboxes } from "../src/runtime/sandboxes.js";
 import { percentile, timeRuns } from "./stats.js";
 import path from "node:path";
@@ -14,7 +14,7 @@ import path from "node:path";
 /** Spawn → the guest init printing its mark (then it powers off). */
 function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> {
   const cmdline = guestCmdline({ hostname: "raw", accel, upper: { kind: "tmpfs", bytes: 1 << 20 } }) + " corral.probe=1";
-  const args = ["-M", `microvm,accel=${accel},rtc=on`, "-m", "256M", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
+  const args = ["-M", `microvm,accel=${accel},rtc=on`, ...cpuArgs(accel), "-m", "256M", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
   args.push("-kernel", kernel, "-initrd", initrd, "-append", cmdline, "-serial", "stdio");
   return new Promise((resolve, reject) => {
     const t0 = performance.now();

@@ -22,6 +22,15 @@ sandboxCases("vm", (ctx) => {
     assert.match(fs.readFileSync(`/proc/${qemu}/cmdline`, "utf8"), /\/vmlinux\0/);
   });
 
+  it("runs tickless when idle: one-shot timers, not HZ interrupts", async () => {
+    const { sh } = ctx();
+    // Without an always-running APIC timer (ARAT) and no HPET the guest
+    // ticks at HZ forever, costing an idle VM several % of a host core.
+    const r = await sh("grep -m1 nohz_mode /proc/timer_list; grep -m1 event_handler /proc/timer_list");
+    assert.match(r.stdout, /nohz_mode\s*:\s*2/);
+    assert.match(r.stdout, /hrtimer_interrupt/);
+  });
+
   it("runs QEMU confined: not root, under a seccomp filter, no new privileges", async () => {
     const { t, sb } = ctx();
     const pid = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "qemu.pid"), "utf8"));
