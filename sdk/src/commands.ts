@@ -121,7 +121,12 @@ export class Commands {
     });
     const out = new OutputDecoder();
     const err = new OutputDecoder();
+    let result: CommandResult | undefined;
+    // Read to the end of the body even after the exit event (the server
+    // ends it right there): leaving the loop early would destroy the
+    // connection instead of keeping it for the next request.
     for await (const value of this.http.ndjson(res)) {
+      if (result) continue;
       const ev = value as ExecEvent;
       switch (ev.type) {
         case "stdout": {
@@ -139,7 +144,7 @@ export class Commands {
           if (outTail) await opts.onStdout?.(outTail);
           const errTail = err.end();
           if (errTail) await opts.onStderr?.(errTail);
-          return {
+          result = {
             exitCode: ev.exitCode ?? null,
             stdout: out.text(),
             stderr: err.text(),
@@ -147,6 +152,7 @@ export class Commands {
             timedOut: ev.timedOut ?? false,
             oomKilled: ev.oomKilled ?? false,
           };
+          break;
         }
         case "error":
           throw errorFor({ status: 0, code: ev.error?.code ?? "exec_failed", message: ev.error?.message ?? "the command failed", issues: ev.error?.issues, over: ev.error?.over });
@@ -154,6 +160,7 @@ export class Commands {
           break; // "start", and kinds a newer server may add
       }
     }
+    if (result) return result;
     throw new SandboxError("bad_response", "exec: the stream ended before the command's exit event", res.status);
   }
 

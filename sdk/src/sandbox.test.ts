@@ -162,6 +162,30 @@ describe("Sandbox against a scripted server", () => {
     assert.equal(seen[1]?.url, `/v1/sandboxes/${SB.id}/exec`);
   });
 
+  it("keeps one connection for many calls, commands included (it reads each answer to its end)", async () => {
+    // Start from no open connection (earlier tests left one idle in the SDK's pool).
+    server.closeIdleConnections();
+    await new Promise((r) => setTimeout(r, 50));
+    let connections = 0;
+    const count = () => connections++;
+    server.on("connection", count);
+    try {
+      handler = (s, res) => {
+        if (s.url.endsWith("/exec")) {
+          res.writeHead(200, { "content-type": "application/x-ndjson" });
+          res.write(`${JSON.stringify({ type: "start", pid: 1 })}\n`);
+          res.end(`${JSON.stringify({ type: "exit", exitCode: 0 })}\n`);
+        } else json(res, 200, SB);
+      };
+      const sb = await Sandbox.connect(SB.id, opts());
+      for (let i = 0; i < 3; i++) assert.equal((await sb.commands.run("true")).exitCode, 0);
+      await sb.info();
+      assert.equal(connections, 1);
+    } finally {
+      server.off("connection", count);
+    }
+  });
+
   it("turns an error event or a cut stream into an error", async () => {
     handler = (_, res) => json(res, 200, SB);
     const sb = await Sandbox.connect(SB.id, opts());
