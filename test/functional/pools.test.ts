@@ -3,6 +3,9 @@
 // the daemon refills the pool; other shapes start cold.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { processRunning } from "../../src/host/process.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 import type { Daemon } from "../../src/server/daemon.js";
@@ -67,5 +70,21 @@ describe("warm pools", () => {
     d.sandboxes.pools.set("busybox", {}, 0);
     await ready(key, 0);
     assert.deepEqual(d.sandboxes.pools.waiting(key), []);
+  });
+
+  it("never hands out a pooled sandbox that died while it waited", async () => {
+    const key = d.sandboxes.pools.set("busybox", { memory: "192M" }, 1).key;
+    await ready(key, 1);
+    const [waiting] = d.sandboxes.pools.waiting(key);
+    assert.ok(waiting);
+    // The daemon holds a connection to the waiting sandbox's agent; its death closes it.
+    const status = JSON.parse(fs.readFileSync(path.join(t.stateDir, "crun", waiting.id, "status"), "utf8")) as { pid: number };
+    process.kill(status.pid, "SIGKILL");
+    for (let i = 0; i < 100 && processRunning(status.pid); i++) await new Promise((r) => setTimeout(r, 20));
+    const sb = await Sandbox.create({ ...conn, template: "busybox", resources: { memory: "192M" } });
+    assert.notEqual(sb.sandboxId, waiting.id);
+    assert.equal((await sb.commands.run("true")).exitCode, 0);
+    await sb.kill();
+    d.sandboxes.pools.set("busybox", { memory: "192M" }, 0);
   });
 });
