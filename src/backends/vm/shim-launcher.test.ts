@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import os from "node:os";
+import fsp from "node:fs/promises";
+import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
@@ -21,6 +23,27 @@ test("a spare shim waits at the lowest CPU priority and exits when let go", asyn
   assert.equal(l.sparePid, pid);
   l.close();
   assert.equal(await gone(pid), true, "the spare outlived close()");
+});
+
+test("a spare that died while it waited is not handed a VM: a new shim is", async () => {
+  const l = new ShimLauncher(true);
+  l.refill();
+  const spare = l.sparePid!;
+  process.kill(spare, "SIGKILL");
+  assert.equal(await gone(spare), true);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-shim-"));
+  try {
+    const c = l.start(dir); // no vm.json here: the new shim logs why and exits
+    assert.ok(c.pid && c.pid !== spare);
+    // Its report pipe (kept referenced once started) closes when it exits.
+    const report = c.stdio[3] as NodeJS.ReadableStream;
+    report.resume();
+    await new Promise((r) => report.once("close", r));
+    assert.match(await fsp.readFile(path.join(dir, "shim.log"), "utf8"), /vm\.json/);
+  } finally {
+    l.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("no spare without keepSpare", () => {

@@ -2,6 +2,7 @@ import type net from "node:net";
 import os from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { processRunning } from "../../host/process.js";
 
 const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
 
@@ -52,10 +53,14 @@ export class ShimLauncher {
     this.spare = undefined;
   }
 
+  /** The spare, if it still runs (its exit event may not have come yet: /proc says). */
   private take(): ChildProcess | undefined {
     const c = this.spare;
     this.spare = undefined;
-    return c && c.exitCode === null && c.signalCode === null && c.stdin?.writable ? c : undefined;
+    if (!c || c.pid === undefined || c.exitCode !== null || c.signalCode !== null || !c.stdin?.writable) return undefined;
+    if (processRunning(c.pid)) return c;
+    c.stdin.destroy();
+    return undefined;
   }
 }
 
