@@ -93,6 +93,8 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       // The client left before the exit: that kills the command.
       if (!raw.writableFinished) end();
     });
+    // It may have left while the command was starting, before there was a listener.
+    if (!raw.socket || raw.socket.destroyed) end();
     raw.writeHead(200, { "content-type": "application/x-ndjson" });
     started = true;
     line({ type: "start", pid });
