@@ -60,6 +60,20 @@ export interface SandboxBackend {
 }
 
 /**
+ * Makes a new sandbox with `make`, the same for every backend: whatever a
+ * failed `make` left behind (processes, mounts, cgroup, files) is destroyed.
+ */
+export async function createOrUndo(handle: SandboxHandle, make: () => Promise<void>): Promise<SandboxHandle> {
+  try {
+    await make();
+  } catch (e) {
+    await handle.destroy().catch(() => {});
+    throw e;
+  }
+  return handle;
+}
+
+/**
  * Runs a stopped sandbox again from its directory, the same for every
  * backend: nothing to do when it runs; otherwise whatever is left of it is
  * stopped, `launch` brings it up, and a failed launch leaves it stopped.

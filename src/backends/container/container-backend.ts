@@ -6,7 +6,7 @@ import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
-import { startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
+import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
 import { ociConfig } from "./oci-config.js";
 
@@ -73,11 +73,10 @@ export class ContainerBackend implements SandboxBackend {
     return listChildren(this.cgroupMode, this.o.cgroupParent);
   }
 
-  async create(req: CreateRequest): Promise<SandboxHandle> {
+  create(req: CreateRequest): Promise<SandboxHandle> {
     const p = containerPaths(req.dir);
     const uid = this.o.uidBase;
-    const handle = this.attach(req.id, req.dir);
-    try {
+    return createOrUndo(this.attach(req.id, req.dir), async () => {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await fsp.chown(p.run, uid, uid);
@@ -93,11 +92,7 @@ export class ContainerBackend implements SandboxBackend {
       });
       await fsp.writeFile(p.config, JSON.stringify(config));
       await this.launch(req);
-      return handle;
-    } catch (e) {
-      await handle.destroy().catch(() => {});
-      throw e;
-    }
+    });
   }
 
   /**

@@ -9,7 +9,7 @@ import { vmIdentity } from "../../spec/identity.js";
 import { BackendError } from "../../spec/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
-import { startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
+import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgroups.js";
 import { probeAccel } from "./accel.js";
 import { ensureTemplateImage } from "./erofs.js";
@@ -93,13 +93,9 @@ export class VmBackend implements SandboxBackend {
     return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
   }
 
-  async create(req: CreateRequest): Promise<SandboxHandle> {
-    const handle = this.attach(req.id, req.dir);
-    try {
-      if (req.warm && req.spec.lifetime.mode === "ephemeral") {
-        await this.createWarm(req);
-        return handle;
-      }
+  create(req: CreateRequest): Promise<SandboxHandle> {
+    return createOrUndo(this.attach(req.id, req.dir), async () => {
+      if (req.warm && req.spec.lifetime.mode === "ephemeral") return this.createWarm(req);
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         const h = await fsp.open(disk, "wx", 0o600);
@@ -109,11 +105,7 @@ export class VmBackend implements SandboxBackend {
         await this.giveToQemu(req.id, disk);
       }
       await this.launch(req);
-      return handle;
-    } catch (e) {
-      await handle.destroy().catch(() => {});
-      throw e;
-    }
+    });
   }
 
   async start(req: CreateRequest): Promise<SandboxHandle> {
