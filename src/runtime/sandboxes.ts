@@ -163,10 +163,8 @@ export class Sandboxes {
   readonly pools: Pools;
   private readonly sandboxesDir: string;
   private readonly backends: Map<string, SandboxBackend>;
-  /** Agent connections by sandbox id, when longLived (sharedAgent). */
-  private readonly agents: Map<string, Promise<AgentClient>>;
-  /** The same, once connected. */
-  private readonly connected: Map<string, AgentClient>;
+  /** Agent connections by sandbox id, when longLived (sharedAgent): being made, and the client once made. */
+  private readonly agents: Map<string, { readonly made: Promise<AgentClient>; client?: AgentClient }>;
   /**
    * longLived: SQLite's automatic checkpoint ran inside whichever commit
    * crossed 1,000 pages of log (~2 ms with its fsync: a claim now and
@@ -186,7 +184,6 @@ export class Sandboxes {
   ) {
     this.sandboxesDir = path.join(stateDir, "sandboxes");
     this.agents = new Map();
-    this.connected = new Map();
     if (longLived) {
       db.pragma("wal_autocheckpoint = 0");
       this.checkpoints = setInterval(() => {
@@ -485,28 +482,25 @@ export class Sandboxes {
   private async sharedAgent(r: SandboxRecord): Promise<AgentClient> {
     const cached = this.agents.get(r.id);
     if (cached) {
-      const c = await cached.catch(() => undefined);
+      const c = await cached.made.catch(() => undefined);
       if (c && !c.closed) return c;
       if (this.agents.get(r.id) === cached) this.agents.delete(r.id);
     }
-    const made = this.handle(r).agent();
-    this.agents.set(r.id, made);
-    made.then(
-      (c) => {
-        if (this.agents.get(r.id) === made) this.connected.set(r.id, c);
-      },
+    const entry: { readonly made: Promise<AgentClient>; client?: AgentClient } = { made: this.handle(r).agent() };
+    this.agents.set(r.id, entry);
+    entry.made.then(
+      (c) => (entry.client = c),
       () => {
-        if (this.agents.get(r.id) === made) this.agents.delete(r.id);
+        if (this.agents.get(r.id) === entry) this.agents.delete(r.id);
       },
     );
-    return made;
+    return entry.made;
   }
 
   private dropAgent(id: string): void {
-    const c = this.agents.get(id);
+    const entry = this.agents.get(id);
     this.agents.delete(id);
-    this.connected.delete(id);
-    c?.then((x) => x.close(), () => {});
+    entry?.made.then((x) => x.close(), () => {});
   }
 
   /**
@@ -515,7 +509,7 @@ export class Sandboxes {
    * container; through a VM's shim): a pooled sandbox's, at claim.
    */
   private async alive(r: SandboxRecord): Promise<boolean> {
-    const c = this.connected.get(r.id);
+    const c = this.agents.get(r.id)?.client;
     if (c && !c.closed) return true;
     return (await this.handle(r).status()) === "running";
   }
