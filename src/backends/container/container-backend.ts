@@ -4,6 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
+import { logTail } from "../../host/log-tail.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
 import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
@@ -129,7 +130,7 @@ export class ContainerBackend implements SandboxBackend {
       await launchAndWaitReady(this.o.launcher, args, log, 10_000);
       statusCache.delete(path.join(this.o.crunRoot, req.id));
     } catch (e) {
-      const tail = (await fsp.readFile(p.log, "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
+      const tail = await logTail(p.log, 3);
       throw new BackendError(`container ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
     } finally {
       fs.closeSync(log);

@@ -4,6 +4,7 @@ import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
+import { logTail } from "../../host/log-tail.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { vmIdentity } from "../../spec/identity.js";
 import { BackendError } from "../../spec/errors.js";
@@ -238,8 +239,8 @@ export class VmBackend implements SandboxBackend {
         c.on("error", reject);
       });
       if (line !== "ready") {
-        const tail = await consoleTail(p.console, 8);
-        const shimLog = (await fsp.readFile(p.log, "utf8").catch(() => "")).trim().split("\n").slice(-3).join(" | ");
+        const tail = await logTail(p.console, 8);
+        const shimLog = await logTail(p.log, 3);
         throw new BackendError(`vm ${req.id} did not start: ${line || "the shim exited"}${tail ? `; console: ${tail}` : ""}${shimLog ? `; shim: ${shimLog}` : ""}`);
       }
     } finally {
@@ -383,16 +384,6 @@ async function reidentify(h: SandboxHandle, hostname: string, warmUp: boolean): 
 
 const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
-/** The last lines of a VM's console, for error messages. */
-export async function consoleTail(file: string, lines: number): Promise<string> {
-  const text = await fsp.readFile(file, "utf8").catch(() => "");
-  return text
-    .split("\n")
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .slice(-lines)
-    .join(" | ");
-}
 
 export class VmHandle implements SandboxHandle {
   private readonly paths: ReturnType<typeof shimPaths>;
