@@ -163,8 +163,8 @@ export class Sandboxes {
   readonly pools: Pools;
   private readonly sandboxesDir: string;
   private readonly backends: Map<string, SandboxBackend>;
-  /** Agent connections by sandbox id, when longLived (sharedAgent): being made, and the client once made. */
-  private readonly agents: Map<string, { readonly made: Promise<AgentClient>; client?: AgentClient }>;
+  /** Agent connections by sandbox id, when longLived (sharedAgent). */
+  private readonly agents: Map<string, Promise<AgentClient>>;
   /**
    * longLived: SQLite's automatic checkpoint ran inside whichever commit
    * crossed 1,000 pages of log (~2 ms with its fsync: a claim now and
@@ -373,7 +373,7 @@ export class Sandboxes {
         })
         .immediate();
       if (!claimed) return undefined;
-      if (await this.alive(claimed)) {
+      if ((await this.handle(claimed).status()) === "running") {
         recordEvent(this.db, { tenant, sandbox: claimed.id, type: "claimed", detail: { pool: key, name: claimed.name } });
         return { ...claimed, status: "running" };
       }
@@ -482,36 +482,22 @@ export class Sandboxes {
   private async sharedAgent(r: SandboxRecord): Promise<AgentClient> {
     const cached = this.agents.get(r.id);
     if (cached) {
-      const c = await cached.made.catch(() => undefined);
+      const c = await cached.catch(() => undefined);
       if (c && !c.closed) return c;
       if (this.agents.get(r.id) === cached) this.agents.delete(r.id);
     }
-    const entry: { readonly made: Promise<AgentClient>; client?: AgentClient } = { made: this.handle(r).agent() };
-    this.agents.set(r.id, entry);
-    entry.made.then(
-      (c) => (entry.client = c),
-      () => {
-        if (this.agents.get(r.id) === entry) this.agents.delete(r.id);
-      },
-    );
-    return entry.made;
+    const made = this.handle(r).agent();
+    this.agents.set(r.id, made);
+    made.catch(() => {
+      if (this.agents.get(r.id) === made) this.agents.delete(r.id);
+    });
+    return made;
   }
 
   private dropAgent(id: string): void {
-    const entry = this.agents.get(id);
+    const c = this.agents.get(id);
     this.agents.delete(id);
-    entry?.made.then((x) => x.close(), () => {});
-  }
-
-  /**
-   * Whether the sandbox is running, known without a look at the host when
-   * this process holds an open connection to its agent (PID 1 of a
-   * container; through a VM's shim): a pooled sandbox's, at claim.
-   */
-  private async alive(r: SandboxRecord): Promise<boolean> {
-    const c = this.agents.get(r.id)?.client;
-    if (c && !c.closed) return true;
-    return (await this.handle(r).status()) === "running";
+    c?.then((x) => x.close(), () => {});
   }
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
