@@ -19,6 +19,7 @@ import { buildNixTemplate, type NixTemplateOptions } from "../store/nix/nix-temp
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
 import { Tenants } from "./tenants.js";
 import { Pools, POOL_TENANT, poolKey } from "./pools.js";
+import { Checkpointer } from "./checkpointer.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
 /**
@@ -165,12 +166,8 @@ export class Sandboxes {
   private readonly backends: Map<string, SandboxBackend>;
   /** Agent connections by sandbox id, when longLived (sharedAgent). */
   private readonly agents: Map<string, Promise<AgentClient>>;
-  /**
-   * longLived: SQLite's automatic checkpoint ran inside whichever commit
-   * crossed 1,000 pages of log (~2 ms with its fsync: a claim now and
-   * then); a timer copies the log into the database instead, once a second.
-   */
-  private readonly checkpoints: NodeJS.Timeout | undefined;
+  /** longLived: checkpoints the database in a worker thread (see Checkpointer). */
+  private readonly checkpointer: Checkpointer | undefined;
 
   private constructor(
     readonly stateDir: string,
@@ -186,14 +183,7 @@ export class Sandboxes {
     this.agents = new Map();
     if (longLived) {
       db.pragma("wal_autocheckpoint = 0");
-      this.checkpoints = setInterval(() => {
-        try {
-          db.pragma("wal_checkpoint(PASSIVE)");
-        } catch {
-          // Busy or closing: the next tick checkpoints.
-        }
-      }, 1000);
-      this.checkpoints.unref();
+      this.checkpointer = new Checkpointer(db.name);
     }
     this.backends = new Map<string, SandboxBackend>([
       ["container", container],
@@ -231,7 +221,7 @@ export class Sandboxes {
   }
 
   close(): void {
-    clearInterval(this.checkpoints);
+    void this.checkpointer?.close();
     for (const id of [...this.agents.keys()]) this.dropAgent(id);
     this.vm.close();
     this.db.close();
