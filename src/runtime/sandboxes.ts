@@ -166,6 +166,8 @@ export class Sandboxes {
   private readonly backends: Map<string, SandboxBackend>;
   /** Agent connections by sandbox id, when longLived (sharedAgent). */
   private readonly agents: Map<string, Promise<AgentClient>>;
+  /** Pooled sandboxes a claim in this process is checking (claim()). */
+  private readonly claiming = new Set<string>();
   /** longLived: checkpoints the database in a worker thread (see Checkpointer). */
   private readonly checkpointer: Checkpointer | undefined;
 
@@ -329,45 +331,59 @@ export class Sandboxes {
 
 
   /**
-   * Takes a ready sandbox out of a pool for a tenant, in one transaction
-   * with the quota check: the row leaves the pool (pool_key cleared) as it
-   * changes hands, so no sandbox is handed out twice, and a pooled sandbox
-   * is never returned to a pool. A pooled sandbox that died is removed and
-   * the next one tried.
+   * Takes a ready sandbox out of a pool for a tenant. The oldest one is
+   * checked alive first (a pooled sandbox that died is removed and the next
+   * one tried), then changes hands in one write transaction with the quota
+   * check and the event: the row leaves the pool (pool_key cleared) only if
+   * it is still there, so no sandbox is handed out twice, and a pooled
+   * sandbox is never returned to a pool. One commit per claim, not three.
    */
   private async claim(key: string, spec: ResolvedSpec, tenant: string): Promise<SandboxInfo | undefined> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const now = new Date();
-      const claimed = this.db
-        .transaction((): SandboxRecord | undefined => {
-          this.checkQuota(tenant, spec.resources.memory);
-          const row = stmt(this.db, "SELECT * FROM sandboxes WHERE pool_key = ? AND state = 'running' ORDER BY created_at LIMIT 1").get(key) as Row | undefined;
-          if (!row) return undefined;
-          const r: SandboxRecord = {
-            ...toRecord(row),
-            tenant,
-            name: spec.name ?? `sb-${row.id.slice(0, 8)}`,
-            spec,
-            createdAt: now.toISOString(),
-            expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
-          };
-          try {
-            stmt(this.db, "UPDATE sandboxes SET tenant_id = ?, name = ?, spec = ?, created_at = ?, expires_at = ?, pool_key = NULL WHERE id = ? AND pool_key = ?").run(
-              r.tenant, r.name, JSON.stringify(r.spec), r.createdAt, r.expiresAt, r.id, key,
-            );
-          } catch (e) {
-            if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
-            throw e;
-          }
-          return r;
-        })
-        .immediate();
-      if (!claimed) return undefined;
-      if ((await this.handle(claimed).status()) === "running") {
-        recordEvent(this.db, { tenant, sandbox: claimed.id, type: "claimed", detail: { pool: key, name: claimed.name } });
-        return { ...claimed, status: "running" };
+      // Skips the candidates other claims in this process are checking.
+      const rows = stmt(this.db, "SELECT * FROM sandboxes WHERE pool_key = ? AND state = 'running' ORDER BY created_at LIMIT ?").all(
+        key,
+        this.claiming.size + 1,
+      ) as Row[];
+      const row = rows.find((r) => !this.claiming.has(r.id));
+      if (!row) return undefined;
+      const pooled = toRecord(row);
+      this.claiming.add(pooled.id);
+      try {
+        if ((await this.handle(pooled).status()) !== "running") {
+          await this.remove(pooled.id, POOL_TENANT, "pooled sandbox found dead at claim", pooled.spec);
+          continue;
+        }
+        const now = new Date();
+        const r: SandboxRecord = {
+          ...pooled,
+          tenant,
+          name: spec.name ?? `sb-${pooled.id.slice(0, 8)}`,
+          spec,
+          createdAt: now.toISOString(),
+          expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
+        };
+        const taken = this.db
+          .transaction((): boolean => {
+            this.checkQuota(tenant, spec.resources.memory);
+            let changes: number;
+            try {
+              changes = stmt(this.db, "UPDATE sandboxes SET tenant_id = ?, name = ?, spec = ?, created_at = ?, expires_at = ?, pool_key = NULL WHERE id = ? AND pool_key = ?").run(
+                r.tenant, r.name, JSON.stringify(r.spec), r.createdAt, r.expiresAt, r.id, key,
+              ).changes;
+            } catch (e) {
+              if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new ConflictError(`a sandbox named "${r.name}" already exists`);
+              throw e;
+            }
+            if (changes === 0) return false; // another process claimed it first
+            recordEvent(this.db, { tenant, sandbox: r.id, type: "claimed", detail: { pool: key, name: r.name } });
+            return true;
+          })
+          .immediate();
+        if (taken) return { ...r, status: "running" };
+      } finally {
+        this.claiming.delete(pooled.id);
       }
-      await this.remove(claimed.id, tenant, "pooled sandbox found dead at claim", claimed.spec);
     }
     return undefined;
   }

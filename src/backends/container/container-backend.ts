@@ -5,7 +5,7 @@ import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
 import { logTail } from "../../host/log-tail.js";
-import { killQuietly, procStat, processRunning } from "../../host/process.js";
+import { killQuietly, procStat, type ProcStat } from "../../host/process.js";
 import { BackendError } from "../../spec/errors.js";
 import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
@@ -128,7 +128,11 @@ export class ContainerBackend implements SandboxBackend {
     const log = fs.openSync(p.log, "a", 0o600);
     try {
       await launchAndWaitReady(this.o.launcher, args, log, 10_000);
-      statusCache.delete(path.join(this.o.crunRoot, req.id));
+      const stateDir = path.join(this.o.crunRoot, req.id);
+      statusCache.delete(stateDir);
+      // Read crun's record now, so a claim or a list does not.
+      initCache.delete(stateDir);
+      await readInit(stateDir);
     } catch (e) {
       const tail = await logTail(p.log, 3);
       throw new BackendError(`container ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
@@ -215,10 +219,12 @@ export class ContainerHandle implements SandboxHandle {
     const cached = statusCache.get(stateDir);
     if (cached && Date.now() - cached.at < STATUS_TTL_MS) return cached.status;
     let status: SandboxStatus;
-    if (!(await readInit(stateDir))) status = fs.existsSync(stateDir) ? "stopped" : "missing";
+    const init = await readInit(stateDir);
+    if (!init) status = fs.existsSync(stateDir) ? "stopped" : "missing";
     else {
-      const pid = await readInitPid(stateDir);
-      status = pid && processRunning(pid) ? "running" : "stopped";
+      // One read of /proc/PID/stat: the same process (start time) and not a zombie.
+      const now = procStat(init.pid);
+      status = now && sameProcess(init, now) && now.state !== "Z" && now.state !== "X" ? "running" : "stopped";
     }
     statusCache.set(stateDir, { at: Date.now(), status });
     return status;
@@ -304,6 +310,9 @@ async function readInitPid(stateDir: string): Promise<number | undefined> {
   const init = await readInit(stateDir);
   if (!init) return undefined;
   const now = procStat(init.pid);
-  if (!now || (init.startTime !== undefined && now.startTime !== init.startTime)) return undefined;
-  return init.pid;
+  return now && sameProcess(init, now) ? init.pid : undefined;
+}
+
+function sameProcess(init: InitProcess, now: ProcStat): boolean {
+  return init.startTime === undefined || now.startTime === init.startTime;
 }
