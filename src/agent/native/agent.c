@@ -38,6 +38,8 @@
  * - list is flow controlled like read (entries go out while the unsent
  *   output is under 256 KiB).
  * - exec after SIGTERM/SIGINT started the shutdown is ESHUTDOWN.
+ * - "started" goes out START_HOLD_MS after the fork, or with "exit" for a
+ *   command that ends sooner (its output then comes between the two).
  * - timeoutMs may be any positive number (fractions round up); <= 0 or
  *   null means no timeout. hello's "pid" is getpid() (1 when PID 1).
  * - Without openat2 (kernel < 5.6) file operations fail with ENOSYS; there
@@ -124,6 +126,12 @@ struct corral_open_how {
 #define MSG_PATH_MAX 1024 /* bytes of a path echoed in an error message */
 #define SHUTDOWN_WAIT_MS 2000
 #define CLOSE_LINGER_MS 2000
+/* A command that ends this soon after its fork has its "started" sent with
+ * its "exit", in one write: two fewer wakeups of the host's side for a
+ * short command. The errpipe is looked at once, at this deadline or at the
+ * exit, instead of waking the agent when execve succeeds; a command still
+ * before its execve then (a slow fork) is watched through the errpipe. */
+#define START_HOLD_MS 2
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* PATH for commands whose request sets none: DEFAULT_PATH unless --path */
 static const char *g_default_path = DEFAULT_PATH;
@@ -797,6 +805,7 @@ struct exec {
 	bool in_reg, out_reg, err_reg;
 	bool started, keepalive, timed_out, stdin_eof, dead;
 	int64_t deadline; /* 0 = none */
+	int64_t start_due; /* 0: the errpipe is watched (see START_HOLD_MS) */
 	struct buf in_pend;
 	char *argv0, *cwd; /* for the error message until started */
 	struct watch w_out, w_err, w_in, w_errp;
@@ -1455,10 +1464,7 @@ static void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	e->w_errp = (struct watch){W_ERRP, e};
 	e->next = g_execs;
 	g_execs = e;
-	if (ep_ctl(EPOLL_CTL_ADD, e->errp_fd, EPOLLIN, &e->w_errp) < 0) {
-		/* without the errpipe event we learn about the start at the exit */
-		logmsg("corral-agent: epoll add errpipe: %s", strerror(errno));
-	}
+	e->start_due = g_now + START_HOLD_MS;
 	goto out;
 
 fail_errno:
@@ -2468,7 +2474,19 @@ static void handle_signals(void)
 
 static void handle_timers(void)
 {
-	for (struct exec *e = g_execs; e; e = e->next) {
+	for (struct exec *e = g_execs, *next; e; e = next) {
+		next = e->next;
+		if (!e->dead && !e->started && e->start_due && g_now >= e->start_due) {
+			e->start_due = 0;
+			/* false: it failed, e is gone. Still not started: not yet at its
+			 * execve, so the errpipe tells from now on. */
+			if (!exec_check_started(e, false))
+				continue;
+			if (!e->started && ep_ctl(EPOLL_CTL_ADD, e->errp_fd, EPOLLIN, &e->w_errp) < 0) {
+				/* without the errpipe event we learn about the start at the exit */
+				logmsg("corral-agent: epoll add errpipe: %s", strerror(errno));
+			}
+		}
 		if (e->deadline && g_now >= e->deadline) {
 			e->deadline = 0;
 			e->timed_out = true;
@@ -2489,9 +2507,12 @@ static void handle_timers(void)
 static int next_timeout(void)
 {
 	int64_t t = INT64_MAX;
-	for (struct exec *e = g_execs; e; e = e->next)
+	for (struct exec *e = g_execs; e; e = e->next) {
 		if (e->deadline && e->deadline < t)
 			t = e->deadline;
+		if (!e->started && e->start_due && e->start_due < t)
+			t = e->start_due;
+	}
 	for (struct conn *c = g_conns; c; c = c->next)
 		if (c->closing && c->close_deadline < t)
 			t = c->close_deadline;

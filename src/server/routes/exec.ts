@@ -86,7 +86,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
 
     // Written straight to the socket (fastify still runs its onResponse
     // hooks): the headers go out with the start event, and the exit event
-    // with the end of the body, in one write each.
+    // with the end of the body.
     reply.hijack();
     const raw = reply.raw;
     raw.on("close", () => {
@@ -95,6 +95,12 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     });
     // It may have left while the command was starting, before there was a listener.
     if (!raw.socket || raw.socket.destroyed) end();
+    // Corked until this tick's promise callbacks have run: a command that
+    // already ended (the agent sends its start with its exit) is answered
+    // in a single write, head, start and exit together.
+    const socket = raw.socket;
+    socket?.cork();
+    process.nextTick(() => socket?.uncork());
     raw.writeHead(200, { "content-type": "application/x-ndjson" });
     started = true;
     line({ type: "start", pid });
