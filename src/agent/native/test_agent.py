@@ -388,6 +388,15 @@ def main():
         t_exit = r["frames"][-1][2]
         ok = outs and outs[0][0] == b"a\n" and r["stdout"] == b"a\nb\n" and t_exit - outs[0][1] >= 0.25
         check("stdout streamed before exit", ok, [(p, round(t_exit - t, 3)) for p, t in outs])
+        # "started" is held at most START_HOLD_MS for a command that may end
+        # at once: one that runs on has it long before its exit.
+        r = c.run(argv=["sleep", "0.3"])
+        t_start = [t for h, _, t in r["frames"] if h["ev"] == "started"]
+        check("started sent while a command runs", t_start and r["frames"][-1][2] - t_start[0] >= 0.25,
+              [(h["ev"], round(t, 3)) for h, _, t in r["frames"]])
+        r = c.run(argv=["true"])
+        check("a quick command: started, then exit", [h["ev"] for h, _, _ in r["frames"]] == ["started", "exit"]
+              and r["started"]["pid"] > 0, r["frames"])
         r = c.run(argv=["sh", "-c", "echo o1; echo e1 >&2; sleep 0.1; echo o2; echo e2 >&2"])
         check("stdout and stderr separated", r["stdout"] == b"o1\no2\n" and r["stderr"] == b"e1\ne2\n", r)
         r = c.run(argv=["sh", "-c", "head -c 3000000 /dev/zero"])
