@@ -43,6 +43,8 @@ export interface SandboxHandle {
   stats(): Promise<UsageSample>;
   /** Times the kernel's OOM killer has killed a process in the sandbox. */
   oomKills(): Promise<number>;
+  /** Gives the running sandbox a new hostname (a claimed pooled sandbox takes its own name). */
+  rename(hostname: string): Promise<void>;
   /** Ends its processes, keeping its directory (a persistent sandbox's disk). Idempotent. */
   stop(): Promise<void>;
   /** Idempotent; leaves no mount, cgroup, process or directory behind. */

@@ -159,6 +159,9 @@ const toRecord = (r: Row): SandboxRecord => ({
  * is an SQLite database in the state dir (WAL), so any number of processes
  * (CLI invocations, the daemon) can share it.
  */
+/** The name (and hostname) of a sandbox created without one. */
+const defaultName = (id: string) => `sb-${id.slice(0, 8)}`;
+
 export class Sandboxes {
   readonly tenants: Tenants;
   readonly pools: Pools;
@@ -168,6 +171,11 @@ export class Sandboxes {
   private readonly agents: Map<string, Promise<AgentClient>>;
   /** Pooled sandboxes a claim in this process is checking (claim()). */
   private readonly claiming = new Set<string>();
+  /**
+   * Claimed sandboxes taking their own hostname (a pooled one was started
+   * with the pool's): their first command waits for it, the claim does not.
+   */
+  private readonly renaming = new Map<string, Promise<void>>();
   /** longLived: checkpoints the database in a worker thread (see Checkpointer). */
   private readonly checkpointer: Checkpointer | undefined;
 
@@ -301,7 +309,7 @@ export class Sandboxes {
     const record: SandboxRecord = {
       id,
       tenant,
-      name: pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? `sb-${id.slice(0, 8)}`),
+      name: pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? defaultName(id)),
       spec,
       createdAt: now.toISOString(),
       expiresAt: spec.lifetime.timeoutSeconds && !pool ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
@@ -312,7 +320,8 @@ export class Sandboxes {
     const dir = this.dirOf(id);
     try {
       await fsp.mkdir(dir, { mode: 0o711 });
-      await start({ id, spec, hostname: record.name, layers: layers.map((d) => this.store.layerDir(d)), dir });
+      // A pooled sandbox already answers to the name an unnamed claim gives it.
+      await start({ id, spec, hostname: pool ? defaultName(id) : record.name, layers: layers.map((d) => this.store.layerDir(d)), dir });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
       recordEvent(this.db, { tenant, sandbox: id, ...event(record) });
       // Connected ahead of the first command (in the background: the
@@ -358,7 +367,7 @@ export class Sandboxes {
         const r: SandboxRecord = {
           ...pooled,
           tenant,
-          name: spec.name ?? `sb-${pooled.id.slice(0, 8)}`,
+          name: spec.name ?? defaultName(pooled.id),
           spec,
           createdAt: now.toISOString(),
           expiresAt: spec.lifetime.timeoutSeconds ? new Date(now.getTime() + spec.lifetime.timeoutSeconds * 1000).toISOString() : null,
@@ -380,12 +389,36 @@ export class Sandboxes {
             return true;
           })
           .immediate();
-        if (taken) return { ...r, status: "running" };
+        if (taken) {
+          if (r.name !== defaultName(r.id)) this.renameClaimed(r);
+          return { ...r, status: "running" };
+        }
       } finally {
         this.claiming.delete(pooled.id);
       }
     }
     return undefined;
+  }
+
+  /**
+   * Renames a claimed sandbox that was given a name in the background (its
+   * first command waits for it). The sandbox works either way; a failure
+   * is recorded as an event.
+   */
+  private renameClaimed(r: SandboxRecord): void {
+    const done = this.handle(r)
+      .rename(r.name)
+      .catch((e: unknown) => {
+        try {
+          recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "rename_failed", detail: { name: r.name, error: (e as Error).message } });
+        } catch {
+          // The database is closing: nothing to record it in.
+        }
+      })
+      .finally(() => {
+        if (this.renaming.get(r.id) === done) this.renaming.delete(r.id);
+      });
+    this.renaming.set(r.id, done);
   }
 
   /**
@@ -542,6 +575,8 @@ export class Sandboxes {
     scope: Scope = {},
   ): Promise<{ record: SandboxRecord; handle: ExecHandle; outcome: Promise<ExecOutcome>; end: () => void }> {
     const record = this.running(ref, scope);
+    const renaming = this.renaming.get(record.id);
+    if (renaming) await renaming;
     const h = this.handle(record);
     const before = h.oomKills();
     const client = this.longLived ? await this.sharedAgent(record) : await h.agent();

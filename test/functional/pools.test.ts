@@ -46,12 +46,15 @@ describe("warm pools", () => {
     assert.deepEqual(info.metadata, { job: "j1" });
     assert.notEqual(info.expiresAt, null);
     assert.equal((await sb.commands.run("echo $WHO")).stdout, "claimer\n");
+    // It answers to its own name, not the pool's.
+    assert.equal((await sb.commands.run("hostname")).stdout, `${info.name}\n`);
     // The pool's own tenant is invisible to the user; the claimed one is theirs.
     assert.deepEqual((await Sandbox.list(conn)).map((x) => x.sandboxId), [sb.sandboxId]);
 
     await ready(key, 2);
     const burst = await Promise.all(Array.from({ length: 5 }, () => Sandbox.create({ ...conn, template: "busybox" })));
     const ids = [sb.sandboxId, ...burst.map((b) => b.sandboxId)];
+    for (const b of burst) assert.equal((await b.commands.run("hostname")).stdout, `${(await b.info()).name}\n`);
     assert.equal(new Set(ids).size, ids.length, "a sandbox was handed out twice");
     const stats = (await pools()).find((p) => p.key === key)!;
     assert.equal(stats.hits + stats.misses, 6);
@@ -70,6 +73,17 @@ describe("warm pools", () => {
     d.sandboxes.pools.set("busybox", {}, 0);
     await ready(key, 0);
     assert.deepEqual(d.sandboxes.pools.waiting(key), []);
+  });
+
+  it("gives a claimed sandbox the name it was created with as its hostname", async () => {
+    const key = d.sandboxes.pools.set("busybox", { memory: "160M" }, 1).key;
+    await ready(key, 1);
+    const sb = await Sandbox.create({ ...conn, template: "busybox", resources: { memory: "160M" }, name: "renamed-on-claim" });
+    assert.equal((await pools()).find((p) => p.key === key)?.hits, 1, "the create did not claim");
+    assert.equal((await sb.commands.run("hostname")).stdout, "renamed-on-claim\n");
+    await sb.kill();
+    d.sandboxes.pools.set("busybox", { memory: "160M" }, 0);
+    await ready(key, 0);
   });
 
   it("never hands out a pooled sandbox that died while it waited", async () => {

@@ -6,6 +6,7 @@ import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
 import { logTail } from "../../host/log-tail.js";
 import { killQuietly, procStat, type ProcStat } from "../../host/process.js";
+import { setContainerHostname } from "./hostname.js";
 import { BackendError } from "../../spec/errors.js";
 import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
 import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
@@ -254,6 +255,13 @@ export class ContainerHandle implements SandboxHandle {
    * state exists but no cgroup does (a container that failed half way
    * through crun's own setup).
    */
+  async rename(hostname: string): Promise<void> {
+    const pid = await readInitPid(path.join(this.o.crunRoot, this.id));
+    const started = pid ? procStat(pid)?.startTime : undefined;
+    if (!pid || started === undefined) throw new BackendError(`container ${this.id} is not running`);
+    await setContainerHostname(this.o.launcher, { pid, startTime: started }, hostname);
+  }
+
   async stop(): Promise<void> {
     const cg = this.backend.cgroupFor(this.id);
     const stateDir = path.join(this.o.crunRoot, this.id);

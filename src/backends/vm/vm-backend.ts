@@ -399,6 +399,16 @@ export class VmHandle implements SandboxHandle {
     return AgentClient.connect(this.paths.agentSocket, timeoutMs);
   }
 
+  /** The guest's agent is its PID 1 with every capability: it writes the name itself. */
+  async rename(hostname: string): Promise<void> {
+    const c = await this.agent();
+    try {
+      await c.writeFile("/proc/sys/kernel/hostname", hostname);
+    } finally {
+      c.close();
+    }
+  }
+
   private shimPid(): number | undefined {
     try {
       const [pid, started] = fs.readFileSync(this.paths.shimPid, "utf8").trim().split(" ").map(Number);

@@ -19,6 +19,14 @@
  * ids [BASE, BASE+COUNT) are 0.. (the store's shifted layers then read as
  * owned by root). A forked helper, still privileged in the parent
  * namespace, writes the maps; no /etc/subuid entry is needed.
+ *
+ *   corral-launch --set-hostname PID STARTTIME
+ *
+ * opens the UTS namespace of process PID (a container's init, whose
+ * /proc/PID/stat start time must be STARTTIME), reads one
+ * line on stdin, makes it that namespace's hostname and answers "ok" on
+ * stdout; EOF first: exits 0 having changed nothing. A claim that names a
+ * pooled container renames it so (the sandbox itself lacks CAP_SYS_ADMIN).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -78,15 +86,86 @@ static void enter_userns(unsigned long base, unsigned long count) {
 	close(go[1]);
 }
 
+/* Field 22 of /proc/PID/stat (after the last ')'), 0 if unreadable. */
+static unsigned long long start_time(const char *pid) {
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0) return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p) return 0;
+	p += 2; /* state is field 3 */
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p) p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}
+
+static int set_hostname(const char *pid, const char *expected_start) {
+	char path[64], name[80];
+	snprintf(path, sizeof path, "/proc/%s/ns/uts", pid);
+	int ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0) die("open", path);
+	/* The namespace held is that of the process meant, not of one that got
+	 * its pid since (checked after the open), and never this process's own
+	 * (the host's). */
+	struct stat target, self;
+	if (start_time(pid) != strtoull(expected_start, NULL, 10)) {
+		errno = ESRCH;
+		die("process", pid);
+	}
+	if (fstat(ns, &target) != 0 || stat("/proc/self/ns/uts", &self) != 0) die("stat", path);
+	if (target.st_ino == self.st_ino && target.st_dev == self.st_dev) {
+		errno = EPERM;
+		die("not a container's UTS namespace:", path);
+	}
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(0, name + n, 1);
+		if (r == 0) return 0; /* nobody wants a new name */
+		if (r < 0) {
+			if (errno == EINTR) continue;
+			die("read", "stdin");
+		}
+		if (name[n] == '\n') break;
+		if (++n >= 64) {
+			errno = ENAMETOOLONG;
+			die("hostname", NULL);
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		char c = name[k];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) {
+			errno = EINVAL;
+			die("hostname", NULL);
+		}
+	}
+	if (n == 0) {
+		errno = EINVAL;
+		die("hostname", NULL);
+	}
+	if (setns(ns, CLONE_NEWUTS) != 0) die("setns", path);
+	if (sethostname(name, n) != 0) die("sethostname", NULL);
+	if (write(1, "ok\n", 3) != 3) die("write", "stdout");
+	return 0;
+}
+
 static void usage(void) {
 	fprintf(stderr, "usage: corral-launch [--unmount P]... [--tmpfs DIR BYTES] [--owned-dir DIR UID]... "
-	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] -- CMD ARGS...\n");
+	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] -- CMD ARGS...\n"
+	                "       corral-launch --set-hostname PID STARTTIME\n");
 	exit(125);
 }
 
 int main(int argc, char **argv) {
 	int i = 1;
 	unsigned long userns_base = 0, userns_count = 0;
+	if (argc == 4 && strcmp(argv[1], "--set-hostname") == 0) return set_hostname(argv[2], argv[3]);
 	if (unshare(CLONE_NEWNS) != 0) die("unshare", "CLONE_NEWNS");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make private", "/");
 	for (; i < argc; i++) {
