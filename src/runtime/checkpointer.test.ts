@@ -63,7 +63,8 @@ test("a one-page log is copied but not restarted (two checkpointers would trade 
 
 test("the worker checkpoints in the background and closes", async () => {
   const { dir, file, db } = fresh();
-  const c = new Checkpointer(file, 50);
+  let failed = false;
+  const c = new Checkpointer(file, { intervalMs: 50, onFailure: () => (failed = true) });
   try {
     for (let i = 0; i < 30; i++) recordEvent(db, { type: "test" });
     let frames = Infinity;
@@ -74,7 +75,23 @@ test("the worker checkpoints in the background and closes", async () => {
     assert.equal(frames, 1, "the worker started the log over");
   } finally {
     await c.close();
+    assert.equal(failed, false, "a close is not a failure");
     db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a worker that cannot open the database reports it, so its owner checkpoints again", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-ckpt-"));
+  try {
+    // The worker keeps no event loop alive: this timer does, until it reports.
+    let keepAlive: NodeJS.Timeout | undefined;
+    const error = await new Promise<Error | undefined>((resolve, reject) => {
+      keepAlive = setTimeout(() => reject(new Error("no failure reported")), 10_000);
+      new Checkpointer(path.join(dir, "missing.db"), { onFailure: resolve });
+    }).finally(() => clearTimeout(keepAlive));
+    assert.match(String((error as { message?: unknown } | undefined)?.message), /missing\.db|unable to open|does not exist/i);
+  } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -18,17 +18,28 @@ import Database from "better-sqlite3";
  */
 export class Checkpointer {
   private readonly worker: Worker;
+  private stopped = false;
 
-  constructor(file: string, intervalMs = 1000) {
-    this.worker = new Worker(new URL(import.meta.url), { workerData: { file, intervalMs } satisfies CheckpointerData });
+  /**
+   * `onFailure` runs (once) if the worker stops by itself (it could not
+   * open the database, say): the caller then lets its own connection
+   * checkpoint again, as SQLite does by default.
+   */
+  constructor(file: string, opts: { intervalMs?: number; onFailure?: (e?: Error) => void } = {}) {
+    this.worker = new Worker(new URL(import.meta.url), { workerData: { file, intervalMs: opts.intervalMs ?? 1000 } satisfies CheckpointerData });
     this.worker.unref();
-    // A failure (the state dir gone under a test, say) stops checkpoints,
-    // never the process: the main connection then checkpoints as SQLite does.
-    this.worker.on("error", () => {});
+    const failed = (e?: Error) => {
+      if (this.stopped) return;
+      this.stopped = true;
+      opts.onFailure?.(e);
+    };
+    this.worker.on("error", failed);
+    this.worker.on("exit", () => failed());
   }
 
   /** Stops the worker; resolves once its connection is closed. */
   close(): Promise<void> {
+    this.stopped = true;
     this.worker.postMessage("close");
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => void this.worker.terminate().finally(resolve), 2000);

@@ -193,7 +193,15 @@ export class Sandboxes {
     this.agents = new Map();
     if (longLived) {
       db.pragma("wal_autocheckpoint = 0");
-      this.checkpointer = new Checkpointer(db.name);
+      this.checkpointer = new Checkpointer(db.name, {
+        onFailure: () => {
+          try {
+            db.pragma("wal_autocheckpoint = 1000");
+          } catch {
+            // Closed meanwhile.
+          }
+        },
+      });
     }
     this.backends = new Map<string, SandboxBackend>([
       ["container", container],
