@@ -28,10 +28,12 @@ export class Checkpointer {
   constructor(file: string, opts: { intervalMs?: number; onFailure?: (e?: Error) => void } = {}) {
     this.worker = new Worker(new URL(import.meta.url), { workerData: { file, intervalMs: opts.intervalMs ?? 1000 } satisfies CheckpointerData });
     this.worker.unref();
-    const failed = (e?: Error) => {
+    const failed = (e?: unknown) => {
       if (this.stopped) return;
       this.stopped = true;
-      opts.onFailure?.(e);
+      // An SqliteError arrives from the worker as a plain { code } object.
+      const c = e as { message?: unknown; code?: unknown } | undefined;
+      opts.onFailure?.(e === undefined || e instanceof Error ? e : new Error(String(c?.message ?? c?.code ?? e)));
     };
     this.worker.on("error", failed);
     this.worker.on("exit", () => failed());
