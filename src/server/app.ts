@@ -68,22 +68,32 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   // Uploads and stdin are streamed to the agent as they arrive.
   app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
 
-  app.addHook("onRequest", async () => ctx.activity.touch());
-  app.addHook("onResponse", async () => ctx.activity.touch());
-  app.addHook("onRequest", async (req) => {
-    if (!req.url.startsWith("/v1/")) return;
+  // Hooks with a done callback, not async ones: they run on every request,
+  // and fastify then needs no promise per hook.
+  app.addHook("onResponse", (_req, _reply, done) => {
+    ctx.activity.touch();
+    done();
+  });
+  app.addHook("onRequest", (req, _reply, done) => {
+    ctx.activity.touch();
+    if (!req.url.startsWith("/v1/")) return done();
     const auth = req.headers["authorization"];
     const key = typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7).trim() : req.headers["x-api-key"];
-    req.tenant = o.sandboxes.tenants.authenticate(typeof key === "string" ? key : undefined);
+    try {
+      req.tenant = o.sandboxes.tenants.authenticate(typeof key === "string" ? key : undefined);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done();
   });
 
-  app.addHook("preValidation", async (req) => {
+  app.addHook("preValidation", (req, _reply, done) => {
     const op = req.routeOptions.config.operationId;
-    if (!op || !req.headers["content-type"]?.startsWith("application/json")) return;
+    if (!op || !req.headers["content-type"]?.startsWith("application/json")) return done();
     const problems = openapi.checkRequestBody(op, req.body);
-    if (problems.length === 0) return;
-    if (op === "createSandbox") throw new InvalidSpecError(problems);
-    throw new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`);
+    if (problems.length === 0) return done();
+    if (op === "createSandbox") return done(new InvalidSpecError(problems));
+    done(new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`));
   });
 
   if (o.validateResponses) {

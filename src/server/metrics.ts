@@ -64,11 +64,13 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   });
 
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     const op = req.routeOptions.config.operationId ?? "unknown";
-    if (op === "metrics") return;
-    requests.inc({ operation: op, status: String(reply.statusCode) });
-    duration.observe({ operation: op }, reply.elapsedTime / 1000);
+    if (op !== "metrics") {
+      requests.inc({ operation: op, status: String(reply.statusCode) });
+      duration.observe({ operation: op }, reply.elapsedTime / 1000);
+    }
+    done();
   });
 
   app.get("/metrics", { config: { operationId: "metrics" } }, async (_req, reply) =>
