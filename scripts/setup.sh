@@ -19,8 +19,9 @@ fi
 # qemu-system-x86, erofs-utils, e2fsprogs: microVM sandboxes (QEMU microvm,
 # the template image, a persistent VM's disk; lz4 unpacks the guest kernel's
 # ELF from Debian's bzImage for a direct PVH boot). attr: setfattr/getfattr for
-# overlayfs opaque-directory xattrs (OCI image import, layer digests).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr)
+# overlayfs opaque-directory xattrs (OCI image import, layer digests). cpio:
+# the initramfs test reads corral's own cpio writer back with cpio(1).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
