@@ -60,6 +60,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1229,6 +1230,63 @@ static void child_fail(int fd, int stage, int err)
 	_exit(127);
 }
 
+/* What a command's child needs, on the agent's memory (the child shares it
+ * until its execve: see spawn_child). */
+struct spawn_args {
+	char **argv, **envp, **shv;
+	const char *path, *cwd;
+	int in, out, err, rep;
+	sigset_t oldmask;
+};
+
+/* The child, on its own stack: default signal dispositions and mask, a
+ * session of its own, oom_score_adj 0 (the agent's is -1000), the pipes on
+ * 0-2, then execve. Only system calls here: the memory is the agent's. */
+static int spawn_main(void *p)
+{
+	struct spawn_args *a = p;
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
+	for (int s = 1; s < 65; s++)
+		sigaction(s, &dfl, NULL); /* fails harmlessly for KILL/STOP/internal */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	int ofd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (ofd >= 0) {
+		if (write(ofd, "0", 1) < 0) { /* ignored */ }
+		close(ofd);
+	}
+	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
+		child_fail(a->rep, 1, errno);
+	if (chdir(a->cwd) < 0)
+		child_fail(a->rep, 0, errno);
+	child_fail(a->rep, 1, child_execvp(a->argv, a->envp, a->path, a->shv));
+	return 127;
+}
+
+/* Starts a command's child like posix_spawn does: clone(CLONE_VM |
+ * CLONE_VFORK), so the agent's page tables are not copied and none of its
+ * pages is faulted in copy-on-write before the child's execve; the agent
+ * waits (CLONE_VFORK) only until that execve or the child's exit. fork()
+ * cost ~0.25 ms more per command in a container on the machines we measure
+ * on, and more under TCG in a microVM. Every signal is blocked around the
+ * clone so no handler of the agent's runs on the child's stack. */
+static pid_t spawn_child(struct spawn_args *a)
+{
+	static char stack[128 * 1024] __attribute__((aligned(16)));
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &a->oldmask);
+	pid_t pid = clone(spawn_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+	int err = errno;
+	sigprocmask(SIG_SETMASK, &a->oldmask, NULL);
+	errno = err;
+	return pid;
+}
+
 static bool id_in_use(const struct conn *c, uint32_t id)
 {
 	if (find_exec(c, id))
@@ -1420,30 +1478,13 @@ static void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 		goto fail;
 	}
 
-	pid_t pid = fork();
+	struct spawn_args sa = {
+		.argv = argv, .envp = envp, .path = envpath, .shv = shv, .cwd = e->cwd,
+		.in = in_pipe[0], .out = out_pipe[1], .err = err_pipe[1], .rep = rep[1],
+	};
+	pid_t pid = spawn_child(&sa);
 	if (pid < 0)
 		goto fail_errno;
-	if (pid == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof sa);
-		sa.sa_handler = SIG_DFL;
-		for (int s = 1; s < 65; s++)
-			sigaction(s, &sa, NULL); /* fails harmlessly for KILL/STOP/internal */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		setsid();
-		int ofd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-		if (ofd >= 0) {
-			if (write(ofd, "0", 1) < 0) { /* ignored */ }
-			close(ofd);
-		}
-		if (dup2(in_pipe[0], 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0)
-			child_fail(rep[1], 1, errno);
-		if (chdir(e->cwd) < 0)
-			child_fail(rep[1], 0, errno);
-		child_fail(rep[1], 1, child_execvp(argv, envp, envpath, shv));
-	}
 
 	xclose(&in_pipe[0]);
 	xclose(&out_pipe[1]);
