@@ -1,5 +1,5 @@
-// Builds the static native binaries (the in-sandbox agent, the launcher)
-// with musl. Skips a binary whose output is newer than its source.
+// Builds the static native binaries (the in-sandbox agent, the launcher,
+// the microVM init) with musl. Skips a binary whose output is newer than its source.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +12,7 @@ fs.mkdirSync(out, { recursive: true });
 const targets = [
   ["src/agent/native/agent.c", "corral-agent"],
   ["src/backends/container/native/launch.c", "corral-launch"],
+  ["src/backends/vm/native/init.c", "corral-init"],
 ];
 const cc = process.env.CORRAL_CC ?? "musl-gcc";
 for (const [src, name] of targets) {

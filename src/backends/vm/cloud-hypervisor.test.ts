@@ -36,7 +36,7 @@ test("vm.create bodies validate against the VmConfig schema", () => {
 test("vm.create: units, flags, order and identity", () => {
   const p = samplePlan("pet-with-net", { net: true, persistent: true, vcpus: 4, memoryMiB: 2048 });
   const c = chVmConfig(p);
-  assert.deepEqual(c.payload, { kernel: p.kernel, initramfs: p.initrd, cmdline: p.cmdline });
+  assert.deepEqual(c.payload, { kernel: p.kernel, initramfs: p.initrd, cmdline: `${p.cmdline} corral.vsock=1024` });
   assert.equal(c.memory.size, 2048 * 1024 * 1024, "memory.size is in bytes");
   assert.deepEqual(c.cpus, { boot_vcpus: 4, max_vcpus: 4 });
   assert.deepEqual(
@@ -80,7 +80,7 @@ test("command line: the same VM as the API body", () => {
     "--api-socket", `path=${d}/ch-api.sock`,
     "--kernel", p.kernel,
     "--initramfs", p.initrd,
-    "--cmdline", p.cmdline,
+    "--cmdline", `${p.cmdline} corral.vsock=1024`,
     "--cpus", "boot=4",
     "--memory", "size=2048M",
     "--disk", `path=${p.disks[0]!.path},readonly=on,id=root`, `path=${d}/data.img,readonly=off,id=data`,

@@ -2,7 +2,7 @@ import path from "node:path";
 import { InvalidArgumentError } from "../../spec/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest } from "./vmm-api.js";
-import { HybridVsockVm, hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
+import { HybridVsockVm, hybridVsock, vsockCmdline, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
 import { removeStale, spawnVmm, vmmAvailability, waitForApi, waitOrKill, type Availability } from "./vmm-host.js";
 
 /**
@@ -31,7 +31,7 @@ export interface ChVmConfig {
 export function chVmConfig(plan: VmPlan): ChVmConfig {
   const v = hybridVsock(plan, "Cloud Hypervisor");
   return {
-    payload: { kernel: plan.kernel, initramfs: plan.initrd, cmdline: plan.cmdline },
+    payload: { kernel: plan.kernel, initramfs: plan.initrd, cmdline: vsockCmdline(plan, v.port) },
     cpus: { boot_vcpus: plan.vcpus, max_vcpus: plan.vcpus },
     memory: { size: plan.memoryMiB * MiB },
     disks: plan.disks.map((d) => ({ path: d.path, readonly: d.readOnly, id: d.id })),

@@ -61,7 +61,7 @@ test("API calls: order, units, flags and identity", () => {
     ["/boot-source", "/machine-config", "/drives/root", "/drives/data", "/network-interfaces/net0", "/vsock", "/actions"],
   );
   const body = (p2: string) => calls.find((c) => c.path === p2)!.body;
-  assert.deepEqual(body("/boot-source"), { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: p.cmdline });
+  assert.deepEqual(body("/boot-source"), { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: `${p.cmdline} corral.vsock=1024` });
   assert.deepEqual(body("/machine-config"), { vcpu_count: 4, mem_size_mib: 2048, smt: false }, "memory in MiB, not bytes");
   assert.deepEqual(body("/drives/root"), { drive_id: "root", path_on_host: p.disks[0]!.path, is_root_device: false, is_read_only: true });
   assert.deepEqual(body("/drives/data"), { drive_id: "data", path_on_host: p.disks[1]!.path, is_root_device: false, is_read_only: false });

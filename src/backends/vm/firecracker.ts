@@ -3,7 +3,7 @@ import path from "node:path";
 import { InvalidArgumentError } from "../../spec/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest, type ApiCall } from "./vmm-api.js";
-import { HybridVsockVm, hybridVsock, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
+import { HybridVsockVm, hybridVsock, vsockCmdline, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
 import { removeStale, spawnVmm, vmmAvailability, waitForApi, waitOrKill, type Availability } from "./vmm-host.js";
 
 /**
@@ -68,7 +68,7 @@ export function fcConfigFile(plan: VmPlan): FcConfigFile {
   }
   const v = hybridVsock(plan, "Firecracker");
   return {
-    "boot-source": { kernel_image_path: plan.kernel, initrd_path: plan.initrd, boot_args: plan.cmdline },
+    "boot-source": { kernel_image_path: plan.kernel, initrd_path: plan.initrd, boot_args: vsockCmdline(plan, v.port) },
     "machine-config": { vcpu_count: plan.vcpus, mem_size_mib: plan.memoryMiB, smt: false },
     drives: plan.disks.map((d) => ({ drive_id: d.id, path_on_host: d.path, is_root_device: false, is_read_only: d.readOnly })),
     "network-interfaces": plan.net ? [{ iface_id: "net0", host_dev_name: plan.net.tap, guest_mac: plan.net.mac }] : [],

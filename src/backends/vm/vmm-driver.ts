@@ -46,6 +46,15 @@ export abstract class HybridVsockVm implements RunningVm {
   abstract stop(graceMs?: number): Promise<void>;
 }
 
+/**
+ * The plan's kernel command line with `corral.vsock=PORT`, which has the
+ * guest's init load the vsock modules and start the agent on that port
+ * (the only channel CH and FC give it).
+ */
+export function vsockCmdline(plan: VmPlan, port: number): string {
+  return /(^| )corral\.vsock=/.test(plan.cmdline) ? plan.cmdline : `${plan.cmdline} corral.vsock=${port}`;
+}
+
 /** The hybrid vsock channel a CH or FC plan must use. */
 export function hybridVsock(plan: VmPlan, vmm: string): { cid: number; port: number; uds: string } {
   const a = plan.agent;

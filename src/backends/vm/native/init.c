@@ -1,0 +1,351 @@
+/*
+ * corral-init: PID 1 of a corral microVM's initramfs (docs/DESIGN.md, "How
+ * a microVM sandbox is made").
+ *
+ * Build: musl-gcc -static -Os -Wall -Wextra -Werror -o corral-init init.c
+ *
+ * It mounts /proc, /sys and /dev, loads the kernel modules listed in
+ * /modules (finit_module, in that order), mounts the template's erofs image
+ * (the virtio disk with serial corral-root) read-only under an overlay whose
+ * upper layer is a tmpfs of corral.size bytes or the VM's own ext4 disk
+ * (serial corral-data), moves /proc, /sys and /dev into it, binds the agent
+ * and busybox at /run/corral, empties the initramfs and makes the overlay
+ * the root (what busybox's switch_root does), and execs the agent as PID 1
+ * on the virtio-serial port named org.corral.agent (fd 3) and/or vsock.
+ *
+ * It is C, not a busybox script, because under TCG every fork and exec of
+ * busybox costs ~8 ms: the script forked ~25 times (insmod, mount, mkdir,
+ * cp) before the agent ran.
+ *
+ * Kernel command line (see guestCmdline in qemu.ts):
+ *   corral.probe=1         print PROBE_MARK and power off (accelerator
+ *                          probe, the benchmark's boot floor)
+ *   corral.hostname=NAME   the guest's hostname
+ *   corral.upper=tmpfs|disk, corral.size=BYTES (tmpfs upper size)
+ *   corral.vsock=PORT      load the vsock modules and have the agent listen
+ *                          on vsock PORT (Cloud Hypervisor, Firecracker)
+ *
+ * Any failure prints "corral-init: ..." on the console and powers off; the
+ * host reports the console's tail.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#define PROBE_MARK "corral-probe-ok"
+#define AGENT_PORT_NAME "org.corral.agent"
+#define AGENT "/run/corral/agent"
+#define NEWROOT "/newroot"
+/* Disks and ports appear as their drivers probe them: wait this long. */
+#define DEVICE_WAIT_MS 3000
+
+static void say(const char *fmt, ...)
+{
+	char b[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(b, sizeof b - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof b - 2)
+		n = sizeof b - 2;
+	b[n++] = '\n';
+	/* fd 1 is /dev/console when the kernel found one in the initramfs */
+	if (write(1, b, (size_t)n) < 0) { /* nowhere to tell */ }
+}
+
+static void __attribute__((noreturn)) power_off(void)
+{
+	sync();
+	reboot(RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	char b[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof b, fmt, ap);
+	va_end(ap);
+	say("corral-init: %s", b);
+	power_off();
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data)
+{
+	if (mount(src, dst, type, flags, data) < 0)
+		fail("cannot mount %s (%s) on %s: %s", src, type ? type : "move", dst, strerror(errno));
+}
+
+static void make_dir(const char *p, mode_t mode)
+{
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		fail("cannot make %s: %s", p, strerror(errno));
+}
+
+/* Reads a small file into b (NUL-terminated, trailing newline dropped). */
+static bool read_small(const char *p, char *b, size_t n)
+{
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t r;
+	do
+		r = read(fd, b, n - 1);
+	while (r < 0 && errno == EINTR);
+	close(fd);
+	if (r < 0)
+		return false;
+	b[r] = 0;
+	while (r > 0 && (b[r - 1] == '\n' || b[r - 1] == ' '))
+		b[--r] = 0;
+	return true;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&t, &t) < 0 && errno == EINTR) {}
+}
+
+/* The loaded module list: "name\n" lines, in dependency order. */
+static void load_modules(bool vsock)
+{
+	static char list[4096];
+	if (!read_small("/modules", list, sizeof list))
+		fail("cannot read /modules: %s", strerror(errno));
+	for (char *save = NULL, *m = strtok_r(list, "\n", &save); m; m = strtok_r(NULL, "\n", &save)) {
+		if (!vsock && (!strcmp(m, "vsock") || !strncmp(m, "vmw_vsock_", 10)))
+			continue;
+		char p[256];
+		snprintf(p, sizeof p, "/lib/modules/%s.ko", m);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fail("insmod %s: %s", m, strerror(errno));
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			fail("insmod %s: %s", m, strerror(errno));
+		close(fd);
+	}
+}
+
+/* The /dev path of the virtio disk whose serial is corral-<id>, waiting for it to appear. */
+static bool find_disk(const char *id, char out[static 300])
+{
+	char want[64];
+	snprintf(want, sizeof want, "corral-%s", id);
+	for (long waited = 0; waited <= DEVICE_WAIT_MS; waited += 10) {
+		DIR *d = opendir("/sys/block");
+		if (d) {
+			for (struct dirent *e; (e = readdir(d));) {
+				if (strncmp(e->d_name, "vd", 2))
+					continue;
+				char p[300], serial[128];
+				snprintf(p, sizeof p, "/sys/block/%s/serial", e->d_name);
+				if (read_small(p, serial, sizeof serial) && !strcmp(serial, want)) {
+					snprintf(out, 300, "/dev/%s", e->d_name);
+					closedir(d);
+					return true;
+				}
+			}
+			closedir(d);
+		}
+		sleep_ms(10);
+	}
+	return false;
+}
+
+/* The name (vportNpM) of the virtio-serial port called AGENT_PORT_NAME. */
+static bool find_port(char out[static 256], long wait_ms)
+{
+	for (long waited = 0; waited <= wait_ms; waited += 10) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		if (d) {
+			for (struct dirent *e; (e = readdir(d));) {
+				if (e->d_name[0] == '.')
+					continue;
+				char p[300], name[128];
+				snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
+				if (read_small(p, name, sizeof name) && !strcmp(name, AGENT_PORT_NAME)) {
+					snprintf(out, 256, "%s", e->d_name);
+					closedir(d);
+					return true;
+				}
+			}
+			closedir(d);
+		}
+		if (waited < wait_ms)
+			sleep_ms(10);
+	}
+	return false;
+}
+
+/* Makes the initramfs's file `from` appear at `to` (a bind mount: no copy;
+ * it outlives the initramfs being emptied). */
+static void bind_file(const char *from, const char *to)
+{
+	int fd = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	if (fd < 0 || close(fd) < 0)
+		fail("cannot make %s: %s", to, strerror(errno));
+	do_mount(from, to, NULL, MS_BIND, NULL);
+}
+
+/* Removes what is under dirfd on device dev (the initramfs), not crossing
+ * into other file systems (the new root and what was moved into it). */
+static void empty_dir(int dirfd, dev_t dev)
+{
+	DIR *d = fdopendir(dirfd);
+	if (!d) {
+		close(dirfd);
+		return;
+	}
+	for (struct dirent *e; (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				empty_dir(sub, dev);
+			unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
+		} else {
+			unlinkat(dirfd, e->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+int main(void)
+{
+	/* Files made here (the copies, mount points) get exactly the modes asked for. */
+	umask(0);
+	do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("sys", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("dev", "/dev", "devtmpfs", MS_NOSUID, NULL);
+
+	static char cmdline[4096];
+	if (!read_small("/proc/cmdline", cmdline, sizeof cmdline))
+		fail("cannot read /proc/cmdline: %s", strerror(errno));
+	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL;
+	bool probe = false;
+	for (char *save = NULL, *a = strtok_r(cmdline, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
+		if (!strcmp(a, "corral.probe=1"))
+			probe = true;
+		else if (!strncmp(a, "corral.hostname=", 16))
+			host = a + 16;
+		else if (!strncmp(a, "corral.upper=", 13))
+			upper = a + 13;
+		else if (!strncmp(a, "corral.size=", 12))
+			size = a + 12;
+		else if (!strncmp(a, "corral.vsock=", 13))
+			vsock = a + 13;
+	}
+	if (probe) {
+		say(PROBE_MARK);
+		power_off();
+	}
+	if (vsock && (!*vsock || strspn(vsock, "0123456789") != strlen(vsock)))
+		fail("corral.vsock must be a port number, got %s", vsock);
+
+	load_modules(vsock != NULL);
+	if (sethostname(host, strlen(host)) < 0)
+		fail("cannot set the hostname %s: %s", host, strerror(errno));
+
+	char disk[300];
+	make_dir("/lower", 0755);
+	make_dir("/rw", 0755);
+	make_dir(NEWROOT, 0755);
+	if (!find_disk("root", disk))
+		fail("no template image disk (serial corral-root)");
+	do_mount(disk, "/lower", "erofs", MS_RDONLY, NULL);
+	if (!strcmp(upper, "disk")) {
+		if (!find_disk("data", disk))
+			fail("no sandbox disk (serial corral-data)");
+		do_mount(disk, "/rw", "ext4", MS_NOATIME, NULL);
+	} else {
+		char opts[96];
+		snprintf(opts, sizeof opts, "size=%s,mode=0755", size);
+		do_mount("upper", "/rw", "tmpfs", 0, opts);
+	}
+	/* The agent's channel: the named virtio-serial port, unless the VMM
+	 * reaches it over vsock only (then there is none: no need to wait). */
+	char port[256] = "";
+	if (!find_port(port, vsock ? 0 : DEVICE_WAIT_MS) && !vsock)
+		fail("no virtio-serial port " AGENT_PORT_NAME);
+
+	make_dir("/rw/upper", 0755);
+	make_dir("/rw/work", 0755);
+	do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	static const char *const points[] = {NEWROOT "/proc", NEWROOT "/sys", NEWROOT "/dev", NEWROOT "/run", NEWROOT "/tmp"};
+	for (size_t i = 0; i < sizeof points / sizeof *points; i++)
+		make_dir(points[i], 0755);
+	do_mount("/proc", NEWROOT "/proc", NULL, MS_MOVE, NULL);
+	do_mount("/sys", NEWROOT "/sys", NULL, MS_MOVE, NULL);
+	do_mount("/dev", NEWROOT "/dev", NULL, MS_MOVE, NULL);
+	do_mount("run", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	make_dir(NEWROOT "/run/corral", 0755);
+	make_dir(NEWROOT "/dev/pts", 0755);
+	make_dir(NEWROOT "/dev/shm", 01777);
+	do_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+	do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	bind_file("/corral/agent", NEWROOT AGENT);
+	bind_file("/bin/busybox", NEWROOT "/run/corral/busybox");
+
+	if (port[0]) {
+		char p[300];
+		snprintf(p, sizeof p, NEWROOT "/dev/%s", port);
+		int fd = open(p, O_RDWR); /* no O_CLOEXEC: the agent's fd 3 */
+		if (fd < 0)
+			fail("cannot open /dev/%s: %s", port, strerror(errno));
+		if (fd != 3 && (dup2(fd, 3) < 0 || close(fd) < 0))
+			fail("cannot make /dev/%s fd 3: %s", port, strerror(errno));
+		say("corral-init: agent on /dev/%s", port);
+	}
+	if (vsock)
+		say("corral-init: agent on vsock port %s", vsock);
+
+	/* switch_root: free the initramfs, then the overlay becomes / */
+	struct stat st;
+	if (stat("/", &st) < 0)
+		fail("cannot stat /: %s", strerror(errno));
+	if (chdir(NEWROOT) < 0)
+		fail("cannot enter " NEWROOT ": %s", strerror(errno));
+	int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd >= 0)
+		empty_dir(rootfd, st.st_dev);
+	do_mount(".", "/", NULL, MS_MOVE, NULL);
+	if (chroot(".") < 0 || chdir("/") < 0)
+		fail("cannot change root: %s", strerror(errno));
+
+	char *argv[8];
+	int n = 0;
+	argv[n++] = AGENT;
+	if (port[0]) {
+		argv[n++] = "--fd";
+		argv[n++] = "3";
+	}
+	if (vsock) {
+		argv[n++] = "--vsock";
+		argv[n++] = (char *)vsock;
+	}
+	argv[n] = NULL;
+	execv(AGENT, argv);
+	fail("cannot run the agent: %s", strerror(errno));
+}
