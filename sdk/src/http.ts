@@ -4,6 +4,11 @@ import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from ".
 import { readNdjson } from "./ndjson.js";
 import { send, type Outgoing, type Reply } from "./transport.js";
 
+/** Why a request was cut short by us (its timeout), if it was. */
+interface Cut {
+  reason?: CorralSdkError;
+}
+
 // Request and response types come from the generated `paths`, so a call
 // whose path, parameters or body disagree with api/openapi.yaml does not
 // compile.
@@ -79,7 +84,7 @@ export class Http {
 
   /** Calls an operation and returns its parsed JSON body (undefined for 204). */
   async json<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<OkJson<Operation<P, M>>> {
-    const { res, done, signal } = await this.send(method, path, opts as LooseOpts);
+    const { res, done, cut } = await this.send(method, path, opts as LooseOpts);
     try {
       const text = await res.text();
       if (!text) return undefined as OkJson<Operation<P, M>>;
@@ -89,7 +94,7 @@ export class Http {
         throw new SandboxError("bad_response", `${method.toUpperCase()} ${path}: the response is not JSON: ${text.slice(0, 200)}`, res.status, { cause: e });
       }
     } catch (e) {
-      throw this.translate(e, signal);
+      throw this.translate(e, cut);
     } finally {
       done();
     }
@@ -97,11 +102,11 @@ export class Http {
 
   /** Calls an operation whose answer is text (logs). */
   async text<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<string> {
-    const { res, done, signal } = await this.send(method, path, opts as LooseOpts);
+    const { res, done, cut } = await this.send(method, path, opts as LooseOpts);
     try {
       return await res.text();
     } catch (e) {
-      throw this.translate(e, signal);
+      throw this.translate(e, cut);
     } finally {
       done();
     }
@@ -134,7 +139,7 @@ export class Http {
     return o.timeoutMs ?? this.config.requestTimeoutMs;
   }
 
-  private async send(method: Method, path: string, o: LooseOpts): Promise<{ res: Reply; done: () => void; signal: AbortSignal }> {
+  private async send(method: Method, path: string, o: LooseOpts): Promise<{ res: Reply; done: () => void; cut: Cut }> {
     const target = buildTarget(path, o.path, o.query);
     const headers: Record<string, string> = { authorization: `Bearer ${this.config.apiKey}` };
     let body: Outgoing["body"];
@@ -145,35 +150,41 @@ export class Http {
       headers["content-type"] = "application/octet-stream";
       body = o.body;
     }
-    const ac = new AbortController();
+    const sending = send(this.config.apiUrl, target, { method: method.toUpperCase(), headers, body });
+    const cut: Cut = {};
     const ms = this.timeoutOf(o);
-    const timer = ms > 0 ? setTimeout(() => ac.abort(new TimeoutError("request_timeout", `${method.toUpperCase()} ${path}: no response within ${ms} ms`)), ms) : undefined;
+    const timer =
+      ms > 0
+        ? setTimeout(() => {
+            cut.reason = new TimeoutError("request_timeout", `${method.toUpperCase()} ${path}: no response within ${ms} ms`);
+            sending.cancel(cut.reason);
+          }, ms)
+        : undefined;
     const done = () => clearTimeout(timer);
     let res: Reply;
     try {
-      res = await send(this.config.apiUrl, target, { method: method.toUpperCase(), headers, body, signal: ac.signal });
+      res = await sending.reply;
     } catch (e) {
       done();
-      throw this.translate(e, ac.signal);
+      throw this.translate(e, cut);
     }
     if (!res.ok) {
       try {
         const text = await res.text().catch(() => "");
         throw errorFromResponse(res.status, res.statusText, text);
       } catch (e) {
-        throw this.translate(e, ac.signal);
+        throw this.translate(e, cut);
       } finally {
         done();
       }
     }
-    return { res, done, signal: ac.signal };
+    return { res, done, cut };
   }
 
-  /** Aborts by our timer become its TimeoutError; network failures a SandboxError. */
-  private translate(e: unknown, signal: AbortSignal | undefined): unknown {
+  /** A cut by our timer becomes its TimeoutError; network failures a SandboxError. */
+  private translate(e: unknown, cut: Cut | undefined): unknown {
+    if (cut?.reason) return cut.reason;
     if (e instanceof CorralSdkError) return e;
-    if (signal?.aborted && signal.reason instanceof CorralSdkError) return signal.reason;
-    if (e instanceof Error && e.name === "AbortError" && e.cause instanceof CorralSdkError) return e.cause;
     const code = (e as NodeJS.ErrnoException | undefined)?.code;
     if (e instanceof Error && typeof code === "string" && code !== "ABORT_ERR") {
       return new SandboxError("connection_failed", `request to corral at ${this.config.apiUrl} failed: ${code}`, 0, { cause: e });

@@ -290,6 +290,16 @@ describe("Sandbox against a scripted server", () => {
     assert.ok(Date.now() - t0 < 2000);
   });
 
+  it("gives TimeoutError when a JSON answer starts but does not finish in requestTimeoutMs", async () => {
+    handler = (_, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write('{"sandboxes": ['); // and nothing more
+    };
+    const t0 = Date.now();
+    await assert.rejects(Sandbox.list({ ...opts(), requestTimeoutMs: 150 }), (e: unknown) => e instanceof TimeoutError && e.code === "request_timeout");
+    assert.ok(Date.now() - t0 < 2000);
+  });
+
   it("gives SandboxError connection_failed when nothing listens", async () => {
     const dead = http.createServer();
     await new Promise<void>((r) => dead.listen(0, "127.0.0.1", r));
