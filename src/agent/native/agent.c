@@ -1230,6 +1230,21 @@ static void child_fail(int fd, int stage, int err)
 	_exit(127);
 }
 
+/* The signals the agent ignores (SIGPIPE, and any it was started with
+ * ignored: those survive execve): the only dispositions a child must reset,
+ * as the agent catches none. One sigaction each instead of 64 per command. */
+static int g_ignored[64];
+static int g_n_ignored;
+
+static void note_ignored_signals(void)
+{
+	for (int s = 1; s < 65; s++) {
+		struct sigaction old;
+		if (sigaction(s, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN && g_n_ignored < 64)
+			g_ignored[g_n_ignored++] = s;
+	}
+}
+
 /* What a command's child needs, on the agent's memory (the child shares it
  * until its execve: see spawn_child). */
 struct spawn_args {
@@ -1248,8 +1263,8 @@ static int spawn_main(void *p)
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
-	for (int s = 1; s < 65; s++)
-		sigaction(s, &dfl, NULL); /* fails harmlessly for KILL/STOP/internal */
+	for (int i = 0; i < g_n_ignored; i++)
+		sigaction(g_ignored[i], &dfl, NULL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -2780,6 +2795,7 @@ int main(int argc, char **argv)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
 			break;
 	signal(SIGPIPE, SIG_IGN);
+	note_ignored_signals();
 	sigset_t ss;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGCHLD);

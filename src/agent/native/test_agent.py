@@ -868,7 +868,33 @@ def main():
         check("SIGTERM forwarded, agent exits 0", r["exit"]["signal"] == 15 and rc == 0 and dt < 2.5, (r["exit"], rc, dt))
         check("socket removed at exit", not os.path.exists(sock))
 
-    for t in (t_hello, t_exec_argv_cmd, t_env_cwd, t_streaming, t_exit_signal, t_timeout, t_stdin, t_concurrent,
+    def t_child_signals():
+        # Commands start with default dispositions and no blocked signal,
+        # whatever the agent ignores (SIGPIPE) or was started with ignored.
+        sock2 = os.path.join(tmp, "sig.sock")
+        r, w = os.pipe()
+
+        def ignore_some():
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        p = subprocess.Popen([binary, "--socket", sock2, "--root", root, "--ready-fd", str(w)], pass_fds=(w,), preexec_fn=ignore_some)
+        os.close(w)
+        with os.fdopen(r) as f:
+            ready = f.readline()
+        try:
+            check("agent started with ignored signals", ready == "ready\n", ready)
+            with open(f"/proc/{p.pid}/status") as f:
+                ign = [l for l in f if l.startswith("SigIgn:")]
+            check("that agent does ignore SIGHUP and SIGUSR1", int(ign[0].split()[1], 16) & ((1 << 0) | (1 << 9)) == (1 << 0) | (1 << 9), ign)
+            c2 = Conn(sock2)
+            out = c2.run(cmd="grep -E '^Sig(Ign|Blk):' /proc/self/status")["stdout"].decode()
+            c2.close()
+            check("a command ignores and blocks no signal", out == "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", out)
+        finally:
+            p.kill()
+            p.wait()
+
+    for t in (t_hello, t_exec_argv_cmd, t_child_signals, t_env_cwd, t_streaming, t_exit_signal, t_timeout, t_stdin, t_concurrent,
               t_signal, t_missing, t_write_read, t_slow_reader, t_exec_backpressure, t_fs_ops, t_escapes,
               t_magiclink, t_malformed, t_fuzz, t_zombies, t_keepalive, t_fd_leaks, t_fd_mode, t_vsock, t_rss, t_shutdown):
         run_check(t)
