@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { openDatabase } from "./db.js";
 import { Tenants } from "./tenants.js";
 import { AuthError } from "../spec/errors.js";
@@ -28,4 +31,27 @@ test("tenants have quotas and unique names", () => {
   assert.throws(() => t.create("Bad Name"), { code: "invalid_argument" });
   assert.equal(t.setQuota("team-a", { maxSandboxes: 5 }).maxSandboxes, 5);
   assert.deepEqual(t.list().map((x) => x.id), ["local", "team-a"]);
+});
+
+test("a key verified before is refused once another process has revoked it", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-tenants-"));
+  try {
+    const file = path.join(dir, "corral.db");
+    const daemon = openDatabase(file);
+    const cli = openDatabase(file);
+    const t = new Tenants(daemon);
+    const { id, key } = t.createKey("acme");
+    const other = t.createKey("acme");
+    assert.equal(t.authenticate(key), "acme");
+    assert.equal(t.authenticate(key), "acme"); // from what this process verified
+    new Tenants(cli).revokeKey(id);
+    assert.throws(() => t.authenticate(key), AuthError);
+    assert.equal(t.authenticate(other.key), "acme");
+    // A wrong secret under a verified id is refused too.
+    assert.throws(() => t.authenticate(other.key.slice(0, -1) + (other.key.endsWith("A") ? "B" : "A")), AuthError);
+    daemon.close();
+    cli.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -30,6 +30,9 @@ interface TenantRow {
 const KEY_PATTERN = /^crl_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const DUMMY_HASH = Buffer.alloc(32);
 
+/** Verified keys kept at most (then forgotten all at once: rare, and only costs a hash each). */
+const MAX_VERIFIED = 10_000;
+
 const hashSecret = (secret: string) => createHash("sha256").update(secret).digest();
 
 /**
@@ -38,6 +41,16 @@ const hashSecret = (secret: string) => createHash("sha256").update(secret).diges
  * constant time. The plaintext key is returned once, at creation.
  */
 export class Tenants {
+  /**
+   * Keys this process has verified, by key id: the whole key as given and
+   * its tenant. A hit is one constant-time comparison instead of a hash and
+   * a query on every request. Emptied whenever another connection has
+   * committed to the database (PRAGMA data_version: a key revoked by the
+   * CLI, say) and when this process revokes one.
+   */
+  private readonly verified = new Map<string, { readonly key: Buffer; readonly tenant: string }>();
+  private dataVersion: unknown;
+
   constructor(private readonly db: Db) {}
 
   create(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null } = {}): Tenant {
@@ -96,12 +109,18 @@ export class Tenants {
 
   revokeKey(id: string): void {
     const r = stmt(this.db, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(new Date().toISOString(), id);
+    this.verified.clear();
     if (r.changes === 0) throw new NotFoundError("api_key", id);
   }
 
   /** The tenant a key belongs to; AuthError for anything else. */
   authenticate(key: string | undefined): string {
     const m = key ? KEY_PATTERN.exec(key) : null;
+    if (m && this.noOtherWrites()) {
+      const hit = this.verified.get(m[1]!);
+      const given = Buffer.from(key!);
+      if (hit && hit.key.length === given.length && timingSafeEqual(hit.key, given)) return hit.tenant;
+    }
     const row = m
       ? (stmt(this.db, "SELECT tenant_id, hash, revoked_at FROM api_keys WHERE id = ?").get(m[1]) as
           | { tenant_id: string; hash: string; revoked_at: string | null }
@@ -111,8 +130,19 @@ export class Tenants {
     const expected = row ? Buffer.from(row.hash, "hex") : DUMMY_HASH;
     const given = hashSecret(m?.[2] ?? "");
     const ok = timingSafeEqual(expected, given) && row !== undefined && row.revoked_at === null;
-    if (!ok) throw new AuthError(key ? "the API key is not valid" : undefined);
+    if (!ok || !m) throw new AuthError(key ? "the API key is not valid" : undefined);
+    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+    this.verified.set(m[1]!, { key: Buffer.from(m[0]), tenant: row.tenant_id });
     return row.tenant_id;
+  }
+
+  /** True when no other connection has committed since the last call; otherwise forgets the verified keys. */
+  private noOtherWrites(): boolean {
+    const v = stmt(this.db, "PRAGMA data_version").pluck().get();
+    if (v === this.dataVersion) return true;
+    this.dataVersion = v;
+    this.verified.clear();
+    return false;
   }
 }
 
