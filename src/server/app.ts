@@ -56,6 +56,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     logController: new QuietRequests(),
   }) as unknown as FastifyInstance;
   const openapi = new OpenApi();
+  openapi.precompileRequestBodies();
   const ctx: ServerContext = {
     sandboxes: o.sandboxes,
     activity: new Activity(),

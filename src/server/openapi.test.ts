@@ -11,6 +11,8 @@ test("request bodies are checked against the spec, each problem by its field pat
     { path: "resources.pids", message: "must be integer" },
   ]);
   assert.deepEqual(api.checkRequestBody("signalProcess", { signal: 0 }), [{ path: "signal", message: "must be >= 1" }]);
+  // An upload sent as JSON is refused, not handed to a handler that streams bytes.
+  assert.deepEqual(api.checkRequestBody("writeFile", { data: "x" }), [{ path: "", message: "takes application/octet-stream, not application/json" }]);
 });
 
 test("responses must use a declared status and match its schema", () => {
