@@ -176,6 +176,14 @@ export class Sandboxes {
    * with the pool's): their first command waits for it, the claim does not.
    */
   private readonly renaming = new Map<string, Promise<void>>();
+  /**
+   * OOM kills in each sandbox's cgroup as last read (0 for one this process
+   * made: a new cgroup), so a command's start needs no read: only a
+   * command that ends by SIGKILL has the count read again (startExec). An
+   * OOM kill of another process's command since the last read is taken for
+   * the next SIGKILLed command's own.
+   */
+  private readonly oomSeen = new Map<string, number>();
   /** longLived: checkpoints the database in a worker thread (see Checkpointer). */
   private readonly checkpointer: Checkpointer | undefined;
 
@@ -331,6 +339,7 @@ export class Sandboxes {
       // A pooled sandbox already answers to the name an unnamed claim gives it.
       await start({ id, spec, hostname: pool ? defaultName(id) : record.name, layers: layers.map((d) => this.store.layerDir(d)), dir });
       stmt(this.db, "UPDATE sandboxes SET state = 'running' WHERE id = ?").run(id);
+      this.oomSeen.set(id, 0);
       recordEvent(this.db, { tenant, sandbox: id, ...event(record) });
       // Connected ahead of the first command (in the background: the
       // caller's answer does not wait), a pooled sandbox's while it waits.
@@ -457,6 +466,7 @@ export class Sandboxes {
   /** Throws QuotaError when one more sandbox of `memory` bytes would put the tenant over a quota. */
   private checkQuota(tenant: string, memory: number): void {
     const t = this.tenants.get(tenant);
+    if (t.maxSandboxes === null && t.maxMemory === null) return;
     const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?").get(
       tenant,
     ) as { n: number; mem: number };
@@ -541,9 +551,11 @@ export class Sandboxes {
     return made;
   }
 
+  /** Forgets what this process keeps for a sandbox that stops or goes: its agent connection (closed), its OOM count. */
   private dropAgent(id: string): void {
     const c = this.agents.get(id);
     this.agents.delete(id);
+    this.oomSeen.delete(id);
     c?.then((x) => x.close(), () => {});
   }
 
@@ -586,7 +598,9 @@ export class Sandboxes {
     const renaming = this.renaming.get(record.id);
     if (renaming) await renaming;
     const h = this.handle(record);
-    const before = h.oomKills();
+    const seen = this.oomSeen.get(record.id);
+    const before = seen ?? (await h.oomKills());
+    if (seen === undefined) this.oomSeen.set(record.id, before);
     const client = this.longLived ? await this.sharedAgent(record) : await h.agent();
     let handle: ExecHandle;
     try {
@@ -596,7 +610,12 @@ export class Sandboxes {
       throw e;
     }
     let ended = false;
-    const outcome = handle.result.then(async (r) => ({ ...r, oomKilled: r.signal === 9 && (await h.oomKills()) > (await before) }));
+    const outcome = handle.result.then(async (r) => {
+      if (r.signal !== 9) return { ...r, oomKilled: false };
+      const now = await h.oomKills();
+      this.oomSeen.set(record.id, Math.max(now, this.oomSeen.get(record.id) ?? 0));
+      return { ...r, oomKilled: now > before };
+    });
     outcome.catch(() => {}).finally(() => (ended = true)); // a command that never started is reported through handle.pid
     const end = this.longLived
       ? () => {
