@@ -13,12 +13,15 @@ export const CONSOLE_FD = 4;
 /**
  * The guest CPU: the host's under KVM; under TCG QEMU's default qemu64 plus
  * ARAT (the local APIC timer keeps running when idle, which an emulated
- * one always does). Without ARAT the guest kernel needs a broadcast timer
- * (HPET, absent from microvm) for one-shot ticks, so it ticks at HZ
- * forever: an idle TCG VM took ~7% of a core, and ~2.5% tickless.
+ * one always does) and RDRAND. Without ARAT the guest kernel needs a
+ * broadcast timer (HPET, absent from microvm) for one-shot ticks, so it
+ * ticks at HZ forever: an idle TCG VM took ~7% of a core, and ~2.5%
+ * tickless. RDRAND, which TCG emulates from the host's getrandom, seeds the
+ * guest's crng at boot (random.trust_cpu=on), so no boot step waits for
+ * virtio-rng (the init loads it in the background).
  */
 export function cpuArgs(accel: Accel): string[] {
-  return ["-cpu", accel === "kvm" ? "host" : "qemu64,+arat"];
+  return ["-cpu", accel === "kvm" ? "host" : "qemu64,+arat,+rdrand"];
 }
 
 /**

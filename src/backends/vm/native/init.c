@@ -5,13 +5,15 @@
  * Build: musl-gcc -static -Os -Wall -Wextra -Werror -o corral-init init.c
  *
  * It mounts /proc, /sys and /dev, loads the kernel modules listed in
- * /modules (finit_module, in that order), mounts the template's erofs image
- * (the virtio disk with serial corral-root) read-only under an overlay whose
- * upper layer is a tmpfs of corral.size bytes or the VM's own ext4 disk
- * (serial corral-data), moves /proc, /sys and /dev into it, binds the agent
- * and busybox at /run/corral, empties the initramfs and makes the overlay
- * the root (what busybox's switch_root does), and execs the agent as PID 1
- * on the virtio-serial port named org.corral.agent (fd 3) and/or vsock.
+ * /modules (finit_module, in that order; virtio-rng later, in the
+ * background), mounts the template's erofs image (the virtio disk with
+ * serial corral-root) read-only under an overlay whose upper layer is a
+ * tmpfs of corral.size bytes or the VM's own ext4 disk (serial
+ * corral-data), moves /proc, /sys and /dev into it, binds the agent and
+ * busybox at /run/corral, makes the overlay the root (what busybox's
+ * switch_root does; a child empties the initramfs meanwhile) and execs the
+ * agent as PID 1 on the virtio-serial port named org.corral.agent (fd 3)
+ * and/or vsock.
  *
  * It is C, not a busybox script, because under TCG every fork and exec of
  * busybox costs ~8 ms: the script forked ~25 times (insmod, mount, mkdir,
@@ -41,6 +43,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -124,23 +127,35 @@ static void sleep_ms(long ms)
 	while (nanosleep(&t, &t) < 0 && errno == EINTR) {}
 }
 
-/* The loaded module list: "name\n" lines, in dependency order. */
-static void load_modules(bool vsock)
+/* Modules nothing at boot waits for, loaded by the background child (see
+ * main): virtio-rng (the crng is seeded from RDRAND at boot:
+ * random.trust_cpu=on, and TCG guests get an emulated RDRAND). */
+static bool is_late(const char *m) { return !strcmp(m, "virtio-rng"); }
+
+static bool is_vsock(const char *m) { return !strcmp(m, "vsock") || !strncmp(m, "vmw_vsock_", 10); }
+
+/* Loads the modules listed in /modules (one name a line, in dependency
+ * order): the late ones only, or all but those. */
+static void load_modules(bool vsock, bool late)
 {
 	static char list[4096];
 	if (!read_small("/modules", list, sizeof list))
 		fail("cannot read /modules: %s", strerror(errno));
 	for (char *save = NULL, *m = strtok_r(list, "\n", &save); m; m = strtok_r(NULL, "\n", &save)) {
-		if (!vsock && (!strcmp(m, "vsock") || !strncmp(m, "vmw_vsock_", 10)))
+		if ((!vsock && is_vsock(m)) || is_late(m) != late)
 			continue;
 		char p[256];
 		snprintf(p, sizeof p, "/lib/modules/%s.ko", m);
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			fail("insmod %s: %s", m, strerror(errno));
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			fail("insmod %s: %s", m, strerror(errno));
-		close(fd);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) {
+			/* The late ones are not worth the VM: said, not fatal. */
+			if (late)
+				say("corral-init: insmod %s: %s", m, strerror(errno));
+			else
+				fail("insmod %s: %s", m, strerror(errno));
+		}
+		if (fd >= 0)
+			close(fd);
 	}
 }
 
@@ -264,7 +279,7 @@ int main(void)
 	if (vsock && (!*vsock || strspn(vsock, "0123456789") != strlen(vsock)))
 		fail("corral.vsock must be a port number, got %s", vsock);
 
-	load_modules(vsock != NULL);
+	load_modules(vsock != NULL, false);
 	if (sethostname(host, strlen(host)) < 0)
 		fail("cannot set the hostname %s: %s", host, strerror(errno));
 
@@ -321,15 +336,28 @@ int main(void)
 	if (vsock)
 		say("corral-init: agent on vsock port %s", vsock);
 
-	/* switch_root: free the initramfs, then the overlay becomes / */
+	/* switch_root: the overlay becomes /. What is left to do off the
+	 * agent's path (the late modules, freeing the initramfs: ~1 MiB of
+	 * modules) a child does at the lowest priority; it keeps the old root
+	 * through its fd, and the agent, PID 1 after the exec, reaps it. */
 	struct stat st;
 	if (stat("/", &st) < 0)
 		fail("cannot stat /: %s", strerror(errno));
 	if (chdir(NEWROOT) < 0)
 		fail("cannot enter " NEWROOT ": %s", strerror(errno));
 	int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pid_t helper = fork();
+	if (helper == 0) {
+		if (setpriority(PRIO_PROCESS, 0, 19) < 0) { /* runs at the parent's */ }
+		load_modules(false, true);
+		if (rootfd >= 0)
+			empty_dir(rootfd, st.st_dev);
+		_exit(0);
+	}
+	if (helper < 0)
+		fail("cannot fork: %s", strerror(errno));
 	if (rootfd >= 0)
-		empty_dir(rootfd, st.st_dev);
+		close(rootfd);
 	do_mount(".", "/", NULL, MS_MOVE, NULL);
 	if (chroot(".") < 0 || chdir("/") < 0)
 		fail("cannot change root: %s", strerror(errno));
