@@ -6,6 +6,21 @@ import os from "node:os";
 import { runCommand, haveCommand } from "../src/host/command.js";
 import path from "node:path";
 
+/** GET `path` with the key over a kept-alive node:http connection; the body as text (non-2xx throws). */
+export function get(url: string, target: string, key: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(target, url), { agent: keepAlive, headers: { authorization: `Bearer ${key}` } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (body += c));
+      res.on("end", () => ((res.statusCode ?? 0) >= 300 ? reject(new Error(`GET ${target}: ${res.statusCode} ${body}`)) : resolve(body)));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+const keepAlive = new http.Agent({ keepAlive: true });
+
 /**
  * Runs `clients` loops, each sending one request after another over a
  * shared keep-alive pool, for `seconds`; returns completed requests per

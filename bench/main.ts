@@ -11,7 +11,7 @@ import { nativeBinary } from "../src/host/native.js";
 import { ociConfig } from "../src/backends/container/oci-config.js";
 import { parseSpec } from "../src/spec/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
-import { loadWithWrk } from "./api.js";
+import { get, loadWithWrk } from "./api.js";
 import { spawnDaemon } from "../src/server/spawn.js";
 import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
@@ -162,10 +162,11 @@ async function main(): Promise<void> {
 
       // create → first exec result through the SDK: claimed from a warm pool vs cold.
       const poolKey = s.pools.set("busybox", { memory: "256M" }, 4).key;
+      // Polled with node:http, not fetch: fetch's web streams leave work
+      // (and garbage) behind that would land in the next measured claim.
       const waitReady = async () => {
         for (let i = 0; i < 600; i++) {
-          const r = await fetch(`${d.url}/v1/pools`, { headers: { authorization: `Bearer ${key}` } });
-          const pool = ((await r.json()) as { pools: { key: string; ready: number }[] }).pools.find((p) => p.key === poolKey);
+          const pool = (JSON.parse(await get(d.url, "/v1/pools", key)) as { pools: { key: string; ready: number }[] }).pools.find((p) => p.key === poolKey);
           if (pool && pool.ready > 0) return;
           await new Promise((res) => setTimeout(res, 50));
         }
@@ -203,8 +204,8 @@ async function main(): Promise<void> {
     }
 
     // microVMs: cold boot against a raw QEMU boot of the same kernel and initrd.
-    // Boots drift by ±0.5 s run to run on this nested host: 9 interleaved pairs for a steadier median.
-    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 9));
+    // Boots drift by ±0.5 s run to run on this nested host: 15 interleaved pairs for a steadier median.
+    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 15));
     vmTable = vm.table;
     extra.push(...vm.notes);
   } finally {
