@@ -9,7 +9,10 @@ import type { ServerContext } from "./context.js";
  */
 export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "corral_daemon_" });
+  // Event-loop lag sampled once a second, not every 10 ms (prom-client's
+  // default): that timer woke an idle daemon 100 times a second (~1% of a
+  // core here), and any wakeup can land in the middle of a claim.
+  collectDefaultMetrics({ register: registry, prefix: "corral_daemon_", eventLoopMonitoringPrecision: 1000 });
 
   const requests = new Counter({
     name: "corral_http_requests_total",
