@@ -123,43 +123,46 @@ export class Commands {
     const err = new OutputDecoder();
     let result: CommandResult | undefined;
     // Read to the end of the body even after the exit event (the server
-    // ends it right there): leaving the loop early would destroy the
-    // connection instead of keeping it for the next request.
-    for await (const value of this.http.ndjson(res)) {
-      if (result) continue;
+    // ends it right there): a body left unread would cost the connection
+    // instead of keeping it for the next request.
+    await this.http.ndjson(res, (value) => {
+      if (result) return;
       const ev = value as ExecEvent;
       switch (ev.type) {
         case "stdout": {
           const text = out.push(ev.data ?? "");
-          if (text) await opts.onStdout?.(text);
-          break;
+          return text ? opts.onStdout?.(text) : undefined;
         }
         case "stderr": {
           const text = err.push(ev.data ?? "");
-          if (text) await opts.onStderr?.(text);
-          break;
+          return text ? opts.onStderr?.(text) : undefined;
         }
         case "exit": {
-          const outTail = out.end();
-          if (outTail) await opts.onStdout?.(outTail);
-          const errTail = err.end();
-          if (errTail) await opts.onStderr?.(errTail);
-          result = {
-            exitCode: ev.exitCode ?? null,
-            stdout: out.text(),
-            stderr: err.text(),
-            signal: ev.signal ?? null,
-            timedOut: ev.timedOut ?? false,
-            oomKilled: ev.oomKilled ?? false,
+          const done = () => {
+            result = {
+              exitCode: ev.exitCode ?? null,
+              stdout: out.text(),
+              stderr: err.text(),
+              signal: ev.signal ?? null,
+              timedOut: ev.timedOut ?? false,
+              oomKilled: ev.oomKilled ?? false,
+            };
           };
-          break;
+          const outTail = out.end();
+          const errTail = err.end();
+          if (!outTail && !errTail) return done();
+          return (async () => {
+            if (outTail) await opts.onStdout?.(outTail);
+            if (errTail) await opts.onStderr?.(errTail);
+            done();
+          })();
         }
         case "error":
           throw errorFor({ status: 0, code: ev.error?.code ?? "exec_failed", message: ev.error?.message ?? "the command failed", issues: ev.error?.issues, over: ev.error?.over });
         default:
-          break; // "start", and kinds a newer server may add
+          return undefined; // "start", and kinds a newer server may add
       }
-    }
+    });
     if (result) return result;
     throw new SandboxError("bad_response", "exec: the stream ended before the command's exit event", res.status);
   }

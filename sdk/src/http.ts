@@ -1,7 +1,7 @@
 import type { paths } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
 import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
-import { readNdjson } from "./ndjson.js";
+import { eachNdjson } from "./ndjson.js";
 import { send, type Outgoing, type Reply } from "./transport.js";
 
 /** Why a request was cut short by us (its timeout), if it was. */
@@ -63,13 +63,14 @@ interface LooseOpts {
 
 /** The request target: the path with its `{name}` parameters filled, and the query. */
 export function buildTarget(path: string, params: LooseOpts["path"], query: LooseOpts["query"]): string {
-  const filled = path.replace(/\{([^}]+)\}/g, (_, name: string) => {
+  const filled = !path.includes("{") ? path : path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const v = params?.[name];
     if (v === undefined) throw new TypeError(`missing path parameter ${name} for ${path}`);
     return encodeURIComponent(String(v));
   });
+  if (query === undefined) return filled;
   const qs = new URLSearchParams();
-  for (const [k, v] of Object.entries(query ?? {})) {
+  for (const [k, v] of Object.entries(query)) {
     if (v === undefined) continue;
     if (Array.isArray(v)) for (const item of v as readonly string[]) qs.append(k, item);
     else qs.append(k, String(v));
@@ -123,12 +124,13 @@ export class Http {
   }
 
   /**
-   * The JSON values of an NDJSON response as each line completes. A
-   * connection cut mid-stream or a line that is not JSON is a SandboxError.
+   * Calls `fn` with each JSON value of an NDJSON response as its line
+   * completes (see eachNdjson). A connection cut mid-stream or a line that
+   * is not JSON is a SandboxError; an error `fn` throws passes through.
    */
-  async *ndjson(res: Reply): AsyncGenerator<unknown> {
+  async ndjson(res: Reply, fn: (value: unknown) => unknown): Promise<void> {
     try {
-      for await (const value of readNdjson(res.chunks())) yield value;
+      await eachNdjson(res.stream(), fn);
     } catch (e) {
       if (e instanceof SyntaxError) throw new SandboxError("bad_response", e.message, res.status, { cause: e });
       throw this.translate(e, undefined);

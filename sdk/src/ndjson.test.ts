@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { LineSplitter, readNdjson } from "./ndjson.js";
+import { PassThrough, Readable } from "node:stream";
+import { LineSplitter, eachNdjson } from "./ndjson.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -33,28 +34,44 @@ describe("LineSplitter", () => {
   });
 });
 
-describe("readNdjson", () => {
-  it("yields each value as soon as its line is complete", async () => {
-    let released!: () => void;
-    const gate = new Promise<void>((r) => (released = r));
-    async function* body() {
-      yield enc('{"n":1}\n{"n"');
-      await gate;
-      yield enc(":2}");
-    }
-    const it = readNdjson(body());
-    assert.deepEqual((await it.next()).value, { n: 1 }); // before the rest exists
-    released();
-    assert.deepEqual((await it.next()).value, { n: 2 });
-    assert.equal((await it.next()).done, true);
+describe("eachNdjson", () => {
+  it("hands over each value as soon as its line is complete", async () => {
+    const body = new PassThrough();
+    const seen: unknown[] = [];
+    const done = eachNdjson(body, (v) => void seen.push(v));
+    body.write(enc('{"n":1}\n{"n"'));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(seen, [{ n: 1 }]); // before the rest exists
+    body.end(enc(":2}"));
+    await done;
+    assert.deepEqual(seen, [{ n: 1 }, { n: 2 }]);
   });
 
-  it("names a line that is not JSON", async () => {
-    async function* body() {
-      yield enc("not json\n");
-    }
-    await assert.rejects(async () => {
-      for await (const _ of readNdjson(body()));
-    }, /invalid NDJSON line: not json/);
+  it("waits for a promise the callback returns before the next value, in order", async () => {
+    const body = new PassThrough();
+    const order: string[] = [];
+    let release!: () => void;
+    const done = eachNdjson(body, (v) => {
+      const n = (v as { n: number }).n;
+      order.push(`start ${n}`);
+      if (n === 1) return new Promise<void>((r) => (release = () => (order.push("end 1"), r())));
+      return undefined;
+    });
+    body.end(enc('{"n":1}\n{"n":2}\n'));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(order, ["start 1"]);
+    release();
+    await done;
+    assert.deepEqual(order, ["start 1", "end 1", "start 2"]);
+  });
+
+  it("names a line that is not JSON, and passes on what the callback throws", async () => {
+    await assert.rejects(eachNdjson(Readable.from([enc("not json\n")]), () => {}), /invalid NDJSON line: not json/);
+    await assert.rejects(
+      eachNdjson(Readable.from([enc('{"a":1}\n')]), () => {
+        throw new Error("no thanks");
+      }),
+      /no thanks/,
+    );
   });
 });

@@ -4,18 +4,20 @@
  * decoder, so a UTF-8 character split across two chunks is not mangled.
  */
 export class OutputDecoder {
-  private readonly decoder = new TextDecoder();
+  /** Made with the first chunk: most commands a caller waits on print little or nothing. */
+  private decoder: InstanceType<typeof TextDecoder> | undefined;
   private readonly parts: string[] = [];
 
   /** The text this base64 chunk completes (possibly ""). */
   push(base64: string): string {
-    const text = this.decoder.decode(Buffer.from(base64, "base64"), { stream: true });
+    const text = (this.decoder ??= new TextDecoder()).decode(Buffer.from(base64, "base64"), { stream: true });
     if (text) this.parts.push(text);
     return text;
   }
 
   /** Whatever an incomplete trailing character leaves (U+FFFD), at the end. */
   end(): string {
+    if (!this.decoder) return "";
     const text = this.decoder.decode();
     if (text) this.parts.push(text);
     return text;

@@ -51,6 +51,11 @@ export class Reply {
     return this.res;
   }
 
+  /** The body as the Node stream it is. */
+  stream(): Readable {
+    return this.res;
+  }
+
   /** The body as a web stream (for callers who asked for one). */
   get body(): ReadableStream<Uint8Array> {
     return Readable.toWeb(this.res) as ReadableStream<Uint8Array>;
