@@ -1,17 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import { InvalidArgumentError, NotFoundError } from "../../spec/errors.js";
-import { toHttpError } from "../http-errors.js";
-import { ENDED_PROCESSES_KEPT, param, processKey, type ProcessEntry, type ServerContext } from "../context.js";
-
-interface ExecBody {
-  argv?: string[];
-  cmd?: string;
-  env?: Record<string, string>;
-  cwd?: string;
-  timeoutMs?: number;
-  stdin?: boolean | string;
-  background?: boolean;
-}
+import { NotFoundError } from "../../spec/errors.js";
+import { param, processKey, type ProcessEntry, type ServerContext } from "../context.js";
+import { startCommand, type ExecBody } from "../commands.js";
 
 /**
  * POST /v1/sandboxes/:id/exec streams NDJSON: start, stdout/stderr chunks
@@ -19,13 +9,8 @@ interface ExecBody {
  * command; a client that goes away mid-stream kills a foreground command.
  */
 export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdjson: (op: string, event: unknown) => string[]): void {
-  const s = ctx.sandboxes;
 
   app.post("/v1/sandboxes/:id/exec", { config: { operationId: "exec" } }, async (req, reply) => {
-    const body = req.body as ExecBody;
-    if (!body.argv && body.cmd === undefined) throw new InvalidArgumentError("exec needs argv or cmd");
-    const background = body.background === true;
-
     const pending: unknown[] = [];
     let started = false;
     const encode = (event: unknown) => {
@@ -36,52 +21,7 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
       if (started) reply.raw.write(encode(event));
       else pending.push(event);
     };
-    const { record: rec, handle, outcome, end } = await s.startExec(
-      param(req, "id"),
-      {
-        ...(body.argv ? { argv: body.argv } : {}),
-        ...(body.cmd !== undefined ? { cmd: body.cmd } : {}),
-        ...(body.env ? { env: body.env } : {}),
-        ...(body.cwd ? { cwd: body.cwd } : {}),
-        ...(body.timeoutMs ? { timeoutMs: body.timeoutMs } : {}),
-        stdin: body.stdin !== undefined && body.stdin !== false,
-        keepAlive: background,
-      },
-      background
-        ? {}
-        : {
-            onStdout: (b) => line({ type: "stdout", data: b.toString("base64") }),
-            onStderr: (b) => line({ type: "stderr", data: b.toString("base64") }),
-          },
-      { tenant: req.tenant },
-    );
-    let pid: number;
-    try {
-      pid = await handle.pid;
-    } catch (e) {
-      end();
-      throw e;
-    }
-    const key = processKey(rec.id, pid);
-    const finished: Promise<Record<string, unknown>> = outcome.then(
-      (r) => ({ type: "exit", exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oomKilled: r.oomKilled }),
-      (e: unknown) => ({ type: "error", error: toHttpError(e).body.error }),
-    );
-    const entry: ProcessEntry = { handle, end, finished, ended: false };
-    ctx.processes.set(key, entry);
-    if (typeof body.stdin === "string") {
-      await handle.writeStdin(Buffer.from(body.stdin, "base64"));
-      await handle.closeStdin();
-    }
-    void finished.finally(() => {
-      end();
-      entry.ended = true;
-      // A foreground command's exit went to its caller; a background one's
-      // is kept for wait, the oldest forgotten past the bound.
-      if (!background) ctx.processes.delete(key);
-      else forgetOldEnded(ctx.processes);
-    });
-
+    const { pid, background, finished, end } = await startCommand(ctx, req.tenant, param(req, "id"), req.body as ExecBody, line);
     if (background) return { type: "start", pid };
 
     // Written straight to the socket (fastify still runs its onResponse
@@ -138,18 +78,6 @@ export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdj
     await p.handle.kill((req.body as { signal: number }).signal);
     return reply.code(204).send();
   });
-}
-
-function forgetOldEnded(processes: Map<string, ProcessEntry>): void {
-  let ended = 0;
-  for (const p of processes.values()) if (p.ended) ended++;
-  for (const [k, p] of processes) {
-    if (ended <= ENDED_PROCESSES_KEPT) break;
-    if (p.ended) {
-      processes.delete(k);
-      ended--;
-    }
-  }
 }
 
 /** A process that still runs: an ended one takes no stdin or signals (404, as for an unknown pid). */
