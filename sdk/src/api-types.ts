@@ -95,6 +95,52 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One WebSocket for creating sandboxes and running commands
+         * @description Upgrades to a WebSocket (RFC 6455) that carries the operations
+         *     createSandbox, getSandbox, deleteSandbox and exec as JSON text
+         *     messages, with the same request bodies, answers, errors and
+         *     semantics as their HTTP endpoints, several at once. It saves the
+         *     per-request cost of HTTP on a connection a client keeps open (the
+         *     SDK uses it when the daemon offers it, and HTTP otherwise).
+         *
+         *     The key is checked at the upgrade (401 without a valid one) and
+         *     again on every message: a key revoked meanwhile gets a 401 answer
+         *     and the connection is closed.
+         *
+         *     - A request is a ConnectRequest: `id` (unique among the
+         *       connection's unanswered requests), `op`, `params` (the path
+         *       parameters, e.g. `{"id": "sb-..."}`) and `body` (the JSON body).
+         *     - The answer is a ConnectReply with the same `id`: the HTTP status
+         *       and the JSON body that endpoint would have sent (none for 204).
+         *     - A foreground exec is answered with events instead (ConnectEvent:
+         *       `id` and an ExecEvent): `start`, then `stdout`/`stderr` as the
+         *       command writes, then `exit` or `error`, the last one. A
+         *       background exec gets a ConnectReply with the `start` event. An
+         *       exec that cannot start gets a ConnectReply with its error.
+         *     - `{"id", "op": "cancel", "body": {"request": N}}` gives up request
+         *       N: a foreground command it started is killed (as when an HTTP
+         *       client leaves). Answered 204.
+         *     - A connection that closes kills the foreground commands it
+         *       started. A message that is not a valid ConnectRequest is
+         *       answered 400 (`id` 0 when it has none).
+         */
+        get: operations["connect"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/pools": {
         parameters: {
             query?: never;
@@ -541,6 +587,29 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        ConnectRequest: {
+            id: number;
+            /** @enum {string} */
+            op: "createSandbox" | "getSandbox" | "deleteSandbox" | "exec" | "cancel";
+            params?: {
+                id?: string;
+            };
+            /** @description The JSON body the operation takes over HTTP. */
+            body?: {
+                [key: string]: unknown;
+            };
+        };
+        ConnectReply: {
+            id: number;
+            /** @description The HTTP status the same request gets over HTTP. */
+            status: number;
+            /** @description The JSON body that answer carries over HTTP; none for 204. */
+            body?: unknown;
+        };
+        ConnectEvent: {
+            id: number;
+            event: components["schemas"]["ExecEvent"];
+        };
         Error: {
             error: {
                 /**
@@ -899,6 +968,25 @@ export interface operations {
                 content: {
                     "application/x-ndjson": components["schemas"]["BuildEvent"];
                 };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    connect: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol. */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Error"];
         };

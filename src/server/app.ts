@@ -15,6 +15,7 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
+import { connectChannel } from "./connect.js";
 
 export const DEFAULT_IMPORT_LIMIT = 8 * 1024 ** 3;
 
@@ -64,6 +65,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     processes: new Map(),
     templateImporters: new Set(o.templateImporters ?? []),
     importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
+    observe: () => {},
+    channels: 0,
   };
 
   // Uploads and stdin are streamed to the agent as they arrive.
@@ -131,6 +134,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);
   execRoutes(app, ctx, validateNdjson);
+  connectChannel(app, ctx, { maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true });
   fileRoutes(app, ctx);
   return { app, ctx };
 }

@@ -32,6 +32,10 @@ export interface ServerContext {
   readonly templateImporters: ReadonlySet<string>;
   /** Largest image archive accepted by PUT /v1/templates/{name}/oci, bytes. */
   readonly importLimit: number;
+  /** Counts an answered operation in the metrics (set by metricsRoutes; /v1/connect answers without fastify). */
+  observe: (operation: string, status: number, seconds: number) => void;
+  /** /v1/connect WebSockets open now. */
+  channels: number;
 }
 
 declare module "fastify" {

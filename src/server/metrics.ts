@@ -42,6 +42,14 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       for (const r of rows) this.set({ tenant: r.tenant, state: r.state }, r.n);
     },
   });
+  new Gauge({
+    name: "corral_connect_channels",
+    help: "/v1/connect WebSockets open now (the SDK keeps one per process and daemon).",
+    registers: [registry],
+    collect() {
+      this.set(ctx.channels);
+    },
+  });
   const pools = ctx.sandboxes.pools;
   new Gauge({
     name: "corral_pool_ready",
@@ -67,12 +75,13 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   });
 
+  ctx.observe = (operation, status, seconds) => {
+    requests.inc({ operation, status: String(status) });
+    duration.observe({ operation }, seconds);
+  };
   app.addHook("onResponse", (req, reply, done) => {
     const op = req.routeOptions.config.operationId ?? "unknown";
-    if (op !== "metrics") {
-      requests.inc({ operation: op, status: String(reply.statusCode) });
-      duration.observe({ operation: op }, reply.elapsedTime / 1000);
-    }
+    if (op !== "metrics") ctx.observe(op, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
 

@@ -89,6 +89,11 @@ export class OpenApi {
     return issues(this.validator(pointer), body);
   }
 
+  /** Errors of a value against one of the document's schemas (components/schemas/NAME). */
+  checkSchema(name: string, value: unknown): SpecIssue[] {
+    return issues(this.validator(`#/components/schemas/${escapePointer(name)}`), value);
+  }
+
   /**
    * Errors of a response against the spec: the status must be one the
    * operation declares (or `default`), and a JSON body must match its schema.
