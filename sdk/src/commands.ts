@@ -114,18 +114,10 @@ export class Commands {
   }
 
   private async runToEnd(cmd: string | readonly string[], opts: RunOpts): Promise<CommandResult> {
-    const res = await this.http.stream("post", "/v1/sandboxes/{id}/exec", {
-      path: { id: this.sandboxId },
-      json: this.request(cmd, opts),
-      ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
-    });
     const out = new OutputDecoder();
     const err = new OutputDecoder();
     let result: CommandResult | undefined;
-    // Read to the end of the body even after the exit event (the server
-    // ends it right there): a body left unread would cost the connection
-    // instead of keeping it for the next request.
-    await this.http.ndjson(res, (value) => {
+    const onEvent = (value: unknown) => {
       if (result) return;
       const ev = value as ExecEvent;
       switch (ev.type) {
@@ -162,9 +154,21 @@ export class Commands {
         default:
           return undefined; // "start", and kinds a newer server may add
       }
-    });
+    };
+    const body = this.request(cmd, opts);
+    if (!(await this.http.execEvents(this.sandboxId, body, onEvent, opts.requestTimeoutMs))) {
+      const res = await this.http.stream("post", "/v1/sandboxes/{id}/exec", {
+        path: { id: this.sandboxId },
+        json: body,
+        ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+      });
+      // Read to the end of the body even after the exit event (the server
+      // ends it right there): a body left unread would cost the connection
+      // instead of keeping it for the next request.
+      await this.http.ndjson(res, onEvent);
+    }
     if (result) return result;
-    throw new SandboxError("bad_response", "exec: the stream ended before the command's exit event", res.status);
+    throw new SandboxError("bad_response", "exec: the stream ended before the command's exit event");
   }
 
   private async start(cmd: string | readonly string[], opts: BackgroundOpts): Promise<CommandHandle> {

@@ -10,8 +10,11 @@ describe("resolveConfig", () => {
       apiUrl: "http://arg:2",
       apiKey: "crl_arg",
       requestTimeoutMs: 5,
+      transport: "auto",
     });
-    assert.deepEqual(resolveConfig({}, env), { apiUrl: "http://env:1", apiKey: "crl_env", requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS });
+    assert.deepEqual(resolveConfig({}, env), { apiUrl: "http://env:1", apiKey: "crl_env", requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, transport: "auto" });
+    assert.equal(resolveConfig({ apiKey: "k" }, { CORRAL_TRANSPORT: "http" }).transport, "http");
+    assert.equal(resolveConfig({ apiKey: "k", transport: "auto" }, { CORRAL_TRANSPORT: "http" }).transport, "auto");
     assert.equal(resolveConfig({ apiKey: "k" }, {}).apiUrl, DEFAULT_API_URL);
   });
 
@@ -20,7 +23,8 @@ describe("resolveConfig", () => {
     assert.throws(() => resolveConfig({ apiKey: "" }, { CORRAL_API_KEY: "" }), AuthError);
   });
 
-  it("refuses a negative request timeout", () => {
+  it("refuses a negative request timeout and an unknown transport", () => {
     assert.throws(() => resolveConfig({ apiKey: "k", requestTimeoutMs: -1 }, {}), InvalidArgumentError);
+    assert.throws(() => resolveConfig({ apiKey: "k", transport: "carrier-pigeon" as "http" }, {}), InvalidArgumentError);
   });
 });

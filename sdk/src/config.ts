@@ -12,12 +12,20 @@ export interface ConnectionOpts {
    * 0 disables it. Default 60 000.
    */
   requestTimeoutMs?: number | undefined;
+  /**
+   * "auto" (the default): creates, gets, kills and commands go over the
+   * daemon's /v1/connect WebSocket, one per process and daemon, when it
+   * offers one, and over HTTP otherwise; everything else over HTTP.
+   * "http": HTTP only. Default: $CORRAL_TRANSPORT, else "auto".
+   */
+  transport?: "auto" | "http" | undefined;
 }
 
 export interface ConnectionConfig {
   readonly apiUrl: string;
   readonly apiKey: string;
   readonly requestTimeoutMs: number;
+  readonly transport: "auto" | "http";
 }
 
 export const DEFAULT_API_URL = "http://127.0.0.1:7070";
@@ -37,5 +45,9 @@ export function resolveConfig(opts: ConnectionOpts = {}, env: Readonly<Record<st
   if (!Number.isFinite(requestTimeoutMs) || requestTimeoutMs < 0) {
     throw new InvalidArgumentError("invalid_argument", `requestTimeoutMs must be a number >= 0, got ${requestTimeoutMs}`, 0);
   }
-  return { apiUrl, apiKey, requestTimeoutMs };
+  const transport = opts.transport ?? (env["CORRAL_TRANSPORT"] === "http" ? "http" : "auto");
+  if (transport !== "auto" && transport !== "http") {
+    throw new InvalidArgumentError("invalid_argument", `transport must be "auto" or "http", got ${String(transport)}`, 0);
+  }
+  return { apiUrl, apiKey, requestTimeoutMs, transport };
 }

@@ -146,6 +146,13 @@ export function errorFromResponse(status: number, statusText: string, text: stri
   return errorFor({ status, code: `http_${status}`, message: `HTTP ${status} ${statusText}${snippet ? `: ${snippet}` : ""}` });
 }
 
+/** The same for an answer whose body is already parsed (a /v1/connect reply). */
+export function errorFromBody(status: number, body: unknown): CorralSdkError {
+  const err = apiErrorOf(body);
+  if (err) return errorFor({ status, code: err.code, message: err.message, issues: err.issues, over: err.over });
+  return errorFor({ status, code: `http_${status}`, message: `status ${status}: ${JSON.stringify(body ?? null).slice(0, 200)}` });
+}
+
 /** The `error` object of a body, if it has corral's error shape. */
 export function apiErrorOf(body: unknown): ApiErrorBody | undefined {
   if (typeof body !== "object" || body === null) return undefined;

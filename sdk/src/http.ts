@@ -1,6 +1,7 @@
 import type { paths } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
-import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
+import { Channel, type ConnectOp } from "./channel.js";
+import { CorralSdkError, errorFromBody, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
 import { eachNdjson } from "./ndjson.js";
 import { send, type Outgoing, type Reply } from "./transport.js";
 
@@ -61,6 +62,14 @@ interface LooseOpts {
   timeoutMs?: number;
 }
 
+/** Path parameters as /v1/connect's params (strings). */
+function stringParams(p: LooseOpts["path"]): Record<string, string> | undefined {
+  if (!p) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p)) out[k] = String(v);
+  return out;
+}
+
 /** The request target: the path with its `{name}` parameters filled, and the query. */
 export function buildTarget(path: string, params: LooseOpts["path"], query: LooseOpts["query"]): string {
   const filled = !path.includes("{") ? path : path.replace(/\{([^}]+)\}/g, (_, name: string) => {
@@ -79,13 +88,39 @@ export function buildTarget(path: string, params: LooseOpts["path"], query: Loos
   return `${filled}${q ? `?${q}` : ""}`;
 }
 
-/** The HTTP layer: auth header, timeouts, and non-2xx responses turned into SDK errors. */
+/** The operations /v1/connect carries, by the HTTP method and path they have. */
+const CONNECT_OPS: Readonly<Record<string, ConnectOp>> = {
+  "post /v1/sandboxes": "createSandbox",
+  "get /v1/sandboxes/{id}": "getSandbox",
+  "delete /v1/sandboxes/{id}": "deleteSandbox",
+  "post /v1/sandboxes/{id}/exec": "exec",
+};
+
+/**
+ * The transport layer: auth, timeouts, and non-2xx answers turned into SDK
+ * errors. Operations /v1/connect carries go over the daemon's WebSocket
+ * when it has one (Channel), the rest, and everything for a daemon without
+ * it, over HTTP.
+ */
 export class Http {
-  constructor(readonly config: ConnectionConfig) {}
+  private readonly channel: Channel | undefined;
+
+  constructor(readonly config: ConnectionConfig) {
+    this.channel = Channel.for(config);
+  }
 
   /** Calls an operation and returns its parsed JSON body (undefined for 204). */
   async json<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<OkJson<Operation<P, M>>> {
-    const { res, done, cut } = await this.send(method, path, opts as LooseOpts);
+    const o = opts as LooseOpts;
+    const op = this.channel && o.query === undefined ? CONNECT_OPS[`${method} ${path}`] : undefined;
+    if (op) {
+      const answer = await this.channel!.request(op, stringParams(o.path), o.json, { timeoutMs: this.timeoutOf(o) });
+      if (answer && "status" in answer) {
+        if (answer.status < 200 || answer.status >= 300) throw errorFromBody(answer.status, answer.body);
+        return answer.body as OkJson<Operation<P, M>>;
+      }
+    }
+    const { res, done, cut } = await this.send(method, path, o);
     try {
       const text = await res.text();
       if (!text) return undefined as OkJson<Operation<P, M>>;
@@ -121,6 +156,23 @@ export class Http {
     const { res, done } = await this.send(method, path, opts as LooseOpts);
     done();
     return res;
+  }
+
+  /**
+   * Runs a foreground command over /v1/connect, handing each of its events
+   * to `fn` (awaited, in order). False when the daemon has no /v1/connect:
+   * the caller then uses the HTTP stream. A command that cannot start
+   * throws its error, as over HTTP.
+   */
+  async execEvents(sandboxId: string, body: unknown, fn: (e: unknown) => unknown, timeoutMs: number | undefined): Promise<boolean> {
+    if (!this.channel) return false;
+    const outcome = await this.channel.request("exec", { id: sandboxId }, body, { timeoutMs: timeoutMs ?? this.config.requestTimeoutMs, onEvent: fn });
+    if (!outcome) return false;
+    if ("status" in outcome) {
+      if (outcome.status < 200 || outcome.status >= 300) throw errorFromBody(outcome.status, outcome.body);
+      throw new SandboxError("bad_response", `exec: a reply where events were expected: ${JSON.stringify(outcome.body)?.slice(0, 200)}`, outcome.status);
+    }
+    return true;
   }
 
   /**

@@ -42,7 +42,8 @@ describe("Sandbox against a scripted server", () => {
   let apiUrl: string;
   let seen: Seen[];
   let handler: Handler;
-  const opts = () => ({ apiUrl, apiKey: "crl_test" });
+  // HTTP only: these check how each call maps onto the HTTP API (channel.test.ts covers /v1/connect).
+  const opts = () => ({ apiUrl, apiKey: "crl_test", transport: "http" as const });
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json" });
     res.end(JSON.stringify(body));

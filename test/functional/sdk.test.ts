@@ -1,6 +1,8 @@
 // The TypeScript SDK against a real daemon: everything below goes through
-// `@corral/sdk` (sdk/src) over HTTP; the daemon's own objects are used only
-// to make tenants and keys, as an operator would with the CLI.
+// `@corral/sdk` (sdk/src), once as it is by default (creates, gets, kills
+// and commands over /v1/connect, the rest over HTTP) and once over HTTP
+// only; the daemon's own objects are used only to make tenants and keys,
+// as an operator would with the CLI.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -19,7 +21,7 @@ import {
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe("SDK against corrald", () => {
+for (const transport of ["auto", "http"] as const) describe(`SDK against corrald (${transport === "auto" ? "over /v1/connect where it can" : "over HTTP only"})`, () => {
   let t: TestState;
   let d: Daemon;
   let conn: { apiUrl: string; apiKey: string };
@@ -28,12 +30,15 @@ describe("SDK against corrald", () => {
   before(async () => {
     delete process.env["CORRAL_API_KEY"];
     delete process.env["CORRAL_API_URL"];
-    t = await freshState("sdk");
+    // Read by every connection that does not say otherwise (the keys made below too).
+    process.env["CORRAL_TRANSPORT"] = transport;
+    t = await freshState(`sdk-${transport}`);
     d = await testDaemon(t);
     conn = { apiUrl: d.url, apiKey: t.s.tenants.createKey("alice").key };
     sb = await Sandbox.create({ ...conn, template: "busybox", envs: { GREETING: "hello" } });
   });
   after(async () => {
+    delete process.env["CORRAL_TRANSPORT"];
     await d?.close();
     await t?.close();
   });
@@ -48,6 +53,12 @@ describe("SDK against corrald", () => {
     assert.ok(info.expiresAt !== null, "an ephemeral sandbox has an expiry");
     const again = await Sandbox.connect(sb.sandboxId, conn);
     assert.equal((await again.commands.run("echo $GREETING")).stdout, "hello\n");
+  });
+
+  it(transport === "auto" ? "keeps one /v1/connect WebSocket for all of it" : "opens no /v1/connect WebSocket", async () => {
+    await sb.commands.run("true");
+    const metrics = await (await fetch(`${d.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`^corral_connect_channels ${transport === "auto" ? 1 : 0}$`, "m"));
   });
 
   it("streams output while the command runs", async () => {

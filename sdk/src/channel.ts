@@ -1,0 +1,213 @@
+import type { Socket } from "node:net";
+import WebSocket from "ws";
+import type { components } from "./api-types.js";
+import type { ConnectionConfig } from "./config.js";
+import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
+
+type ConnectRequest = components["schemas"]["ConnectRequest"];
+export type ConnectOp = ConnectRequest["op"];
+type ExecEvent = components["schemas"]["ExecEvent"];
+
+/** A ConnectReply: the status and JSON body the same request gets over HTTP. */
+export interface Answer {
+  readonly status: number;
+  readonly body?: unknown;
+}
+
+/** How a request over the channel ended: a reply, or (exec) its events all delivered. */
+export type Outcome = Answer | { readonly events: true };
+
+interface Pending {
+  readonly op: ConnectOp;
+  readonly resolve: (o: Outcome) => void;
+  readonly reject: (e: unknown) => void;
+  readonly onEvent: ((e: ExecEvent) => unknown) | undefined;
+  /** Events are handed over one after the other, each awaited. */
+  chain: Promise<void>;
+  timer: NodeJS.Timeout | undefined;
+  failed: boolean;
+}
+
+/**
+ * The daemon's /v1/connect WebSocket (api/openapi.yaml, `connect`): one per
+ * apiUrl and key, shared by every Sandbox of the process and opened on
+ * first use, the way keep-alive HTTP connections are. It carries create,
+ * get, delete and exec with HTTP's semantics and errors, without HTTP's
+ * per-request work. A daemon that answers the upgrade with an HTTP error
+ * (one without /v1/connect, or a proxy in between) is remembered, and its
+ * requests go over HTTP. An idle channel does not keep the process alive.
+ */
+export class Channel {
+  private static readonly open = new Map<string, Channel>();
+  /** apiUrls that do not offer /v1/connect. */
+  private static readonly refused = new Set<string>();
+
+  /** The channel for a connection, or undefined when its daemon speaks only HTTP. */
+  static for(config: ConnectionConfig): Channel | undefined {
+    if (config.transport === "http" || Channel.refused.has(config.apiUrl)) return undefined;
+    const key = `${config.apiUrl}\0${config.apiKey}`;
+    let c = Channel.open.get(key);
+    if (!c) Channel.open.set(key, (c = new Channel(config)));
+    return c;
+  }
+
+  private ws: WebSocket | undefined;
+  private opening: Promise<WebSocket | undefined> | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private next = 1;
+
+  private constructor(private readonly config: ConnectionConfig) {}
+
+  /**
+   * Sends one request. Resolves with its reply, or for a foreground exec
+   * once `onEvent` has had (and settled on) every event up to the exit.
+   * Resolves undefined when the daemon has no /v1/connect: the caller then
+   * makes the request over HTTP. `timeoutMs` covers a reply, or an exec
+   * until its first event (as HTTP's covers a stream until it starts).
+   */
+  async request(
+    op: ConnectOp,
+    params: Record<string, string> | undefined,
+    body: unknown,
+    opts: { timeoutMs: number; onEvent?: (e: ExecEvent) => unknown },
+  ): Promise<Outcome | undefined> {
+    const ws = this.ws?.readyState === WebSocket.OPEN ? this.ws : await this.connect(opts.timeoutMs);
+    if (!ws) return undefined;
+    const id = this.next++;
+    return new Promise<Outcome>((resolve, reject) => {
+      const p: Pending = { op, resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), timer: undefined, failed: false };
+      if (opts.timeoutMs > 0) {
+        p.timer = setTimeout(() => {
+          this.fail(id, new TimeoutError("request_timeout", `${op}: no answer within ${opts.timeoutMs} ms`));
+          // Given up on: a command it may still start is not wanted any more.
+          if (op === "exec") this.send({ id: this.next++, op: "cancel", body: { request: id } });
+        }, opts.timeoutMs);
+      }
+      this.pending.set(id, p);
+      this.holdOpen();
+      const message: ConnectRequest = { id, op, ...(params ? { params } : {}), ...(body !== undefined ? { body: body as Record<string, unknown> } : {}) };
+      this.send(message);
+    });
+  }
+
+  private connect(timeoutMs: number): Promise<WebSocket | undefined> {
+    this.opening ??= new Promise<WebSocket | undefined>((resolve, reject) => {
+      const ws = new WebSocket(connectUrl(this.config.apiUrl), {
+        headers: { authorization: `Bearer ${this.config.apiKey}` },
+        perMessageDeflate: false,
+        ...(timeoutMs > 0 ? { handshakeTimeout: timeoutMs } : {}),
+      });
+      let settled = false;
+      ws.once("unexpected-response", (_req, res) => {
+        // An HTTP answer instead of the switch: corral's own 401 is the
+        // caller's error; anything else means this daemon (or what is in
+        // front of it) speaks HTTP only.
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => {
+          settled = true;
+          ws.terminate();
+          if (res.statusCode === 401) return reject(errorFromResponse(401, res.statusMessage ?? "", text));
+          Channel.refused.add(this.config.apiUrl);
+          resolve(undefined);
+        });
+      });
+      ws.once("open", () => {
+        settled = true;
+        this.ws = ws;
+        this.holdOpen();
+        resolve(ws);
+      });
+      ws.on("message", (data: WebSocket.RawData) => this.onMessage(String(data)));
+      ws.on("error", (e: Error & { code?: string }) => {
+        if (settled) return;
+        settled = true;
+        reject(
+          /handshake has timed out/.test(e.message)
+            ? new TimeoutError("request_timeout", `connecting to corral at ${this.config.apiUrl}: no answer within ${timeoutMs} ms`)
+            : new SandboxError("connection_failed", `request to corral at ${this.config.apiUrl} failed: ${e.code ?? e.message}`, 0, { cause: e }),
+        );
+      });
+      ws.once("close", () => {
+        if (this.ws === ws) this.ws = undefined;
+        for (const id of [...this.pending.keys()]) this.fail(id, new SandboxError("connection_failed", `the connection to corral at ${this.config.apiUrl} closed`));
+      });
+    }).finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private onMessage(text: string): void {
+    let m: { id?: number; status?: number; body?: unknown; event?: ExecEvent };
+    try {
+      m = JSON.parse(text) as typeof m;
+    } catch {
+      return;
+    }
+    const p = m.id === undefined ? undefined : this.pending.get(m.id);
+    if (!p || m.id === undefined) return; // given up on (timed out), or id 0: a message we sent that the daemon could not read
+    const id = m.id;
+    if (m.event) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      const event = m.event;
+      const last = event.type === "exit" || event.type === "error";
+      p.chain = p.chain.then(async () => {
+        if (p.failed) return;
+        try {
+          await p.onEvent?.(event);
+        } catch (e) {
+          this.fail(id, e);
+          this.send({ id: this.next++, op: "cancel", body: { request: id } });
+          return;
+        }
+        if (last) this.settle(id, { events: true });
+      });
+      return;
+    }
+    // A reply: after the events before it, if any.
+    p.chain = p.chain.then(() => this.settle(id, { status: m.status ?? 0, ...(m.body !== undefined ? { body: m.body } : {}) }));
+  }
+
+  private settle(id: number, o: Outcome): void {
+    const p = this.pending.get(id);
+    if (!p || p.failed) return;
+    this.forget(id, p);
+    p.resolve(o);
+  }
+
+  private fail(id: number, e: unknown): void {
+    const p = this.pending.get(id);
+    if (!p || p.failed) return;
+    p.failed = true;
+    this.forget(id, p);
+    p.reject(e instanceof CorralSdkError || e instanceof Error ? e : new SandboxError("bad_response", String(e)));
+  }
+
+  private forget(id: number, p: Pending): void {
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    this.holdOpen();
+  }
+
+  private send(message: unknown): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  /** The socket keeps the process alive only while an answer is awaited. */
+  private holdOpen(): void {
+    const socket = (this.ws as unknown as { _socket?: Socket } | undefined)?._socket;
+    if (!socket) return;
+    if (this.pending.size > 0) socket.ref();
+    else socket.unref();
+  }
+}
+
+/** ws:// (wss://, ws+unix:) URL of a daemon's /v1/connect. */
+export function connectUrl(apiUrl: string): string {
+  if (apiUrl.startsWith("unix:")) return `ws+unix:${apiUrl.slice("unix:".length).replace(/^\/\/(?=\/)/, "")}:/v1/connect`;
+  const u = new URL(apiUrl);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}/v1/connect`;
+  return u.toString();
+}
