@@ -211,8 +211,9 @@ async function main(): Promise<void> {
     }
 
     // microVMs: cold boot against a raw QEMU boot of the same kernel and initrd.
-    // Boots drift by ±0.5 s run to run on this nested host: 15 interleaved pairs for a steadier median.
-    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 15));
+    // Boots drift by ±0.5 s (and at times by a second) on this nested host:
+    // 25 interleaved pairs for a steadier median.
+    const vm = await benchVm(s, Number(process.env["CORRAL_BENCH_VM_RUNS"] ?? 25));
     vmTable = vm.table;
     extra.push(...vm.notes);
   } finally {
