@@ -159,44 +159,20 @@ static void load_modules(bool vsock, bool late)
 	}
 }
 
-/* The /dev path of the virtio disk whose serial is corral-<id>, waiting for it to appear. */
-static bool find_disk(const char *id, char out[static 300])
-{
-	char want[64];
-	snprintf(want, sizeof want, "corral-%s", id);
-	for (long waited = 0; waited <= DEVICE_WAIT_MS; waited += 10) {
-		DIR *d = opendir("/sys/block");
-		if (d) {
-			for (struct dirent *e; (e = readdir(d));) {
-				if (strncmp(e->d_name, "vd", 2))
-					continue;
-				char p[300], serial[128];
-				snprintf(p, sizeof p, "/sys/block/%s/serial", e->d_name);
-				if (read_small(p, serial, sizeof serial) && !strcmp(serial, want)) {
-					snprintf(out, 300, "/dev/%s", e->d_name);
-					closedir(d);
-					return true;
-				}
-			}
-			closedir(d);
-		}
-		sleep_ms(10);
-	}
-	return false;
-}
-
-/* The name (vportNpM) of the virtio-serial port called AGENT_PORT_NAME. */
-static bool find_port(char out[static 256], long wait_ms)
+/* The entry of `dir` (one whose name starts with `prefix`) whose file
+ * `attr` holds `want`, waiting up to wait_ms for it to appear (drivers
+ * probe devices as they load). Its name goes to out. */
+static bool find_entry(const char *dir, const char *prefix, const char *attr, const char *want, long wait_ms, char out[static 256])
 {
 	for (long waited = 0; waited <= wait_ms; waited += 10) {
-		DIR *d = opendir("/sys/class/virtio-ports");
+		DIR *d = opendir(dir);
 		if (d) {
 			for (struct dirent *e; (e = readdir(d));) {
-				if (e->d_name[0] == '.')
+				if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix)))
 					continue;
-				char p[300], name[128];
-				snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", e->d_name);
-				if (read_small(p, name, sizeof name) && !strcmp(name, AGENT_PORT_NAME)) {
+				char p[600], value[128];
+				snprintf(p, sizeof p, "%s/%s/%s", dir, e->d_name, attr);
+				if (read_small(p, value, sizeof value) && !strcmp(value, want)) {
 					snprintf(out, 256, "%s", e->d_name);
 					closedir(d);
 					return true;
@@ -208,6 +184,23 @@ static bool find_port(char out[static 256], long wait_ms)
 			sleep_ms(10);
 	}
 	return false;
+}
+
+/* The /dev path of the virtio disk whose serial is corral-<id>. */
+static bool find_disk(const char *id, char out[static 300])
+{
+	char want[64], name[256];
+	snprintf(want, sizeof want, "corral-%s", id);
+	if (!find_entry("/sys/block", "vd", "serial", want, DEVICE_WAIT_MS, name))
+		return false;
+	snprintf(out, 300, "/dev/%s", name);
+	return true;
+}
+
+/* The name (vportNpM) of the virtio-serial port called AGENT_PORT_NAME. */
+static bool find_port(char out[static 256], long wait_ms)
+{
+	return find_entry("/sys/class/virtio-ports", "", "name", AGENT_PORT_NAME, wait_ms, out);
 }
 
 /* Makes the initramfs's file `from` appear at `to` (a bind mount: no copy;
