@@ -130,7 +130,10 @@ export interface paths {
          *       client leaves). Answered 204.
          *     - A connection that closes kills the foreground commands it
          *       started. A message that is not a valid ConnectRequest is
-         *       answered 400 (`id` 0 when it has none).
+         *       answered 400 (`id` 0 when it has none). At most 256 requests
+         *       may be unanswered on one connection (a foreground exec until its
+         *       exit); beyond that they are answered 429. A message over the
+         *       JSON body limit closes the connection (1009).
          */
         get: operations["connect"];
         put?: never;

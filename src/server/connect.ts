@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { FastifyInstance } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { InvalidArgumentError, InvalidSpecError, NotFoundError } from "../spec/errors.js";
 import { startCommand, type ExecBody, type StartedCommand } from "./commands.js";
@@ -18,6 +18,8 @@ interface Request {
 type Answer = { readonly status: number; readonly body?: unknown };
 
 export const CONNECT_PATH = "/v1/connect";
+/** Requests one connection may have unanswered at once (a foreground exec counts until its exit). */
+export const MAX_IN_FLIGHT = 256;
 
 /**
  * GET /v1/connect: a WebSocket carrying createSandbox, getSandbox,
@@ -45,7 +47,7 @@ export function connectChannel(app: FastifyInstance, ctx: ServerContext, o: { ma
       const { status, body } = toHttpError(e);
       return refuse(socket, status, body.error.code, body.error.message);
     }
-    wss.handleUpgrade(req, socket, head, (ws) => new Session(ctx, ws, key!, tenant, o.validateResponses));
+    wss.handleUpgrade(req, socket, head, (ws) => new Session(ctx, ws, key!, tenant, o.validateResponses, app.log));
   });
 }
 
@@ -78,6 +80,7 @@ class Session {
     private readonly key: string,
     private readonly tenant: string,
     private readonly validateResponses: boolean,
+    private readonly log: FastifyBaseLogger,
   ) {
     ctx.channels++;
     ws.on("message", (data, isBinary) => void this.onMessage(data, isBinary));
@@ -108,12 +111,16 @@ class Session {
       this.ws.close(1008, "the API key is not valid any more");
       return;
     }
+    if (this.inFlight.size >= MAX_IN_FLIGHT) {
+      return this.answer(req.id, req.op, { status: 429, body: { error: { code: "too_many_requests", message: `at most ${MAX_IN_FLIGHT} requests may be unanswered on one connection` } } }, t0);
+    }
     this.inFlight.add(req.id);
     let answer: Answer | undefined;
     try {
       answer = await this.run(req, t0);
     } catch (e) {
       answer = errorAnswer(e);
+      if (answer.status >= 500) this.log.error({ err: e, op: req.op }, "request failed");
     }
     if (answer) this.answer(req.id, req.op, answer, t0);
     else this.inFlight.delete(req.id);
