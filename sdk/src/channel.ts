@@ -18,7 +18,6 @@ export interface Answer {
 export type Outcome = Answer | { readonly events: true };
 
 interface Pending {
-  readonly op: ConnectOp;
   readonly resolve: (o: Outcome) => void;
   readonly reject: (e: unknown) => void;
   readonly onEvent: ((e: ExecEvent) => unknown) | undefined;
@@ -75,7 +74,7 @@ export class Channel {
     if (!ws) return undefined;
     const id = this.next++;
     return new Promise<Outcome>((resolve, reject) => {
-      const p: Pending = { op, resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), timer: undefined, failed: false };
+      const p: Pending = { resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), timer: undefined, failed: false };
       if (opts.timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.fail(id, new TimeoutError("request_timeout", `${op}: no answer within ${opts.timeoutMs} ms`));

@@ -46,11 +46,6 @@ export class Reply {
     return Array.isArray(v) ? v.join(", ") : v;
   }
 
-  /** The body's chunks as they arrive. */
-  chunks(): AsyncIterable<Uint8Array> {
-    return this.res;
-  }
-
   /** The body as the Node stream it is. */
   stream(): Readable {
     return this.res;

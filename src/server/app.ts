@@ -2,11 +2,11 @@ import http from "node:http";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { Sandboxes } from "../runtime/sandboxes.js";
-import { AuthError, InvalidArgumentError, InvalidSpecError } from "../spec/errors.js";
+import { AuthError } from "../spec/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { OpenApi } from "./openapi.js";
 import { Activity } from "./activity.js";
-import type { ServerContext } from "./context.js";
+import { apiKeyOf, type ServerContext } from "./context.js";
 import { healthRoutes } from "./routes/health.js";
 import { metricsRoutes } from "./metrics.js";
 import { templateRoutes } from "./routes/templates.js";
@@ -81,10 +81,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   app.addHook("onRequest", (req, _reply, done) => {
     ctx.activity.touch();
     if (!req.url.startsWith("/v1/")) return done();
-    const auth = req.headers["authorization"];
-    const key = typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7).trim() : req.headers["x-api-key"];
     try {
-      req.tenant = o.sandboxes.tenants.authenticate(typeof key === "string" ? key : undefined);
+      req.tenant = o.sandboxes.tenants.authenticate(apiKeyOf(req.headers));
     } catch (e) {
       return done(e as Error);
     }
@@ -94,10 +92,9 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   app.addHook("preValidation", (req, _reply, done) => {
     const op = req.routeOptions.config.operationId;
     if (!op || !req.headers["content-type"]?.startsWith("application/json")) return done();
-    const problems = openapi.checkRequestBody(op, req.body);
-    if (problems.length === 0) return done();
-    if (op === "createSandbox") return done(new InvalidSpecError(problems));
-    done(new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`));
+    const e = openapi.requestBodyError(op, req.body);
+    if (e) return done(e);
+    done();
   });
 
   if (o.validateResponses) {
@@ -115,7 +112,6 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
       return payload;
     });
   }
-  const validateNdjson = (op: string, event: unknown) => (o.validateResponses ? openapi.checkResponse(op, 200, "application/x-ndjson", event) : []);
 
   app.setErrorHandler(async (e, req, reply) => {
     const { status, body } = toHttpError(e);
@@ -133,8 +129,9 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   templateImportRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);
-  execRoutes(app, ctx, validateNdjson);
-  connectChannel(app, ctx, { maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true });
+  const checkedEvent = (op: string, event: unknown) => openapi.checkedEvent(op, event, o.validateResponses === true);
+  execRoutes(app, ctx, checkedEvent);
+  connectChannel(app, ctx, { maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true, checkedEvent });
   fileRoutes(app, ctx);
   return { app, ctx };
 }

@@ -2,9 +2,9 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { InvalidArgumentError, InvalidSpecError, NotFoundError } from "../spec/errors.js";
+import { InvalidArgumentError, NotFoundError } from "../spec/errors.js";
 import { startCommand, type ExecBody, type StartedCommand } from "./commands.js";
-import { sandboxJson, type ServerContext } from "./context.js";
+import { apiKeyOf, sandboxJson, type ServerContext } from "./context.js";
 import { toHttpError } from "./http-errors.js";
 
 /** What a ConnectRequest holds once checked against the spec. */
@@ -29,7 +29,11 @@ export const MAX_IN_FLIGHT = 256;
  * (parsing, fastify's hooks, a response per call) on both ends: a warm-pool
  * claim and its first command take ~1.4 ms less here.
  */
-export function connectChannel(app: FastifyInstance, ctx: ServerContext, o: { maxPayload: number; validateResponses: boolean }): void {
+export function connectChannel(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  o: { maxPayload: number; validateResponses: boolean; checkedEvent: (op: string, event: unknown) => unknown },
+): void {
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: false });
   // Upgraded sockets would hold server.close() open: they go first.
   app.addHook("preClose", (done) => {
@@ -39,7 +43,7 @@ export function connectChannel(app: FastifyInstance, ctx: ServerContext, o: { ma
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {});
     if ((req.url ?? "").split("?")[0] !== CONNECT_PATH) return refuse(socket, 404, "route_not_found", `no WebSocket at ${(req.url ?? "").split("?")[0]}`);
-    const key = keyOf(req);
+    const key = apiKeyOf(req.headers);
     let tenant: string;
     try {
       tenant = ctx.sandboxes.tenants.authenticate(key);
@@ -47,16 +51,8 @@ export function connectChannel(app: FastifyInstance, ctx: ServerContext, o: { ma
       const { status, body } = toHttpError(e);
       return refuse(socket, status, body.error.code, body.error.message);
     }
-    wss.handleUpgrade(req, socket, head, (ws) => new Session(ctx, ws, key!, tenant, o.validateResponses, app.log));
+    wss.handleUpgrade(req, socket, head, (ws) => new Session(ctx, ws, key!, tenant, o, app.log));
   });
-}
-
-/** The API key of a request, as the HTTP routes read it. */
-function keyOf(req: IncomingMessage): string | undefined {
-  const auth = req.headers["authorization"];
-  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7).trim();
-  const k = req.headers["x-api-key"];
-  return typeof k === "string" ? k : undefined;
 }
 
 /** Answers an upgrade it will not make with a plain HTTP error, as the API would. */
@@ -79,7 +75,7 @@ class Session {
     private readonly ws: WebSocket,
     private readonly key: string,
     private readonly tenant: string,
-    private readonly validateResponses: boolean,
+    private readonly checks: { readonly validateResponses: boolean; readonly checkedEvent: (op: string, event: unknown) => unknown },
     private readonly log: FastifyBaseLogger,
   ) {
     ctx.channels++;
@@ -150,13 +146,8 @@ class Session {
     const s = this.ctx.sandboxes;
     const scope = { tenant: this.tenant };
     const body = req.body ?? {};
-    if (req.op !== "cancel") {
-      const problems = this.ctx.openapi.checkRequestBody(req.op, body);
-      if (problems.length) {
-        if (req.op === "createSandbox") throw new InvalidSpecError(problems);
-        throw new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`);
-      }
-    }
+    const invalid = req.op === "cancel" ? undefined : this.ctx.openapi.requestBodyError(req.op, body);
+    if (invalid) throw invalid;
     const ref = () => {
       const id = req.params?.id;
       if (id === undefined) throw new InvalidArgumentError(`${req.op} needs params.id (the sandbox's id or name)`);
@@ -211,16 +202,14 @@ class Session {
   }
 
   private event(id: number, event: Record<string, unknown>): void {
-    const problems = this.validateResponses ? this.ctx.openapi.checkResponse("exec", 200, "application/x-ndjson", event) : [];
-    const e = problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event;
-    this.send({ id, event: e });
+    this.send({ id, event: this.checks.checkedEvent("exec", event) });
   }
 
   private answer(id: number, op: string | undefined, a: Answer, t0: number): void {
     this.inFlight.delete(id);
     this.cancelled.delete(id);
     let reply: Answer = a;
-    if (this.validateResponses && op && op !== "cancel") {
+    if (this.checks.validateResponses && op && op !== "cancel") {
       const problems = this.ctx.openapi.checkResponse(op, a.status, "application/json", a.body);
       if (problems.length) reply = { status: 500, body: { error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } };
     }

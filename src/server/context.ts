@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes.js";
 import type { ExecHandle } from "../agent/client.js";
@@ -45,6 +46,14 @@ declare module "fastify" {
   interface FastifyContextConfig {
     operationId?: string;
   }
+}
+
+/** The API key a request carries: `Authorization: Bearer crl_...` or `X-API-Key: crl_...`. */
+export function apiKeyOf(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers["authorization"];
+  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7).trim();
+  const k = headers["x-api-key"];
+  return typeof k === "string" ? k : undefined;
 }
 
 export const processKey = (sandboxId: string, pid: number) => `${sandboxId}:${pid}`;

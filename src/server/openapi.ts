@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Ajv2020, type ValidateFunction, type ErrorObject } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
-import type { SpecIssue } from "../spec/errors.js";
+import { InvalidArgumentError, InvalidSpecError, type SpecIssue } from "../spec/errors.js";
 
 /** api/openapi.yaml: the source of truth for requests and responses. */
 export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../api/openapi.yaml");
@@ -92,6 +92,28 @@ export class OpenApi {
   /** Errors of a value against one of the document's schemas (components/schemas/NAME). */
   checkSchema(name: string, value: unknown): SpecIssue[] {
     return issues(this.validator(`#/components/schemas/${escapePointer(name)}`), value);
+  }
+
+  /**
+   * The error a request with this JSON body gets (both transports answer
+   * with it): invalid_spec with the field paths for a sandbox spec,
+   * invalid_argument for any other body; undefined when it is valid.
+   */
+  requestBodyError(operationId: string, body: unknown): InvalidSpecError | InvalidArgumentError | undefined {
+    const problems = this.checkRequestBody(operationId, body);
+    if (problems.length === 0) return undefined;
+    if (operationId === "createSandbox") return new InvalidSpecError(problems);
+    return new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`);
+  }
+
+  /**
+   * An NDJSON event as it may be sent: itself, or in its place an `error`
+   * event when it does not match the operation's spec (only checked with
+   * `check`, as every test daemon does).
+   */
+  checkedEvent(operationId: string, event: unknown, check: boolean): unknown {
+    const problems = check ? this.checkResponse(operationId, 200, "application/x-ndjson", event) : [];
+    return problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event;
   }
 
   /**

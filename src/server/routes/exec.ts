@@ -8,15 +8,12 @@ import { startCommand, type ExecBody } from "../commands.js";
  * (base64) as they come, exit. The agent connection lives as long as the
  * command; a client that goes away mid-stream kills a foreground command.
  */
-export function execRoutes(app: FastifyInstance, ctx: ServerContext, validateNdjson: (op: string, event: unknown) => string[]): void {
+export function execRoutes(app: FastifyInstance, ctx: ServerContext, checkedEvent: (op: string, event: unknown) => unknown): void {
 
   app.post("/v1/sandboxes/:id/exec", { config: { operationId: "exec" } }, async (req, reply) => {
     const pending: unknown[] = [];
     let started = false;
-    const encode = (event: unknown) => {
-      const problems = validateNdjson("exec", event);
-      return `${JSON.stringify(problems.length ? { type: "error", error: { code: "internal", message: `response did not match the spec: ${problems.join("; ")}` } } : event)}\n`;
-    };
+    const encode = (event: unknown) => `${JSON.stringify(checkedEvent("exec", event))}\n`;
     const line = (event: unknown) => {
       if (started) reply.raw.write(encode(event));
       else pending.push(event);
