@@ -5,16 +5,22 @@
 import { spawn } from "node:child_process";
 import { ensureInitrd, PROBE_MARK } from "../src/backends/vm/initrd.js";
 import { bootImage, ensureKernel } from "../src/backends/vm/kernel.js";
-import { cpuArgs, guestCmdline, QEMU, type Accel } from "../src/backends/vm/qemu.js";
+import { guestCmdline, machineArgs, QEMU, type Accel } from "../src/backends/vm/qemu.js";
+import { parseSpec } from "../src/spec/sandbox-spec.js";
 import type { Sandboxes } from "../src/runtime/sandboxes.js";
 import { percentile, timeRuns } from "./stats.js";
 import path from "node:path";
 
 
-/** Spawn → the guest init printing its mark (then it powers off). */
+/**
+ * Spawn → the guest init printing its mark (then it powers off): the same
+ * kernel, initrd and machine (vCPUs, memory) as the sandbox it is the floor
+ * of, no disks and no agent.
+ */
 function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> {
   const cmdline = guestCmdline({ hostname: "raw", accel, upper: { kind: "tmpfs", bytes: 1 << 20 } }) + " corral.probe=1";
-  const args = ["-M", `microvm,accel=${accel},rtc=on`, ...cpuArgs(accel), "-m", "256M", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
+  const { vcpus, memory } = parseSpec({ template: "busybox", backend: "vm" }).resources;
+  const args = [...machineArgs(accel, Math.ceil(vcpus), Math.ceil(memory / 2 ** 20)), "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
   args.push("-kernel", kernel, "-initrd", initrd, "-append", cmdline, "-serial", "stdio");
   return new Promise((resolve, reject) => {
     const t0 = performance.now();

@@ -7,7 +7,7 @@ import path from "node:path";
 import { runCommand } from "../../src/host/command.js";
 import { ensureInitrd, PROBE_MARK } from "../../src/backends/vm/initrd.js";
 import { bootImage, ensureKernel } from "../../src/backends/vm/kernel.js";
-import { cpuArgs, guestCmdline, QEMU, type Accel } from "../../src/backends/vm/qemu.js";
+import { guestCmdline, machineArgs, QEMU, type Accel } from "../../src/backends/vm/qemu.js";
 import { freshState, type TestState } from "../helpers/state.js";
 
 describe("corral-init, booted alone", () => {
@@ -31,7 +31,7 @@ describe("corral-init, booted alone", () => {
       const r = await runCommand(
         QEMU,
         [
-          "-M", `microvm,accel=${accel}`, ...cpuArgs(accel), "-m", "128M", "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+          ...machineArgs(accel, 1, 128), "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
           "-kernel", bootImage(kernel), "-initrd", initrd.path, "-append", cmdline, "-serial", "stdio",
         ],
         // A guest that hangs instead of powering off is killed at the timeout (a failure).

@@ -22,6 +22,18 @@ sandboxCases("vm", (ctx) => {
     assert.match(fs.readFileSync(`/proc/${qemu}/cmdline`, "utf8"), /\/vmlinux\0/);
   });
 
+  it("has the vCPUs its spec asks for", async () => {
+    const { t, sh } = ctx();
+    // Several vCPUs under TCG take QEMU's multi-threaded TCG (-accel
+    // tcg,thread=multi), which QEMU refuses beside -M accel=.
+    const sb = await t.s.create({ template: "busybox", backend: "vm", resources: { vcpus: 2, memory: "128M" } });
+    try {
+      assert.equal((await sh("grep -c ^processor /proc/cpuinfo", sb.id)).stdout, "2\n");
+    } finally {
+      await t.s.destroy(sb.id);
+    }
+  });
+
   it("runs tickless when idle: one-shot timers, not HZ interrupts", async () => {
     const { sh } = ctx();
     // Without an always-running APIC timer (ARAT) and no HPET the guest

@@ -25,6 +25,18 @@ export function cpuArgs(accel: Accel): string[] {
 }
 
 /**
+ * The machine: `microvm` with an RTC, the accelerator (TCG with one host
+ * thread per vCPU when there are several: QEMU takes the accelerator's
+ * options only from `-accel`, and refuses `-M accel=` beside it), the
+ * guest CPU, vCPUs and memory. The benchmark's raw boot floor uses the
+ * same machine.
+ */
+export function machineArgs(accel: Accel, vcpus: number, memoryMiB: number): string[] {
+  const threads = accel === "tcg" && vcpus > 1 ? ",thread=multi" : "";
+  return ["-M", "microvm,rtc=on", "-accel", `${accel}${threads}`, ...cpuArgs(accel), "-smp", String(vcpus), "-m", `${memoryMiB}M`];
+}
+
+/**
  * The QEMU command line of a plan: the `microvm` machine (no PCI, no
  * firmware tables beyond what Linux needs, virtio-mmio devices), the agent
  * on a virtio-serial port and the serial console on socketpair fds the shim
@@ -36,14 +48,7 @@ export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: 
   if (plan.agent.kind !== "virtio-serial") throw new RangeError("the QEMU driver speaks to the agent over virtio-serial");
   const args = [
     ...confinement(runAs),
-    "-M",
-    `microvm,accel=${accel},rtc=on`,
-    ...cpuArgs(accel),
-    ...(accel === "tcg" && plan.vcpus > 1 ? ["-accel", "tcg,thread=multi"] : []),
-    "-smp",
-    String(plan.vcpus),
-    "-m",
-    `${plan.memoryMiB}M`,
+    ...machineArgs(accel, plan.vcpus, plan.memoryMiB),
     "-nodefaults",
     "-no-user-config",
     "-nographic",
