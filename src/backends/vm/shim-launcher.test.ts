@@ -6,7 +6,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
-import { ShimLauncher } from "./shim-launcher.js";
+import { REFILL_DELAY_MS, ShimLauncher } from "./shim-launcher.js";
 
 async function gone(pid: number, ms = 5000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (!processRunning(pid)) return true;
@@ -44,6 +44,23 @@ test("a spare that died while it waited is not handed a VM: a new shim is", asyn
     l.close();
     await fsp.rm(dir, { recursive: true, force: true });
   }
+});
+
+test("refillSoon starts the spare later, once, and close() calls it off", async () => {
+  const l = new ShimLauncher(true);
+  l.refillSoon();
+  l.refillSoon();
+  assert.equal(l.sparePid, undefined, "started at once");
+  await new Promise((r) => setTimeout(r, REFILL_DELAY_MS + 50));
+  const pid = l.sparePid;
+  assert.ok(pid, "no spare after the delay");
+  l.close();
+  assert.equal(await gone(pid), true);
+  const m = new ShimLauncher(true);
+  m.refillSoon();
+  m.close();
+  await new Promise((r) => setTimeout(r, REFILL_DELAY_MS + 50));
+  assert.equal(m.sparePid, undefined, "a refill called off by close() still started");
 });
 
 test("no spare without keepSpare", () => {

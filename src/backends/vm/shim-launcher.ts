@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
 
 const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
+export const REFILL_DELAY_MS = 100;
 
 /**
  * Starts VM shims (shim.ts). Node takes 100-150 ms to start one on these
@@ -15,9 +16,16 @@ const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
  * VMs and commands running (it gets its priority back, before it starts
  * QEMU, when a VM takes it). A spare whose starter dies sees its stdin
  * close and exits.
+ *
+ * After a VM has started, the next spare starts REFILL_DELAY_MS later
+ * (`refillSoon`), not at once: spawning it blocks the starter's event
+ * loop for as long as fork() takes to copy its page tables (a few ms for
+ * a daemon of 150 MiB), and that would land on the caller's first command
+ * to the new VM.
  */
 export class ShimLauncher {
   private spare: ChildProcess | undefined;
+  private pending: NodeJS.Timeout | undefined;
 
   constructor(private readonly keepSpare: boolean) {}
 
@@ -32,6 +40,8 @@ export class ShimLauncher {
 
   /** Starts the spare, if one is wanted and there is none. */
   refill(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
     if (!this.keepSpare || this.spare) return;
     const c = startShim();
     unref(c);
@@ -47,8 +57,17 @@ export class ShimLauncher {
     return this.spare?.pid;
   }
 
+  /** refill(), REFILL_DELAY_MS from now (once, however often asked meanwhile). */
+  refillSoon(): void {
+    if (!this.keepSpare || this.spare || this.pending) return;
+    this.pending = setTimeout(() => this.refill(), REFILL_DELAY_MS);
+    this.pending.unref();
+  }
+
   /** Lets the spare go (it exits when its stdin closes). */
   close(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
     this.spare?.stdin?.destroy();
     this.spare = undefined;
   }

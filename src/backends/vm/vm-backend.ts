@@ -244,7 +244,7 @@ export class VmBackend implements SandboxBackend {
         throw new BackendError(`vm ${req.id} did not start: ${line || "the shim exited"}${tail ? `; console: ${tail}` : ""}${shimLog ? `; shim: ${shimLog}` : ""}`);
       }
     } finally {
-      this.shims.refill();
+      this.shims.refillSoon();
     }
   }
 

@@ -52,8 +52,12 @@
 #define AGENT_PORT_NAME "org.corral.agent"
 #define AGENT "/run/corral/agent"
 #define NEWROOT "/newroot"
-/* Disks and ports appear as their drivers probe them: wait this long. */
+/* Disks and ports appear as their drivers probe them: wait this long,
+ * looking every POLL_MS (the agent's port comes a few ms after
+ * virtio_console has loaded: its driver adds ports from the device's
+ * control messages, in a work queue). */
 #define DEVICE_WAIT_MS 3000
+#define POLL_MS 1
 
 static void say(const char *fmt, ...)
 {
@@ -164,7 +168,7 @@ static void load_modules(bool vsock, bool late)
  * probe devices as they load). Its name goes to out. */
 static bool find_entry(const char *dir, const char *prefix, const char *attr, const char *want, long wait_ms, char out[static 256])
 {
-	for (long waited = 0; waited <= wait_ms; waited += 10) {
+	for (long waited = 0; waited <= wait_ms; waited += POLL_MS) {
 		DIR *d = opendir(dir);
 		if (d) {
 			for (struct dirent *e; (e = readdir(d));) {
@@ -181,26 +185,50 @@ static bool find_entry(const char *dir, const char *prefix, const char *attr, co
 			closedir(d);
 		}
 		if (waited < wait_ms)
-			sleep_ms(10);
+			sleep_ms(POLL_MS);
 	}
 	return false;
 }
 
-/* The /dev path of the virtio disk whose serial is corral-<id>. */
+/*
+ * The first of `count` names (fmt with first..first+count-1) whose file attr under
+ * dir holds want, looked up by name: cheaper than find_entry's readdir,
+ * which is the only sysfs directory listing a boot would do (its first
+ * run costs ~10 ms of translation under TCG), so find_entry is the
+ * fallback for names outside the usual ones and for devices still coming.
+ */
+static bool probe_names(const char *dir, const char *fmt, int first, int count, const char *attr, const char *want, char out[static 256])
+{
+	for (int i = first; i < first + count; i++) {
+		char name[64], p[400], value[128];
+		snprintf(name, sizeof name, fmt, i);
+		snprintf(p, sizeof p, "%s/%s/%s", dir, name, attr);
+		if (read_small(p, value, sizeof value) && !strcmp(value, want)) {
+			snprintf(out, 256, "%s", name);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The /dev path of the virtio disk whose serial is corral-<id>: vda, vdb
+ * (the order drivers probe them in, not the command line's). */
 static bool find_disk(const char *id, char out[static 300])
 {
 	char want[64], name[256];
 	snprintf(want, sizeof want, "corral-%s", id);
-	if (!find_entry("/sys/block", "vd", "serial", want, DEVICE_WAIT_MS, name))
+	if (!probe_names("/sys/block", "vd%c", 'a', 4, "serial", want, name) && !find_entry("/sys/block", "vd", "serial", want, DEVICE_WAIT_MS, name))
 		return false;
 	snprintf(out, 300, "/dev/%s", name);
 	return true;
 }
 
-/* The name (vportNpM) of the virtio-serial port called AGENT_PORT_NAME. */
+/* The name (vportNp1: port 1 of the Nth virtio-serial device) of the port
+ * called AGENT_PORT_NAME. */
 static bool find_port(char out[static 256], long wait_ms)
 {
-	return find_entry("/sys/class/virtio-ports", "", "name", AGENT_PORT_NAME, wait_ms, out);
+	return probe_names("/sys/class/virtio-ports", "vport%dp1", 0, 4, "name", AGENT_PORT_NAME, out) ||
+	       find_entry("/sys/class/virtio-ports", "", "name", AGENT_PORT_NAME, wait_ms, out);
 }
 
 /* Makes the initramfs's file `from` appear at `to` (a bind mount: no copy;
