@@ -48,13 +48,19 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   await s.destroy((await s.create({ template: "busybox", backend: "vm" })).id);
   const raw: number[] = [];
   const cold: number[] = [];
-  for (let i = 0; i < n; i++) {
-    raw.push(await rawBoot(bootImage(kernel), initrd.path, accel));
+  const coldBoot = async () => {
     const t0 = performance.now();
     const sb = await s.create({ template: "busybox", backend: "vm" });
     await s.exec(sb.id, { argv: ["/bin/true"] });
     cold.push(performance.now() - t0);
     await s.destroy(sb.id);
+  };
+  // Pairs in alternating order (raw first, then cold first), so neither
+  // always follows the other's teardown.
+  for (let i = 0; i < n; i++) {
+    if (i % 2 === 1) await coldBoot();
+    raw.push(await rawBoot(bootImage(kernel), initrd.path, accel));
+    if (i % 2 === 0) await coldBoot();
   }
   // Restore → first exec, as a caller sees it: a named snapshot of a
   // running VM restored into a new sandbox, then a command in it.
@@ -95,8 +101,8 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   client.close();
   await s.destroy(sb.id);
   const floor = percentile(raw, 50);
-  // Each cold boot over the raw boot just before it: the host's speed
-  // drifts between pairs far more than within one.
+  // Each cold boot over the raw boot beside it: the host's speed drifts
+  // between pairs far more than within one.
   const paired = percentile(cold.map((c, i) => c / raw[i]!), 50);
   const row = (name: string, what: string, xs: number[], ratio: boolean, pairedRatio = "") =>
     `| ${name} | ${what} | ${xs.length} | ${percentile(xs, 50).toFixed(1)} | ${percentile(xs, 95).toFixed(1)} | ${ratio ? `${(percentile(xs, 50) / floor).toFixed(2)}×` : ""} | ${pairedRatio} |`;
