@@ -59,8 +59,9 @@ sandboxCases("vm", (ctx) => {
     const images = fs.readdirSync(path.join(t.stateDir, "store", "images")).filter((f) => f.endsWith(".erofs"));
     assert.equal(images.length, 1);
     // The image is the disk with serial corral-root, attached read-only.
-    const disks = (await sh("for b in /sys/block/vd*; do echo $(cat $b/serial) $(cat $b/ro); done")).stdout;
-    assert.match(disks, /^corral-root 1$/m);
+    // It reads ahead 2 MiB at a time: its device's optimal I/O size is 1 MiB.
+    const disks = (await sh("for b in /sys/block/vd*; do echo $(cat $b/serial) $(cat $b/ro) $(cat $b/queue/read_ahead_kb); done")).stdout;
+    assert.match(disks, /^corral-root 1 2048$/m);
     assert.match((await sh("grep -w erofs /proc/filesystems")).stdout, /erofs/);
     // Owners are the template's own inside the guest (the store's shift undone).
     assert.equal((await sh("stat -c %u:%g /bin/busybox")).stdout, "0:0\n");

@@ -6,6 +6,9 @@ export type Accel = "kvm" | "tcg";
 
 export const QEMU = "qemu-system-x86_64";
 
+/** The template image's optimal I/O size, as its virtio-blk device tells the guest (see qemuArgs). */
+export const TEMPLATE_OPT_IO_BYTES = 1 << 20;
+
 /** Where the shim hands QEMU its two socketpair ends (see shim.ts). */
 export const AGENT_FD = 3;
 export const CONSOLE_FD = 4;
@@ -76,7 +79,13 @@ export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: 
   ];
   for (const d of plan.disks) {
     const opts = [`id=${d.id}`, `file=${d.path}`, "format=raw", "if=none", d.readOnly ? "readonly=on" : "cache=writeback"];
-    args.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=${d.id},serial=corral-${d.id}`);
+    // The template image says its optimal I/O size is 1 MiB, so the guest
+    // reads it ahead 2 MiB at a time (Linux sets a disk's readahead to
+    // twice that size, else 128 KiB): under TCG a virtio-blk request costs
+    // ~1-2 ms whatever its size, and a first exec of busybox took 18 reads
+    // of 128 KiB instead of 4.
+    const hint = d.readOnly ? `,opt_io_size=${TEMPLATE_OPT_IO_BYTES}` : "";
+    args.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=${d.id},serial=corral-${d.id}${hint}`);
   }
   if (plan.net) {
     args.push("-netdev", `tap,id=net0,ifname=${plan.net.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=net0,mac=${plan.net.mac}`);
