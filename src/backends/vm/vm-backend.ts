@@ -440,13 +440,28 @@ export class VmHandle implements SandboxHandle {
 
   async stats(): Promise<UsageSample> {
     const cg = this.backend.cgroupFor(this.id);
-    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), cg.oomKills()]);
+    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), this.oomKills()]);
     return { cpuNanos, memoryBytes, pids, oomKills };
   }
 
-  /** The guest kernel's OOM kills are inside the VM; the host cgroup's are the VM's own. */
+  /**
+   * OOM kills of this VM: the guest kernel's (its /proc/vmstat oom_kill,
+   * through the agent: a command killed for the VM's memory size dies
+   * there) plus the host cgroup's (QEMU itself). A guest that does not
+   * answer counts none of its own.
+   */
   async oomKills(): Promise<number> {
-    return this.backend.cgroupFor(this.id).oomKills();
+    const host = await this.backend.cgroupFor(this.id).oomKills();
+    const c = await this.agent(2000).catch(() => undefined);
+    if (!c) return host;
+    try {
+      const vmstat = (await c.readFileBuffer("/proc/vmstat")).toString();
+      return host + Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0);
+    } catch {
+      return host;
+    } finally {
+      c.close();
+    }
   }
 
   /**

@@ -134,8 +134,21 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
     it("holds the memory size: allocating 200 MiB in 128 MiB fails, and the sandbox carries on", async () => {
       const r = await t.s.exec(sb.id, { argv: ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"] });
       assert.ok(r.signal === 9 || (r.exitCode !== null && r.exitCode !== 0), `dd ended with ${JSON.stringify(r)}`);
+      // Killed by the OOM killer (the cgroup's, or the guest kernel's in a VM): said so.
+      assert.equal(r.oomKilled, r.signal === 9, `dd ended with ${JSON.stringify(r)}`);
       assert.equal((await sh("echo alive")).stdout, "alive\n");
       assert.equal((await t.s.exec(sb.id, { argv: ["dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=1"] })).exitCode, 0);
+    });
+
+    it("reports a command the OOM killer ends as oomKilled, and a plain SIGKILL as not", async () => {
+      // A shell doubling a string until the sandbox's memory runs out: the
+      // cgroup's OOM killer, or the guest kernel's in a VM, ends it.
+      const r = await t.s.exec(sb.id, { argv: ["sh", "-c", 'a=x; while :; do a="$a$a"; done'] });
+      assert.deepEqual([r.signal, r.oomKilled], [9, true], JSON.stringify(r));
+      assert.ok((await t.s.stats(sb.id)).oomKills >= 1);
+      const k = await t.s.exec(sb.id, { cmd: "kill -9 $$" });
+      assert.deepEqual([k.signal, k.oomKilled], [9, false], JSON.stringify(k));
+      assert.equal((await sh("echo alive")).stdout, "alive\n");
     });
 
     it("never lets one sandbox's writes reach the template or another sandbox", async () => {
