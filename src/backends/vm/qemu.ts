@@ -145,6 +145,8 @@ export interface GuestOptions {
    * only these VMs pay it.
    */
   readonly zeroFreedPages?: boolean;
+  /** The spec's resources.pids: the guest's processes (the agent's and everything under it) beyond it fail to fork. */
+  readonly pids?: number;
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -159,5 +161,6 @@ export function guestCmdline(o: GuestOptions): string {
   parts.push(`corral.hostname=${o.hostname}`);
   if (o.upper.kind === "disk") parts.push("corral.upper=disk");
   else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
+  if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
   return parts.join(" ");
 }

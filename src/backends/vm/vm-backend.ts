@@ -129,6 +129,7 @@ export class VmBackend implements SandboxBackend {
         accel,
         upper: persistent ? { kind: "disk" } : { kind: "tmpfs", bytes: req.spec.resources.disk },
         zeroFreedPages: req.warm === true && !persistent,
+        pids: req.spec.resources.pids,
       }),
       vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
       memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
@@ -254,6 +255,8 @@ export class VmBackend implements SandboxBackend {
 }
 
 const DIR_MARK = "@SANDBOX_DIR@";
+/** The guest's cgroup for the agent and all it starts (init.c SANDBOX_CGROUP). */
+const GUEST_SANDBOX_CGROUP = "/sys/fs/cgroup/sandbox";
 
 /** The uid in a QEMU command line's -runas, if any. */
 function runAsOf(args: readonly string[]): number | undefined {
@@ -438,27 +441,40 @@ export class VmHandle implements SandboxHandle {
     }
   }
 
+  /**
+   * CPU and memory are QEMU's (the host cgroup's); processes and OOM kills
+   * are the guest's (guest()), plus the host cgroup's OOM kills (QEMU
+   * itself).
+   */
   async stats(): Promise<UsageSample> {
     const cg = this.backend.cgroupFor(this.id);
-    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), this.oomKills()]);
-    return { cpuNanos, memoryBytes, pids, oomKills };
+    const [cpuNanos, memoryBytes, hostPids, hostOom, guest] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), cg.oomKills(), this.guest()]);
+    return { cpuNanos, memoryBytes, pids: guest?.pids ?? hostPids, oomKills: hostOom + (guest?.oomKills ?? 0) };
+  }
+
+  /** OOM kills of this VM: the guest kernel's (a command killed for the VM's memory size dies there) and the host cgroup's. */
+  async oomKills(): Promise<number> {
+    const [host, guest] = await Promise.all([this.backend.cgroupFor(this.id).oomKills(), this.guest()]);
+    return host + (guest?.oomKills ?? 0);
   }
 
   /**
-   * OOM kills of this VM: the guest kernel's (its /proc/vmstat oom_kill,
-   * through the agent: a command killed for the VM's memory size dies
-   * there) plus the host cgroup's (QEMU itself). A guest that does not
-   * answer counts none of its own.
+   * The guest kernel's own counts, read through the agent: OOM kills (its
+   * /proc/vmstat) and the processes in the sandbox's cgroup (corral-init
+   * puts the agent there, with the spec's pids limit). Undefined when the
+   * guest does not answer.
    */
-  async oomKills(): Promise<number> {
-    const host = await this.backend.cgroupFor(this.id).oomKills();
+  private async guest(): Promise<{ oomKills: number; pids: number | undefined } | undefined> {
     const c = await this.agent(2000).catch(() => undefined);
-    if (!c) return host;
+    if (!c) return undefined;
     try {
-      const vmstat = (await c.readFileBuffer("/proc/vmstat")).toString();
-      return host + Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0);
+      const [vmstat, pids] = await Promise.all([
+        c.readFileBuffer("/proc/vmstat").then((b) => b.toString()),
+        c.readFileBuffer(`${GUEST_SANDBOX_CGROUP}/pids.current`).then((b) => Number(b.toString()), () => undefined),
+      ]);
+      return { oomKills: Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0), pids };
     } catch {
-      return host;
+      return undefined;
     } finally {
       c.close();
     }

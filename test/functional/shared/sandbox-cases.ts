@@ -151,6 +151,21 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
       assert.equal((await sh("echo alive")).stdout, "alive\n");
     });
 
+    it("holds the pids limit: forks beyond it fail, and the sandbox carries on", async () => {
+      // A container's cgroup, or the guest cgroup corral-init puts a VM's agent in.
+      const small = await t.s.create({ template: "busybox", backend, resources: { pids: 64, memory: "128M" } });
+      try {
+        const r = await t.s.exec(small.id, { cmd: "for i in $(seq 100); do sleep 30 & done" });
+        assert.notEqual(r.exitCode, 0, "100 processes started under a limit of 64"); // the shell's fork failed
+        const { pids } = await t.s.stats(small.id);
+        assert.ok(pids <= 64 && pids >= 50, `${pids} processes under a limit of 64`);
+        for (let i = 0; i < 50 && (await t.s.stats(small.id)).pids > 2; i++) await t.s.exec(small.id, { cmd: "kill -9 -1; true" }).catch(() => undefined);
+        assert.equal((await sh("echo ok", small.id)).stdout, "ok\n");
+      } finally {
+        await t.s.destroy(small.id);
+      }
+    });
+
     it("never lets one sandbox's writes reach the template or another sandbox", async () => {
       assert.equal((await sh("echo mine > /bin/added && rm /bin/cat && echo ok")).stdout, "ok\n");
       const other = await t.s.create({ template: "busybox", backend });

@@ -26,6 +26,9 @@
  *   corral.upper=tmpfs|disk, corral.size=BYTES (tmpfs upper size)
  *   corral.vsock=PORT      load the vsock modules and have the agent listen
  *                          on vsock PORT (Cloud Hypervisor, Firecracker)
+ *   corral.pids=N          the agent and all it starts live in the cgroup
+ *                          /sys/fs/cgroup/sandbox with pids.max N (the
+ *                          spec's resources.pids, as a container's cgroup)
  *
  * Any failure prints "corral-init: ..." on the console and powers off; the
  * host reports the console's tail.
@@ -52,6 +55,7 @@
 #define AGENT_PORT_NAME "org.corral.agent"
 #define AGENT "/run/corral/agent"
 #define NEWROOT "/newroot"
+#define SANDBOX_CGROUP "/sys/fs/cgroup/sandbox"
 /* Disks and ports appear as their drivers probe them: wait this long,
  * looking every POLL_MS (the agent's port comes a few ms after
  * virtio_console has loaded: its driver adds ports from the device's
@@ -241,6 +245,28 @@ static void bind_file(const char *from, const char *to)
 	do_mount(from, to, NULL, MS_BIND, NULL);
 }
 
+static void write_file(const char *p, const char *value)
+{
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	size_t n = strlen(value);
+	if (fd < 0 || write(fd, value, n) != (ssize_t)n)
+		fail("cannot write %s to %s: %s", value, p, strerror(errno));
+	close(fd);
+}
+
+/* This process (the agent once it execs, and so all it starts) into the
+ * cgroup v2 SANDBOX_CGROUP with pids.max `max`. Its kernel threads stay
+ * in the root. */
+static void limit_pids(const char *max)
+{
+	make_dir(NEWROOT "/sys/fs/cgroup", 0755);
+	do_mount("cgroup2", NEWROOT "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	write_file(NEWROOT "/sys/fs/cgroup/cgroup.subtree_control", "+pids");
+	make_dir(NEWROOT SANDBOX_CGROUP, 0755);
+	write_file(NEWROOT SANDBOX_CGROUP "/pids.max", max);
+	write_file(NEWROOT SANDBOX_CGROUP "/cgroup.procs", "0");
+}
+
 /* Removes what is under dirfd on device dev (the initramfs), not crossing
  * into other file systems (the new root and what was moved into it). */
 static void empty_dir(int dirfd, dev_t dev)
@@ -279,7 +305,7 @@ int main(void)
 	static char cmdline[4096];
 	if (!read_small("/proc/cmdline", cmdline, sizeof cmdline))
 		fail("cannot read /proc/cmdline: %s", strerror(errno));
-	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL;
+	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL;
 	bool probe = false;
 	for (char *save = NULL, *a = strtok_r(cmdline, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
 		if (!strcmp(a, "corral.probe=1"))
@@ -292,6 +318,8 @@ int main(void)
 			size = a + 12;
 		else if (!strncmp(a, "corral.vsock=", 13))
 			vsock = a + 13;
+		else if (!strncmp(a, "corral.pids=", 12))
+			pids = a + 12;
 	}
 	if (probe) {
 		say(PROBE_MARK);
@@ -299,6 +327,8 @@ int main(void)
 	}
 	if (vsock && (!*vsock || strspn(vsock, "0123456789") != strlen(vsock)))
 		fail("corral.vsock must be a port number, got %s", vsock);
+	if (pids && (!*pids || strspn(pids, "0123456789") != strlen(pids)))
+		fail("corral.pids must be a number, got %s", pids);
 
 	load_modules(vsock != NULL, false);
 	if (sethostname(host, strlen(host)) < 0)
@@ -341,6 +371,8 @@ int main(void)
 	make_dir(NEWROOT "/dev/shm", 01777);
 	do_mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
 	do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	if (pids)
+		limit_pids(pids);
 	bind_file("/corral/agent", NEWROOT AGENT);
 	bind_file("/bin/busybox", NEWROOT "/run/corral/busybox");
 
