@@ -58,6 +58,24 @@ export class ContainerCgroup {
     }
   }
 
+  /**
+   * Holds the cgroup to `cores` of CPU time (CFS bandwidth: that share of
+   * every 100 ms), for sandboxes no OCI runtime sets up: VMs with a
+   * fractional vcpus. On v2 the parent must pass the cpu controller down.
+   */
+  async limitCpu(cores: number): Promise<void> {
+    const period = 100_000;
+    const quota = Math.max(1000, Math.round(cores * period));
+    if (this.mode === "v2") {
+      const parent = path.dirname(path.join(CGROUP_ROOT, this.rel));
+      await fsp.writeFile(path.join(parent, "cgroup.subtree_control"), "+cpu").catch(() => {});
+      await fsp.writeFile(this.file("cpu", "cpu.max"), `${quota} ${period}`);
+      return;
+    }
+    await fsp.writeFile(this.file("cpu", "cpu.cfs_period_us"), String(period));
+    await fsp.writeFile(this.file("cpu", "cpu.cfs_quota_us"), String(quota));
+  }
+
   /** How many times the kernel's OOM killer killed a process in here. */
   async oomKills(): Promise<number> {
     const f = this.mode === "v2" ? this.file("memory", "memory.events") : this.file("memory", "memory.oom_control");

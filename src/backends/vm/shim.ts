@@ -27,6 +27,8 @@ export interface ShimConfig {
   readonly bootTimeoutMs: number;
   /** The VM's cgroup (relative), entered before QEMU starts so it holds all of it. */
   readonly cgroup?: string;
+  /** CPU time QEMU may use, in cores, when the spec's vcpus is a fraction (the vCPU count is its ceiling). */
+  readonly cpuShare?: number;
   /**
    * A saved VM's state (QEMU's migration stream in a file) to start from:
    * opened here and read by QEMU as `-incoming fd:5`, straight from the
@@ -74,7 +76,11 @@ async function main(dir: string): Promise<void> {
     report = undefined;
   };
 
-  if (cfg.cgroup) await new ContainerCgroup(cgroupMode(), cfg.cgroup).enter(process.pid);
+  if (cfg.cgroup) {
+    const cg = new ContainerCgroup(cgroupMode(), cfg.cgroup);
+    await cg.enter(process.pid);
+    if (cfg.cpuShare !== undefined) await cg.limitCpu(cfg.cpuShare);
+  }
   // With its start time: the shim's command line does not name its VM
   // (it was started as a spare), and a pid alone may be recycled.
   await fsp.writeFile(p.shimPid, `${process.pid} ${procStat(process.pid)?.startTime ?? 0}`);

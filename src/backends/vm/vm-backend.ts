@@ -226,6 +226,8 @@ export class VmBackend implements SandboxBackend {
       args: args ?? (await this.coldArgs(req)).args,
       bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
       cgroup: `${this.o.cgroupParent}/${req.id}`,
+      // A whole number of vCPUs is its own bound; a fraction is a share of them.
+      ...(Number.isInteger(req.spec.resources.vcpus) ? {} : { cpuShare: req.spec.resources.vcpus }),
       ...(incoming === undefined ? {} : { incoming }),
     };
     await fsp.writeFile(p.config, JSON.stringify(cfg, null, 2), { mode: 0o600 });

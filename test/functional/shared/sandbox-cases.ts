@@ -166,6 +166,20 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
       }
     });
 
+    it("holds a fractional vcpus to its share of CPU time", async () => {
+      // A container's CFS quota; a VM's vCPU count is the ceiling and its QEMU is held to the share.
+      const half = await t.s.create({ template: "busybox", backend, resources: { vcpus: 0.5, memory: "128M" } });
+      try {
+        const before = (await t.s.stats(half.id)).cpuNanos;
+        const started = process.hrtime.bigint();
+        await t.s.exec(half.id, { cmd: "timeout 2 sh -c 'while :; do :; done'; true" });
+        const share = ((await t.s.stats(half.id)).cpuNanos - before) / Number(process.hrtime.bigint() - started);
+        assert.ok(share < 0.7, `used ${share.toFixed(2)} of a core with a 0.5 share`);
+      } finally {
+        await t.s.destroy(half.id);
+      }
+    });
+
     it("never lets one sandbox's writes reach the template or another sandbox", async () => {
       assert.equal((await sh("echo mine > /bin/added && rm /bin/cat && echo ok")).stdout, "ok\n");
       const other = await t.s.create({ template: "busybox", backend });
