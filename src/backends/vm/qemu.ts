@@ -81,9 +81,10 @@ export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: 
     const opts = [`id=${d.id}`, `file=${d.path}`, "format=raw", "if=none", d.readOnly ? "readonly=on" : "cache=writeback"];
     // The template image says its optimal I/O size is 1 MiB, so the guest
     // reads it ahead 2 MiB at a time (Linux sets a disk's readahead to
-    // twice that size, else 128 KiB): under TCG a virtio-blk request costs
-    // ~1-2 ms whatever its size, and a first exec of busybox took 18 reads
-    // of 128 KiB instead of 4.
+    // twice that size, else 128 KiB): under TCG the first reads of a boot
+    // cost 1-2 ms a request whatever their size (fresh code paths to
+    // translate; ~50 µs later on), and a first exec of busybox took 18
+    // reads of 128 KiB instead of 4.
     const hint = d.readOnly ? `,opt_io_size=${TEMPLATE_OPT_IO_BYTES}` : "";
     args.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=${d.id},serial=corral-${d.id}${hint}`);
   }
