@@ -823,7 +823,7 @@ export class Sandboxes {
     const spec = parseSpec({ ...(JSON.parse(row.spec) as object), ...(opts.name ? { name: opts.name } : {}) });
     const snap = await this.vm.readSnapshot(this.snapshotDir(row.id));
     if (!snap) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);
-    return this.startNew(
+    const info = await this.startNew(
       spec,
       tenant,
       JSON.parse(row.layers) as string[],
@@ -832,6 +832,10 @@ export class Sandboxes {
       () => ({ type: "restored", detail: { snapshot: name } }),
       "restore failed",
     );
+    // Its guest may carry OOM kills from before the snapshot: the count is
+    // read at its first command, not taken to be 0 as for a new sandbox.
+    this.oomSeen.delete(info.id);
+    return info;
   }
 
 

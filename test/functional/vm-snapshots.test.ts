@@ -26,6 +26,8 @@ describe("VM snapshots", () => {
     // State in all three places: the disk, tmpfs (/tmp is on the overlay; /dev/shm is RAM), a running process.
     await sh(src.id, "echo on-disk > /data.txt && echo in-ram > /dev/shm/ram.txt && sync");
     await t.s.exec(src.id, { cmd: "sleep 1000 >/dev/null 2>&1 &", keepAlive: true });
+    // An OOM kill before the snapshot stays in the copies' guest counts.
+    assert.equal((await t.s.exec(src.id, { argv: ["sh", "-c", 'a=x; while :; do a="$a$a"; done'] })).oomKilled, true);
     const snap = await t.s.snapshot(src.id, "base");
     assert.equal(snap.source, "snap-src");
     assert.ok(snap.bytes > 0);
@@ -42,6 +44,9 @@ describe("VM snapshots", () => {
       assert.equal(await sh(sb.id, "cat /data.txt /dev/shm/ram.txt; hostname"), `on-disk\nin-ram\n${host}\n`);
       assert.match(await sh(sb.id, "ps"), /sleep 1000/, "the process running at the snapshot runs on in the copy");
     }
+    // ...so a plain SIGKILL in a copy is not taken for one.
+    const killed = await t.s.exec(a.id, { cmd: "kill -9 $$" });
+    assert.deepEqual([killed.signal, killed.oomKilled], [9, false]);
     await sh(a.id, "echo only-a > /data.txt; sync");
     assert.equal(await sh(b.id, "cat /data.txt"), "on-disk\n");
     assert.equal(await sh(src.id, "cat /data.txt"), "later\n");
