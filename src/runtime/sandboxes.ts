@@ -7,6 +7,7 @@ import type { CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, Usage
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { VmBackend, removeSnapshotsOf } from "../backends/vm/vm-backend.js";
 import { gcImages } from "../backends/vm/erofs.js";
+import { removeSpareCgroups } from "../backends/container/cgroups.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
@@ -915,6 +916,7 @@ export class Sandboxes {
   async reconcile(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
     await this.store.reclaimTmp();
+    await removeSpareCgroups(this.container.cgroupMode, this.cgroupParent);
     const rows = stmt(this.db, "SELECT * FROM sandboxes").all() as Row[];
     for (const r of rows) {
       if (r.state === "creating" && !pidAlive(r.creator_pid)) {

@@ -2,7 +2,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { mountPoints } from "../../src/host/mounts.js";
 import { processRunning } from "../../src/host/process.js";
-import { listChildren, type CgroupMode } from "../../src/backends/container/cgroups.js";
+import { listChildren, SPARE_PREFIX, type CgroupMode } from "../../src/backends/container/cgroups.js";
 
 /**
  * Everything a sandbox may leave on the host, looked for directly: mounts
@@ -11,6 +11,9 @@ import { listChildren, type CgroupMode } from "../../src/backends/container/cgro
  * Returns one line per leak.
  */
 export async function findLeaks(stateDir: string, cgroupParent: string, mode: CgroupMode): Promise<string[]> {
+  // A VM spare shim whose daemon has just gone leaves its cgroup and then
+  // exits (shim.ts): give it the time; one still there after is a leak.
+  for (let i = 0; i < 150 && (await listChildren(mode, cgroupParent)).some((c) => c.startsWith(SPARE_PREFIX)); i++) await new Promise((r) => setTimeout(r, 20));
   const leaks: string[] = [];
   for (const m of await mountPoints()) if (m.startsWith(stateDir)) leaks.push(`mount ${m}`);
   for (const c of await listChildren(mode, cgroupParent)) leaks.push(`cgroup ${cgroupParent}/${c}`);

@@ -22,6 +22,8 @@ export function cgroupMode(): CgroupMode {
 }
 
 const V1_CONTROLLERS = ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "devices", "freezer", "systemd"];
+/** The v1 hierarchies enter() puts a process in: what stats() reads. */
+const ENTERED_V1 = ["memory", "pids", "cpu", "cpuacct"];
 
 /**
  * Reads and removes the cgroups of one container. `rel` is the cgroup path
@@ -49,7 +51,7 @@ export class ContainerCgroup {
    * hierarchies, which is what stats() reads.
    */
   async enter(pid: number): Promise<void> {
-    const ctrls = this.mode === "v2" ? [""] : ["memory", "pids", "cpu", "cpuacct"];
+    const ctrls = this.mode === "v2" ? [""] : ENTERED_V1;
     for (const c of ctrls) {
       const d = this.mode === "v2" ? path.join(CGROUP_ROOT, this.rel) : path.join(CGROUP_ROOT, c, this.rel);
       if (this.mode !== "v2" && !fs.existsSync(path.join(CGROUP_ROOT, c))) continue;
@@ -74,6 +76,67 @@ export class ContainerCgroup {
     }
     await fsp.writeFile(this.file("cpu", "cpu.cfs_period_us"), String(period));
     await fsp.writeFile(this.file("cpu", "cpu.cfs_quota_us"), String(quota));
+  }
+
+  /**
+   * Gives this cgroup the name `rel` (same parent), with what is in it: on
+   * v1 hierarchies a rename(2) of each controller's directory, where
+   * moving a process in costs the writer an RCU grace period (7-20 ms
+   * here). False, with nothing renamed, where it cannot (cgroup2 has no
+   * rename; a name already taken).
+   */
+  async renameTo(rel: string): Promise<boolean> {
+    if (this.mode === "v2" || path.dirname(rel) !== path.dirname(this.rel)) return false;
+    const done: [string, string][] = [];
+    for (const root of this.v1Roots()) {
+      const from = path.join(root, this.rel);
+      const to = path.join(root, rel);
+      try {
+        await fsp.rename(from, to);
+        done.push([from, to]);
+      } catch {
+        for (const [f, t] of done.reverse()) await fsp.rename(t, f).catch(() => {});
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Moves `pid` back to each hierarchy's root cgroup and removes this one
+   * (empty by then, if pid was all it held). Synchronous: it runs as its
+   * process exits, or as the one that started it closes.
+   */
+  leaveSync(pid: number): void {
+    const roots = this.mode === "v2" ? [CGROUP_ROOT] : this.v1Roots();
+    for (const root of roots) {
+      try {
+        fs.writeFileSync(path.join(root, "cgroup.procs"), String(pid));
+      } catch {
+        /* gone already */
+      }
+    }
+    for (const d of this.dirs()) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        /* gone already, or still in use */
+      }
+    }
+  }
+
+  /** The v1 hierarchies enter() uses that hold this cgroup, once each (cpu and cpuacct may be one mount). */
+  private v1Roots(): string[] {
+    const roots = new Map<string, string>();
+    for (const c of ENTERED_V1) {
+      const root = path.join(CGROUP_ROOT, c);
+      try {
+        if (fs.existsSync(path.join(root, this.rel))) roots.set(fs.realpathSync(root), root);
+      } catch {
+        /* not mounted */
+      }
+    }
+    return [...roots.values()];
   }
 
   /** How many times the kernel's OOM killer killed a process in here. */
@@ -149,6 +212,21 @@ async function readNumber(f: string): Promise<number> {
   const t = await fsp.readFile(f, "utf8").catch(() => "0");
   const n = Number(t.trim());
   return Number.isFinite(n) ? n : 0;
+}
+
+/** The cgroups VM spare shims wait in, below the sandboxes' parent (shim.ts). */
+export const SPARE_PREFIX = "spare-";
+
+/**
+ * Removes the spare cgroups under `parent` that no process is in: a spare
+ * shim killed outright leaves its own (an empty one; rmdir refuses the
+ * others).
+ */
+export async function removeSpareCgroups(mode: CgroupMode, parent: string): Promise<void> {
+  for (const name of await listChildren(mode, parent)) {
+    if (!name.startsWith(SPARE_PREFIX)) continue;
+    for (const d of new ContainerCgroup(mode, `${parent}/${name}`).dirs()) await fsp.rmdir(d).catch(() => {});
+  }
 }
 
 /** Removes a parent cgroup (e.g. `corral-test-x`) when it is empty. */

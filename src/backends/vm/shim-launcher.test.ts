@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
 import { REFILL_DELAY_MS, ShimLauncher } from "./shim-launcher.js";
+import { cgroupMode, ContainerCgroup, listChildren, removeEmptyParent, SPARE_PREFIX } from "../container/cgroups.js";
 
 async function gone(pid: number, ms = 5000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (!processRunning(pid)) return true;
@@ -80,4 +81,51 @@ test("a spare keeps no process alive and dies with the one that started it", asy
   const pid = Number(r.stdout.trim());
   assert.ok(pid > 0);
   assert.equal(await gone(pid), true, "the spare outlived its starter");
+});
+
+test("a spare waits in a cgroup of its own, renamed to its VM's when given one, removed when let go", async (t) => {
+  const mode = cgroupMode();
+  if (mode === "v2") return t.skip("cgroup2 has no rename: a spare enters its VM's cgroup when given it");
+  const parent = `corral-shimtest-${process.pid}`;
+  const procs = (rel: string) => fsp.readFile(`/sys/fs/cgroup/memory/${rel}/cgroup.procs`, "utf8").catch(() => "");
+  const waitFor = async (what: () => Promise<boolean>) => {
+    for (let i = 0; i < 250 && !(await what()); i++) await new Promise((r) => setTimeout(r, 20));
+    return what();
+  };
+  try {
+    // Let go: it leaves, removes its cgroup, exits.
+    const l = new ShimLauncher(true, parent);
+    l.refill();
+    const pid = l.sparePid!;
+    assert.ok(await waitFor(async () => (await procs(`${parent}/${SPARE_PREFIX}${pid}`)).includes(String(pid))), "the spare never entered its cgroup");
+    l.close();
+    assert.equal(await gone(pid), true);
+    assert.deepEqual(await listChildren(mode, parent), []);
+
+    // Given a VM: the same cgroup, under the VM's name, holds it (its vm.json is missing here, so it then logs why and exits).
+    const m = new ShimLauncher(true, parent);
+    m.refill();
+    const spare = m.sparePid!;
+    assert.ok(await waitFor(async () => (await procs(`${parent}/${SPARE_PREFIX}${spare}`)).includes(String(spare))));
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-shim-"));
+    try {
+      await fsp.writeFile(path.join(dir, "vm.json"), JSON.stringify({ qemu: "/bin/sleep", args: ["5"], bootTimeoutMs: 100, cgroup: `${parent}/vmid` }));
+      const c = m.start(dir);
+      assert.equal(c.pid, spare);
+      assert.ok(await waitFor(async () => (await procs(`${parent}/vmid`)).includes(String(spare))), "the VM's cgroup does not hold the shim");
+      assert.deepEqual((await listChildren(mode, parent)).filter((n) => n.startsWith(SPARE_PREFIX)), []);
+      c.kill("SIGKILL");
+      assert.equal(await gone(spare), true);
+    } finally {
+      m.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  } finally {
+    for (const name of await listChildren(mode, parent)) {
+      const cg = new ContainerCgroup(mode, `${parent}/${name}`);
+      for (const p of await cg.processes()) process.kill(p, "SIGKILL");
+      await cg.remove().catch(() => {});
+    }
+    await removeEmptyParent(mode, parent);
+  }
 });

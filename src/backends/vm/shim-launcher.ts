@@ -2,7 +2,8 @@ import type net from "node:net";
 import os from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { processRunning } from "../../host/process.js";
+import { killQuietly, processRunning } from "../../host/process.js";
+import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../container/cgroups.js";
 
 const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
 export const REFILL_DELAY_MS = 100;
@@ -27,11 +28,15 @@ export class ShimLauncher {
   private spare: ChildProcess | undefined;
   private pending: NodeJS.Timeout | undefined;
 
-  constructor(private readonly keepSpare: boolean) {}
+  /** `cgroupParent`: where spares wait in cgroups of their own (shim.ts spareCgroup). */
+  constructor(
+    private readonly keepSpare: boolean,
+    private readonly cgroupParent?: string,
+  ) {}
 
   /** A shim for the VM in `dir`; its fd 3 (stdio[3]) says "ready" or why not, then closes. */
   start(dir: string): ChildProcess {
-    const c = this.take() ?? startShim();
+    const c = this.take() ?? startShim(this.cgroupParent);
     ref(c);
     setPriority(c, 0);
     c.stdin!.end(`${dir}\n`);
@@ -43,7 +48,7 @@ export class ShimLauncher {
     clearTimeout(this.pending);
     this.pending = undefined;
     if (!this.keepSpare || this.spare) return;
-    const c = startShim();
+    const c = startShim(this.cgroupParent);
     unref(c);
     setPriority(c, 19);
     c.once("exit", () => {
@@ -64,12 +69,28 @@ export class ShimLauncher {
     this.pending.unref();
   }
 
-  /** Lets the spare go (it exits when its stdin closes). */
+  /**
+   * Lets the spare go: it exits when its stdin closes. One in a cgroup of
+   * its own is killed instead, and its cgroup removed here and now (it may
+   * still be making it): whoever closes this may remove their parent next.
+   */
   close(): void {
     clearTimeout(this.pending);
     this.pending = undefined;
-    this.spare?.stdin?.destroy();
+    const c = this.spare;
     this.spare = undefined;
+    const mode = cgroupMode();
+    if (c?.pid !== undefined && this.cgroupParent !== undefined && mode !== "v2") {
+      killQuietly(c.pid);
+      const wait = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 1000 && processRunning(c.pid); i++) Atomics.wait(wait, 0, 0, 1);
+      const cg = new ContainerCgroup(mode, `${this.cgroupParent}/${SPARE_PREFIX}${c.pid}`);
+      for (let i = 0; i < 100 && cg.dirs().length > 0; i++) {
+        cg.leaveSync(c.pid);
+        if (cg.dirs().length > 0) Atomics.wait(wait, 0, 0, 1);
+      }
+    }
+    c?.stdin?.destroy();
   }
 
   /** The spare, if it still runs (its exit event may not have come yet: /proc says). */
@@ -83,8 +104,9 @@ export class ShimLauncher {
   }
 }
 
-function startShim(): ChildProcess {
-  const c = spawn(process.execPath, [SHIM, "--spare"], { detached: true, stdio: ["pipe", "ignore", "ignore", "pipe"] });
+function startShim(cgroupParent: string | undefined): ChildProcess {
+  const args = [SHIM, "--spare", ...(cgroupParent === undefined ? [] : ["--cgroup-parent", cgroupParent])];
+  const c = spawn(process.execPath, args, { detached: true, stdio: ["pipe", "ignore", "ignore", "pipe"] });
   c.unref();
   c.on("error", () => {});
   c.stdin!.on("error", () => {});

@@ -18,7 +18,7 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { AgentClient } from "../../agent/client.js";
 import { procStat } from "../../host/process.js";
-import { cgroupMode, ContainerCgroup } from "../container/cgroups.js";
+import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../container/cgroups.js";
 import { AgentMux } from "./mux.js";
 
 export interface ShimConfig {
@@ -78,7 +78,13 @@ async function main(dir: string): Promise<void> {
 
   if (cfg.cgroup) {
     const cg = new ContainerCgroup(cgroupMode(), cfg.cgroup);
-    await cg.enter(process.pid);
+    // A spare already in a cgroup of its own renames it to the VM's: no
+    // process moves on this path (see spareCgroup).
+    if (!(spare && (await spare.renameTo(cfg.cgroup)))) {
+      await cg.enter(process.pid);
+      if (spare) await spare.remove().catch(() => {});
+    }
+    spare = undefined;
     if (cfg.cpuShare !== undefined) await cg.limitCpu(cfg.cpuShare);
   }
   // With its start time: the shim's command line does not name its VM
@@ -212,6 +218,37 @@ class ConsoleLog {
   }
 }
 
+/**
+ * A spare started with `--cgroup-parent P` (v1 hierarchies) moves itself
+ * into P/spare-<pid> while it waits: moving a process into a v1 cgroup
+ * costs the writer an RCU grace period, 7-20 ms here, and a spare pays it
+ * off the VM's path; given its VM, it renames that cgroup to the VM's
+ * (ContainerCgroup.renameTo). A spare let go leaves and removes it (its
+ * starter does so too as it closes: ShimLauncher.close); one killed
+ * outright leaves it empty, for reconcile (removeSpareCgroups).
+ */
+let spare: ContainerCgroup | undefined;
+
+async function spareCgroup(): Promise<void> {
+  const i = process.argv.indexOf("--cgroup-parent");
+  const parent = i > 0 ? process.argv[i + 1] : undefined;
+  const mode = cgroupMode();
+  if (!parent || mode === "v2") return;
+  const cg = new ContainerCgroup(mode, `${parent}/${SPARE_PREFIX}${process.pid}`);
+  try {
+    await cg.enter(process.pid);
+    spare = cg;
+  } catch {
+    cg.leaveSync(process.pid);
+  }
+}
+
+/** Ends an unassigned spare: out of its cgroup first. */
+function exitSpare(): never {
+  spare?.leaveSync(process.pid);
+  process.exit(0);
+}
+
 /** The first line on stdin: the VM directory. Stdin closing before it (the backend's process died) ends this spare. */
 function assignedDir(): Promise<string> {
   return new Promise((resolve) => {
@@ -224,13 +261,14 @@ function assignedDir(): Promise<string> {
       process.stdin.destroy();
       resolve(text.slice(0, nl));
     });
-    process.stdin.on("end", () => process.exit(0));
-    process.stdin.on("error", () => process.exit(0));
+    process.stdin.on("end", () => exitSpare());
+    process.stdin.on("error", () => exitSpare());
   });
 }
 
 if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  void assignedDir().then((dir) =>
+  const entered = spareCgroup();
+  void Promise.all([assignedDir(), entered]).then(([dir]) =>
     main(dir).catch((e: Error) => {
       // stdout and stderr lead nowhere (the shim was started before its VM had a directory).
       try {

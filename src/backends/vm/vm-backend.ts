@@ -58,7 +58,7 @@ export class VmBackend implements SandboxBackend {
 
   constructor(private readonly o: VmBackendOptions) {
     this.cgroupMode = cgroupMode();
-    this.shims = new ShimLauncher(o.spareShim ?? false);
+    this.shims = new ShimLauncher(o.spareShim ?? false, o.cgroupParent);
   }
 
   /** Lets go of the spare shim, if any (VMs keep running: their shims are their own). */
