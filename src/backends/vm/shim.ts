@@ -84,7 +84,7 @@ async function main(dir: string): Promise<void> {
       await cg.enter(process.pid);
       if (spare) await spare.remove().catch(() => {});
     }
-    spare = undefined;
+    spare = spareOwn = undefined;
     if (cfg.cpuShare !== undefined) await cg.limitCpu(cfg.cpuShare);
   }
   // With its start time: the shim's command line does not name its VM
@@ -228,24 +228,26 @@ class ConsoleLog {
  * outright leaves it empty, for reconcile (removeSpareCgroups).
  */
 let spare: ContainerCgroup | undefined;
+/** The spare's cgroup from the start, entered or not yet: what an unassigned spare cleans up. */
+let spareOwn: ContainerCgroup | undefined;
 
 async function spareCgroup(): Promise<void> {
   const i = process.argv.indexOf("--cgroup-parent");
   const parent = i > 0 ? process.argv[i + 1] : undefined;
   const mode = cgroupMode();
   if (!parent || mode === "v2") return;
-  const cg = new ContainerCgroup(mode, `${parent}/${SPARE_PREFIX}${process.pid}`);
+  spareOwn = new ContainerCgroup(mode, `${parent}/${SPARE_PREFIX}${process.pid}`);
   try {
-    await cg.enter(process.pid);
-    spare = cg;
+    await spareOwn.enter(process.pid);
+    spare = spareOwn;
   } catch {
-    cg.leaveSync(process.pid);
+    spareOwn.leaveSync(process.pid);
   }
 }
 
 /** Ends an unassigned spare: out of its cgroup first. */
 function exitSpare(): never {
-  spare?.leaveSync(process.pid);
+  spareOwn?.leaveSync(process.pid);
   process.exit(0);
 }
 
