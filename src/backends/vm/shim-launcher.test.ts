@@ -102,7 +102,7 @@ test("a spare waits in a cgroup of its own, renamed to its VM's when given one, 
     assert.equal(await gone(pid), true);
     assert.deepEqual(await listChildren(mode, parent), []);
 
-    // Given a VM: the same cgroup, under the VM's name, holds it (its vm.json is missing here, so it then logs why and exits).
+    // Given a VM: the same cgroup, under the VM's name, holds it (its "QEMU" here is sleep, whose agent never answers).
     const m = new ShimLauncher(true, parent);
     m.refill();
     const spare = m.sparePid!;

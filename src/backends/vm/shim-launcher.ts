@@ -36,7 +36,7 @@ export class ShimLauncher {
 
   /** A shim for the VM in `dir`; its fd 3 (stdio[3]) says "ready" or why not, then closes. */
   start(dir: string): ChildProcess {
-    const c = this.take() ?? startShim(this.cgroupParent);
+    const c = this.take() ?? startShim(undefined); // given its VM at once: it enters the VM's cgroup
     ref(c);
     setPriority(c, 0);
     c.stdin!.end(`${dir}\n`);

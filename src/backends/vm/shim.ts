@@ -84,7 +84,7 @@ async function main(dir: string): Promise<void> {
       await cg.enter(process.pid);
       if (spare) await spare.remove().catch(() => {});
     }
-    spare = spareOwn = undefined;
+    spare = undefined;
     if (cfg.cpuShare !== undefined) await cg.limitCpu(cfg.cpuShare);
   }
   // With its start time: the shim's command line does not name its VM
@@ -228,26 +228,25 @@ class ConsoleLog {
  * outright leaves it empty, for reconcile (removeSpareCgroups).
  */
 let spare: ContainerCgroup | undefined;
-/** The spare's cgroup from the start, entered or not yet: what an unassigned spare cleans up. */
-let spareOwn: ContainerCgroup | undefined;
 
 async function spareCgroup(): Promise<void> {
   const i = process.argv.indexOf("--cgroup-parent");
   const parent = i > 0 ? process.argv[i + 1] : undefined;
   const mode = cgroupMode();
   if (!parent || mode === "v2") return;
-  spareOwn = new ContainerCgroup(mode, `${parent}/${SPARE_PREFIX}${process.pid}`);
+  // Set before it is entered: a spare let go meanwhile still cleans it up.
+  spare = new ContainerCgroup(mode, `${parent}/${SPARE_PREFIX}${process.pid}`);
   try {
-    await spareOwn.enter(process.pid);
-    spare = spareOwn;
+    await spare.enter(process.pid);
   } catch {
-    spareOwn.leaveSync(process.pid);
+    spare.leaveSync(process.pid);
+    spare = undefined;
   }
 }
 
 /** Ends an unassigned spare: out of its cgroup first. */
 function exitSpare(): never {
-  spareOwn?.leaveSync(process.pid);
+  spare?.leaveSync(process.pid);
   process.exit(0);
 }
 
