@@ -260,6 +260,17 @@ const DIR_MARK = "@SANDBOX_DIR@";
 /** The guest's cgroup for the agent and all it starts (init.c SANDBOX_CGROUP). */
 const GUEST_SANDBOX_CGROUP = "/sys/fs/cgroup/sandbox";
 
+/** The guest kernel's OOM kills (its /proc/vmstat). */
+async function guestOomKills(c: AgentClient): Promise<number> {
+  const vmstat = (await c.readFileBuffer("/proc/vmstat")).toString();
+  return Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0);
+}
+
+/** The processes in the guest's sandbox cgroup (corral-init puts the agent there, with the spec's pids limit); undefined without one. */
+function guestPids(c: AgentClient): Promise<number | undefined> {
+  return c.readFileBuffer(`${GUEST_SANDBOX_CGROUP}/pids.current`).then((b) => Number(b.toString()), () => undefined);
+}
+
 /** The uid in a QEMU command line's -runas, if any. */
 function runAsOf(args: readonly string[]): number | undefined {
   const i = args.indexOf("-runas");
@@ -445,36 +456,33 @@ export class VmHandle implements SandboxHandle {
 
   /**
    * CPU and memory are QEMU's (the host cgroup's); processes and OOM kills
-   * are the guest's (guest()), plus the host cgroup's OOM kills (QEMU
-   * itself).
+   * are the guest's (read through the agent), plus the host cgroup's OOM
+   * kills (QEMU itself).
    */
   async stats(): Promise<UsageSample> {
     const cg = this.backend.cgroupFor(this.id);
-    const [cpuNanos, memoryBytes, hostPids, hostOom, guest] = await Promise.all([cg.cpuNanos(), cg.memoryBytes(), cg.pids(), cg.oomKills(), this.guest()]);
-    return { cpuNanos, memoryBytes, pids: guest?.pids ?? hostPids, oomKills: hostOom + (guest?.oomKills ?? 0) };
+    const [cpuNanos, memoryBytes, hostPids, hostOom, guest] = await Promise.all([
+      cg.cpuNanos(),
+      cg.memoryBytes(),
+      cg.pids(),
+      cg.oomKills(),
+      this.withGuest((c) => Promise.all([guestOomKills(c), guestPids(c)])),
+    ]);
+    return { cpuNanos, memoryBytes, pids: guest?.[1] ?? hostPids, oomKills: hostOom + (guest?.[0] ?? 0) };
   }
 
   /** OOM kills of this VM: the guest kernel's (a command killed for the VM's memory size dies there) and the host cgroup's. */
   async oomKills(): Promise<number> {
-    const [host, guest] = await Promise.all([this.backend.cgroupFor(this.id).oomKills(), this.guest()]);
-    return host + (guest?.oomKills ?? 0);
+    const [host, guest] = await Promise.all([this.backend.cgroupFor(this.id).oomKills(), this.withGuest(guestOomKills)]);
+    return host + (guest ?? 0);
   }
 
-  /**
-   * The guest kernel's own counts, read through the agent: OOM kills (its
-   * /proc/vmstat) and the processes in the sandbox's cgroup (corral-init
-   * puts the agent there, with the spec's pids limit). Undefined when the
-   * guest does not answer.
-   */
-  private async guest(): Promise<{ oomKills: number; pids: number | undefined } | undefined> {
+  /** `read` over a connection to the guest's agent; undefined when the guest does not answer. */
+  private async withGuest<T>(read: (c: AgentClient) => Promise<T>): Promise<T | undefined> {
     const c = await this.agent(2000).catch(() => undefined);
     if (!c) return undefined;
     try {
-      const [vmstat, pids] = await Promise.all([
-        c.readFileBuffer("/proc/vmstat").then((b) => b.toString()),
-        c.readFileBuffer(`${GUEST_SANDBOX_CGROUP}/pids.current`).then((b) => Number(b.toString()), () => undefined),
-      ]);
-      return { oomKills: Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0), pids };
+      return await read(c);
     } catch {
       return undefined;
     } finally {
