@@ -7,7 +7,7 @@ export type Accel = "kvm" | "tcg";
 export const QEMU = "qemu-system-x86_64";
 
 /** The template image's optimal I/O size, as its virtio-blk device tells the guest (see qemuArgs). */
-export const TEMPLATE_OPT_IO_BYTES = 1 << 20;
+const TEMPLATE_OPT_IO_BYTES = 1 << 20;
 
 /** Where the shim hands QEMU its two socketpair ends (see shim.ts). */
 export const AGENT_FD = 3;

@@ -129,6 +129,8 @@ static bool read_small(const char *p, char *b, size_t n)
 	return true;
 }
 
+static bool is_number(const char *s) { return *s && strspn(s, "0123456789") == strlen(s); }
+
 static void sleep_ms(long ms)
 {
 	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
@@ -167,6 +169,14 @@ static void load_modules(bool vsock, bool late)
 	}
 }
 
+/* Whether dir/name/attr holds want. */
+static bool attr_is(const char *dir, const char *name, const char *attr, const char *want)
+{
+	char p[600], value[128];
+	snprintf(p, sizeof p, "%s/%s/%s", dir, name, attr);
+	return read_small(p, value, sizeof value) && !strcmp(value, want);
+}
+
 /* The entry of `dir` (one whose name starts with `prefix`) whose file
  * `attr` holds `want`, waiting up to wait_ms for it to appear (drivers
  * probe devices as they load). Its name goes to out. */
@@ -178,9 +188,7 @@ static bool find_entry(const char *dir, const char *prefix, const char *attr, co
 			for (struct dirent *e; (e = readdir(d));) {
 				if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix)))
 					continue;
-				char p[600], value[128];
-				snprintf(p, sizeof p, "%s/%s/%s", dir, e->d_name, attr);
-				if (read_small(p, value, sizeof value) && !strcmp(value, want)) {
+				if (attr_is(dir, e->d_name, attr, want)) {
 					snprintf(out, 256, "%s", e->d_name);
 					closedir(d);
 					return true;
@@ -204,10 +212,9 @@ static bool find_entry(const char *dir, const char *prefix, const char *attr, co
 static bool probe_names(const char *dir, const char *fmt, int first, int count, const char *attr, const char *want, char out[static 256])
 {
 	for (int i = first; i < first + count; i++) {
-		char name[64], p[400], value[128];
+		char name[64];
 		snprintf(name, sizeof name, fmt, i);
-		snprintf(p, sizeof p, "%s/%s/%s", dir, name, attr);
-		if (read_small(p, value, sizeof value) && !strcmp(value, want)) {
+		if (attr_is(dir, name, attr, want)) {
 			snprintf(out, 256, "%s", name);
 			return true;
 		}
@@ -325,9 +332,9 @@ int main(void)
 		say(PROBE_MARK);
 		power_off();
 	}
-	if (vsock && (!*vsock || strspn(vsock, "0123456789") != strlen(vsock)))
+	if (vsock && !is_number(vsock))
 		fail("corral.vsock must be a port number, got %s", vsock);
-	if (pids && (!*pids || strspn(pids, "0123456789") != strlen(pids)))
+	if (pids && !is_number(pids))
 		fail("corral.pids must be a number, got %s", pids);
 
 	load_modules(vsock != NULL, false);
