@@ -12,6 +12,11 @@ import { percentile, timeRuns } from "./stats.js";
 import path from "node:path";
 
 
+/** The sandbox every VM row measures. */
+const VM_SPEC = { template: "busybox", backend: "vm" } as const;
+/** Its machine, which the raw boot floor boots too. */
+const VM_SHAPE = parseSpec(VM_SPEC).resources;
+
 /**
  * Spawn → the guest init printing its mark (then it powers off): the same
  * kernel, initrd and machine (vCPUs, memory) as the sandbox it is the floor
@@ -19,8 +24,8 @@ import path from "node:path";
  */
 function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> {
   const cmdline = guestCmdline({ hostname: "raw", accel, upper: { kind: "tmpfs", bytes: 1 << 20 } }) + " corral.probe=1";
-  const { vcpus, memory } = parseSpec({ template: "busybox", backend: "vm" }).resources;
-  const args = [...machineArgs(accel, Math.ceil(vcpus), Math.ceil(memory / 2 ** 20)), "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
+  const machine = machineArgs(accel, Math.ceil(VM_SHAPE.vcpus), Math.ceil(VM_SHAPE.memory / 2 ** 20));
+  const args = [...machine, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot"];
   args.push("-kernel", kernel, "-initrd", initrd, "-append", cmdline, "-serial", "stdio");
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -45,12 +50,12 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   const kernel = await ensureKernel(vmDir);
   const initrd = await ensureInitrd(vmDir, kernel);
   // Warm the template image (built once per template) and page cache.
-  await s.destroy((await s.create({ template: "busybox", backend: "vm" })).id);
+  await s.destroy((await s.create(VM_SPEC)).id);
   const raw: number[] = [];
   const cold: number[] = [];
   const coldBoot = async () => {
     const t0 = performance.now();
-    const sb = await s.create({ template: "busybox", backend: "vm" });
+    const sb = await s.create(VM_SPEC);
     await s.exec(sb.id, { argv: ["/bin/true"] });
     cold.push(performance.now() - t0);
     await s.destroy(sb.id);
@@ -64,7 +69,7 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   }
   // Restore → first exec, as a caller sees it: a named snapshot of a
   // running VM restored into a new sandbox, then a command in it.
-  const source = await s.create({ template: "busybox", backend: "vm" });
+  const source = await s.create(VM_SPEC);
   const snapshot = await s.snapshot(source.id, "bench-restore");
   await s.destroy(source.id);
   const restored: number[] = [];
@@ -84,7 +89,7 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   for (let i = 0; i < n; i++) {
     await s.refillPools();
     const t0 = performance.now();
-    const sb = await s.create({ template: "busybox", backend: "vm" });
+    const sb = await s.create(VM_SPEC);
     await s.exec(sb.id, { argv: ["/bin/true"] });
     claimed.push(performance.now() - t0);
     await s.destroy(sb.id);
@@ -94,7 +99,7 @@ export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string;
   s.pools.set("busybox", {}, 0, "vm");
   for (const w of s.pools.waiting(pool.key)) await s.destroy(w.id);
 
-  const sb = await s.create({ template: "busybox", backend: "vm" });
+  const sb = await s.create(VM_SPEC);
   const client = await s.agent(sb.id);
   const rtt = await timeRuns(n * 10, () => client.run({ argv: ["/bin/true"] }));
   const hello = await timeRuns(n * 10, () => client.hello());
