@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { diskUsage } from "../src/store/tree.js";
-import { formatSize } from "../src/spec/size.js";
+import { formatSize } from "../src/core/size.js";
 import { findLeaks } from "../test/helpers/leaks.js";
 import { benchState } from "./state.js";
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { runCommand, haveCommand } from "../src/host/command.js";
 import { nativeBinary } from "../src/host/native.js";
 import { ociConfig } from "../src/backends/container/oci-config.js";
-import { parseSpec } from "../src/spec/sandbox-spec.js";
+import { parseSpec } from "../src/core/sandbox-spec.js";
 import { percentile, timeInterleaved, timeRuns } from "./stats.js";
 import { get, loadWithWrk } from "./api.js";
 import { spawnDaemon } from "../src/server/spawn.js";

@@ -4,7 +4,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { Sandboxes } from "../src/runtime/sandboxes.js";
 import { POOL_TENANT } from "../src/runtime/pools.js";
-import { removeEmptyParent } from "../src/backends/container/cgroups.js";
+import { removeEmptyParent } from "../src/host/cgroups.js";
 
 /** A fresh state dir and cgroup parent for one benchmark run; dispose() removes every trace. */
 export async function benchState(label: string): Promise<{ s: Sandboxes; cgroupParent: string; dispose(): Promise<void> }> {

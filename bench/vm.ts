@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { ensureInitrd, PROBE_MARK } from "../src/backends/vm/initrd.js";
 import { bootImage, ensureKernel } from "../src/backends/vm/kernel.js";
 import { guestCmdline, machineArgs, QEMU, type Accel } from "../src/backends/vm/qemu.js";
-import { parseSpec } from "../src/spec/sandbox-spec.js";
+import { parseSpec } from "../src/core/sandbox-spec.js";
 import type { Sandboxes } from "../src/runtime/sandboxes.js";
 import { percentile, timeRuns } from "./stats.js";
 import path from "node:path";

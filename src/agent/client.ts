@@ -1,6 +1,6 @@
 import type net from "node:net";
 import { Readable } from "node:stream";
-import { CorralError, SandboxOperationError, TimeoutError } from "../spec/errors.js";
+import { CorralError, SandboxOperationError, TimeoutError } from "../core/errors.js";
 import { CHUNK, encodeFrame, FrameDecoder, type Frame, type Header } from "./protocol.js";
 import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
 import { connectUnixNoFollow } from "./unix-socket.js";

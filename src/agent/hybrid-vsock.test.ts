@@ -14,7 +14,7 @@ import { nativeBinary } from "../host/native.js";
 import { AgentClient } from "./client.js";
 import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
 import { AGENT_VSOCK_PORT } from "../backends/vm/plan.js";
-import { TimeoutError } from "../spec/errors.js";
+import { TimeoutError } from "../core/errors.js";
 
 let dir: string;
 let agent: ChildProcess;

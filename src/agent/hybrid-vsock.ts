@@ -1,5 +1,5 @@
 import type net from "node:net";
-import { CorralError } from "../spec/errors.js";
+import { CorralError } from "../core/errors.js";
 import { connectUnixNoFollow } from "./unix-socket.js";
 
 /**

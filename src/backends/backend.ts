@@ -1,5 +1,5 @@
 import type { AgentClient } from "../agent/client.js";
-import type { ResolvedSpec } from "../spec/sandbox-spec.js";
+import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { NixStoreView } from "../store/store.js";
 
 export type BackendKind = "container" | "vm";

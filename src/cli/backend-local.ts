@@ -1,4 +1,4 @@
-import { CorralError } from "../spec/index.js";
+import { CorralError } from "../core/index.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { withProgress } from "./progress.js";
 import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";

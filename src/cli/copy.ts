@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { InvalidArgumentError } from "../spec/index.js";
+import { InvalidArgumentError } from "../core/index.js";
 import type { CliTarget } from "./target.js";
 
 /** `corral cp SRC SANDBOX:PATH` or `corral cp SANDBOX:PATH DST`: one regular file. */

@@ -1,4 +1,4 @@
-import { CorralError } from "../spec/index.js";
+import { CorralError } from "../core/index.js";
 import { AuthError, CorralSdkError, InvalidArgumentError, NotFoundError } from "../../sdk/src/index.js";
 
 /**

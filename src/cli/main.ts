@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { formatSize, InvalidArgumentError, parseSize } from "../spec/index.js";
+import { formatSize, InvalidArgumentError, parseSize } from "../core/index.js";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { BUILTIN_TEMPLATES } from "../store/store.js";
 import { withProgress } from "./progress.js";

@@ -1,6 +1,6 @@
 import cliProgress from "cli-progress";
 import type { BuildProgress, ProgressFn } from "../store/builders/builder.js";
-import { formatSize } from "../spec/index.js";
+import { formatSize } from "../core/index.js";
 
 /**
  * Shows template build progress on stderr: a bar (with bytes when the step

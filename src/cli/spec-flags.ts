@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { InvalidArgumentError } from "../spec/index.js";
+import { InvalidArgumentError } from "../core/index.js";
 import { keyValues } from "./format.js";
 import type { SpecInput } from "./target.js";
 

@@ -1,5 +1,5 @@
 import { spawn, type SpawnOptions } from "node:child_process";
-import { BackendError, HostError } from "../spec/errors.js";
+import { BackendError, HostError } from "../core/errors.js";
 
 export interface CommandResult {
   readonly code: number;

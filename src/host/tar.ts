@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import type { Duplex, Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { BackendError, HostError } from "../spec/errors.js";
+import { BackendError, HostError } from "../core/errors.js";
 
 /**
  * Extracts a tar stream into `dir` with GNU tar as root: numeric owners,

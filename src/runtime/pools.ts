@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { InvalidArgumentError, NotFoundError } from "../spec/errors.js";
-import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
+import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import { stmt, type Db } from "./db.js";
 
 /** The reserved tenant owning sandboxes that wait in a pool (not a valid tenant name). */

@@ -7,11 +7,11 @@ import type { CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, Usage
 import { ContainerBackend } from "../backends/container/container-backend.js";
 import { VmBackend, removeSnapshotsOf } from "../backends/vm/vm-backend.js";
 import { gcImages } from "../backends/vm/erofs.js";
-import { removeSpareCgroups } from "../backends/container/cgroups.js";
+import { removeSpareCgroups } from "../host/cgroups.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
-import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../spec/errors.js";
-import { parseSpec, type ResolvedSpec } from "../spec/sandbox-spec.js";
+import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../core/errors.js";
+import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import { GC_GRACE_MS, Store, type TemplateRecord } from "../store/store.js";
 import { runCommand } from "../host/command.js";

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { openDatabase } from "./db.js";
 import { Tenants } from "./tenants.js";
-import { AuthError } from "../spec/errors.js";
+import { AuthError } from "../core/errors.js";
 
 test("keys authenticate their tenant, are stored hashed, and can be revoked", () => {
   const db = openDatabase(":memory:");

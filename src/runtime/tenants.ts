@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../spec/errors.js";
-import { NAME_PATTERN } from "../spec/sandbox-spec.js";
+import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { NAME_PATTERN } from "../core/sandbox-spec.js";
 import { stmt, type Db } from "./db.js";
 
 export interface Tenant {

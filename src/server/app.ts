@@ -2,7 +2,7 @@ import http from "node:http";
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { Sandboxes } from "../runtime/sandboxes.js";
-import { AuthError } from "../spec/errors.js";
+import { AuthError } from "../core/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { OpenApi } from "./openapi.js";
 import { Activity } from "./activity.js";

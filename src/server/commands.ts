@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "../spec/errors.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { ENDED_PROCESSES_KEPT, processKey, type ProcessEntry, type ServerContext } from "./context.js";
 

@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { InvalidArgumentError, NotFoundError } from "../spec/errors.js";
+import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { startCommand, type ExecBody, type StartedCommand } from "./commands.js";
 import { apiKeyOf, sandboxJson, type ServerContext } from "./context.js";
 import { toHttpError } from "./http-errors.js";

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes.js";
 import type { ExecHandle } from "../agent/client.js";
-import { InvalidArgumentError } from "../spec/errors.js";
+import { InvalidArgumentError } from "../core/errors.js";
 import type { OpenApi } from "./openapi.js";
 import type { Activity } from "./activity.js";
 

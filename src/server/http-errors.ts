@@ -1,4 +1,4 @@
-import { CorralError, InvalidSpecError, QuotaError } from "../spec/errors.js";
+import { CorralError, InvalidSpecError, QuotaError } from "../core/errors.js";
 
 export interface HttpError {
   readonly status: number;

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Ajv2020, type ValidateFunction, type ErrorObject } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import YAML from "yaml";
-import { InvalidArgumentError, InvalidSpecError, type SpecIssue } from "../spec/errors.js";
+import { InvalidArgumentError, InvalidSpecError, type SpecIssue } from "../core/errors.js";
 
 /** api/openapi.yaml: the source of truth for requests and responses. */
 export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../api/openapi.yaml");

@@ -1,8 +1,8 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { ConflictError, CorralError, NotFoundError } from "../spec/errors.js";
-import { parseSpec } from "../spec/index.js";
+import { ConflictError, CorralError, NotFoundError } from "../core/errors.js";
+import { parseSpec } from "../core/index.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder } from "./builders/debian.js";

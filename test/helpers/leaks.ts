@@ -2,7 +2,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { mountPoints } from "../../src/host/mounts.js";
 import { processRunning } from "../../src/host/process.js";
-import { listChildren, SPARE_PREFIX, type CgroupMode } from "../../src/backends/container/cgroups.js";
+import { listChildren, SPARE_PREFIX, type CgroupMode } from "../../src/host/cgroups.js";
 
 /**
  * Everything a sandbox may leave on the host, looked for directly: mounts

@@ -4,7 +4,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { Sandboxes, type SandboxesOptions } from "../../src/runtime/sandboxes.js";
 import { POOL_TENANT } from "../../src/runtime/pools.js";
-import { removeEmptyParent } from "../../src/backends/container/cgroups.js";
+import { removeEmptyParent } from "../../src/host/cgroups.js";
 import { findLeaks } from "./leaks.js";
 
 export interface TestState {

@@ -4,7 +4,7 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { freshState, type TestState } from "../helpers/state.js";
 import { findLeaks } from "../helpers/leaks.js";
-import { InvalidSpecError } from "../../src/spec/errors.js";
+import { InvalidSpecError } from "../../src/core/errors.js";
 import type { AgentClient } from "../../src/agent/client.js";
 
 describe("bad input", () => {

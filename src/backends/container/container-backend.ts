@@ -7,9 +7,9 @@ import { runCommand, haveCommand } from "../../host/command.js";
 import { logTail } from "../../host/log-tail.js";
 import { killQuietly, procStat, type ProcStat } from "../../host/process.js";
 import { setContainerHostname } from "./hostname.js";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
-import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "./cgroups.js";
+import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "../../host/cgroups.js";
 import { ociConfig } from "./oci-config.js";
 
 export interface ContainerBackendOptions {

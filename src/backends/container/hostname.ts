@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 
 /**
  * Renames a running container: `corral-launch --set-hostname PID START`

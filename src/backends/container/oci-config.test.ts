@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseSpec } from "../../spec/sandbox-spec.js";
+import { parseSpec } from "../../core/sandbox-spec.js";
 import { DEFAULT_PATH, nixStoreMounts, ociConfig } from "./oci-config.js";
 
 const base = {

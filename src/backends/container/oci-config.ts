@@ -1,4 +1,4 @@
-import type { ResolvedSpec } from "../../spec/sandbox-spec.js";
+import type { ResolvedSpec } from "../../core/sandbox-spec.js";
 import type { NixStoreView } from "../../store/store.js";
 import { NIX_PROFILE_BIN } from "../../store/nix/nix-layer.js";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp.js";

@@ -10,7 +10,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { chCommandLine, chVmConfig, CloudHypervisorDriver } from "./cloud-hypervisor.js";
 import { chVmConfigSchema } from "./schemas/cloud-hypervisor.schema.js";
 import { samplePlan } from "./vmm-fixtures.js";
-import { HostError, InvalidArgumentError } from "../../spec/errors.js";
+import { HostError, InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 
 const validate = new Ajv2020({ strict: true, allErrors: true }).compile(chVmConfigSchema);

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { InvalidArgumentError } from "../../spec/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest } from "./vmm-api.js";
 import { HybridVsockVm, hybridVsock, vsockCmdline, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";

@@ -11,7 +11,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { fcApiCalls, fcConfigFile, FirecrackerDriver } from "./firecracker.js";
 import { fcEndpoints, fcSchema, FC_SCHEMA_ID } from "./schemas/firecracker.schema.js";
 import { samplePlan } from "./vmm-fixtures.js";
-import { HostError, InvalidArgumentError } from "../../spec/errors.js";
+import { HostError, InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 
 // strictRequired off: the Drive schema names required members inside oneOf branches

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { InvalidArgumentError } from "../../spec/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 import { apiCall, apiRequest, type ApiCall } from "./vmm-api.js";
 import { HybridVsockVm, hybridVsock, vsockCmdline, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";

@@ -3,7 +3,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { nativeBinary } from "../../host/native.js";
-import { HostError } from "../../spec/errors.js";
+import { HostError } from "../../core/errors.js";
 import { cpioNewc, type CpioEntry } from "./cpio.js";
 import type { GuestKernel } from "./kernel.js";
 

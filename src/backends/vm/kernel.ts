@@ -3,7 +3,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { runCommand } from "../../host/command.js";
-import { HostError } from "../../spec/errors.js";
+import { HostError } from "../../core/errors.js";
 import { withLock } from "../../store/lock.js";
 
 /** The Debian package whose kernel every guest boots. */

@@ -1,4 +1,4 @@
-import type { VmIdentity } from "../../spec/identity.js";
+import type { VmIdentity } from "./identity.js";
 
 /**
  * Everything a hypervisor needs to run one sandbox, worked out once from the

@@ -1,5 +1,5 @@
 import net from "node:net";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 
 /**
  * A minimal client of QEMU's monitor protocol (QMP) on a unix socket:

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
 import { REFILL_DELAY_MS, ShimLauncher } from "./shim-launcher.js";
-import { cgroupMode, ContainerCgroup, listChildren, removeEmptyParent, SPARE_PREFIX } from "../container/cgroups.js";
+import { cgroupMode, ContainerCgroup, listChildren, removeEmptyParent, SPARE_PREFIX } from "../../host/cgroups.js";
 
 async function gone(pid: number, ms = 5000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (!processRunning(pid)) return true;

@@ -3,7 +3,7 @@ import os from "node:os";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { killQuietly, processRunning } from "../../host/process.js";
-import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../container/cgroups.js";
+import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../../host/cgroups.js";
 
 const SHIM = fileURLToPath(new URL("./shim.js", import.meta.url));
 export const REFILL_DELAY_MS = 100;

@@ -18,7 +18,7 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import { AgentClient } from "../../agent/client.js";
 import { procStat } from "../../host/process.js";
-import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../container/cgroups.js";
+import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../../host/cgroups.js";
 import { AgentMux } from "./mux.js";
 
 export interface ShimConfig {

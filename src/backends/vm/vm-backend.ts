@@ -6,12 +6,12 @@ import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
 import { logTail } from "../../host/log-tail.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
-import { vmIdentity } from "../../spec/identity.js";
-import { BackendError } from "../../spec/errors.js";
+import { vmIdentity } from "./identity.js";
+import { BackendError } from "../../core/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
 import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
-import { cgroupMode, ContainerCgroup, type CgroupMode } from "../container/cgroups.js";
+import { cgroupMode, ContainerCgroup, type CgroupMode } from "../../host/cgroups.js";
 import { probeAccel } from "./accel.js";
 import { ensureTemplateImage } from "./erofs.js";
 import { ensureInitrd } from "./initrd.js";
@@ -139,7 +139,7 @@ export class VmBackend implements SandboxBackend {
       ],
       agent: { kind: "virtio-serial", socket: p.agentSocket },
       consoleLog: p.console,
-      identity: vmIdentity(req.id),
+      identity: vmIdentity(req.hostname),
     };
   }
 

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { apiCall, apiRequest } from "./vmm-api.js";
 import { findOnPath, kvmProblem, removeStale, waitForApi } from "./vmm-host.js";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 
 let dir: string;
 let sock: string;

@@ -1,5 +1,5 @@
 import http from "node:http";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 
 /** One call to a VMM's REST API; `body` is sent as JSON when present. */
 export interface ApiCall {

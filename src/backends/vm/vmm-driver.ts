@@ -1,5 +1,5 @@
 import { AgentClient } from "../../agent/client.js";
-import { InvalidArgumentError } from "../../spec/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 import type { Availability } from "./vmm-host.js";
 

@@ -1,4 +1,4 @@
-import { vmIdentity } from "../../spec/identity.js";
+import { vmIdentity } from "./identity.js";
 import { AGENT_VSOCK_PORT, type VmPlan } from "./plan.js";
 
 /**

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { BackendError, HostError, TimeoutError } from "../../spec/errors.js";
+import { BackendError, HostError, TimeoutError } from "../../core/errors.js";
 import { killQuietly, processRunning } from "../../host/process.js";
 import { apiRequest, type ApiCall } from "./vmm-api.js";
 

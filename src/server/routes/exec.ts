@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { NotFoundError } from "../../spec/errors.js";
+import { NotFoundError } from "../../core/errors.js";
 import { param, processKey, type ProcessEntry, type ServerContext } from "../context.js";
 import { startCommand, type ExecBody } from "../commands.js";
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { PassThrough, type Readable } from "node:stream";
 import type { AgentClient } from "../../agent/client.js";
-import { InvalidArgumentError, SandboxOperationError } from "../../spec/errors.js";
+import { InvalidArgumentError, SandboxOperationError } from "../../core/errors.js";
 import { param, queryPath, type ServerContext } from "../context.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { InvalidArgumentError } from "../../spec/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import { param, sandboxJson, type ServerContext } from "../context.js";
 
 export function sandboxRoutes(app: FastifyInstance, ctx: ServerContext): void {

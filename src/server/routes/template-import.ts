@@ -4,7 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { CorralError, ForbiddenError } from "../../spec/errors.js";
+import { CorralError, ForbiddenError } from "../../core/errors.js";
 import { toHttpError } from "../http-errors.js";
 import { param, type ServerContext } from "../context.js";
 import { templateJson } from "./templates.js";

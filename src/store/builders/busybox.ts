@@ -1,7 +1,7 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { runCommand } from "../../host/command.js";
-import { HostError } from "../../spec/errors.js";
+import { HostError } from "../../core/errors.js";
 import type { TemplateBuilder } from "./builder.js";
 import { ensureSkeleton } from "./skeleton.js";
 

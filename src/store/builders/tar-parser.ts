@@ -1,4 +1,4 @@
-import { CorralError } from "../../spec/errors.js";
+import { CorralError } from "../../core/errors.js";
 
 /** A tar archive that is corrupt, truncated or uses a feature corral refuses. */
 export class TarFormatError extends CorralError {

@@ -1,5 +1,5 @@
 import { runCommand } from "../../host/command.js";
-import { BackendError } from "../../spec/errors.js";
+import { BackendError } from "../../core/errors.js";
 import type { ProgressFn } from "../builders/builder.js";
 import { nixProgressParser, parseStorePaths } from "./nix-paths.js";
 

@@ -1,7 +1,7 @@
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { ConflictError, InvalidArgumentError } from "../../spec/errors.js";
-import { parseSpec } from "../../spec/sandbox-spec.js";
+import { ConflictError, InvalidArgumentError } from "../../core/errors.js";
+import { parseSpec } from "../../core/sandbox-spec.js";
 import type { ProgressFn } from "../builders/builder.js";
 import { BUILTIN_TEMPLATES, type Store, type TemplateRecord } from "../store.js";
 import { nixAddRoot, nixBuild, nixClosure } from "./nix-command.js";

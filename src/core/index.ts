@@ -1,4 +1,3 @@
 export * from "./errors.js";
 export * from "./size.js";
 export * from "./sandbox-spec.js";
-export * from "./identity.js";
