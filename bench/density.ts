@@ -68,7 +68,7 @@ async function main(): Promise<void> {
 
     const t2 = Date.now();
     for (const id of ids) await s.destroy(id);
-    const leaks = await findLeaks(s.stateDir, cgroupParent, s.container.cgroupMode);
+    const leaks = await findLeaks(s.stateDir, cgroupParent, s.cgroupMode);
     say(`| removal | all ${N} in ${((Date.now() - t2) / 1000).toFixed(1)} s; leaks found after: ${leaks.length === 0 ? "none" : leaks.length} |`);
     if (leaks.length) console.log(leaks.slice(0, 20).join("\n"));
   } finally {

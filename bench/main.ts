@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
     const rootfs = layer!;
-    const hybrid = s.container.cgroupMode === "hybrid";
+    const hybrid = s.cgroupMode === "hybrid";
 
     // Floor: crun itself, same isolation (userns, cgroups, seccomp), the
     // template's rootfs read-only (no overlay), running /bin/true.

@@ -19,7 +19,7 @@ export async function benchState(label: string): Promise<{ s: Sandboxes; cgroupP
     async dispose() {
       for (const x of [...(await s.list()), ...(await s.list({ tenant: POOL_TENANT }))]) await s.destroy(x.id).catch(() => {});
       s.close();
-      await removeEmptyParent(s.container.cgroupMode, cgroupParent);
+      await removeEmptyParent(s.cgroupMode, cgroupParent);
       await fsp.rm(base, { recursive: true, force: true });
     },
   };

@@ -43,7 +43,7 @@ function rawBoot(kernel: string, initrd: string, accel: Accel): Promise<number> 
 }
 
 export async function benchVm(s: Sandboxes, n: number): Promise<{ table: string; notes: string[] }> {
-  const report = await s.vm.probe();
+  const report = await s.backend("vm").probe();
   if (!report.available) return { table: "", notes: [`microVM rows skipped: ${report.notes.join("; ")}`] };
   const accel = (report.notes.find((x) => x.startsWith("accelerator: "))?.slice("accelerator: ".length) ?? "tcg") as Accel;
   const vmDir = path.join(s.stateDir, "vm");

@@ -1,8 +1,42 @@
 import type { AgentClient } from "../agent/client.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
-import type { NixStoreView } from "../store/store.js";
+import type { NixStoreView, Store } from "../store/store.js";
 
+/**
+ * The contract between the runtime and the ways a sandbox can be realised.
+ * The runtime (lifecycle, database, pools, quotas) knows only this file:
+ * it holds one backend per kind (backends/registry.ts) and never imports a
+ * backend's own modules. What only some backends can do is optional.
+ */
 export type BackendKind = "container" | "vm";
+
+/** What the runtime gives every backend when it opens a state dir. */
+export interface BackendContext {
+  readonly stateDir: string;
+  readonly store: Store;
+  /** Host uid of root inside every container sandbox (65536 ids from it). */
+  readonly uidBase: number;
+  /** Parent cgroup of every sandbox of this state dir. */
+  readonly cgroupParent: string;
+  /** Store directory holding corral-agent (bind-mounted into containers, packed into VM initramfs). */
+  readonly agentDir: string;
+  /** A long-lived process (the daemon): may keep helpers started ahead of need. */
+  readonly longLived: boolean;
+}
+
+/** Names a sandbox is known by on a network and a vsock bus, derived from its name. */
+export interface SandboxIdentity {
+  readonly mac: string;
+  readonly cid: number;
+  readonly tap: string;
+}
+
+/** What a snapshot of a running sandbox cost on the host. */
+export interface SnapshotSaved {
+  /** Bytes of its files (memory image, device state, a persistent disk). */
+  readonly bytes: number;
+  readonly createdAt: string;
+}
 
 export interface BackendReport {
   readonly kind: BackendKind;
@@ -49,6 +83,21 @@ export interface SandboxHandle {
   stop(): Promise<void>;
   /** Idempotent; leaves no mount, cgroup, process or directory behind. */
   destroy(): Promise<void>;
+  /** The last `maxBytes` of what it printed outside any exec (a VM's serial console, a container's runtime log). */
+  logs(maxBytes: number): Promise<string>;
+  /** Whether its writable layer is kept on the host's disk (created persistent), so it survives a stop. */
+  hasDisk(): boolean;
+  /**
+   * Copies a stopped sandbox's writable layer (an overlayfs upper dir, with
+   * its whiteouts and opaque-directory xattrs) to `dest`, which must not
+   * exist; `scratch` is an empty work path it may use and remove.
+   */
+  exportWritableLayer(dest: string, scratch: string): Promise<void>;
+  /**
+   * Saves the running sandbox (memory, devices, its disk if persistent) as
+   * snapshot `snapshotId`; it runs on. Absent where the backend cannot.
+   */
+  snapshot?(snapshotId: string): Promise<SnapshotSaved>;
 }
 
 export interface SandboxBackend {
@@ -59,7 +108,33 @@ export interface SandboxBackend {
   start(req: CreateRequest): Promise<SandboxHandle>;
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
+  /** A new sandbox started from snapshot `snapshotId` (SandboxHandle.snapshot), with its own identity. */
+  restore?(req: CreateRequest, snapshotId: string): Promise<SandboxHandle>;
+  /** Whether snapshot `snapshotId` still has its files on this host. */
+  hasSnapshot?(snapshotId: string): Promise<boolean>;
+  /** Removes snapshot `snapshotId`'s files; idempotent. */
+  removeSnapshot?(snapshotId: string): Promise<void>;
+  /** The network and vsock names a sandbox of this name gets. */
+  identity?(name: string): SandboxIdentity;
+  /**
+   * Ids of sandboxes this backend has host state for outside their
+   * directories (a runtime's own state dir), for reconcile to compare with
+   * the database.
+   */
+  hostIds?(): Promise<string[]>;
+  /** Removes host state of this backend that no sandbox can own (left by a killed helper), at open. */
+  sweep?(): Promise<void>;
+  /**
+   * Removes what the backend derived from layer stacks none of `live` uses
+   * any more (VM images, the snapshots made on them), older than `graceMs`.
+   */
+  gc?(live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }>;
+  /** Lets go of what this process holds (helpers started ahead of need); sandboxes keep running. */
+  close?(): void;
 }
+
+/** Makes one backend for a state dir. */
+export type BackendFactory = (ctx: BackendContext) => SandboxBackend;
 
 /**
  * Makes a new sandbox with `make`, the same for every backend: whatever a

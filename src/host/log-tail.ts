@@ -14,3 +14,12 @@ export async function logTail(file: string, lines: number): Promise<string> {
     .slice(-lines)
     .join(" | ");
 }
+
+/**
+ * The last `maxBytes` of the files joined in order (a rotated log first,
+ * then the current one); missing files read as empty.
+ */
+export async function tailOfFiles(files: readonly string[], maxBytes: number): Promise<string> {
+  const text = (await Promise.all(files.map((f) => fsp.readFile(f, "utf8").catch(() => "")))).join("");
+  return text.length > maxBytes ? text.slice(text.length - maxBytes) : text;
+}

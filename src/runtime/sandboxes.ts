@@ -3,18 +3,15 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest, ExecResult } from "../agent/client.js";
-import type { CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
-import { ContainerBackend } from "../backends/container/container-backend.js";
-import { VmBackend, removeSnapshotsOf } from "../backends/vm/vm-backend.js";
-import { gcImages } from "../backends/vm/erofs.js";
-import { removeSpareCgroups } from "../host/cgroups.js";
+import type { BackendKind, CreateRequest, SandboxBackend, SandboxHandle, SandboxStatus, UsageSample } from "../backends/backend.js";
+import { openBackends } from "../backends/registry.js";
+import { cgroupMode, listChildren, type CgroupMode } from "../host/cgroups.js";
 import { nativeBinary } from "../host/native.js";
 import { pidAlive } from "../host/process.js";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError, QuotaError } from "../core/errors.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import { GC_GRACE_MS, Store, type TemplateRecord } from "../store/store.js";
-import { runCommand } from "../host/command.js";
 import { diskUsage } from "../store/tree.js";
 import { buildNixTemplate, type NixTemplateOptions } from "../store/nix/nix-template.js";
 import { openDatabase, recordEvent, stmt, type Db } from "./db.js";
@@ -112,34 +109,6 @@ interface SnapshotRow {
   created_at: string;
 }
 
-/**
- * Copies /upper out of a stopped VM's ext4 disk image (mounted on a loop
- * device in a private mount namespace, so the mount cannot outlive the
- * copy; read-write, because a guest powered off with its disk mounted
- * leaves a journal to replay, as its next boot would). The guest's overlay whiteouts and opaque-dir xattrs come along
- * (cp -a), as from a container's upper dir; owners are the guest's, which
- * the store shifts like a builder's output.
- */
-async function copyUpperFromImage(image: string, dest: string, mnt: string): Promise<void> {
-  await fsp.mkdir(mnt);
-  try {
-    await runCommand("unshare", [
-      "-m",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      'mount -o loop "$1" "$2" && cp -a -- "$2/upper" "$3"',
-      "sh",
-      image,
-      mnt,
-      dest,
-    ]);
-  } finally {
-    await fsp.rmdir(mnt).catch(() => {});
-  }
-}
-
 function toSnapshot(r: SnapshotRow): SnapshotInfo {
   return { name: r.name, tenant: r.tenant_id, spec: JSON.parse(r.spec) as ResolvedSpec, source: r.source, bytes: r.bytes, createdAt: r.created_at };
 }
@@ -167,7 +136,8 @@ export class Sandboxes {
   readonly tenants: Tenants;
   readonly pools: Pools;
   private readonly sandboxesDir: string;
-  private readonly backends: Map<string, SandboxBackend>;
+  /** How this host's cgroups are mounted (v2, hybrid or v1). */
+  readonly cgroupMode: CgroupMode = cgroupMode();
   /** Agent connections by sandbox id, when longLived (sharedAgent). */
   private readonly agents: Map<string, Promise<AgentClient>>;
   /** Pooled sandboxes a claim in this process is checking (claim()). */
@@ -192,8 +162,7 @@ export class Sandboxes {
     readonly stateDir: string,
     readonly uidBase: number,
     readonly cgroupParent: string,
-    readonly container: ContainerBackend,
-    readonly vm: VmBackend,
+    private readonly backends: ReadonlyMap<BackendKind, SandboxBackend>,
     readonly store: Store,
     readonly db: Db,
     private readonly longLived: boolean,
@@ -212,10 +181,6 @@ export class Sandboxes {
         },
       });
     }
-    this.backends = new Map<string, SandboxBackend>([
-      ["container", container],
-      ["vm", vm],
-    ]);
     this.tenants = new Tenants(db);
     this.pools = new Pools(db);
   }
@@ -233,16 +198,10 @@ export class Sandboxes {
     const agentDir = await store.addBinary(nativeBinary("corral-agent"), "corral-agent").catch((e: NodeJS.ErrnoException) => {
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
-    const container = new ContainerBackend({
-      crunRoot: path.join(stateDir, "crun"),
-      agentDir,
-      launcher: nativeBinary("corral-launch"),
-      uidBase,
-      cgroupParent,
-    });
-    const vm = new VmBackend({ vmDir: path.join(stateDir, "vm"), store, cgroupParent, vmUidBase: uidBase + 65536, spareShim: opts.longLived ?? false });
+    const longLived = opts.longLived ?? false;
+    const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
     const db = openDatabase(path.join(stateDir, "corral.db"));
-    const s = new Sandboxes(stateDir, uidBase, cgroupParent, container, vm, store, db, opts.longLived ?? false);
+    const s = new Sandboxes(stateDir, uidBase, cgroupParent, backends, store, db, longLived);
     await s.reconcile();
     return s;
   }
@@ -250,7 +209,7 @@ export class Sandboxes {
   close(): void {
     void this.checkpointer?.close();
     for (const id of [...this.agents.keys()]) this.dropAgent(id);
-    this.vm.close();
+    for (const b of this.backends.values()) b.close?.();
     this.db.close();
   }
 
@@ -258,18 +217,15 @@ export class Sandboxes {
     return path.join(this.sandboxesDir, id);
   }
 
-  /**
-   * Where a persistent sandbox keeps its writable layer on the host: a
-   * container's upper dir, a VM's ext4 image (whose /upper holds it).
-   */
-  private diskOf(r: SandboxRecord): string {
-    return path.join(this.dirOf(r.id), r.spec.backend === "vm" ? "disk.img" : "upper");
+  /** The backend of a kind (tests and benches probe them). */
+  backend(kind: BackendKind): SandboxBackend {
+    const b = this.backends.get(kind);
+    if (!b) throw new HostError(`the ${kind} backend is not available`);
+    return b;
   }
 
   private backendFor(spec: ResolvedSpec): SandboxBackend {
-    const b = this.backends.get(spec.backend);
-    if (!b) throw new HostError(`the ${spec.backend} backend is not available yet`);
-    return b;
+    return this.backend(spec.backend);
   }
 
   private handle(r: SandboxRecord): SandboxHandle {
@@ -664,7 +620,7 @@ export class Sandboxes {
   async stop(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
     const r = this.record(ref, scope);
     if (r.state === "stopped") return this.withStatus(r);
-    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(this.diskOf(r))) {
+    if (r.spec.lifetime.mode !== "persistent" || !this.handle(r).hasDisk()) {
       throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
     }
     this.dropAgent(r.id);
@@ -701,9 +657,7 @@ export class Sandboxes {
     parseSpec({ template: templateName }); // the name must be a valid template name
     if (await this.store.template(templateName)) throw new ConflictError(`a template named "${templateName}" already exists`);
     const r = this.record(ref, scope);
-    const vm = r.spec.backend === "vm";
-    const upper = this.diskOf(r);
-    if (r.spec.lifetime.mode !== "persistent" || !fs.existsSync(upper)) {
+    if (r.spec.lifetime.mode !== "persistent" || !this.handle(r).hasDisk()) {
       throw new ConflictError(`sandbox "${r.name}" keeps its writable layer in memory (it was created ephemeral); only sandboxes created persistent can be committed`);
     }
     const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
@@ -713,8 +667,7 @@ export class Sandboxes {
     if (wasRunning) await this.stop(r.id, scope);
     const copy = this.store.workPath(`commit-${r.id}`);
     try {
-      if (vm) await copyUpperFromImage(upper, copy, this.store.workPath("mnt"));
-      else await runCommand("cp", ["-a", "--", upper, copy]);
+      await this.handle(r).exportWritableLayer(copy, this.store.workPath(`mnt-${r.id}`));
       const layer = await this.store.addLayer(copy, `commit:${r.name}`);
       // A Nix template's store paths come along (a sandbox cannot write to them).
       const t = await this.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, { nix: from?.nix });
@@ -738,9 +691,9 @@ export class Sandboxes {
   }
 
   private async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
-    const backend = spec ? this.backendFor(spec) : this.container;
     this.dropAgent(id);
-    await backend.attach(id, this.dirOf(id)).destroy();
+    if (spec) await this.backendFor(spec).attach(id, this.dirOf(id)).destroy();
+    else await this.destroyUnknown(id);
     stmt(this.db, "DELETE FROM sandboxes WHERE id = ?").run(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }
@@ -751,15 +704,15 @@ export class Sandboxes {
    * container's runtime log.
    */
   async logs(ref: string, scope: Scope = {}, maxBytes = 64 * 1024): Promise<string> {
-    const r = this.record(ref, scope);
-    const dir = this.dirOf(r.id);
-    const files = r.spec.backend === "vm" ? ["console.log.1", "console.log"] : ["container.log"];
-    const text = (await Promise.all(files.map((f) => fsp.readFile(path.join(dir, f), "utf8").catch(() => "")))).join("");
-    return text.length > maxBytes ? text.slice(text.length - maxBytes) : text;
+    return this.handle(this.record(ref, scope)).logs(maxBytes);
   }
 
-  private snapshotDir(id: string): string {
-    return path.join(this.stateDir, "vm", "saved", id);
+  /**
+   * Removes a sandbox whose kind is not known (host state without a row):
+   * every backend's destroy is idempotent and removes what is its own.
+   */
+  private async destroyUnknown(id: string): Promise<void> {
+    for (const b of this.backends.values()) await b.attach(id, this.dirOf(id)).destroy();
   }
 
   /**
@@ -770,26 +723,23 @@ export class Sandboxes {
   async snapshot(ref: string, name: string, scope: Scope = {}): Promise<SnapshotInfo> {
     if (!SNAPSHOT_NAME.test(name)) throw new InvalidArgumentError(`a snapshot name is 1-63 lowercase letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
     const r = this.running(ref, scope);
-    if (r.spec.backend !== "vm") throw new ConflictError(`sandbox "${r.name}" is a container: only microVM sandboxes can be snapshotted`);
+    const h = this.handle(r);
+    if (!h.snapshot) throw new ConflictError(`sandbox "${r.name}" is a ${r.spec.backend}: only microVM sandboxes can be snapshotted`);
     if (stmt(this.db, "SELECT 1 FROM snapshots WHERE tenant_id = ? AND name = ?").get(r.tenant, name)) {
       throw new ConflictError(`a snapshot named "${name}" already exists`);
     }
     const id = randomBytes(8).toString("hex");
-    const dir = this.snapshotDir(id);
-    // 0711: QEMU, running as its own uid, writes into a dir of its own in here.
-    await fsp.mkdir(path.dirname(dir), { recursive: true, mode: 0o711 });
     const row = stmt(this.db, "SELECT layers FROM sandboxes WHERE id = ?").get(r.id) as { layers: string | null };
+    const { bytes, createdAt } = await h.snapshot(id);
     try {
-      const snap = await this.vm.snapshot(this.dirOf(r.id), dir);
-      const bytes = snap.bytes + (await diskUsage(path.join(dir, "disk.img")).catch(() => 0));
-      const info: SnapshotInfo = { name, tenant: r.tenant, spec: { ...r.spec, name: undefined }, source: r.name, bytes, createdAt: snap.createdAt };
+      const info: SnapshotInfo = { name, tenant: r.tenant, spec: { ...r.spec, name: undefined }, source: r.name, bytes, createdAt };
       stmt(this.db, "INSERT INTO snapshots (tenant_id, name, id, spec, layers, source, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)").run(
         r.tenant, name, id, JSON.stringify(info.spec), row.layers ?? "[]", r.name, bytes, info.createdAt,
       );
       recordEvent(this.db, { tenant: r.tenant, sandbox: r.id, type: "snapshot", detail: { name, bytes } });
       return info;
     } catch (e) {
-      await fsp.rm(dir, { recursive: true, force: true });
+      await this.backendFor(r.spec).removeSnapshot?.(id);
       if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(`a snapshot named "${name}" already exists`);
       throw e;
     }
@@ -809,7 +759,7 @@ export class Sandboxes {
   async deleteSnapshot(name: string, scope: Scope = {}): Promise<void> {
     const row = this.snapshotRow(name, scope);
     stmt(this.db, "DELETE FROM snapshots WHERE id = ?").run(row.id);
-    await fsp.rm(this.snapshotDir(row.id), { recursive: true, force: true });
+    await this.backendFor(JSON.parse(row.spec) as ResolvedSpec).removeSnapshot?.(row.id);
   }
 
   /**
@@ -822,14 +772,15 @@ export class Sandboxes {
     const row = this.snapshotRow(name, opts);
     const tenant = opts.tenant ?? LOCAL_TENANT;
     const spec = parseSpec({ ...(JSON.parse(row.spec) as object), ...(opts.name ? { name: opts.name } : {}) });
-    const snap = await this.vm.readSnapshot(this.snapshotDir(row.id));
-    if (!snap) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);
+    const backend = this.backendFor(spec);
+    const { restore } = backend;
+    if (!restore || !(await backend.hasSnapshot?.(row.id))) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);
     const info = await this.startNew(
       spec,
       tenant,
       JSON.parse(row.layers) as string[],
       undefined,
-      (req) => this.vm.restore(req, snap),
+      (req) => restore.call(backend, req, row.id),
       () => ({ type: "restored", detail: { snapshot: name } }),
       "restore failed",
     );
@@ -890,13 +841,16 @@ export class Sandboxes {
   /** Removes layers no template names and no sandbox stands on. */
   async gc(graceMs = GC_GRACE_MS): Promise<{ removed: string[]; images: string[]; freedBytes: number }> {
     const layers = await this.store.gc(await this.layersInUse(), graceMs);
-    // VM images of layer stacks nothing stands on any more, and the snapshots made on them.
+    // What backends derived from layer stacks nothing stands on any more (VM images, the snapshots made on them).
     const stacks: string[][] = (await this.store.templates()).map((t) => [...t.layers]);
     for (const r of stmt(this.db, "SELECT layers FROM sandboxes WHERE layers IS NOT NULL UNION ALL SELECT layers FROM snapshots").all() as { layers: string }[]) {
       stacks.push(JSON.parse(r.layers) as string[]);
     }
-    const images = await gcImages(this.store, stacks, graceMs);
-    await removeSnapshotsOf(path.join(this.stateDir, "vm"), images.removed);
+    const images = { removed: [] as string[], freedBytes: 0 };
+    for (const b of this.backends.values()) {
+      const r = await b.gc?.(stacks, graceMs);
+      if (r) images.removed.push(...r.removed), (images.freedBytes += r.freedBytes);
+    }
     return { removed: layers.removed, images: images.removed, freedBytes: layers.freedBytes + images.freedBytes };
   }
 
@@ -916,7 +870,7 @@ export class Sandboxes {
   async reconcile(): Promise<{ removed: string[] }> {
     const removed: string[] = [];
     await this.store.reclaimTmp();
-    await removeSpareCgroups(this.container.cgroupMode, this.cgroupParent);
+    for (const b of this.backends.values()) await b.sweep?.();
     const rows = stmt(this.db, "SELECT * FROM sandboxes").all() as Row[];
     for (const r of rows) {
       if (r.state === "creating" && !pidAlive(r.creator_pid)) {
@@ -943,13 +897,13 @@ export class Sandboxes {
     // has made by now has a row we are about to see.
     const onHost = new Set<string>([
       ...(await fsp.readdir(this.sandboxesDir)),
-      ...(await fsp.readdir(path.join(this.stateDir, "crun")).catch(() => [])),
-      ...(await this.container.cgroupChildren()),
+      ...(await listChildren(this.cgroupMode, this.cgroupParent)),
     ]);
+    for (const b of this.backends.values()) for (const id of (await b.hostIds?.()) ?? []) onHost.add(id);
     const known = new Set((stmt(this.db, "SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
     for (const id of onHost) {
       if (!ID_PATTERN.test(id) || known.has(id)) continue;
-      await this.container.attach(id, this.dirOf(id)).destroy();
+      await this.destroyUnknown(id);
       recordEvent(this.db, { sandbox: id, type: "destroyed", detail: { reason: "reconcile: no record" } });
       removed.push(id);
     }

@@ -14,7 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 describe("cleanup", () => {
   let t: TestState;
-  const leaks = () => findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+  const leaks = () => findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode);
   before(async () => {
     t = await freshState("cleanup");
   });
@@ -26,7 +26,7 @@ describe("cleanup", () => {
     await t.s.destroy("gone");
     assert.deepEqual(await leaks(), []);
     await assert.rejects(t.s.destroy("gone"), { code: "sandbox_not_found" });
-    await t.s.container.attach(sb.id, path.join(t.stateDir, "sandboxes", sb.id)).destroy();
+    await t.s.backend("container").attach(sb.id, path.join(t.stateDir, "sandboxes", sb.id)).destroy();
   });
 
   it("a failed create leaves nothing behind", async () => {

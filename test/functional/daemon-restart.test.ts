@@ -88,7 +88,7 @@ describe("daemon restart", () => {
       assert.deepEqual(rows, []);
     }
     // Only the 20 sandboxes of the first test remain on the host.
-    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode);
     const live = new Set((t.s.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
     assert.deepEqual(leaks.filter((l) => ![...live].some((id) => l.includes(id))), []);
   });
@@ -124,7 +124,7 @@ describe("daemon restart", () => {
     } finally {
       await kill9(d.proc);
     }
-    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode);
+    const leaks = await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode);
     const live = new Set((t.s.db.prepare("SELECT id FROM sandboxes").all() as { id: string }[]).map((r) => r.id));
     assert.deepEqual(leaks.filter((l) => ![...live].some((id) => l.includes(id))), []);
     assert.deepEqual(t.s.db.prepare("SELECT id FROM sandboxes WHERE name LIKE 'vm-%'").all(), []);

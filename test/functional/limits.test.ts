@@ -3,6 +3,7 @@
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { freshState, type TestState } from "../helpers/state.js";
+import { ContainerCgroup } from "../../src/host/cgroups.js";
 
 describe("resource limits", () => {
   let t: TestState;
@@ -35,7 +36,7 @@ describe("resource limits", () => {
       assert.ok(r.timedOut || r.exitCode !== null);
       const stats = await t.s.stats(sb.id);
       assert.ok(stats.pids <= 64, `pids.current ${stats.pids}`);
-      const hits = await t.s.container.cgroupFor(sb.id).pidsLimitHits();
+      const hits = await new ContainerCgroup(t.s.cgroupMode, `${t.cgroupParent}/${sb.id}`).pidsLimitHits();
       assert.ok(hits > 0, "the pids limit was never reached");
     } finally {
       c.close();

@@ -17,7 +17,7 @@ describe("corral-init, booted alone", () => {
 
   before(async () => {
     t = await freshState("vm-init");
-    const report = await t.s.vm.probe();
+    const report = await t.s.backend("vm").probe();
     if (!report.available) {
       skip = report.notes.join("; ");
       return;

@@ -34,8 +34,8 @@ export async function freshState(label: string, opts: Pick<SandboxesOptions, "lo
       for (const sb of [...(await s.list()), ...(await s.list({ tenant: POOL_TENANT }))]) await s.destroy(sb.id).catch(() => {});
       const rows = (s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n;
       s.close();
-      const leaks = await findLeaks(stateDir, cgroupParent, s.container.cgroupMode);
-      await removeEmptyParent(s.container.cgroupMode, cgroupParent);
+      const leaks = await findLeaks(stateDir, cgroupParent, s.cgroupMode);
+      await removeEmptyParent(s.cgroupMode, cgroupParent);
       await fsp.rm(base, { recursive: true, force: true });
       if (rows) leaks.push(`${rows} sandbox rows left in the database`);
       if (leaks.length) throw new Error(`leaked after the suite:\n${leaks.join("\n")}`);

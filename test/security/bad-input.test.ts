@@ -70,6 +70,6 @@ describe("bad input", () => {
   it("leaves nothing behind after all that", async () => {
     c.close();
     await t.s.destroy(id);
-    assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.container.cgroupMode), []);
+    assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode), []);
   });
 });

@@ -4,12 +4,13 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { runCommand, haveCommand } from "../../host/command.js";
-import { logTail } from "../../host/log-tail.js";
+import { logTail, tailOfFiles } from "../../host/log-tail.js";
 import { killQuietly, procStat, type ProcStat } from "../../host/process.js";
+import { nativeBinary } from "../../host/native.js";
 import { setContainerHostname } from "./hostname.js";
 import { BackendError } from "../../core/errors.js";
-import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
-import { cgroupMode, ContainerCgroup, listChildren, type CgroupMode } from "../../host/cgroups.js";
+import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
+import { cgroupMode, ContainerCgroup, type CgroupMode } from "../../host/cgroups.js";
 import { ociConfig } from "./oci-config.js";
 
 export interface ContainerBackendOptions {
@@ -23,6 +24,17 @@ export interface ContainerBackendOptions {
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
   readonly runtime?: string;
+}
+
+/** The container backend of a state dir: crun's state in `<state>/crun`. */
+export function containerBackend(ctx: BackendContext): ContainerBackend {
+  return new ContainerBackend({
+    crunRoot: path.join(ctx.stateDir, "crun"),
+    agentDir: ctx.agentDir,
+    launcher: nativeBinary("corral-launch"),
+    uidBase: ctx.uidBase,
+    cgroupParent: ctx.cgroupParent,
+  });
 }
 
 /**
@@ -70,9 +82,10 @@ export class ContainerBackend implements SandboxBackend {
     return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
   }
 
-  /** Names of the sandbox cgroups under this backend's parent cgroup. */
-  async cgroupChildren(): Promise<string[]> {
-    return listChildren(this.cgroupMode, this.o.cgroupParent);
+  /** Sandboxes with crun state (crun's own directory per container). */
+  async hostIds(): Promise<string[]> {
+    await fsp.mkdir(this.o.crunRoot, { recursive: true, mode: 0o711 });
+    return fsp.readdir(this.o.crunRoot);
   }
 
   create(req: CreateRequest): Promise<SandboxHandle> {
@@ -244,6 +257,21 @@ export class ContainerHandle implements SandboxHandle {
   async destroy(): Promise<void> {
     await this.stop();
     await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** What crun and the container's init printed (its stdout and stderr). */
+  logs(maxBytes: number): Promise<string> {
+    return tailOfFiles([this.paths.log], maxBytes);
+  }
+
+  /** A persistent container's upper dir lives in its directory; an ephemeral one's in a tmpfs out of the host's reach. */
+  hasDisk(): boolean {
+    return fs.existsSync(path.join(this.dir, "upper"));
+  }
+
+  /** cp -a keeps overlayfs's whiteouts (0/0 character devices) and opaque-directory xattrs. */
+  async exportWritableLayer(dest: string): Promise<void> {
+    await runCommand("cp", ["-a", "--", path.join(this.dir, "upper"), dest]);
   }
 
   /**

@@ -4,16 +4,29 @@ import path from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
-import { logTail } from "../../host/log-tail.js";
+import { logTail, tailOfFiles } from "../../host/log-tail.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import { vmIdentity } from "./identity.js";
 import { BackendError } from "../../core/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
-import { createOrUndo, startAgain, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle, type SandboxStatus, type UsageSample } from "../backend.js";
-import { cgroupMode, ContainerCgroup, type CgroupMode } from "../../host/cgroups.js";
+import {
+  createOrUndo,
+  startAgain,
+  type BackendContext,
+  type BackendReport,
+  type CreateRequest,
+  type SandboxBackend,
+  type SandboxHandle,
+  type SandboxIdentity,
+  type SandboxStatus,
+  type SnapshotSaved,
+  type UsageSample,
+} from "../backend.js";
+import { cgroupMode, ContainerCgroup, removeSpareCgroups, type CgroupMode } from "../../host/cgroups.js";
+import { diskUsage } from "../../store/tree.js";
 import { probeAccel } from "./accel.js";
-import { ensureTemplateImage } from "./erofs.js";
+import { ensureTemplateImage, gcImages } from "./erofs.js";
 import { ensureInitrd } from "./initrd.js";
 import { bootImage, ensureKernel } from "./kernel.js";
 import type { VmPlan } from "./plan.js";
@@ -43,6 +56,14 @@ export interface VmBackendOptions {
 const MiB = 1024 * 1024;
 
 /**
+ * The VM backend of a state dir: kernels, images and snapshots under
+ * `<state>/vm`; QEMU runs as uids just past the containers' range.
+ */
+export function vmBackend(ctx: BackendContext): VmBackend {
+  return new VmBackend({ vmDir: path.join(ctx.stateDir, "vm"), store: ctx.store, cgroupParent: ctx.cgroupParent, vmUidBase: ctx.uidBase + 65536, spareShim: ctx.longLived });
+}
+
+/**
  * microVM sandboxes on QEMU's `microvm` machine: Debian's cloud kernel, an
  * initramfs with corral's init and agent, the template as one shared
  * read-only erofs image, a tmpfs (ephemeral) or ext4 disk (persistent)
@@ -64,6 +85,36 @@ export class VmBackend implements SandboxBackend {
   /** Lets go of the spare shim, if any (VMs keep running: their shims are their own). */
   close(): void {
     this.shims.close();
+  }
+
+  /** MAC, vsock CID and tap name from the sandbox's name (identity.ts). */
+  identity(name: string): SandboxIdentity {
+    return vmIdentity(name);
+  }
+
+  /** Empty cgroups spare shims left when they were killed (shim.ts spareCgroup). */
+  sweep(): Promise<void> {
+    return removeSpareCgroups(this.cgroupMode, this.o.cgroupParent);
+  }
+
+  /** VM images of layer stacks nothing stands on any more, and the pool snapshots made on them. */
+  async gc(live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }> {
+    const images = await gcImages(this.o.store, live, graceMs);
+    await removeSnapshotsOf(this.o.vmDir, images.removed);
+    return images;
+  }
+
+  /** Where named snapshots live: `<state>/vm/saved/<snapshot id>`. */
+  savedDir(snapshotId: string): string {
+    return path.join(this.o.vmDir, "saved", snapshotId);
+  }
+
+  async hasSnapshot(snapshotId: string): Promise<boolean> {
+    return (await readSnapshot(this.savedDir(snapshotId))) !== undefined;
+  }
+
+  async removeSnapshot(snapshotId: string): Promise<void> {
+    await fsp.rm(this.savedDir(snapshotId), { recursive: true, force: true });
   }
 
   async probe(): Promise<BackendReport> {
@@ -179,29 +230,41 @@ export class VmBackend implements SandboxBackend {
     const key = snapshotKey(args, req.dir, req.hostname);
     const dir = path.join(this.o.vmDir, "snapshots", key);
     const existing = await readSnapshot(dir);
-    if (existing) return this.restore(req, existing);
+    if (existing) return this.restoreFrom(req, existing);
     await fsp.mkdir(path.dirname(dir), { recursive: true });
     await withLock(`${dir}.lock`, async () => {
       const again = await readSnapshot(dir);
-      if (again) return this.restore(req, again);
+      if (again) return this.restoreFrom(req, again);
       await this.launch(req, args);
       await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)), this.vmUid(req.id));
     });
   }
 
-  /** Saves the running VM in `dir` to `out` (see snapshotVm): its own QEMU arguments, memory, and disk if it has one. */
-  async snapshot(dir: string, out: string): Promise<VmSnapshot> {
-    const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
-    return snapshotVm(dir, out, cfg.args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
+  /** Saves the running VM in `dir` as named snapshot `snapshotId` (see snapshotVm): its own QEMU arguments, memory, and disk if it has one. */
+  async saveNamed(dir: string, snapshotId: string): Promise<SnapshotSaved> {
+    const out = this.savedDir(snapshotId);
+    // 0711: QEMU, running as its own uid, writes into a dir of its own in here.
+    await fsp.mkdir(path.dirname(out), { recursive: true, mode: 0o711 });
+    try {
+      const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
+      const snap = await snapshotVm(dir, out, cfg.args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
+      const bytes = snap.bytes + (await diskUsage(path.join(out, "disk.img")).catch(() => 0));
+      return { bytes, createdAt: snap.createdAt };
+    } catch (e) {
+      await fsp.rm(out, { recursive: true, force: true });
+      throw e;
+    }
   }
 
-  /** The snapshot saved in `dir`, if there is one. */
-  readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
-    return readSnapshot(dir);
+  /** A new VM from named snapshot `snapshotId`. */
+  async restore(req: CreateRequest, snapshotId: string): Promise<SandboxHandle> {
+    const snap = await readSnapshot(this.savedDir(snapshotId));
+    if (!snap) throw new BackendError(`snapshot ${snapshotId} has lost its files on this host`);
+    return createOrUndo(this.attach(req.id, req.dir), () => this.restoreFrom(req, snap));
   }
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
-  async restore(req: CreateRequest, snap: VmSnapshot): Promise<void> {
+  private async restoreFrom(req: CreateRequest, snap: VmSnapshot): Promise<void> {
     const uid = this.vmUid(req.id);
     const saved = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
     const args = uid === undefined ? saved : withRunAs(saved, uid);
@@ -513,5 +576,41 @@ export class VmHandle implements SandboxHandle {
   async destroy(): Promise<void> {
     await this.stop();
     await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** The serial console: kernel messages, a panic, the guest init (one rotation kept). */
+  logs(maxBytes: number): Promise<string> {
+    return tailOfFiles([`${this.paths.console}.1`, this.paths.console], maxBytes);
+  }
+
+  /** A persistent VM's ext4 image, whose /upper is its writable layer. */
+  hasDisk(): boolean {
+    return fs.existsSync(path.join(this.dir, "disk.img"));
+  }
+
+  exportWritableLayer(dest: string, scratch: string): Promise<void> {
+    return copyUpperFromImage(path.join(this.dir, "disk.img"), dest, scratch);
+  }
+
+  snapshot(snapshotId: string): Promise<SnapshotSaved> {
+    return this.backend.saveNamed(this.dir, snapshotId);
+  }
+}
+
+/**
+ * Copies /upper out of a stopped VM's ext4 disk image (mounted on a loop
+ * device in a private mount namespace, so the mount cannot outlive the
+ * copy; read-write, because a guest powered off with its disk mounted
+ * leaves a journal to replay, as its next boot would). The guest's overlay
+ * whiteouts and opaque-dir xattrs come along (cp -a), as from a
+ * container's upper dir; owners are the guest's, which the store shifts
+ * like a builder's output.
+ */
+async function copyUpperFromImage(image: string, dest: string, mnt: string): Promise<void> {
+  await fsp.mkdir(mnt);
+  try {
+    await runCommand("unshare", ["-m", "--propagation", "private", "sh", "-c", 'mount -o loop "$1" "$2" && cp -a -- "$2/upper" "$3"', "sh", image, mnt, dest]);
+  } finally {
+    await fsp.rmdir(mnt).catch(() => {});
   }
 }
