@@ -10,12 +10,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const out = path.join(root, "dist", "native");
 fs.mkdirSync(out, { recursive: true });
 
-/** The agent's .c files: every one in its folder but the fuzz targets. */
+/** The agent's .c files: every one in its folder (the fuzz target is in fuzz/). */
 function agentSources() {
   const dir = "src/agent/native";
   return fs
     .readdirSync(path.join(root, dir))
-    .filter((f) => f.endsWith(".c") && !f.startsWith("fuzz_"))
+    .filter((f) => f.endsWith(".c"))
     .sort()
     .map((f) => path.join(dir, f));
 }

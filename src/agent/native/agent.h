@@ -3,17 +3,18 @@
  *
  * Build: node scripts/build-native.mjs, which runs musl-gcc -static -Os
  *        -flto -Wall -Wextra -Werror -o corral-agent on the .c files here
- *        but fuzz_*.c (plain gcc works too).
+ *        (plain gcc works too).
  * Usage: corral-agent [--socket PATH] [--vsock PORT] [--fd N] [--ready-fd N]
  *                     [--root DIR] [--path DIRS]
- * Test:  python3 test_agent.py ./corral-agent
+ * Test:  python3 test_agent.py ./corral-agent; fuzz/fuzz_request.c is a
+ *        libFuzzer target over request.c, run by src/agent/agent-fuzz.test.ts
  *
  * Source layout (this header declares what crosses files):
  *   util.c     logging, the clock, fd helpers, errno names, growable buffers
  *   json.c     the JSON parser of request headers and its typed getters
  *   reply.c    JSON output: replies framed into a connection's output
  *   request.c  what a frame and each request must be, checked and decoded;
- *              no I/O and no agent state
+ *              no I/O and no agent state, so fuzz/fuzz_request.c drives it
  *   spawn.c    a command's child: clone(CLONE_VM|CLONE_VFORK), execvp
  *   exec.c     execs: the exec, stdin and signal ops, pipes, start, exit
  *   files.c    stat, mkdir, remove: every path resolved by openat2
