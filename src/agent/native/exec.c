@@ -185,9 +185,9 @@ bool exec_check_started(struct exec *e, bool final)
 		return true; /* spurious wakeup */
 	if (n == (ssize_t)sizeof rep) {
 		if (rep[0] == 0)
-			send_error(e->conn, e->id, rep[1], "cannot change directory", e->cwd);
+			send_error_why(e->conn, e->id, rep[1], "cannot change directory to", e->cwd);
 		else
-			send_error(e->conn, e->id, rep[1], "cannot execute", e->argv0);
+			send_error_why(e->conn, e->id, rep[1], "cannot execute", e->argv0);
 		exec_destroy(e);
 		return false;
 	}

@@ -141,6 +141,25 @@ void send_simple(struct conn *c, const char *ev, uint32_t id)
 	conn_send(c, NULL, 0);
 }
 
+/* Starts {"ev":"error","id":id,"code":<errno name>,"message":" */
+static void error_begin(uint32_t id, int err)
+{
+	hb_begin("error", id);
+	hb_key("code");
+	hb_str(errname(err), strlen(errname(err)));
+	hb_key("message");
+	hb_lit("\"");
+}
+
+/* A path or name from a request, echoed: at most MSG_PATH_MAX bytes. */
+static void hb_echo(const char *s)
+{
+	size_t l = strlen(s);
+	hb_esc(s, l > MSG_PATH_MAX ? MSG_PATH_MAX : l);
+	if (l > MSG_PATH_MAX)
+		hb_lit("...");
+}
+
 /* error with code = errno name; message = msg or strerror, then ": path". */
 void send_error(struct conn *c, uint32_t id, int err, const char *msg, const char *path)
 {
@@ -151,19 +170,27 @@ void send_error(struct conn *c, uint32_t id, int err, const char *msg, const cha
 			se[0] = (char)(se[0] - 'A' + 'a');
 		msg = se;
 	}
-	hb_begin("error", id);
-	hb_key("code");
-	hb_str(errname(err), strlen(errname(err)));
-	hb_key("message");
-	hb_lit("\"");
+	error_begin(id, err);
 	hb_esc(msg, strlen(msg));
 	if (path) {
-		size_t pl = strlen(path);
 		hb_lit(": ");
-		hb_esc(path, pl > MSG_PATH_MAX ? MSG_PATH_MAX : pl);
-		if (pl > MSG_PATH_MAX)
-			hb_lit("...");
+		hb_echo(path);
 	}
+	hb_lit("\"");
+	conn_send(c, NULL, 0);
+}
+
+/* error whose message says what failed, on what, and why (strerror), as
+ * in "cannot execute nosuchcmd: No such file or directory". */
+void send_error_why(struct conn *c, uint32_t id, int err, const char *what, const char *subject)
+{
+	const char *why = strerror(err);
+	error_begin(id, err);
+	hb_esc(what, strlen(what));
+	hb_lit(" ");
+	hb_echo(subject);
+	hb_lit(": ");
+	hb_esc(why, strlen(why));
 	hb_lit("\"");
 	conn_send(c, NULL, 0);
 }

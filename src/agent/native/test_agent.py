@@ -174,10 +174,11 @@ def _(x):
     expect(error_code(r) == "ENOENT", r)
 
 
-@test("exec bad cwd -> ENOENT")
+@test("exec bad cwd -> ENOENT, the message names the cwd and why")
 def _(x):
     r = x.c.run(argv=["true"], cwd="/nonexistent-dir-xyz")
     expect(error_code(r) == "ENOENT" and r["started"] is None, r)
+    expect(r["error"]["message"] == "cannot change directory to /nonexistent-dir-xyz: No such file or directory", r["error"])
 
 
 @test("exec relative cwd -> EINVAL")
@@ -320,10 +321,11 @@ def _(x):
     expect(error_code(rep) == "ESRCH", rep)
 
 
-@test("missing program -> ENOENT")
+@test("missing program -> ENOENT, the message names it and why")
 def _(x):
     r = x.c.run(argv=["definitely-not-a-program-xyz"])
     expect(error_code(r) == "ENOENT" and r["started"] is None, r)
+    expect(r["error"]["message"] == "cannot execute definitely-not-a-program-xyz: No such file or directory", r["error"])
 
 
 @test("missing absolute program -> ENOENT")
@@ -332,10 +334,19 @@ def _(x):
     expect(error_code(r) == "ENOENT", r)
 
 
-@test("exec a directory -> EACCES")
+@test("exec a directory -> EACCES, the message names it and why")
 def _(x):
     r = x.c.run(argv=[x.at("etc")])
     expect(error_code(r) == "EACCES", r)
+    expect(r["error"]["message"] == f"cannot execute {x.at('etc')}: Permission denied", r["error"])
+
+
+@test("a program name echoed in an error is cut at 1 KiB")
+def _(x):
+    r = x.c.run(argv=["x" * 5000])
+    # then ": " and the C library's text (musl: "Filename too long")
+    expect(error_code(r) == "ENAMETOOLONG"
+           and r["error"]["message"].startswith("cannot execute " + "x" * 1024 + "...: "), r["error"])
 
 
 @test("script without #! runs with /bin/sh")

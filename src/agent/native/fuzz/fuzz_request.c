@@ -92,8 +92,10 @@ static void one_frame(const char *h, size_t hl)
 		} else if (op == OP_EXEC) {
 			check_exec(&r);
 			/* the errors that echo the request back */
-			error_reply(id, ENOENT, "cannot execute", r.argv[0]);
-			error_reply(id, ENOENT, "cannot change directory", r.cwd);
+			send_error_why(NULL, id, ENOENT, "cannot execute", r.argv[0]);
+			check_reply();
+			send_error_why(NULL, id, ENOENT, "cannot change directory to", r.cwd);
+			check_reply();
 		} else if (r.path) {
 			error_reply(id, ENOENT, NULL, r.path);
 		}
