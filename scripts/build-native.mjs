@@ -1,5 +1,6 @@
 // Builds the static native binaries (the in-sandbox agent, the launcher,
-// the microVM init) with musl. Skips a binary whose output is newer than its source.
+// the microVM init) with musl. Skips a binary whose output is newer than
+// every .c and .h file of its source folder.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,17 +10,41 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const out = path.join(root, "dist", "native");
 fs.mkdirSync(out, { recursive: true });
 
+/** The agent's .c files: every one in its folder (the fuzz target is in fuzz/). */
+function agentSources() {
+  const dir = "src/agent/native";
+  return fs
+    .readdirSync(path.join(root, dir))
+    .filter((f) => f.endsWith(".c"))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+// The agent is several files compiled together; -flto lets the compiler
+// inline across them as it did when the agent was one file (the stripped
+// binary is the same 83,192 bytes as the one-file build; without -flto
+// 87,280).
 const targets = [
-  ["src/agent/native/agent.c", "corral-agent"],
-  ["src/backends/container/native/launch.c", "corral-launch"],
-  ["src/backends/vm/native/init.c", "corral-init"],
+  { name: "corral-agent", srcs: agentSources(), flags: ["-flto"] },
+  { name: "corral-launch", srcs: ["src/backends/container/native/launch.c"], flags: [] },
+  { name: "corral-init", srcs: ["src/backends/vm/native/init.c"], flags: [] },
 ];
 const cc = process.env.CORRAL_CC ?? "musl-gcc";
-for (const [src, name] of targets) {
-  const srcPath = path.join(root, src);
+
+/** Newest mtime of the .c and .h files beside the target's sources. */
+function newestSource(srcs) {
+  const dirs = new Set(srcs.map((s) => path.dirname(path.join(root, s))));
+  let newest = 0;
+  for (const dir of dirs)
+    for (const f of fs.readdirSync(dir))
+      if (f.endsWith(".c") || f.endsWith(".h")) newest = Math.max(newest, fs.statSync(path.join(dir, f)).mtimeMs);
+  return newest;
+}
+
+for (const { name, srcs, flags } of targets) {
   const dst = path.join(out, name);
-  if (fs.existsSync(dst) && fs.statSync(dst).mtimeMs > fs.statSync(srcPath).mtimeMs) continue;
-  const args = ["-static", "-Os", "-Wall", "-Wextra", "-Werror", "-o", dst, srcPath];
+  if (fs.existsSync(dst) && fs.statSync(dst).mtimeMs > newestSource(srcs)) continue;
+  const args = ["-static", "-Os", ...flags, "-Wall", "-Wextra", "-Werror", "-o", dst, ...srcs.map((s) => path.join(root, s))];
   try {
     execFileSync(cc, args, { stdio: "inherit" });
     execFileSync("strip", [dst]);

@@ -21,7 +21,10 @@ fi
 # ELF from Debian's bzImage for a direct PVH boot). attr: setfattr/getfattr for
 # overlayfs opaque-directory xattrs (OCI image import, layer digests). cpio:
 # the initramfs test reads corral's own cpio writer back with cpio(1).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio)
+# clang, libclang-rt-14-dev: src/agent/agent-fuzz.test.ts builds the agent's
+# parser into a libFuzzer binary (-fsanitize=fuzzer,address,undefined; the
+# runtime libraries are in libclang-rt-14-dev, Debian 12's clang being 14).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

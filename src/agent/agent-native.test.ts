@@ -1,7 +1,8 @@
 // The C agent on its own, outside any sandbox: native/test_agent.py drives
-// the built binary over its socket (exec, stdin, signals, timeouts, files,
-// path escapes under --root, malformed frames, reaping, RSS, a fuzz pass,
-// the --vsock listener). Checks the host cannot run (vsock loopback) print a
+// the built binary over its socket, one test per behaviour (exec, stdin,
+// signals, timeouts, files, path escapes under --root, malformed frames,
+// reaping, RSS, a fuzz pass, the --vsock listener). A failed behaviour is
+// reported by its name; one the host cannot run (vsock loopback) prints a
 // SKIP line with the reason, shown here as a diagnostic.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,12 +15,14 @@ const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..
 
 test("corral-agent passes its protocol suite", (t) => {
   const r = spawnSync("python3", [script, nativeBinary("corral-agent")], { encoding: "utf8", timeout: 240_000 });
-  const summary = /^(\d+) passed, (\d+) failed$/m.exec(r.stdout);
-  const failures = r.stdout.split("\n").filter((l) => l.startsWith("FAIL"));
-  for (const l of r.stdout.split("\n").filter((x) => x.startsWith("SKIP"))) t.diagnostic(l);
+  const lines = r.stdout.split("\n");
+  const summary = /^(\d+) passed, (\d+) failed, (\d+) skipped$/m.exec(r.stdout);
+  for (const l of lines.filter((x) => x.startsWith("SKIP"))) t.diagnostic(l);
   assert.ok(summary, `no summary from test_agent.py:\n${r.stdout}\n${r.stderr}`);
-  assert.deepEqual(failures, []);
+  // The FAIL lines name each failed behaviour, with the detail after ": ".
+  const failures = lines.filter((l) => l.startsWith("FAIL "));
+  assert.deepEqual(failures, [], `failed behaviours:\n${failures.join("\n")}`);
   assert.equal(summary[2], "0");
-  assert.ok(Number(summary[1]) > 50, `only ${summary[1]} checks ran`);
+  assert.ok(Number(summary[1]) > 50, `only ${summary[1]} tests passed`);
   assert.equal(r.status, 0, r.stderr);
 });

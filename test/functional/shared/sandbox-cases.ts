@@ -46,6 +46,13 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
       assert.equal((await t.s.exec(sb.id, { argv: ["/bin/false"] })).exitCode, 1);
     });
 
+    it("says which command cannot start and why", async () => {
+      await assert.rejects(t.s.exec(sb.id, { argv: ["nosuchcmd"] }), {
+        errno: "ENOENT",
+        message: "cannot execute nosuchcmd: No such file or directory",
+      });
+    });
+
     it("has the agent as pid 1 and its name as hostname", async () => {
       const r = await sh("tr '\\0' ' ' < /proc/1/cmdline; echo; hostname");
       const [cmdline, host] = r.stdout.trim().split("\n");
