@@ -21,7 +21,9 @@ fi
 # ELF from Debian's bzImage for a direct PVH boot). attr: setfattr/getfattr for
 # overlayfs opaque-directory xattrs (OCI image import, layer digests). cpio:
 # the initramfs test reads corral's own cpio writer back with cpio(1).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio)
+# runsc: gVisor (Debian's 2022-12 build), the OCI runtime of `backend:
+# "gvisor"` sandboxes (src/backends/gvisor/).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio runsc)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -115,6 +115,7 @@ test("get and list carry the identity a backend gives (VMs), and none otherwise"
     assert.deepEqual((await f.s.get("guest")).identity, f.vm.identity("guest"));
     assert.equal("identity" in (await f.s.get(ct.id)), false);
     assert.deepEqual((await f.s.list()).map((x) => x.identity?.tap), [f.vm.identity("guest").tap, undefined]);
+    await assert.rejects(f.s.create({ template: "tpl", backend: "gvisor" }), { code: "host_unsupported" }); // no gvisor backend here
   } finally {
     await f.close();
   }
