@@ -8,7 +8,8 @@ import type { NixStoreView, Store } from "../store/store.js";
  * it holds one backend per kind (backends/registry.ts) and never imports a
  * backend's own modules. What only some backends can do is optional.
  */
-export type BackendKind = "container" | "vm";
+/** The spec's `backend`: a container (crun), a gVisor container (runsc) or a microVM. */
+export type BackendKind = ResolvedSpec["backend"];
 
 /** What the runtime gives every backend when it opens a state dir. */
 export interface BackendContext {

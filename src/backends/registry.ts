@@ -1,5 +1,6 @@
 import type { BackendContext, BackendFactory, BackendKind, SandboxBackend } from "./backend.js";
 import { containerBackend } from "./container/container-backend.js";
+import { gvisorBackend } from "./gvisor/gvisor-backend.js";
 import { vmBackend } from "./vm/vm-backend.js";
 
 /**
@@ -9,6 +10,7 @@ import { vmBackend } from "./vm/vm-backend.js";
  */
 export const BACKENDS: Readonly<Record<BackendKind, BackendFactory>> = {
   container: containerBackend,
+  gvisor: gvisorBackend,
   vm: vmBackend,
 };
 

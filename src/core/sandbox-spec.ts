@@ -55,7 +55,7 @@ export const SandboxSpecSchema = z
   .object({
     name: z.string().regex(NAME_PATTERN, "must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'").optional(),
     template: z.string().regex(TEMPLATE_PATTERN, "must be a template name (lowercase letters, digits, '.', '_', '-')"),
-    backend: z.enum(["container", "vm"]).default("container"),
+    backend: z.enum(["container", "vm", "gvisor"]).default("container"),
     resources: resources.prefault({}),
     env: z
       .record(z.string().regex(ENV_KEY, "environment variable names are letters, digits and '_'"), z.string().refine(noNul, "must not contain NUL"))
@@ -76,7 +76,8 @@ type Parsed = z.output<typeof SandboxSpecSchema>;
 export interface ResolvedSpec {
   readonly name: string | undefined;
   readonly template: string;
-  readonly backend: "container" | "vm";
+  /** container: crun; gvisor: the same container run by gVisor's runsc; vm: a microVM. */
+  readonly backend: "container" | "vm" | "gvisor";
   readonly resources: {
     readonly vcpus: number;
     readonly memory: number;

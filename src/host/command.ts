@@ -42,7 +42,10 @@ export function runCommand(cmd: string, args: readonly string[], opts: CommandOp
         for (const l of lines) opts.onStderrLine(l);
       }
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) {
+      child.stdin!.on("error", () => {}); // it exited without reading: reported at close
+      child.stdin!.end(opts.input);
+    }
     child.on("error", (e: NodeJS.ErrnoException) => {
       reject(
         e.code === "ENOENT"

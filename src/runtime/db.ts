@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { ConflictError } from "../core/errors.js";
 
 export type Db = Database.Database;
 
@@ -147,4 +148,19 @@ export function stmt(db: Db, sql: string): Database.Statement {
   let s = m.get(sql);
   if (!s) m.set(sql, (s = db.prepare(sql)));
   return s;
+}
+
+/**
+ * Runs a write; a UNIQUE or PRIMARY KEY violation (a name already taken)
+ * becomes a ConflictError saying `message`: the one place a constraint of
+ * the database turns into an answer to the caller.
+ */
+export function uniqueOrConflict<T>(message: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(message);
+    throw e;
+  }
 }

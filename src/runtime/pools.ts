@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import { stmt, type Db } from "./db.js";
+import type { SandboxRows } from "./sandbox-rows.js";
 
 /** The reserved tenant owning sandboxes that wait in a pool (not a valid tenant name). */
 export const POOL_TENANT = "_pool";
@@ -39,7 +40,10 @@ export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resou
 export class Pools {
   private readonly stats = new Map<string, { hits: number; misses: number; claims: number[] }>();
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly rows: Pick<SandboxRows, "waitingIn">,
+  ) {}
 
   /** Sets the target of the pool for a template and resource shape (0 empties it). */
   set(template: string, resources: unknown, target: number, backend: unknown = "container"): PoolConfig {
@@ -70,7 +74,7 @@ export class Pools {
 
   /** Sandboxes waiting (or being started) in a pool. */
   waiting(key: string): { id: string; state: string }[] {
-    return stmt(this.db, "SELECT id, state FROM sandboxes WHERE pool_key = ? ORDER BY created_at").all(key) as { id: string; state: string }[];
+    return this.rows.waitingIn(key);
   }
 
   list(): PoolStats[] {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { AuthError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { NAME_PATTERN } from "../core/sandbox-spec.js";
-import { stmt, type Db } from "./db.js";
+import { stmt, uniqueOrConflict, type Db } from "./db.js";
 
 export interface Tenant {
   readonly id: string;
@@ -55,13 +55,10 @@ export class Tenants {
 
   create(id: string, quota: { maxSandboxes?: number | null; maxMemory?: number | null } = {}): Tenant {
     if (!NAME_PATTERN.test(id)) throw new InvalidArgumentError(`tenant names are 1-63 lowercase letters, digits or '-': ${JSON.stringify(id)}`);
-    try {
+    uniqueOrConflict(`tenant "${id}" already exists`, () =>
       stmt(this.db, "INSERT INTO tenants (id, max_sandboxes, max_memory, created_at) VALUES (?, ?, ?, ?)")
-        .run(id, quota.maxSandboxes ?? null, quota.maxMemory ?? null, new Date().toISOString());
-    } catch (e) {
-      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") throw new ConflictError(`tenant "${id}" already exists`);
-      throw e;
-    }
+        .run(id, quota.maxSandboxes ?? null, quota.maxMemory ?? null, new Date().toISOString()),
+    );
     return this.get(id);
   }
 

@@ -7,7 +7,7 @@ import { listChildren, SPARE_PREFIX, type CgroupMode } from "../../src/host/cgro
 /**
  * Everything a sandbox may leave on the host, looked for directly: mounts
  * under the state dir, cgroups under the parent, live processes in those
- * cgroups or naming the state dir, and sandbox/crun/name entries.
+ * cgroups or naming the state dir, and sandbox/crun/runsc entries.
  * Returns one line per leak.
  */
 export async function findLeaks(stateDir: string, cgroupParent: string, mode: CgroupMode): Promise<string[]> {
@@ -27,7 +27,7 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
       leaks.push(`process ${pid} in ${cgroupParent}/${where}: ${cmd.slice(0, 120)}`);
     }
   }
-  for (const sub of ["sandboxes", "crun"]) {
+  for (const sub of ["sandboxes", "crun", "runsc"]) {
     const entries = await fsp.readdir(path.join(stateDir, sub)).catch(() => []);
     for (const e of entries) leaks.push(`${sub}/${e}`);
   }

@@ -66,6 +66,14 @@ export interface OciConfigInput {
   readonly seccomp?: SeccompProfile;
   /** Host Nix store paths to mount read-only at /nix/store. */
   readonly nixStore?: NixStoreView | undefined;
+  /**
+   * The agent says "ready" on fd 3 (default), a pipe crun passes through
+   * (--preserve-fds=1). runsc passes no extra fd: there fd 3 would be the
+   * agent's own first descriptor, which the write and close would take.
+   */
+  readonly readyFd?: boolean;
+  /** The cgroup's pids limit (default the spec's). */
+  readonly pidsLimit?: number;
 }
 
 /**
@@ -95,7 +103,7 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       user: { uid: 0, gid: 0 },
       // fd 3 is a pipe crun passes through (--preserve-fds=1): the agent
       // writes "ready" on it once it listens, so the host never polls.
-      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX, "--ready-fd", "3", ...(i.nixStore ? ["--path", path] : [])],
+      args: [AGENT_BIN_IN_SANDBOX, "--socket", AGENT_SOCKET_IN_SANDBOX, ...(i.readyFd === false ? [] : ["--ready-fd", "3"]), ...(i.nixStore ? ["--path", path] : [])],
       env: [`PATH=${path}`, "HOME=/root"],
       cwd: "/",
       capabilities: {
@@ -133,7 +141,7 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       resources: {
         memory: { limit: r.memory, swap: r.memory },
         cpu: { quota: Math.max(1000, Math.round(r.vcpus * CPU_PERIOD_US)), period: CPU_PERIOD_US },
-        pids: { limit: r.pids },
+        pids: { limit: i.pidsLimit ?? r.pids },
       },
       maskedPaths: MASKED_PATHS,
       readonlyPaths: READONLY_PATHS,

@@ -1,14 +1,24 @@
 // Behaviour every backend must show the same way: the same cases run
-// against a container (shared-container.test.ts) and a microVM
-// (vm-sandbox.test.ts). Callers see one agent protocol whatever realises
-// the sandbox, so these are written against Sandboxes and AgentClient only.
-import { describe, it, before, after } from "node:test";
+// against a container (shared-container.test.ts), a microVM
+// (vm-sandbox.test.ts) and a gVisor container (shared-gvisor.test.ts, which
+// marks the cases gVisor cannot pass and why). Callers see one agent
+// protocol whatever realises the sandbox, so these are written against
+// Sandboxes and AgentClient only.
+import { describe, it as test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { freshState, type TestState } from "../../helpers/state.js";
 import type { SandboxInfo } from "../../../src/runtime/sandboxes.js";
+import type { BackendKind } from "../../../src/backends/backend.js";
 
-export type BackendName = "container" | "vm";
+export type BackendName = BackendKind;
+
+export interface CaseOptions {
+  /** Shared cases that cannot apply to this backend, by title, with the reason (printed as the skip's). */
+  readonly notApplicable?: Readonly<Record<string, string>>;
+  /** Why the whole suite cannot run on this host (printed); undefined: it runs. */
+  readonly skip?: string | undefined;
+}
 
 export interface SharedContext {
   readonly t: TestState;
@@ -21,8 +31,16 @@ export interface SharedContext {
  * backend-specific cases that reuse the same state and sandbox (a VM boot
  * is seconds under TCG, so suites share one).
  */
-export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedContext) => void): void {
-  describe(`${backend} sandbox (shared cases)`, () => {
+export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedContext) => void, opts: CaseOptions = {}): void {
+  const notApplicable = new Map(Object.entries(opts.notApplicable ?? {}));
+  // A case that cannot apply is skipped with its reason, so the report says which and why.
+  const it = (title: string, fn: () => Promise<void>) => {
+    const why = notApplicable.get(title);
+    notApplicable.delete(title);
+    return why === undefined ? test(title, fn) : test(title, { skip: `not applicable to ${backend}: ${why}` }, fn);
+  };
+  if (opts.skip) console.log(`# ${backend} sandbox (shared cases) skipped: ${opts.skip}`);
+  describe(`${backend} sandbox (shared cases)`, opts.skip ? { skip: opts.skip } : {}, () => {
     let t: TestState;
     let sb: SandboxInfo;
     const sh = async (cmd: string, id = sb.id) => {
@@ -195,5 +213,7 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
     });
 
     extra?.(() => ({ t, sb, sh }));
+    // A title in notApplicable that names no case is a typo that would let a case run unmarked.
+    if (notApplicable.size) throw new Error(`notApplicable names no shared case: ${[...notApplicable.keys()].join("; ")}`);
   });
 }

@@ -1,0 +1,101 @@
+import path from "node:path";
+import type { BackendKind, SandboxBackend, SandboxHandle, SandboxStatus } from "../backends/backend.js";
+import { HostError } from "../core/errors.js";
+import type { ResolvedSpec } from "../core/sandbox-spec.js";
+import type { Host } from "../host/host.js";
+import type { Store } from "../store/store.js";
+import { Connections } from "./connections.js";
+import { recordEvent, type Db } from "./db.js";
+import type { SandboxInfo, SandboxRecord } from "./records.js";
+import { SandboxRows } from "./sandbox-rows.js";
+import { Pools } from "./pools.js";
+import { Tenants } from "./tenants.js";
+
+/** What the runtime reads of the host itself (the backends do the rest). */
+export type RuntimeHost = Pick<Host, "cgroupMode" | "cgroupChildren" | "pidAlive">;
+
+/** What an open state dir is made of, however it was opened (open-state-dir.ts). */
+export interface StateDirParts {
+  readonly stateDir: string;
+  readonly uidBase: number;
+  readonly cgroupParent: string;
+  readonly store: Store;
+  readonly db: Db;
+  readonly backends: ReadonlyMap<BackendKind, SandboxBackend>;
+  readonly host: RuntimeHost;
+  readonly longLived: boolean;
+}
+
+/**
+ * The runtime's shared parts, handed to each of its modules (lifecycle,
+ * pool claims, snapshots, commit, storage, reconcile): the database rows,
+ * the backends, the connections this process keeps, and the few steps
+ * they all take (a sandbox's directory, handle and status; its removal).
+ */
+export class RuntimeContext {
+  readonly sandboxesDir: string;
+  readonly tenants: Tenants;
+  readonly pools: Pools;
+  readonly rows: SandboxRows;
+  readonly conns: Connections;
+  /** Pooled sandboxes a claim in this process is checking (pool-claims.ts). */
+  readonly claiming = new Set<string>();
+
+  constructor(readonly parts: StateDirParts) {
+    this.sandboxesDir = path.join(parts.stateDir, "sandboxes");
+    this.tenants = new Tenants(parts.db);
+    this.rows = new SandboxRows(parts.db, this.tenants);
+    this.pools = new Pools(parts.db, this.rows);
+    this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
+  }
+
+  get db(): Db {
+    return this.parts.db;
+  }
+
+  get store(): Store {
+    return this.parts.store;
+  }
+
+  dirOf(id: string): string {
+    return path.join(this.sandboxesDir, id);
+  }
+
+  /** The backend of a kind. */
+  backend(kind: BackendKind): SandboxBackend {
+    const b = this.parts.backends.get(kind);
+    if (!b) throw new HostError(`the ${kind} backend is not available`);
+    return b;
+  }
+
+  handle(r: Pick<SandboxRecord, "id" | "spec">): SandboxHandle {
+    return this.backend(r.spec.backend).attach(r.id, this.dirOf(r.id));
+  }
+
+  /** What get and list return: the record, its status, and its identity where its backend gives one. */
+  info(r: SandboxRecord, status: SandboxStatus): SandboxInfo {
+    const identity = this.parts.backends.get(r.spec.backend)?.identity?.(r.name);
+    return identity ? { ...r, status, identity } : { ...r, status };
+  }
+
+  async withStatus(r: SandboxRecord): Promise<SandboxInfo> {
+    return this.info(r, r.state === "stopped" ? "stopped" : await this.handle(r).status());
+  }
+
+  /** Removes a sandbox from the host and the database, recording why. */
+  async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
+    this.conns.drop(id);
+    if (spec) await this.handle({ id, spec }).destroy();
+    else await this.destroyUnknown(id);
+    this.rows.delete(id);
+    recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+  }
+
+  /**
+   * Removes a sandbox whose kind is not known (host state without a row):
+   * every backend's destroy is idempotent and removes what is its own.
+   */
+  async destroyUnknown(id: string): Promise<void> {
+    for (const b of this.parts.backends.values()) await b.attach(id, this.dirOf(id)).destroy();
+  }
+}

@@ -1,0 +1,158 @@
+import fsp from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import type { CreateRequest } from "../backends/backend.js";
+import { ConflictError, InvalidArgumentError } from "../core/errors.js";
+import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
+import type { ProgressFn } from "../store/builders/builder.js";
+import type { RuntimeContext } from "./context.js";
+import { recordEvent } from "./db.js";
+import { claim } from "./pool-claims.js";
+import { POOL_TENANT, poolKey } from "./pools.js";
+import { defaultName, expiryFrom, LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope } from "./records.js";
+
+export interface CreateOptions extends Scope {
+  readonly onProgress?: ProgressFn;
+  /** (internal) Start one to wait in this pool. */
+  readonly pool?: string;
+}
+
+/**
+ * Starts a sandbox: claimed from a warm pool when one of the same shape
+ * has a sandbox ready, otherwise built (template first, if needed) and
+ * started cold. `pool` (internal) starts one to wait in that pool.
+ */
+export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
+  const spec = parseSpec(input);
+  const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
+  if (!opts.pool && spec.lifetime.mode === "ephemeral") {
+    const key = poolKey(spec);
+    const { pools } = rt;
+    if (pools.has(key)) {
+      const t0 = performance.now();
+      const claimed = await claim(rt, key, spec, tenant);
+      pools.record(key, claimed !== undefined, performance.now() - t0);
+      if (claimed) return claimed;
+    }
+  }
+  const backend = rt.backend(spec.backend);
+  const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
+  return startNew(
+    rt,
+    { spec, tenant, layers: template.layers, pool: opts.pool },
+    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), warm: opts.pool !== undefined }),
+    (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
+  );
+}
+
+export interface NewSandbox {
+  readonly spec: ResolvedSpec;
+  readonly tenant: string;
+  /** Layer digests it stands on, bottom first. */
+  readonly layers: readonly string[];
+  /** The pool it will wait in. */
+  readonly pool?: string | undefined;
+  /** Record a failure as a removal with this reason (otherwise the row just goes). */
+  readonly failedReason?: string;
+  /** False for a sandbox whose processes may have been OOM-killed before (a restored VM). */
+  readonly fresh?: boolean;
+}
+
+/**
+ * Records a new sandbox (quota checked, state "creating", so a crash is
+ * reconciled), makes its directory and has `start` bring it up; on failure
+ * removes what was made and the row.
+ */
+export async function startNew(
+  rt: RuntimeContext,
+  n: NewSandbox,
+  start: (req: CreateRequest) => Promise<unknown>,
+  event: (r: SandboxRecord) => { type: string; detail: Record<string, unknown> },
+): Promise<SandboxInfo> {
+  const { spec, tenant, pool } = n;
+  const backend = rt.backend(spec.backend);
+  const id = randomBytes(8).toString("hex");
+  const now = new Date();
+  const record: SandboxRecord = {
+    id,
+    tenant,
+    name: pool ? `pool-${id.slice(0, 8)}` : (spec.name ?? defaultName(id)),
+    spec,
+    createdAt: now.toISOString(),
+    expiresAt: pool ? null : expiryFrom(now, spec.lifetime.timeoutSeconds),
+    state: "creating",
+    creatorPid: process.pid,
+  };
+  rt.rows.insertWithinQuota(record, pool ?? null, n.layers);
+  const dir = rt.dirOf(id);
+  try {
+    await fsp.mkdir(dir, { mode: 0o711 });
+    // A pooled sandbox already answers to the name an unnamed claim gives it.
+    await start({ id, spec, hostname: pool ? defaultName(id) : record.name, layers: n.layers.map((d) => rt.store.layerDir(d)), dir });
+    rt.rows.setState(id, "running");
+    recordEvent(rt.db, { tenant, sandbox: id, ...event(record) });
+    rt.conns.started(record, n.fresh ?? true);
+    return rt.info({ ...record, state: "running" }, "running");
+  } catch (e) {
+    if (n.failedReason) await rt.remove(id, tenant, n.failedReason, spec).catch(() => {});
+    else {
+      await backend.attach(id, dir).destroy().catch(() => {});
+      rt.rows.delete(id);
+    }
+    throw e;
+  }
+}
+
+/**
+ * Stops a persistent sandbox: its processes end, its disk stays; start()
+ * runs it again. A sandbox whose writable layer is in memory (created
+ * ephemeral, then promoted) cannot be stopped without losing its files,
+ * and is refused.
+ */
+export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
+  if (r.state === "stopped") return rt.withStatus(r);
+  if (r.spec.lifetime.mode !== "persistent" || !rt.handle(r).hasDisk()) {
+    throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
+  }
+  rt.conns.drop(r.id);
+  await rt.handle(r).stop();
+  rt.rows.setState(r.id, "stopped");
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+  return rt.info({ ...r, state: "stopped" }, "stopped");
+}
+
+/** Starts a stopped sandbox again, with the disk it had. */
+export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
+  const template = await rt.store.ensureTemplate(r.spec.template);
+  await rt.backend(r.spec.backend).start({
+    id: r.id,
+    spec: r.spec,
+    hostname: r.name,
+    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    dir: rt.dirOf(r.id),
+  });
+  rt.rows.setState(r.id, "running");
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+  return rt.info({ ...r, state: "running" }, "running");
+}
+
+/** Sets (seconds from now) or clears (null) when the sandbox is removed. */
+export function setTimeout(rt: RuntimeContext, r: SandboxRecord, seconds: number | null): SandboxRecord {
+  if (seconds !== null && !(Number.isInteger(seconds) && seconds > 0 && seconds <= 30 * 24 * 3600)) {
+    throw new InvalidArgumentError("timeout must be a whole number of seconds between 1 and 2592000");
+  }
+  const expiresAt = expiryFrom(Date.now(), seconds);
+  rt.rows.setExpiry(r.id, expiresAt);
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "timeout_set", detail: { expiresAt } });
+  return { ...r, expiresAt };
+}
+
+/**
+ * Makes an ephemeral sandbox persistent: no timeout, kept until removed.
+ * It goes on running with everything it has written.
+ */
+export function promote(rt: RuntimeContext, r: SandboxRecord): SandboxRecord {
+  const spec: ResolvedSpec = { ...r.spec, lifetime: { mode: "persistent", timeoutSeconds: undefined } };
+  rt.rows.setSpec(r.id, spec, null);
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "promoted" });
+  return { ...r, spec, expiresAt: null };
+}

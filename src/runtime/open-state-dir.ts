@@ -1,0 +1,82 @@
+import fsp from "node:fs/promises";
+import path from "node:path";
+import type { BackendKind, SandboxBackend } from "../backends/backend.js";
+import { openBackends } from "../backends/registry.js";
+import { HostError } from "../core/errors.js";
+import { realHost } from "../host/host.js";
+import { nativeBinary } from "../host/native.js";
+import { Store } from "../store/store.js";
+import type { RuntimeHost, StateDirParts } from "./context.js";
+import { openDatabase } from "./db.js";
+
+export const DEFAULT_STATE_DIR = "/var/lib/corral";
+/**
+ * Host uid of root inside every sandbox: inside the range systemd sets
+ * aside for containers (524288-1879048191), away from /etc/subuid's usual
+ * 100000+ allocations.
+ */
+export const DEFAULT_UID_BASE = 0x60000000;
+
+export interface SandboxesOptions {
+  readonly stateDir?: string;
+  readonly uidBase?: number;
+  /** Parent cgroup for all sandboxes of this state dir (default $CORRAL_CGROUP_PARENT or "corral"). */
+  readonly cgroupParent?: string;
+  /**
+   * A long-lived process (the daemon, a benchmark standing in for it):
+   * keeps a VM shim started ahead of need (~0.1 s off each VM start) and
+   * one agent connection per sandbox for its commands (~0.5 ms off each).
+   * A one-shot CLI process wants neither.
+   */
+  readonly longLived?: boolean;
+}
+
+/** Sandboxes over backends the caller made (a fake in unit tests: no root, nothing on the host). */
+export interface InjectedOptions extends SandboxesOptions {
+  readonly stateDir: string;
+  readonly backends: ReadonlyMap<BackendKind, SandboxBackend>;
+  /** Default: the real host (reconcile asks it whether creators live and which cgroups exist). */
+  readonly host?: RuntimeHost;
+}
+
+/** The state dir, store and database every way of opening shares. */
+async function openCommon(opts: SandboxesOptions & { stateDir: string }): Promise<Omit<StateDirParts, "backends" | "host">> {
+  const stateDir = path.resolve(opts.stateDir);
+  const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
+  const cgroupParent = opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"] ?? "corral";
+  await fsp.mkdir(stateDir, { recursive: true, mode: 0o711 });
+  await fsp.chmod(stateDir, 0o711);
+  const store = new Store(path.join(stateDir, "store"), uidBase);
+  await store.init();
+  await fsp.mkdir(path.join(stateDir, "sandboxes"), { recursive: true, mode: 0o711 });
+  const db = openDatabase(path.join(stateDir, "corral.db"));
+  return { stateDir, uidBase, cgroupParent, store, db, longLived: opts.longLived ?? false };
+}
+
+/**
+ * Opens a state dir on this host: corral needs root (namespaces, mounts,
+ * cgroups), puts the agent binary in the store (bind-mounted into
+ * containers, packed into VM initramfs) and makes one backend of each kind
+ * from the registry.
+ */
+export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDirParts> {
+  if (process.getuid?.() !== 0) throw new HostError("corral needs root (it creates namespaces, mounts and cgroups)");
+  const common = await openCommon({ ...opts, stateDir: opts.stateDir ?? process.env["CORRAL_STATE_DIR"] ?? DEFAULT_STATE_DIR });
+  const { stateDir, store, uidBase, cgroupParent, longLived } = common;
+  try {
+    const agentDir = await store.addBinary(nativeBinary("corral-agent"), "corral-agent").catch((e: NodeJS.ErrnoException) => {
+      throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
+    });
+    const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
+    return { ...common, backends, host: realHost };
+  } catch (e) {
+    common.db.close();
+    throw e;
+  }
+}
+
+/** Opens a state dir over injected backends: no root needed, nothing registered in the store. */
+export async function openInjected(opts: InjectedOptions): Promise<StateDirParts> {
+  const common = await openCommon(opts);
+  return { ...common, backends: opts.backends, host: opts.host ?? realHost };
+}
