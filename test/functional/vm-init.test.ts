@@ -62,4 +62,13 @@ describe("corral-init, booted alone", () => {
     assert.match(r.console, /corral-init: corral.vsock must be a port number, got 12ab/);
     assert.equal(r.code, 0);
   });
+
+  it("passes MODULE.PARAM= words of the command line to that module as it loads it (as modprobe does)", async (c) => {
+    if (skip) return c.skip(skip);
+    // A value virtio_blk refuses: its load fails, which it can only if the word reached it.
+    const r = await boot("virtio_blk.queue_depth=lots");
+    assert.match(r.console, /virtio_blk: `lots' invalid for parameter `queue_depth'/);
+    assert.match(r.console, /corral-init: insmod virtio_blk: Invalid argument/);
+    assert.equal(r.code, 0);
+  });
 });
