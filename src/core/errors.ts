@@ -63,6 +63,21 @@ export class HostError extends CorralError {
   }
 }
 
+/**
+ * A spec asks for a microVM hypervisor (`vmm`) this host cannot run: its
+ * binary is not installed, or it needs KVM and /dev/kvm is not usable.
+ * The spec is valid; this host cannot serve it (422).
+ */
+export class VmmUnavailableError extends CorralError {
+  readonly vmm: string;
+  readonly binary: string;
+  constructor(vmm: string, binary: string, reason: string) {
+    super("vmm_unavailable", `vmm "${vmm}" cannot run on this host: ${reason}`, 422);
+    this.vmm = vmm;
+    this.binary = binary;
+  }
+}
+
 /** A backend (crun, QEMU) or a template build failed. */
 export class BackendError extends CorralError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -67,3 +67,13 @@ test("missing template is required", () => {
 test("memory below the floor is refused with the bound", () => {
   assert.match(issuesOf({ template: "t", resources: { memory: "1M" } })["resources.memory"] ?? "", /between/);
 });
+
+test("vmm: QEMU by default for VMs, one of three, refused for containers by its path", () => {
+  assert.equal(parseSpec({ template: "t", backend: "vm" }).vmm, "qemu");
+  assert.equal(parseSpec({ template: "t", backend: "vm", vmm: "firecracker" }).vmm, "firecracker");
+  assert.equal(parseSpec({ template: "t", backend: "vm", vmm: "cloud-hypervisor" }).vmm, "cloud-hypervisor");
+  assert.equal("vmm" in parseSpec({ template: "t" }), false, "a container's spec has no vmm");
+  assert.match(issuesOf({ template: "t", vmm: "qemu" })["vmm"] ?? "", /needs backend "vm", not "container"/);
+  assert.match(issuesOf({ template: "t", backend: "container", vmm: "firecracker" })["vmm"] ?? "", /backend "vm"/);
+  assert.ok(issuesOf({ template: "t", backend: "vm", vmm: "xen" })["vmm"]);
+});

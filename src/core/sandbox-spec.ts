@@ -14,6 +14,10 @@ export const MIN_DISK = 1024 ** 2;
 
 const noNul = (s: string) => !s.includes("\0");
 
+/** The hypervisors a microVM sandbox can run on (backends/vm: one driver each); QEMU is the default. */
+export const VMM_NAMES = ["qemu", "cloud-hypervisor", "firecracker"] as const;
+export type VmmName = (typeof VMM_NAMES)[number];
+
 function size(what: string, min: number, max: number) {
   return z.union([z.number(), z.string()]).transform((v, ctx) => {
     const bytes = parseSize(v);
@@ -56,6 +60,8 @@ export const SandboxSpecSchema = z
     name: z.string().regex(NAME_PATTERN, "must be 1-63 lowercase letters, digits or '-', not starting or ending with '-'").optional(),
     template: z.string().regex(TEMPLATE_PATTERN, "must be a template name (lowercase letters, digits, '.', '_', '-')"),
     backend: z.enum(["container", "vm", "gvisor"]).default("container"),
+    /** Only with backend "vm"; absent there means "qemu". */
+    vmm: z.enum(VMM_NAMES).optional(),
     resources: resources.prefault({}),
     env: z
       .record(z.string().regex(ENV_KEY, "environment variable names are letters, digits and '_'"), z.string().refine(noNul, "must not contain NUL"))
@@ -67,7 +73,12 @@ export const SandboxSpecSchema = z
       .record(z.string().regex(LABEL_KEY, "label keys are letters, digits and '._/-'"), z.string().max(256).refine(noNul, "must not contain NUL"))
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.vmm !== undefined && s.backend !== "vm") {
+      ctx.addIssue({ code: "custom", path: ["vmm"], message: `vmm chooses a microVM's hypervisor: it needs backend "vm", not "${s.backend}"` });
+    }
+  });
 
 export type SandboxSpecInput = z.input<typeof SandboxSpecSchema>;
 type Parsed = z.output<typeof SandboxSpecSchema>;
@@ -78,6 +89,8 @@ export interface ResolvedSpec {
   readonly template: string;
   /** container: crun; gvisor: the same container run by gVisor's runsc; vm: a microVM. */
   readonly backend: "container" | "vm" | "gvisor";
+  /** The hypervisor of a microVM (backend "vm" only; rows written before it existed lack it: QEMU). */
+  readonly vmm?: VmmName;
   readonly resources: {
     readonly vcpus: number;
     readonly memory: number;
@@ -124,6 +137,7 @@ function resolve(p: Parsed): ResolvedSpec {
     name: p.name,
     template: p.template,
     backend: p.backend,
+    ...(p.backend === "vm" ? { vmm: p.vmm ?? "qemu" } : {}),
     resources: { ...p.resources },
     env: p.env,
     workdir: p.workdir,

@@ -2,7 +2,8 @@
 // a sandbox out twice, quotas checked in the claim's transaction.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { POOL_TENANT } from "./pools.js";
+import { POOL_TENANT, poolKey } from "./pools.js";
+import { parseSpec } from "../core/sandbox-spec.js";
 import { fakeRuntime } from "../../test/helpers/fake-runtime.js";
 
 const shape = { memory: "64M" };
@@ -109,4 +110,12 @@ test("a pooled sandbox found dead at claim is removed and the next one taken", a
   } finally {
     await f.close();
   }
+});
+
+test("a VM's hypervisor is part of its pool shape; QEMU's keeps the key it had before vmm existed", () => {
+  const vm = (vmm?: string) => parseSpec({ template: "tpl", backend: "vm", ...(vmm ? { vmm } : {}) });
+  const { vmm: _, ...withoutVmm } = vm();
+  assert.equal(poolKey(vm("qemu")), poolKey(withoutVmm));
+  assert.notEqual(poolKey(vm("firecracker")), poolKey(vm("qemu")));
+  assert.notEqual(poolKey(vm("cloud-hypervisor")), poolKey(vm("firecracker")));
 });

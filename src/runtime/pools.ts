@@ -30,9 +30,12 @@ export interface PoolStats extends PoolConfig {
  * that is fixed when a sandbox starts (template, backend, limits, network).
  * Env, workdir, labels, name and timeout are applied at claim time.
  */
-export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resources" | "network">): string {
+export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resources" | "network" | "vmm">): string {
   const r = spec.resources;
-  const shape = JSON.stringify([spec.template, spec.backend, spec.network, r.vcpus, r.memory, r.pids, r.disk]);
+  // A VM's hypervisor is part of its shape; QEMU's (the default, and the
+  // only one pools fill with) is left out so keys made before vmm existed hold.
+  const vmm = spec.vmm !== undefined && spec.vmm !== "qemu" ? [spec.vmm] : [];
+  const shape = JSON.stringify([spec.template, spec.backend, spec.network, r.vcpus, r.memory, r.pids, r.disk, ...vmm]);
   return createHash("sha256").update(shape).digest("hex").slice(0, 16);
 }
 

@@ -18,7 +18,7 @@ sandboxCases("vm", (ctx) => {
     assert.match(r.stdout, /cloud-amd64/);
     // Booted as the uncompressed ELF from Debian's bzImage (direct PVH entry), not the bzImage.
     const { t, sb } = ctx();
-    const qemu = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "qemu.pid"), "utf8"));
+    const qemu = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "vmm.pid"), "utf8"));
     assert.match(fs.readFileSync(`/proc/${qemu}/cmdline`, "utf8"), /\/vmlinux\0/);
   });
 
@@ -53,7 +53,7 @@ sandboxCases("vm", (ctx) => {
 
   it("runs QEMU confined: not root, under a seccomp filter, no new privileges", async () => {
     const { t, sb } = ctx();
-    const pid = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "qemu.pid"), "utf8"));
+    const pid = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "vmm.pid"), "utf8"));
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)!.slice(1).map(Number);
     assert.ok(uids.every((u) => u === uids[0] && u > t.s.uidBase + 65535), `QEMU uids ${uids.join(",")}`);

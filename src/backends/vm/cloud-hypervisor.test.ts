@@ -1,16 +1,18 @@
 // Cloud Hypervisor payloads from VmPlans, checked against a schema written
 // from CH's published OpenAPI description (schemas/cloud-hypervisor.schema.ts).
-// No cloud-hypervisor binary runs here: see docs/vm-drivers.md.
+// The functional test (test/functional/vm-drivers.test.ts) boots it where
+// it is installed and KVM boots the guest; see docs/vm-drivers.md.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { chCommandLine, chVmConfig, CloudHypervisorDriver } from "./cloud-hypervisor.js";
+import { chCommandLine, chVmConfig, cloudHypervisorDriver } from "./cloud-hypervisor.js";
+import { PCI_MODULES } from "./kernel.js";
 import { chVmConfigSchema } from "./schemas/cloud-hypervisor.schema.js";
 import { samplePlan } from "./vmm-fixtures.js";
-import { HostError, InvalidArgumentError } from "../../core/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 
 const validate = new Ajv2020({ strict: true, allErrors: true }).compile(chVmConfigSchema);
@@ -48,7 +50,7 @@ test("vm.create: units, flags, order and identity", () => {
   assert.deepEqual(c.vsock, { cid: p.identity.cid, socket: "/var/lib/corral/sandboxes/pet-with-net/vsock.sock" });
   assert.ok(c.vsock.cid >= 3);
   assert.deepEqual(c.net, [{ tap: p.identity.tap, mac: p.identity.mac, id: "net0" }]);
-  assert.deepEqual(c.serial, { mode: "File", file: p.consoleLog });
+  assert.deepEqual(c.serial, { mode: "Tty" }, "the console on stdout, which the shim bounds");
   assert.deepEqual(c.console, { mode: "Off" });
   assert.equal("net" in chVmConfig(samplePlan("cattle-1")), false, "no net member without a network");
 });
@@ -76,8 +78,7 @@ test("the schema rejects bodies CH would refuse or misread", () => {
 test("command line: the same VM as the API body", () => {
   const p = samplePlan("pet-with-net", { net: true, persistent: true, vcpus: 4, memoryMiB: 2048 });
   const d = "/var/lib/corral/sandboxes/pet-with-net";
-  assert.deepEqual(chCommandLine(p, { apiSocket: `${d}/ch-api.sock` }), [
-    "--api-socket", `path=${d}/ch-api.sock`,
+  assert.deepEqual(chCommandLine(p), [
     "--kernel", p.kernel,
     "--initramfs", p.initrd,
     "--cmdline", `${p.cmdline} corral.vsock=1024`,
@@ -86,7 +87,7 @@ test("command line: the same VM as the API body", () => {
     "--disk", `path=${p.disks[0]!.path},readonly=on,id=root`, `path=${d}/data.img,readonly=off,id=data`,
     "--net", `tap=${p.identity.tap},mac=${p.identity.mac},id=net0`,
     "--vsock", `cid=${p.identity.cid},socket=${d}/vsock.sock`,
-    "--serial", `file=${d}/console.log`,
+    "--serial", "tty",
     "--console", "off",
   ]);
   const bare = chCommandLine(samplePlan("cattle-1"));
@@ -108,16 +109,32 @@ test("paths CH cannot take and non-vsock plans are refused", () => {
   assert.throws(() => chVmConfig(long), /longer than a unix socket address allows/);
 });
 
-test("a missing binary is a clear HostError, not a spawn failure", async () => {
+test("the driver: the command line, wired to the shim over hybrid vsock, with the PCI modules", () => {
+  const d = "/var/lib/corral/sandboxes/pet-with-net";
+  const p = samplePlan("pet-with-net", { net: true, persistent: true, vcpus: 4, memoryMiB: 2048 });
+  const l = cloudHypervisorDriver.render(p, { dir: d, accel: "kvm", runAs: 1234 });
+  assert.deepEqual(l, {
+    vmm: "cloud-hypervisor",
+    binary: "cloud-hypervisor",
+    args: chCommandLine(p),
+    wiring: { kind: "hybrid-vsock", uds: `${d}/vsock.sock`, port: 1024 },
+    guestStop: "poweroff",
+    identity: p.identity,
+  });
+  assert.equal(l.args.includes("--api-socket"), false, "no API socket: nothing is asked of it after boot");
+  assert.deepEqual(cloudHypervisorDriver.guestModules, PCI_MODULES);
+  assert.equal(cloudHypervisorDriver.needsKvm, true);
+  assert.equal(cloudHypervisorDriver.snapshots, undefined, "no snapshots: the backend refuses them");
+});
+
+test("a missing binary is reported by name", () => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), "corral-nopath-"));
   const saved = process.env["PATH"];
   process.env["PATH"] = empty;
   try {
-    const d = new CloudHypervisorDriver();
-    const a = d.available();
+    const a = cloudHypervisorDriver.available();
     assert.equal(a.ok, false);
-    assert.match(a.ok ? "" : a.reason, /cloud-hypervisor is not on PATH \(see docs\/vm-drivers\.md\)/);
-    await assert.rejects(d.launch(samplePlan("x"), empty), (e: unknown) => e instanceof HostError && /not on PATH/.test(e.message));
+    assert.equal(a.ok ? "" : a.reason, "cloud-hypervisor is not installed (not on PATH; see docs/vm-drivers.md)");
   } finally {
     process.env["PATH"] = saved;
     fs.rmSync(empty, { recursive: true, force: true });

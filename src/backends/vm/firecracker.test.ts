@@ -1,17 +1,19 @@
-// Firecracker API calls and config file from VmPlans, checked against a
-// schema written from Firecracker's published swagger description
-// (schemas/firecracker.schema.ts). No firecracker binary runs here: see
-// docs/vm-drivers.md.
+// Firecracker's config file from VmPlans, each part checked against the
+// definition of the API call that sets the same, from a schema written
+// from Firecracker's published swagger description
+// (schemas/firecracker.schema.ts). The functional test
+// (test/functional/vm-drivers.test.ts) boots it where it is installed and
+// KVM boots the guest; see docs/vm-drivers.md.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { fcApiCalls, fcConfigFile, FirecrackerDriver } from "./firecracker.js";
+import { fcBootArgs, fcConfigFile, firecrackerDriver } from "./firecracker.js";
 import { fcEndpoints, fcSchema, FC_SCHEMA_ID } from "./schemas/firecracker.schema.js";
 import { samplePlan } from "./vmm-fixtures.js";
-import { HostError, InvalidArgumentError } from "../../core/errors.js";
+import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
 
 // strictRequired off: the Drive schema names required members inside oneOf branches
@@ -36,12 +38,20 @@ const plans: VmPlan[] = [
   samplePlan("disk-only", { persistent: true, vcpus: 32, memoryMiB: 8192 }),
 ];
 
-test("every API call body validates against its endpoint's definition", () => {
+/** Each part of the config file and the API path whose body it is. */
+const parts = (f: ReturnType<typeof fcConfigFile>): [string, unknown][] => [
+  ["/boot-source", f["boot-source"]],
+  ["/machine-config", f["machine-config"]],
+  ...f.drives.map((d): [string, unknown] => [`/drives/${d.drive_id}`, d]),
+  ...f["network-interfaces"].map((n): [string, unknown] => [`/network-interfaces/${n.iface_id}`, n]),
+  ["/vsock", f.vsock],
+];
+
+test("every part of the config file validates as its API call's body", () => {
   for (const p of plans) {
-    for (const c of fcApiCalls(p)) {
-      assert.equal(c.method, "PUT");
-      const r = check(defFor(c.path), c.body);
-      assert.ok(r.ok, `${p.name} ${c.path}: ${r.errors}`);
+    for (const [at, body] of parts(fcConfigFile(p))) {
+      const r = check(defFor(at), body);
+      assert.ok(r.ok, `${p.name} ${at}: ${r.errors}`);
     }
   }
 });
@@ -53,38 +63,45 @@ test("the config file validates as a FullVmConfiguration", () => {
   }
 });
 
-test("API calls: order, units, flags and identity", () => {
+test("config file: units, flags, order and identity", () => {
   const p = samplePlan("pet-with-net", { net: true, persistent: true, vcpus: 4, memoryMiB: 2048 });
-  const calls = fcApiCalls(p);
-  assert.deepEqual(
-    calls.map((c) => c.path),
-    ["/boot-source", "/machine-config", "/drives/root", "/drives/data", "/network-interfaces/net0", "/vsock", "/actions"],
-  );
-  const body = (p2: string) => calls.find((c) => c.path === p2)!.body;
-  assert.deepEqual(body("/boot-source"), { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: `${p.cmdline} corral.vsock=1024` });
-  assert.deepEqual(body("/machine-config"), { vcpu_count: 4, mem_size_mib: 2048, smt: false }, "memory in MiB, not bytes");
-  assert.deepEqual(body("/drives/root"), { drive_id: "root", path_on_host: p.disks[0]!.path, is_root_device: false, is_read_only: true });
-  assert.deepEqual(body("/drives/data"), { drive_id: "data", path_on_host: p.disks[1]!.path, is_root_device: false, is_read_only: false });
-  assert.deepEqual(body("/network-interfaces/net0"), { iface_id: "net0", host_dev_name: p.identity.tap, guest_mac: p.identity.mac });
-  assert.deepEqual(body("/vsock"), { guest_cid: p.identity.cid, uds_path: "/var/lib/corral/sandboxes/pet-with-net/vsock.sock" });
-  assert.deepEqual(calls.at(-1), { method: "PUT", path: "/actions", body: { action_type: "InstanceStart" } });
-  assert.deepEqual(
-    fcApiCalls(samplePlan("cattle-1")).map((c) => c.path),
-    ["/boot-source", "/machine-config", "/drives/root", "/vsock", "/actions"],
-  );
+  const f = fcConfigFile(p);
+  assert.deepEqual(f["boot-source"], { kernel_image_path: p.kernel, initrd_path: p.initrd, boot_args: `${p.cmdline} corral.vsock=1024` });
+  assert.deepEqual(f["machine-config"], { vcpu_count: 4, mem_size_mib: 2048, smt: false }, "memory in MiB, not bytes");
+  assert.deepEqual(f.drives, [
+    { drive_id: "root", path_on_host: p.disks[0]!.path, is_root_device: false, is_read_only: true },
+    { drive_id: "data", path_on_host: p.disks[1]!.path, is_root_device: false, is_read_only: false },
+  ], "the erofs root first and read-only, no drive the root device");
+  assert.deepEqual(f["network-interfaces"], [{ iface_id: "net0", host_dev_name: p.identity.tap, guest_mac: p.identity.mac }]);
+  assert.deepEqual(f.vsock, { guest_cid: p.identity.cid, uds_path: "/var/lib/corral/sandboxes/pet-with-net/vsock.sock" });
+  const bare = fcConfigFile(samplePlan("cattle-1"));
+  assert.deepEqual([bare.drives.map((d) => d.drive_id), bare["network-interfaces"]], [["root"], []]);
 });
 
-test("the config file says what the API calls say", () => {
-  for (const p of plans) {
-    const f = fcConfigFile(p);
-    const calls = fcApiCalls(p);
-    const put = (prefix: string) => calls.filter((c) => c.path.startsWith(prefix)).map((c) => c.body);
-    assert.deepEqual(put("/boot-source"), [f["boot-source"]]);
-    assert.deepEqual(put("/machine-config"), [f["machine-config"]]);
-    assert.deepEqual(put("/drives/"), f.drives);
-    assert.deepEqual(put("/network-interfaces/"), f["network-interfaces"]);
-    assert.deepEqual(put("/vsock"), [f.vsock]);
-  }
+test("boot args: reboot=k for reboot=t, so that a guest reset ends Firecracker", () => {
+  const p = { ...samplePlan("x"), cmdline: "console=ttyS0 panic=-1 reboot=t quiet corral.hostname=x" };
+  assert.equal(fcBootArgs(p, 1024), "console=ttyS0 panic=-1 reboot=k quiet corral.hostname=x corral.vsock=1024");
+  assert.equal(fcConfigFile(p)["boot-source"].boot_args, fcBootArgs(p, 1024));
+  const already = { ...p, cmdline: `${p.cmdline} corral.vsock=9` };
+  assert.match(fcBootArgs(already, 1024), / corral\.vsock=9$/, "a port already there is kept");
+});
+
+test("the driver: --no-api with the config file it writes, wired to the shim over hybrid vsock", () => {
+  const d = "/var/lib/corral/sandboxes/pet-with-net";
+  const p = samplePlan("pet-with-net", { net: true, persistent: true });
+  const l = firecrackerDriver.render(p, { dir: d, accel: "kvm", runAs: 1234 });
+  assert.deepEqual(l, {
+    vmm: "firecracker",
+    binary: "firecracker",
+    args: ["--no-api", "--config-file", `${d}/fc-config.json`],
+    wiring: { kind: "hybrid-vsock", uds: `${d}/vsock.sock`, port: 1024 },
+    files: { [`${d}/fc-config.json`]: JSON.stringify(fcConfigFile(p), null, 2) },
+    guestStop: "reboot",
+    identity: p.identity,
+  });
+  assert.equal(firecrackerDriver.needsKvm, true);
+  assert.equal(firecrackerDriver.guestModules, undefined, "virtio-mmio, as QEMU's: no extra modules");
+  assert.equal(firecrackerDriver.snapshots, undefined, "no snapshots: the backend refuses them");
 });
 
 test("the schema rejects bodies Firecracker would refuse", () => {
@@ -108,19 +125,16 @@ test("the schema rejects bodies Firecracker would refuse", () => {
 test("plans Firecracker cannot run are refused", () => {
   assert.throws(() => fcConfigFile(samplePlan("big", { vcpus: 33 })), (e: unknown) => e instanceof InvalidArgumentError && /at most 32 vCPUs/.test(e.message));
   const serial: VmPlan = { ...samplePlan("s"), agent: { kind: "virtio-serial", socket: "/s" } };
-  assert.throws(() => fcApiCalls(serial), /Firecracker reaches the agent over hybrid vsock/);
+  assert.throws(() => fcConfigFile(serial), /Firecracker reaches the agent over hybrid vsock/);
 });
 
-test("a missing binary is a clear HostError", async () => {
+test("a missing binary is reported by name", () => {
   const empty = fs.mkdtempSync(path.join(os.tmpdir(), "corral-nopath-"));
   const saved = process.env["PATH"];
   process.env["PATH"] = empty;
   try {
-    for (const d of [new FirecrackerDriver(), new FirecrackerDriver({ configFile: true })]) {
-      const a = d.available();
-      assert.match(a.ok ? "" : a.reason, /firecracker is not on PATH \(see docs\/vm-drivers\.md\)/);
-      await assert.rejects(d.launch(samplePlan("x"), empty), (e: unknown) => e instanceof HostError && /not on PATH/.test(e.message));
-    }
+    const a = firecrackerDriver.available();
+    assert.equal(a.ok ? "" : a.reason, "firecracker is not installed (not on PATH; see docs/vm-drivers.md)");
   } finally {
     process.env["PATH"] = saved;
     fs.rmSync(empty, { recursive: true, force: true });

@@ -1,16 +1,16 @@
-import fs from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError } from "../../core/errors.js";
 import type { VmPlan } from "./plan.js";
-import { apiCall, apiRequest, type ApiCall } from "./vmm-api.js";
-import { HybridVsockVm, hybridVsock, vsockCmdline, type LaunchOptions, type RunningVm, type VmmDriver } from "./vmm-driver.js";
-import { removeStale, spawnVmm, vmmAvailability, waitForApi, waitOrKill, type Availability } from "./vmm-host.js";
+import { hybridVsock, vsockCmdline, type RenderOptions, type VmmDriver, type VmmLaunch } from "./vmm-driver.js";
+import { vmmAvailability, type Availability } from "./vmm-host.js";
 
 /**
- * Firecracker from a VmPlan: the API calls that configure and start the
- * microVM, and the equivalent `--config-file` document, both rendered from
- * the same plan. Devices are virtio-mmio; the agent is reached over hybrid
- * vsock. Schema: schemas/firecracker.schema.ts.
+ * Firecracker from a VmPlan: the `--config-file` document the shim starts
+ * it with (`--no-api`: it boots at once and nothing is asked of it after),
+ * each part the body of the API call that sets the same (checked against
+ * schemas/firecracker.schema.ts). Devices are virtio-mmio; the agent is
+ * reached over hybrid vsock; the serial console is the process's stdout,
+ * which the shim keeps in the bounded console.log.
  *
  * The plan's kernel must be one Firecracker can load: on x86_64 an
  * uncompressed ELF `vmlinux` (releases before bzImage support landed in
@@ -68,7 +68,7 @@ export function fcConfigFile(plan: VmPlan): FcConfigFile {
   }
   const v = hybridVsock(plan, "Firecracker");
   return {
-    "boot-source": { kernel_image_path: plan.kernel, initrd_path: plan.initrd, boot_args: vsockCmdline(plan, v.port) },
+    "boot-source": { kernel_image_path: plan.kernel, initrd_path: plan.initrd, boot_args: fcBootArgs(plan, v.port) },
     "machine-config": { vcpu_count: plan.vcpus, mem_size_mib: plan.memoryMiB, smt: false },
     drives: plan.disks.map((d) => ({ drive_id: d.id, path_on_host: d.path, is_root_device: false, is_read_only: d.readOnly })),
     "network-interfaces": plan.net ? [{ iface_id: "net0", host_dev_name: plan.net.tap, guest_mac: plan.net.mac }] : [],
@@ -76,75 +76,46 @@ export function fcConfigFile(plan: VmPlan): FcConfigFile {
   };
 }
 
-/** The same configuration as the API calls a client makes, ending with InstanceStart. */
-export function fcApiCalls(plan: VmPlan): ApiCall[] {
-  const c = fcConfigFile(plan);
-  return [
-    { method: "PUT", path: "/boot-source", body: c["boot-source"] },
-    { method: "PUT", path: "/machine-config", body: c["machine-config"] },
-    ...c.drives.map((d): ApiCall => ({ method: "PUT", path: `/drives/${encodeURIComponent(d.drive_id)}`, body: d })),
-    ...c["network-interfaces"].map(
-      (n): ApiCall => ({ method: "PUT", path: `/network-interfaces/${encodeURIComponent(n.iface_id)}`, body: n }),
-    ),
-    { method: "PUT", path: "/vsock", body: c.vsock },
-    { method: "PUT", path: "/actions", body: { action_type: "InstanceStart" } },
-  ];
+/**
+ * The plan's command line for a Firecracker guest: with `corral.vsock=`,
+ * and `reboot=k` for `reboot=t`: a reset through the i8042 keyboard
+ * controller is what ends Firecracker (its documented way for a guest to
+ * stop it); `panic=-1` then makes a guest panic end it too, seen as a crash.
+ */
+export function fcBootArgs(plan: VmPlan, port: number): string {
+  return vsockCmdline(plan, port)
+    .split(" ")
+    .map((w) => (w === "reboot=t" ? "reboot=k" : w))
+    .join(" ");
 }
+
+/** Where the shim's Firecracker reads its configuration: in the sandbox's directory. */
+export const fcConfigPath = (dir: string) => path.join(dir, "fc-config.json");
 
 /**
- * Runs a plan under Firecracker with its API socket in `dir`: either the
- * API calls one by one (default) or, with `configFile`, the document in
- * `dir/fc-config.json` (Firecracker then boots by itself and the API stays
- * open for stop). Guest serial output and Firecracker's own messages go to
- * the plan's console log (the process's stdout and stderr). Cannot run on
- * hosts without the binary or a KVM that boots the plan's kernel.
+ * The Firecracker driver: `firecracker --no-api --config-file
+ * <dir>/fc-config.json` (fcConfigFile). Needs KVM; no snapshots (refused by
+ * the backend). The guest ends it with a reset (fcBootArgs).
  */
-export class FirecrackerDriver implements VmmDriver {
-  readonly name = FC_BINARY;
-
-  constructor(private readonly opts: { readonly configFile?: boolean } = {}) {}
-
+export const firecrackerDriver: VmmDriver = {
+  name: "firecracker",
+  binary: FC_BINARY,
+  agent: "hybrid-vsock",
+  needsKvm: true,
   available(): Availability {
-    return vmmAvailability(FC_BINARY, "docs/vm-drivers.md");
-  }
-
-  async launch(plan: VmPlan, dir: string, opts: LaunchOptions = {}): Promise<RunningVm> {
-    const calls = fcApiCalls(plan);
+    return vmmAvailability(FC_BINARY, true, "see docs/vm-drivers.md");
+  },
+  render(plan: VmPlan, o: RenderOptions): VmmLaunch {
     const v = hybridVsock(plan, "Firecracker");
-    const api = path.join(dir, "fc-api.sock");
-    removeStale(api, v.uds); // Firecracker will not bind over an existing socket
-    const args = ["--api-sock", api];
-    if (this.opts.configFile) {
-      const file = path.join(dir, "fc-config.json");
-      fs.writeFileSync(file, JSON.stringify(fcConfigFile(plan), null, 2));
-      args.push("--config-file", file);
-    }
-    const pid = spawnVmm(this.available(), args, plan.consoleLog);
-    const vm = new FcVm(pid, api, v.uds, v.port);
-    try {
-      await waitForApi(pid, api, { method: "GET", path: "/" }, plan.consoleLog);
-      if (!this.opts.configFile) {
-        for (const c of calls) await apiCall("firecracker", api, c);
-      }
-      (await vm.agent(opts.agentTimeoutMs ?? 30_000)).close();
-    } catch (e) {
-      await vm.stop(0);
-      throw e;
-    }
-    return vm;
-  }
-}
-
-class FcVm extends HybridVsockVm {
-  /**
-   * SendCtrlAltDel (x86 only: the guest's i8042 driver sees it; with
-   * `reboot=k` on its command line the guest's reset ends Firecracker),
-   * then SIGKILL if the process is still there after the grace.
-   */
-  async stop(graceMs = 5000): Promise<void> {
-    await apiRequest(this.apiSocket, { method: "PUT", path: "/actions", body: { action_type: "SendCtrlAltDel" } }, 2000).catch(
-      () => undefined,
-    );
-    await waitOrKill(this.pid, graceMs);
-  }
-}
+    const file = fcConfigPath(o.dir);
+    return {
+      vmm: "firecracker",
+      binary: FC_BINARY,
+      args: ["--no-api", "--config-file", file],
+      wiring: { kind: "hybrid-vsock", uds: v.uds, port: v.port },
+      files: { [file]: JSON.stringify(fcConfigFile(plan), null, 2) },
+      guestStop: "reboot",
+      identity: plan.identity,
+    };
+  },
+};

@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { nativeBinary } from "../../host/native.js";
 import { HostError } from "../../core/errors.js";
 import { cpioNewc, type CpioEntry } from "./cpio.js";
-import type { GuestKernel } from "./kernel.js";
+import { ensureExtraModules, type GuestKernel } from "./kernel.js";
 
 /** Debian's busybox-static: copied to the guest's /run/corral (a shell for the shim's poweroff, images without one). */
 export const BUSYBOX = "/bin/busybox";
@@ -24,14 +24,15 @@ export interface GuestInitrd {
  * template image under an overlay, copies the agent and busybox to
  * /run/corral and makes the overlay the root with the agent as PID 1; its
  * kernel command line is guestCmdline's), the static agent, busybox and the
- * kernel's guest modules. Named by its hash under `<vmDir>/initrd-<hash>.img`,
- * so a new agent, init or kernel makes a new one.
+ * kernel's guest modules, then `extraModules` (a VMM's own: kernel.ts
+ * PCI_MODULES). Named by its hash under `<vmDir>/initrd-<hash>.img`, so a
+ * new agent, init, kernel or module list makes a new one.
  */
-export function ensureInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestInitrd> {
-  const key = [vmDir, kernel.version, ...(["corral-agent", "corral-init"] as const).map((b) => fs.statSync(nativeBinary(b)).mtimeMs)].join("\0");
+export function ensureInitrd(vmDir: string, kernel: GuestKernel, extraModules: readonly string[] = []): Promise<GuestInitrd> {
+  const key = [vmDir, kernel.version, ...extraModules, ...(["corral-agent", "corral-init"] as const).map((b) => fs.statSync(nativeBinary(b)).mtimeMs)].join("\0");
   let r = initrds.get(key);
   if (!r) {
-    r = buildInitrd(vmDir, kernel);
+    r = buildInitrd(vmDir, kernel, extraModules);
     initrds.set(key, r);
     r.catch(() => initrds.delete(key));
   }
@@ -40,8 +41,9 @@ export function ensureInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestI
 
 const initrds = new Map<string, Promise<GuestInitrd>>();
 
-async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestInitrd> {
+async function buildInitrd(vmDir: string, kernel: GuestKernel, extraModules: readonly string[]): Promise<GuestInitrd> {
   if (!fs.existsSync(BUSYBOX)) throw new HostError(`${BUSYBOX} is missing: install busybox-static (scripts/setup.sh)`);
+  const modules = [...kernel.modules, ...(extraModules.length ? await ensureExtraModules(vmDir, kernel, extraModules) : [])];
   const entries: CpioEntry[] = [
     ...["bin", "corral", "dev", "proc", "sys", "lib", "lib/modules"].map((p): CpioEntry => ({ path: p, type: "dir" })),
     { path: "dev/console", type: "chardev", major: 5, minor: 1 },
@@ -49,9 +51,9 @@ async function buildInitrd(vmDir: string, kernel: GuestKernel): Promise<GuestIni
     { path: "init", type: "file", mode: 0o755, data: await fsp.readFile(nativeBinary("corral-init")) },
     { path: "bin/busybox", type: "file", mode: 0o755, data: await fsp.readFile(BUSYBOX) },
     { path: "corral/agent", type: "file", mode: 0o755, data: await fsp.readFile(nativeBinary("corral-agent")) },
-    { path: "modules", type: "file", data: Buffer.from(kernel.modules.map((m) => path.basename(m, ".ko")).join("\n") + "\n") },
+    { path: "modules", type: "file", data: Buffer.from(modules.map((m) => path.basename(m, ".ko")).join("\n") + "\n") },
   ];
-  for (const m of kernel.modules) entries.push({ path: `lib/modules/${path.basename(m)}`, type: "file", data: unsigned(await fsp.readFile(m)) });
+  for (const m of modules) entries.push({ path: `lib/modules/${path.basename(m)}`, type: "file", data: unsigned(await fsp.readFile(m)) });
   const image = cpioNewc(entries);
   const sha256 = createHash("sha256").update(image).digest("hex");
   const file = path.join(vmDir, `initrd-${sha256.slice(0, 16)}.img`);

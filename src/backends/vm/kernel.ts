@@ -198,9 +198,51 @@ export async function extractVmlinux(bzImage: string, out: string): Promise<bool
   return false;
 }
 
-async function findModules(root: string): Promise<Map<string, string>> {
+/**
+ * Cloud Hypervisor's devices are virtio-pci, which Debian's cloud kernel
+ * builds as modules; QEMU microvm and Firecracker have no PCI bus, so only
+ * the initrd of a VMM that asks for them carries them (VmmDriver.guestModules),
+ * loaded after GUEST_MODULES.
+ */
+export const PCI_MODULES = ["virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci"] as const;
+
+/**
+ * The files of modules beyond GUEST_MODULES (`names`, in load order),
+ * unpacked beside them from the kernel's own .deb the first time a VM
+ * needs them. Their order is checked against their `depends=` as
+ * GUEST_MODULES' is.
+ */
+export async function ensureExtraModules(vmDir: string, kernel: GuestKernel, names: readonly string[]): Promise<string[]> {
+  const dir = path.join(vmDir, `kernel-${kernel.version}`, "modules");
+  const files = names.map((m) => path.join(dir, `${m}.ko`));
+  const there = () => files.every((f) => fs.existsSync(f));
+  if (there()) return files;
+  return withLock(path.join(vmDir, "kernel.lock"), async () => {
+    if (there()) return files;
+    const deb = (await fsp.readdir(DEB_CACHE).catch(() => [] as string[])).find((n) => DEB_NAME.exec(n)?.[1]?.replace(/%3a/g, ":") === kernel.version);
+    if (!deb) throw new HostError(`the .deb of guest kernel ${kernel.version} is no longer in ${DEB_CACHE}: run scripts/setup.sh`);
+    const tmp = path.join(vmDir, `.unpack-${randomBytes(4).toString("hex")}`);
+    try {
+      await runCommand("dpkg-deb", ["-x", path.join(DEB_CACHE, deb), tmp]);
+      const found = await findModules(path.join(tmp, "lib/modules", kernel.release), names);
+      const all = [...GUEST_MODULES, ...names];
+      checkOrder(await Promise.all(all.map(async (m) => [m, await moduleDepends(found.get(m) ?? path.join(dir, `${m}.ko`))] as const)));
+      for (const [i, m] of names.entries()) {
+        const src = found.get(m);
+        if (!src) throw new HostError(`kernel ${kernel.release} has no module ${m}`);
+        await fsp.copyFile(src, `${files[i]!}.tmp`);
+        await fsp.rename(`${files[i]!}.tmp`, files[i]!);
+      }
+      return files;
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+  });
+}
+
+async function findModules(root: string, names: readonly string[] = GUEST_MODULES): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const want = new Set<string>(GUEST_MODULES);
+  const want = new Set<string>(names);
   async function walk(d: string): Promise<void> {
     for (const e of await fsp.readdir(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);

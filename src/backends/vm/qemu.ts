@@ -1,17 +1,15 @@
 import fs from "node:fs";
 import { AGENT_PORT_NAME } from "./initrd.js";
 import type { VmPlan } from "./plan.js";
+import { AGENT_FD, CONSOLE_FD } from "./shim-files.js";
+import type { Accel } from "./vmm-driver.js";
 
-export type Accel = "kvm" | "tcg";
+export type { Accel } from "./vmm-driver.js";
 
 export const QEMU = "qemu-system-x86_64";
 
 /** The template image's optimal I/O size, as its virtio-blk device tells the guest (see qemuArgs). */
 const TEMPLATE_OPT_IO_BYTES = 1 << 20;
-
-/** Where the shim hands QEMU its two socketpair ends (see shim.ts). */
-export const AGENT_FD = 3;
-export const CONSOLE_FD = 4;
 
 /**
  * The guest CPU: the host's under KVM; under TCG QEMU's default qemu64 plus

@@ -7,6 +7,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { processRunning } from "../../host/process.js";
 import { REFILL_DELAY_MS, ShimLauncher } from "./shim-launcher.js";
+import { vmIdentity } from "./identity.js";
+import type { ShimConfig } from "./shim-files.js";
 import { cgroupMode, ContainerCgroup, listChildren, removeEmptyParent, SPARE_PREFIX } from "../../host/cgroups.js";
 
 async function gone(pid: number, ms = 5000): Promise<boolean> {
@@ -109,7 +111,17 @@ test("a spare waits in a cgroup of its own, renamed to its VM's when given one, 
     assert.ok(await waitFor(async () => (await procs(`${parent}/${SPARE_PREFIX}${spare}`)).includes(String(spare))));
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-shim-"));
     try {
-      await fsp.writeFile(path.join(dir, "vm.json"), JSON.stringify({ qemu: "/bin/sleep", args: ["5"], bootTimeoutMs: 100, cgroup: `${parent}/vmid` }));
+      const cfg: ShimConfig = {
+        vmm: "qemu",
+        binary: "/bin/sleep",
+        args: ["5"],
+        wiring: { kind: "fds" },
+        guestStop: "poweroff",
+        identity: vmIdentity("vmid"),
+        bootTimeoutMs: 100,
+        cgroup: `${parent}/vmid`,
+      };
+      await fsp.writeFile(path.join(dir, "vm.json"), JSON.stringify(cfg));
       const c = m.start(dir);
       assert.equal(c.pid, spare);
       assert.ok(await waitFor(async () => (await procs(`${parent}/vmid`)).includes(String(spare))), "the VM's cgroup does not hold the shim");

@@ -1,65 +1,70 @@
 // corral-vm-shim: the one host process that owns a microVM (like
-// containerd's shim owns a container). Started detached as
-// `node shim.js --spare` by the backend ahead of need (Node takes ~100 ms
-// to start here), it waits for a VM directory on stdin (and exits if stdin
-// closes first: the process that made it is gone); given DIR, it:
-//  - starts QEMU (DIR/vm.json) with the agent's virtio-serial port and the
-//    serial console on socketpair ends only this process holds;
-//  - serves DIR/agent.sock, multiplexing every host connection onto the one
-//    agent stream (mux.ts), so the VM looks like a container to callers;
-//  - keeps the console in DIR/console.log, bounded;
-//  - on SIGTERM powers the guest off (sync first), killing QEMU if it will not;
-//  - when QEMU exits, writes DIR/exit.json (requested or a crash) and exits.
+// containerd's shim owns a container), whichever VMM runs it. Started
+// detached as `node shim.js --spare` by the backend ahead of need (Node
+// takes ~100 ms to start here), it waits for a VM directory on stdin (and
+// exits if stdin closes first: the process that made it is gone); given
+// DIR, it:
+//  - starts the VMM its driver rendered (DIR/vm.json: a VmmLaunch), wired
+//    as the launch says: QEMU with the agent's virtio-serial port and the
+//    serial console on socketpair ends only this process holds; Cloud
+//    Hypervisor and Firecracker with the console on their stdout;
+//  - serves DIR/agent.sock: QEMU's one agent stream multiplexed for every
+//    host connection (mux.ts), or for CH and FC one hybrid vsock
+//    connection per host connection (vsock-bridge.ts), so the VM looks
+//    like a container to callers;
+//  - keeps the console in DIR/console.log, bounded (console-log.ts);
+//  - on SIGTERM has the guest sync and end itself, killing the VMM if it will not;
+//  - when the VMM exits, writes DIR/exit.json (requested or a crash) and exits.
 // It reports "ready" (or why not) on fd 3 once the agent answers.
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable } from "node:stream";
 import { AgentClient } from "../../agent/client.js";
 import { procStat } from "../../host/process.js";
 import { cgroupMode, ContainerCgroup, SPARE_PREFIX } from "../../host/cgroups.js";
+import { ConsoleLog } from "./console-log.js";
 import { AgentMux } from "./mux.js";
+import { shimPaths, type ShimConfig, type ShimExit } from "./shim-files.js";
+import { bridgeToVsock } from "./vsock-bridge.js";
 
-export interface ShimConfig {
-  readonly qemu: string;
-  readonly args: readonly string[];
-  readonly bootTimeoutMs: number;
-  /** The VM's cgroup (relative), entered before QEMU starts so it holds all of it. */
-  readonly cgroup?: string;
-  /** CPU time QEMU may use, in cores, when the spec's vcpus is a fraction (the vCPU count is its ceiling). */
-  readonly cpuShare?: number;
-  /**
-   * A saved VM's state (QEMU's migration stream in a file) to start from:
-   * opened here and read by QEMU as `-incoming fd:5`, straight from the
-   * file (no `cat` process and pipe between them).
-   */
-  readonly incoming?: string;
-}
-
-export interface ShimExit {
-  /** A stop or destroy asked for it; otherwise the guest or QEMU died on its own. */
-  readonly requested: boolean;
-  readonly code: number | null;
-  readonly signal: string | null;
-  readonly at: string;
-}
-
-export const shimPaths = (dir: string) => ({
-  config: path.join(dir, "vm.json"),
-  agentSocket: path.join(dir, "agent.sock"),
-  qmpSocket: path.join(dir, "qmp.sock"),
-  console: path.join(dir, "console.log"),
-  exit: path.join(dir, "exit.json"),
-  log: path.join(dir, "shim.log"),
-  shimPid: path.join(dir, "shim.pid"),
-  qemuPid: path.join(dir, "qemu.pid"),
-});
-
-const CONSOLE_MAX = 256 * 1024;
-/** QEMU's fds: 3 the agent's port, 4 the console, 5 the saved state to restore. */
-const INCOMING_FD = 5;
 const POWEROFF_WAIT_MS = 4000;
+
+/** The VMM process, with its console streams and how agent.sock's clients reach the guest. */
+interface Vmm {
+  readonly child: ChildProcess;
+  /** Settles if the VMM could not be started (listened to from the spawn on: the event comes before main is ready for it). */
+  readonly failed: Promise<Error>;
+  readonly console: Readable;
+  readonly serve: (client: net.Socket) => void;
+  readonly close: () => void;
+}
+
+/** Starts the VMM of `cfg`, wired as its launch says. */
+function startVmm(cfg: ShimConfig): Vmm {
+  const incoming = cfg.incoming === undefined ? undefined : fs.openSync(cfg.incoming.file, "r");
+  const args = cfg.incoming === undefined ? cfg.args : [...cfg.args, ...cfg.incoming.args];
+  try {
+    const w = cfg.wiring;
+    if (w.kind === "fds") {
+      // fd 3 the agent's port, fd 4 the console (shim-files.ts AGENT_FD, CONSOLE_FD), fd 5 the saved state.
+      const child = spawn(cfg.binary, args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", ...(incoming === undefined ? [] : [incoming])] });
+      const failed = new Promise<Error>((resolve) => child.once("error", resolve));
+      const mux = new AgentMux(child.stdio[3] as net.Socket);
+      return { child, failed, console: child.stdio[4] as net.Socket, serve: (s) => mux.attach(s), close: () => mux.close() };
+    }
+    fs.rmSync(w.uds, { force: true }); // the VMM will not bind over a socket an earlier run left
+    // stdin a pipe kept open, never written: the VMM polls its serial input, which /dev/null is not.
+    const child = spawn(cfg.binary, args, { stdio: ["pipe", "pipe", "pipe", ...(incoming === undefined ? [] : ["ignore", "ignore", incoming] as const)] });
+    const failed = new Promise<Error>((resolve) => child.once("error", resolve));
+    child.stdin!.on("error", () => {});
+    return { child, failed, console: child.stdout!, serve: (s) => bridgeToVsock(s, w.uds, w.port), close: () => child.stdin!.destroy() };
+  } finally {
+    if (incoming !== undefined) fs.closeSync(incoming);
+  }
+}
 
 async function main(dir: string): Promise<void> {
   const p = shimPaths(dir);
@@ -91,21 +96,16 @@ async function main(dir: string): Promise<void> {
   // (it was started as a spare), and a pid alone may be recycled.
   await fsp.writeFile(p.shimPid, `${process.pid} ${procStat(process.pid)?.startTime ?? 0}`);
   await fsp.rm(p.exit, { force: true });
-  const incoming = cfg.incoming === undefined ? undefined : fs.openSync(cfg.incoming, "r");
-  const args = incoming === undefined ? cfg.args : [...cfg.args, "-incoming", `fd:${INCOMING_FD}`];
-  const qemu = spawn(cfg.qemu, args, { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", ...(incoming === undefined ? [] : [incoming])] });
-  if (incoming !== undefined) fs.closeSync(incoming);
-  const agentStream = qemu.stdio[3] as net.Socket;
-  const consoleStream = qemu.stdio[4] as net.Socket;
-  await fsp.writeFile(p.qemuPid, String(qemu.pid ?? 0));
+  const vmm = startVmm(cfg);
+  const vmmProc = vmm.child;
+  await fsp.writeFile(p.vmmPid, String(vmmProc.pid ?? 0));
 
   const con = new ConsoleLog(p.console);
-  consoleStream.on("data", (c: Buffer) => con.write(c));
-  qemu.stderr!.on("data", (c: Buffer) => con.write(Buffer.from(`\n[qemu] ${c.toString()}`)));
+  vmm.console.on("data", (c: Buffer) => con.write(c));
+  vmmProc.stderr!.on("data", (c: Buffer) => con.write(Buffer.from(`\n[${cfg.vmm}] ${c.toString()}`)));
 
-  const mux = new AgentMux(agentStream);
   await fsp.rm(p.agentSocket, { force: true });
-  const server = net.createServer((s) => mux.attach(s));
+  const server = net.createServer(vmm.serve);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(p.agentSocket, () => resolve());
@@ -117,29 +117,30 @@ async function main(dir: string): Promise<void> {
   const finish = async (code: number | null, signal: string | null) => {
     exited = true;
     server.close();
-    mux.close();
+    vmm.close();
     const exit: ShimExit = { requested, code, signal, at: new Date().toISOString() };
     await fsp.writeFile(p.exit, JSON.stringify(exit));
     await fsp.rm(p.agentSocket, { force: true });
     await fsp.rm(p.qmpSocket, { force: true });
-    await fsp.rm(p.qemuPid, { force: true });
+    if (cfg.wiring.kind === "hybrid-vsock") await fsp.rm(cfg.wiring.uds, { force: true });
+    await fsp.rm(p.vmmPid, { force: true });
     con.close();
     say(`failed: the VM exited (${signal ?? `code ${code}`}) before its agent answered`);
     await fsp.rm(p.shimPid, { force: true });
     process.exit(0);
   };
-  qemu.on("exit", (code, signal) => void finish(code, signal));
-  qemu.on("error", (e) => {
-    con.write(Buffer.from(`\n[shim] cannot run ${cfg.qemu}: ${e.message}\n`));
+  vmmProc.on("exit", (code, signal) => void finish(code, signal));
+  void vmm.failed.then((e) => {
+    con.write(Buffer.from(`\n[shim] cannot run ${cfg.binary}: ${e.message}\n`));
     void finish(127, null);
   });
 
   const stop = async () => {
     if (requested) return;
     requested = true;
-    await powerOff(p.agentSocket).catch(() => {});
-    const t1 = setTimeout(() => qemu.kill("SIGTERM"), POWEROFF_WAIT_MS);
-    const t2 = setTimeout(() => qemu.kill("SIGKILL"), POWEROFF_WAIT_MS + 2000);
+    await endGuest(p.agentSocket, cfg.guestStop).catch(() => {});
+    const t1 = setTimeout(() => vmmProc.kill("SIGTERM"), POWEROFF_WAIT_MS);
+    const t2 = setTimeout(() => vmmProc.kill("SIGKILL"), POWEROFF_WAIT_MS + 2000);
     t1.unref();
     t2.unref();
   };
@@ -147,7 +148,7 @@ async function main(dir: string): Promise<void> {
   process.on("SIGINT", () => void stop());
   process.on("SIGHUP", () => {});
 
-  // Ready once the agent answers through the mux (the boot takes seconds under TCG).
+  // Ready once the agent answers through agent.sock (the boot takes seconds under TCG).
   const deadline = Date.now() + cfg.bootTimeoutMs;
   while (!exited && !requested) {
     try {
@@ -170,11 +171,11 @@ async function main(dir: string): Promise<void> {
   }
 }
 
-/** Asks the guest to sync and power off (the agent is PID 1 there; busybox sits beside it). */
-async function powerOff(agentSocket: string): Promise<void> {
+/** Asks the guest to sync and end itself with `applet` (the agent is PID 1 there; busybox sits beside it). */
+async function endGuest(agentSocket: string, applet: ShimConfig["guestStop"]): Promise<void> {
   const c = await AgentClient.connect(agentSocket, 500);
   try {
-    await withTimeout(c.run({ argv: ["/run/corral/busybox", "sh", "-c", "sync; /run/corral/busybox poweroff -f"], keepAlive: true }), 1500).catch(() => {});
+    await withTimeout(c.run({ argv: ["/run/corral/busybox", "sh", "-c", `sync; /run/corral/busybox ${applet} -f`], keepAlive: true }), 1500).catch(() => {});
   } finally {
     c.close();
   }
@@ -194,28 +195,6 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
-}
-
-/** The console, kept to the last CONSOLE_MAX..2*CONSOLE_MAX bytes (console.log + console.log.1). */
-class ConsoleLog {
-  private fd: number;
-  private size = 0;
-  constructor(private readonly file: string) {
-    this.fd = fs.openSync(file, "w", 0o600);
-  }
-  write(b: Buffer): void {
-    if (this.size + b.length > CONSOLE_MAX) {
-      fs.closeSync(this.fd);
-      fs.renameSync(this.file, `${this.file}.1`);
-      this.fd = fs.openSync(this.file, "w", 0o600);
-      this.size = 0;
-    }
-    fs.writeSync(this.fd, b);
-    this.size += b.length;
-  }
-  close(): void {
-    fs.closeSync(this.fd);
-  }
 }
 
 /**

@@ -1,13 +1,10 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { createHash, randomBytes } from "node:crypto";
-import { AgentClient } from "../../agent/client.js";
 import { haveCommand, runCommand } from "../../host/command.js";
-import { logTail, tailOfFiles } from "../../host/log-tail.js";
-import { killQuietly, procStat, processRunning } from "../../host/process.js";
+import { logTail } from "../../host/log-tail.js";
 import { vmIdentity } from "./identity.js";
-import { BackendError } from "../../core/errors.js";
+import { BackendError, ConflictError } from "../../core/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
 import {
@@ -19,21 +16,21 @@ import {
   type SandboxBackend,
   type SandboxHandle,
   type SandboxIdentity,
-  type SandboxStatus,
   type SnapshotSaved,
-  type UsageSample,
 } from "../backend.js";
 import { cgroupMode, ContainerCgroup, removeSpareCgroups, type CgroupMode } from "../../host/cgroups.js";
 import { diskUsage } from "../../store/tree.js";
 import { probeAccel } from "./accel.js";
-import { ensureTemplateImage, gcImages } from "./erofs.js";
+import { gcImages } from "./erofs.js";
 import { ensureInitrd } from "./initrd.js";
-import { bootImage, ensureKernel } from "./kernel.js";
-import type { VmPlan } from "./plan.js";
-import { Qmp } from "./qmp.js";
-import { guestCmdline, qemuArgs, QEMU, withRunAs, type Accel } from "./qemu.js";
-import { shimPaths, type ShimConfig, type ShimExit } from "./shim.js";
+import { ensureKernel } from "./kernel.js";
+import { planVm } from "./vm-plan.js";
+import { shimPaths, type ShimConfig } from "./shim-files.js";
 import { ShimLauncher } from "./shim-launcher.js";
+import { VmHandle } from "./vm-handle.js";
+import { readSnapshot, reidentify, removeSnapshotsOf, saveSnapshot, type VmSnapshot } from "./vm-snapshots.js";
+import type { Accel, VmmDriver, VmmLaunch, VmmSnapshots } from "./vmm-driver.js";
+import { usableVmmDriver, VMM_DRIVERS, vmmDriver } from "./vmm-drivers.js";
 
 export interface VmBackendOptions {
   /** Kernel, initrd and probe results: `<state>/vm`. */
@@ -53,7 +50,6 @@ export interface VmBackendOptions {
   /** Keep a shim started ahead of need (ShimLauncher): for long-lived processes (the daemon). */
   readonly spareShim?: boolean;
 }
-const MiB = 1024 * 1024;
 
 /**
  * The VM backend of a state dir: kernels, images and snapshots under
@@ -64,11 +60,13 @@ export function vmBackend(ctx: BackendContext): VmBackend {
 }
 
 /**
- * microVM sandboxes on QEMU's `microvm` machine: Debian's cloud kernel, an
- * initramfs with corral's init and agent, the template as one shared
- * read-only erofs image, a tmpfs (ephemeral) or ext4 disk (persistent)
- * upper layer. A shim process per VM owns QEMU and serves the same agent
- * socket a container has, so everything above the backend is the same.
+ * microVM sandboxes: Debian's cloud kernel, an initramfs with corral's init
+ * and agent, the template as one shared read-only erofs image, a tmpfs
+ * (ephemeral) or ext4 disk (persistent) upper layer, run by the VMM the
+ * spec names (`vmm`: QEMU's `microvm` machine by default, Cloud Hypervisor
+ * or Firecracker; vmm-drivers.ts) from one VmPlan. A shim process per VM
+ * owns the VMM and serves the same agent socket a container has, so
+ * everything above the backend is the same.
  */
 export class VmBackend implements SandboxBackend {
   readonly kind = "vm" as const;
@@ -117,12 +115,17 @@ export class VmBackend implements SandboxBackend {
     await fsp.rm(this.savedDir(snapshotId), { recursive: true, force: true });
   }
 
+  /** Available with QEMU and mkfs.erofs; the notes also say which other VMMs can run here. */
   async probe(): Promise<BackendReport> {
-    const notes: string[] = [];
-    if (!(await haveCommand(QEMU))) notes.push(`${QEMU} is not installed (apt-get install qemu-system-x86)`);
-    if (!(await haveCommand("mkfs.erofs"))) notes.push("mkfs.erofs is not installed (apt-get install erofs-utils)");
-    if (notes.length === 0) notes.push(`accelerator: ${await this.accel()}`);
-    return { kind: "vm", available: notes.length === 1 && notes[0]!.startsWith("accelerator"), notes };
+    const missing: string[] = [];
+    if (!(await haveCommand(VMM_DRIVERS.qemu.binary))) missing.push(`${VMM_DRIVERS.qemu.binary} is not installed (apt-get install qemu-system-x86)`);
+    if (!(await haveCommand("mkfs.erofs"))) missing.push("mkfs.erofs is not installed (apt-get install erofs-utils)");
+    const notes = missing.length ? [...missing] : [`accelerator: ${await this.accel()}`];
+    for (const d of [VMM_DRIVERS["cloud-hypervisor"], VMM_DRIVERS.firecracker]) {
+      const a = d.available();
+      notes.push(`vmm ${d.name}: ${a.ok ? `available (${a.binary})` : a.reason}`);
+    }
+    return { kind: "vm", available: missing.length === 0, notes };
   }
 
   private async accel(): Promise<Accel> {
@@ -140,65 +143,42 @@ export class VmBackend implements SandboxBackend {
     });
   }
 
+  /** QEMU's accelerator (probed); the VMMs that need KVM have no other. */
+  private accelFor(driver: VmmDriver): Promise<Accel> {
+    return driver.needsKvm ? Promise.resolve("kvm") : this.accel();
+  }
 
   cgroupFor(id: string): ContainerCgroup {
     return new ContainerCgroup(this.cgroupMode, `${this.o.cgroupParent}/${id}`);
   }
 
-  create(req: CreateRequest): Promise<SandboxHandle> {
+  /** Refused with a 422 naming the binary, before anything is made, when the spec's VMM cannot run here. */
+  async create(req: CreateRequest): Promise<SandboxHandle> {
+    const driver = usableVmmDriver(req.spec.vmm);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
-      if (req.warm && req.spec.lifetime.mode === "ephemeral") return this.createWarm(req);
+      if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots) return this.createWarm(req, driver, driver.snapshots);
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         const h = await fsp.open(disk, "wx", 0o600);
         await h.truncate(req.spec.resources.disk);
         await h.close();
         await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk]);
-        await this.giveToQemu(req.id, disk);
+        await this.giveToVmm(driver, req.id, disk);
       }
-      await this.launch(req);
+      await this.launch(req, driver);
     });
   }
 
   async start(req: CreateRequest): Promise<SandboxHandle> {
-    return startAgain(this.attach(req.id, req.dir), () => this.launch(req));
+    const driver = usableVmmDriver(req.spec.vmm);
+    return startAgain(this.attach(req.id, req.dir), () => this.launch(req, driver));
   }
 
-  /** The plan for a sandbox: the same one the other hypervisors' drivers render. */
-  async plan(req: CreateRequest, accel: Accel): Promise<VmPlan> {
-    const kernel = await ensureKernel(this.o.vmDir);
-    const initrd = await ensureInitrd(this.o.vmDir, kernel);
-    const image = await ensureTemplateImage(this.o.store, req.layers.map((d) => path.basename(d)));
-    const persistent = req.spec.lifetime.mode === "persistent";
-    const p = shimPaths(req.dir);
-    return {
-      name: req.id,
-      kernel: bootImage(kernel),
-      initrd: initrd.path,
-      cmdline: guestCmdline({
-        hostname: req.hostname,
-        accel,
-        upper: persistent ? { kind: "disk" } : { kind: "tmpfs", bytes: req.spec.resources.disk },
-        zeroFreedPages: req.warm === true && !persistent,
-        pids: req.spec.resources.pids,
-      }),
-      vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
-      memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
-      disks: [
-        { id: "root", path: image, readOnly: true },
-        ...(persistent ? [{ id: "data", path: path.join(req.dir, "disk.img"), readOnly: false }] : []),
-      ],
-      agent: { kind: "virtio-serial", socket: p.agentSocket },
-      consoleLog: p.console,
-      identity: vmIdentity(req.hostname),
-    };
-  }
-
-  /** The QEMU arguments of a cold boot of `req`. */
-  private async coldArgs(req: CreateRequest): Promise<{ args: string[]; accel: Accel }> {
-    const accel = await this.accel();
-    const plan = await this.plan(req, accel);
-    return { args: qemuArgs(plan, accel, shimPaths(req.dir).qmpSocket, this.vmUid(req.id)), accel };
+  /** The VMM process of a cold boot of `req`, as its driver renders it. */
+  private async coldLaunch(req: CreateRequest, driver: VmmDriver): Promise<VmmLaunch> {
+    const accel = await this.accelFor(driver);
+    const plan = await planVm(this.o.vmDir, this.o.store, req, driver, accel);
+    return driver.render(plan, { dir: req.dir, accel, runAs: this.vmUid(req.id) });
   }
 
   /**
@@ -212,11 +192,12 @@ export class VmBackend implements SandboxBackend {
 
   /**
    * A VM's own disk belongs to its QEMU's uid (0600): QEMU reopens it when a
-   * migration (snapshot) completes, after it has dropped root.
+   * migration (snapshot) completes, after it has dropped root. The other
+   * VMMs keep root.
    */
-  private async giveToQemu(id: string, file: string): Promise<void> {
+  private async giveToVmm(driver: VmmDriver, id: string, file: string): Promise<void> {
     const uid = this.vmUid(id);
-    if (uid !== undefined) await fsp.chown(file, uid, uid);
+    if (uid !== undefined && driver.name === "qemu") await fsp.chown(file, uid, uid);
   }
 
   /**
@@ -225,29 +206,29 @@ export class VmBackend implements SandboxBackend {
    * this very VM when there is none: it boots cold, is snapshotted while
    * idle, and goes on as the first of its pool.
    */
-  private async createWarm(req: CreateRequest): Promise<void> {
-    const { args } = await this.coldArgs(req);
-    const key = snapshotKey(args, req.dir, req.hostname);
-    const dir = path.join(this.o.vmDir, "snapshots", key);
+  private async createWarm(req: CreateRequest, driver: VmmDriver, snaps: VmmSnapshots): Promise<void> {
+    const launch = await this.coldLaunch(req, driver);
+    const dir = path.join(this.o.vmDir, "snapshots", snaps.shape(snaps.portable(launch, req.dir), req.hostname));
     const existing = await readSnapshot(dir);
-    if (existing) return this.restoreFrom(req, existing);
+    if (existing) return this.restoreFrom(req, snaps, existing);
     await fsp.mkdir(path.dirname(dir), { recursive: true });
     await withLock(`${dir}.lock`, async () => {
       const again = await readSnapshot(dir);
-      if (again) return this.restoreFrom(req, again);
-      await this.launch(req, args);
-      await snapshotVm(req.dir, dir, args.map((a) => a.replaceAll(req.dir, DIR_MARK)), this.vmUid(req.id));
+      if (again) return this.restoreFrom(req, snaps, again);
+      await this.launch(req, driver, launch);
+      await saveSnapshot(snaps, req.dir, dir, launch);
     });
   }
 
-  /** Saves the running VM in `dir` as named snapshot `snapshotId` (see snapshotVm): its own QEMU arguments, memory, and disk if it has one. */
+  /** Saves the running VM in `dir` as named snapshot `snapshotId`: its own VMM arguments, memory, and disk if it has one. */
   async saveNamed(dir: string, snapshotId: string): Promise<SnapshotSaved> {
+    const launch = launchOf(JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig);
+    const snaps = snapshotsOf(vmmDriver(launch.vmm));
     const out = this.savedDir(snapshotId);
     // 0711: QEMU, running as its own uid, writes into a dir of its own in here.
     await fsp.mkdir(path.dirname(out), { recursive: true, mode: 0o711 });
     try {
-      const cfg = JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig;
-      const snap = await snapshotVm(dir, out, cfg.args.map((a) => a.replaceAll(dir, DIR_MARK)), runAsOf(cfg.args));
+      const snap = await saveSnapshot(snaps, dir, out, launch);
       const bytes = snap.bytes + (await diskUsage(path.join(out, "disk.img")).catch(() => 0));
       return { bytes, createdAt: snap.createdAt };
     } catch (e) {
@@ -260,39 +241,42 @@ export class VmBackend implements SandboxBackend {
   async restore(req: CreateRequest, snapshotId: string): Promise<SandboxHandle> {
     const snap = await readSnapshot(this.savedDir(snapshotId));
     if (!snap) throw new BackendError(`snapshot ${snapshotId} has lost its files on this host`);
-    return createOrUndo(this.attach(req.id, req.dir), () => this.restoreFrom(req, snap));
+    const driver = usableVmmDriver(snap.vmm);
+    if (req.spec.vmm !== undefined && req.spec.vmm !== driver.name) {
+      throw new ConflictError(`snapshot ${snapshotId} was saved by ${driver.name}: it cannot be restored as a ${req.spec.vmm} VM`);
+    }
+    const snaps = snapshotsOf(driver);
+    return createOrUndo(this.attach(req.id, req.dir), () => this.restoreFrom(req, snaps, snap));
   }
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
-  private async restoreFrom(req: CreateRequest, snap: VmSnapshot): Promise<void> {
-    const uid = this.vmUid(req.id);
-    const saved = snap.args.map((a) => a.replaceAll(DIR_MARK, req.dir));
-    const args = uid === undefined ? saved : withRunAs(saved, uid);
+  private async restoreFrom(req: CreateRequest, snaps: VmmSnapshots, snap: VmSnapshot): Promise<void> {
+    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: vmIdentity(req.hostname), runAs: this.vmUid(req.id) });
     const disk = path.join(snap.dir, "disk.img");
     if (fs.existsSync(disk)) {
       await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
-      await this.giveToQemu(req.id, path.join(req.dir, "disk.img"));
+      await this.giveToVmm(vmmDriver(launch.vmm), req.id, path.join(req.dir, "disk.img"));
     }
-    await this.launch(req, args, path.join(snap.dir, "memory"));
+    await this.launch(req, vmmDriver(launch.vmm), launch);
     await reidentify(this.attach(req.id, req.dir), req.hostname, req.warm === true);
   }
 
   /**
-   * Starts the shim and QEMU with `args` (a cold boot's when not given),
-   * from the saved state in `incoming` if given; resolves once the agent answers.
+   * Starts the shim and the VMM as `launch` (a cold boot's when not
+   * given); resolves once the agent answers.
    */
-  private async launch(req: CreateRequest, args?: string[], incoming?: string): Promise<void> {
-    const accel = await this.accel();
+  private async launch(req: CreateRequest, driver: VmmDriver, given?: VmmLaunch & Pick<ShimConfig, "incoming">): Promise<void> {
+    const launch = given ?? (await this.coldLaunch(req, driver));
+    const accel = await this.accelFor(driver);
     const p = shimPaths(req.dir);
     const cfg: ShimConfig = {
-      qemu: QEMU,
-      args: args ?? (await this.coldArgs(req)).args,
+      ...launch,
       bootTimeoutMs: this.o.bootTimeoutMs ?? (accel === "kvm" ? 15_000 : 60_000),
       cgroup: `${this.o.cgroupParent}/${req.id}`,
       // A whole number of vCPUs is its own bound; a fraction is a share of them.
       ...(Number.isInteger(req.spec.resources.vcpus) ? {} : { cpuShare: req.spec.resources.vcpus }),
-      ...(incoming === undefined ? {} : { incoming }),
     };
+    for (const [file, content] of Object.entries(launch.files ?? {})) await fsp.writeFile(file, content, { mode: 0o600 });
     await fsp.writeFile(p.config, JSON.stringify(cfg, null, 2), { mode: 0o600 });
     try {
       const line = await new Promise<string>((resolve, reject) => {
@@ -319,298 +303,15 @@ export class VmBackend implements SandboxBackend {
   }
 }
 
-const DIR_MARK = "@SANDBOX_DIR@";
-/** The guest's cgroup for the agent and all it starts (init.c SANDBOX_CGROUP). */
-const GUEST_SANDBOX_CGROUP = "/sys/fs/cgroup/sandbox";
-
-/** The guest kernel's OOM kills (its /proc/vmstat). */
-async function guestOomKills(c: AgentClient): Promise<number> {
-  const vmstat = (await c.readFileBuffer("/proc/vmstat")).toString();
-  return Number(/^oom_kill (\d+)$/m.exec(vmstat)?.[1] ?? 0);
+/** What a driver can snapshot with, or a ConflictError saying it cannot. */
+function snapshotsOf(driver: VmmDriver): VmmSnapshots {
+  if (!driver.snapshots) throw new ConflictError(`corral cannot snapshot a VM run by ${driver.name}: snapshots and restores need vmm "qemu"`);
+  return driver.snapshots;
 }
 
-/** The processes in the guest's sandbox cgroup (corral-init puts the agent there, with the spec's pids limit); undefined without one. */
-function guestPids(c: AgentClient): Promise<number | undefined> {
-  return c.readFileBuffer(`${GUEST_SANDBOX_CGROUP}/pids.current`).then((b) => Number(b.toString()), () => undefined);
-}
-
-/** The uid in a QEMU command line's -runas, if any. */
-function runAsOf(args: readonly string[]): number | undefined {
-  const i = args.indexOf("-runas");
-  return i >= 0 ? Number(args[i + 1]!.split(":")[0]) : undefined;
-}
-
-export interface VmSnapshot {
-  readonly dir: string;
-  /** QEMU arguments of the VM it was taken from, its directory as DIR_MARK. */
-  readonly args: readonly string[];
-  readonly createdAt: string;
-  /** Bytes of the memory and device state file. */
-  readonly bytes: number;
-}
-
-/** What makes two VMs restorable from one snapshot: everything but their directory, hostname and QEMU uid. */
-export function snapshotKey(args: readonly string[], dir: string, hostname: string): string {
-  const norm = withRunAs(args, 0).map((a) => a.replaceAll(dir, DIR_MARK).replace(`corral.hostname=${hostname}`, "corral.hostname=@"));
-  return createHash("sha256").update(JSON.stringify(norm)).digest("hex").slice(0, 32);
-}
-
-/** Removes the pool snapshots whose QEMU arguments use one of `images` (store gc removed them). */
-export async function removeSnapshotsOf(vmDir: string, images: readonly string[]): Promise<void> {
-  if (images.length === 0) return;
-  const root = path.join(vmDir, "snapshots");
-  for (const name of await fsp.readdir(root).catch(() => [] as string[])) {
-    const snap = await readSnapshot(path.join(root, name));
-    if (snap && snap.args.some((a) => images.some((img) => a.includes(img)))) await fsp.rm(path.join(root, name), { recursive: true, force: true });
-  }
-}
-
-async function readSnapshot(dir: string): Promise<VmSnapshot | undefined> {
-  try {
-    return JSON.parse(await fsp.readFile(path.join(dir, "snapshot.json"), "utf8")) as VmSnapshot;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Saves a running, idle VM: migrates RAM and device state to `out/memory`
- * (QEMU's migration stream; zero pages cost a few bytes; QEMU pauses the
- * VM for the last pass), records the arguments a restore must repeat, and
- * resumes it. An ephemeral VM's root is the shared read-only image and its
- * writable layer tmpfs, so RAM is all its state; a persistent VM's disk
- * image is copied (sparse) while the VM is still paused after the last
- * pass, so memory and disk are of the same instant (the guest's own dirty
- * pages are in the memory image; QEMU's writes are in the host page cache,
- * which the copy reads).
- */
-export async function snapshotVm(vmDir: string, out: string, args: readonly string[], qemuUid?: number): Promise<VmSnapshot> {
-  const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
-  await fsp.mkdir(tmp, { recursive: true, mode: 0o700 });
-  // QEMU (no longer root) writes the stream through `exec:cat`: into a dir of its uid, handed back after.
-  if (qemuUid !== undefined) await fsp.chown(tmp, qemuUid, qemuUid);
-  // Clean page cache is dropped first: with init_on_free=1 (qemu.ts) the
-  // freed pages are zero, which the migration stream carries as a flag.
-  await dropCaches(vmDir).catch(() => {});
-  const q = await Qmp.connect(shimPaths(vmDir).qmpSocket);
-  try {
-    // Live migration, not stop-then-migrate: the run state travels with the
-    // stream, and a guest saved paused would be restored paused.
-    await q.execute("migrate", { uri: `exec:cat > ${shellQuote(path.join(tmp, "memory"))}` });
-    for (;;) {
-      const st = (await q.execute("query-migrate")) as { status?: string; "error-desc"?: string };
-      if (st.status === "completed") break;
-      if (st.status === "failed" || st.status === "cancelled") throw new BackendError(`snapshot of ${vmDir} failed: ${st["error-desc"] ?? st.status}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    if (qemuUid !== undefined) {
-      await fsp.chown(tmp, 0, 0);
-      await fsp.chown(path.join(tmp, "memory"), 0, 0);
-      await fsp.chmod(path.join(tmp, "memory"), 0o600);
-    }
-    const disk = path.join(vmDir, "disk.img");
-    if (fs.existsSync(disk)) await runCommand("cp", ["--sparse=always", disk, path.join(tmp, "disk.img")]);
-    const snap: VmSnapshot = { dir: out, args, createdAt: new Date().toISOString(), bytes: (await fsp.stat(path.join(tmp, "memory"))).size };
-    await fsp.writeFile(path.join(tmp, "snapshot.json"), JSON.stringify(snap, null, 2));
-    await fsp.rm(out, { recursive: true, force: true });
-    await fsp.rename(tmp, out);
-    return snap;
-  } catch (e) {
-    await fsp.rm(tmp, { recursive: true, force: true });
-    throw e;
-  } finally {
-    await q.execute("cont").catch(() => {});
-    q.close();
-  }
-}
-
-async function dropCaches(vmDir: string): Promise<void> {
-  const c = await AgentClient.connect(shimPaths(vmDir).agentSocket, 2000);
-  try {
-    await c.run({ argv: ["/run/corral/busybox", "sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], timeoutMs: 5000 });
-  } finally {
-    c.close();
-  }
-}
-
-/**
- * A restored VM is a copy of another: it gets its own hostname, and fresh
- * randomness from the host is written to /dev/urandom (mixed into the
- * kernel's input pool; Linux 6.1's crng reseeds from it within its reseed
- * interval). Both are file writes through the agent, so nothing is forked
- * in the guest. The MAC and vsock CID are device properties set from the
- * VM's own name when those devices exist.
- *
- * TCG's translation cache is not in the snapshot: the first fork+exec
- * after a restore costs 100-200 ms more than later ones. A VM restored
- * into a warm pool (`warmUp`) pays that now, in the background, with the
- * template's own shell (most commands come as sh -c), so the tenant who
- * claims it does not; a template without /bin/sh just skips it. A VM
- * restored for a caller who waits would only pay it twice (here, then for
- * its first command's own code).
- */
-async function reidentify(h: SandboxHandle, hostname: string, warmUp: boolean): Promise<void> {
-  const c = await h.agent(5000);
-  try {
-    await Promise.all([c.writeFile("/proc/sys/kernel/hostname", hostname), c.writeFile("/dev/urandom", randomBytes(512))]);
-    if (warmUp) await c.run({ cmd: "true" }).catch(() => undefined);
-  } catch (e) {
-    throw new BackendError(`could not give the restored VM its identity: ${(e as Error).message}`, { cause: e });
-  } finally {
-    c.close();
-  }
-}
-
-const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-
-
-export class VmHandle implements SandboxHandle {
-  private readonly paths: ReturnType<typeof shimPaths>;
-  constructor(
-    readonly id: string,
-    readonly dir: string,
-    private readonly backend: VmBackend,
-  ) {
-    this.paths = shimPaths(dir);
-  }
-
-  agent(timeoutMs = 5000): Promise<AgentClient> {
-    return AgentClient.connect(this.paths.agentSocket, timeoutMs);
-  }
-
-  /** The guest's agent is its PID 1 with every capability: it writes the name itself. */
-  async rename(hostname: string): Promise<void> {
-    const c = await this.agent();
-    try {
-      await c.writeFile("/proc/sys/kernel/hostname", hostname);
-    } finally {
-      c.close();
-    }
-  }
-
-  private shimPid(): number | undefined {
-    try {
-      const [pid, started] = fs.readFileSync(this.paths.shimPid, "utf8").trim().split(" ").map(Number);
-      if (!pid || !processRunning(pid)) return undefined;
-      // The pid must still be our shim's, not a recycled one: same start time.
-      if (started !== undefined) return procStat(pid)?.startTime === started ? pid : undefined;
-      // A shim of an earlier version wrote its pid alone and had its dir on its command line.
-      return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(this.dir) ? pid : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async status(): Promise<SandboxStatus> {
-    if (this.shimPid()) return "running";
-    const exit = await this.exit();
-    if (exit) return exit.requested ? "stopped" : "crashed";
-    return fs.existsSync(this.dir) ? "stopped" : "missing";
-  }
-
-  /** How the VM last ended, when it has. */
-  async exit(): Promise<ShimExit | undefined> {
-    try {
-      return JSON.parse(await fsp.readFile(this.paths.exit, "utf8")) as ShimExit;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
-   * CPU and memory are QEMU's (the host cgroup's); processes and OOM kills
-   * are the guest's (read through the agent), plus the host cgroup's OOM
-   * kills (QEMU itself).
-   */
-  async stats(): Promise<UsageSample> {
-    const cg = this.backend.cgroupFor(this.id);
-    const [cpuNanos, memoryBytes, hostPids, hostOom, guest] = await Promise.all([
-      cg.cpuNanos(),
-      cg.memoryBytes(),
-      cg.pids(),
-      cg.oomKills(),
-      this.withGuest((c) => Promise.all([guestOomKills(c), guestPids(c)])),
-    ]);
-    return { cpuNanos, memoryBytes, pids: guest?.[1] ?? hostPids, oomKills: hostOom + (guest?.[0] ?? 0) };
-  }
-
-  /** OOM kills of this VM: the guest kernel's (a command killed for the VM's memory size dies there) and the host cgroup's. */
-  async oomKills(): Promise<number> {
-    const [host, guest] = await Promise.all([this.backend.cgroupFor(this.id).oomKills(), this.withGuest(guestOomKills)]);
-    return host + (guest ?? 0);
-  }
-
-  /** `read` over a connection to the guest's agent; undefined when the guest does not answer. */
-  private async withGuest<T>(read: (c: AgentClient) => Promise<T>): Promise<T | undefined> {
-    const c = await this.agent(2000).catch(() => undefined);
-    if (!c) return undefined;
-    try {
-      return await read(c);
-    } catch {
-      return undefined;
-    } finally {
-      c.close();
-    }
-  }
-
-  /**
-   * Asks the shim to power the guest off (it syncs first), waits for it,
-   * then kills whatever is left in the VM's cgroup and removes it.
-   */
-  async stop(): Promise<void> {
-    const pid = this.shimPid();
-    if (pid) {
-      const start = procStat(pid)?.startTime;
-      killQuietly(pid, "SIGTERM");
-      const deadline = Date.now() + 8000;
-      while (Date.now() < deadline && processRunning(pid) && procStat(pid)?.startTime === start) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    const cg = this.backend.cgroupFor(this.id);
-    for (const p of await cg.processes()) killQuietly(p);
-    await cg.remove();
-    for (const f of [this.paths.agentSocket, this.paths.qmpSocket, this.paths.shimPid, this.paths.qemuPid]) await fsp.rm(f, { force: true });
-  }
-
-  async destroy(): Promise<void> {
-    await this.stop();
-    await fsp.rm(this.dir, { recursive: true, force: true });
-  }
-
-  /** The serial console: kernel messages, a panic, the guest init (one rotation kept). */
-  logs(maxBytes: number): Promise<string> {
-    return tailOfFiles([`${this.paths.console}.1`, this.paths.console], maxBytes);
-  }
-
-  /** A persistent VM's ext4 image, whose /upper is its writable layer. */
-  hasDisk(): boolean {
-    return fs.existsSync(path.join(this.dir, "disk.img"));
-  }
-
-  exportWritableLayer(dest: string, scratch: string): Promise<void> {
-    return copyUpperFromImage(path.join(this.dir, "disk.img"), dest, scratch);
-  }
-
-  snapshot(snapshotId: string): Promise<SnapshotSaved> {
-    return this.backend.saveNamed(this.dir, snapshotId);
-  }
-}
-
-/**
- * Copies /upper out of a stopped VM's ext4 disk image (mounted on a loop
- * device in a private mount namespace, so the mount cannot outlive the
- * copy; read-write, because a guest powered off with its disk mounted
- * leaves a journal to replay, as its next boot would). The guest's overlay
- * whiteouts and opaque-dir xattrs come along (cp -a), as from a
- * container's upper dir; owners are the guest's, which the store shifts
- * like a builder's output.
- */
-async function copyUpperFromImage(image: string, dest: string, mnt: string): Promise<void> {
-  await fsp.mkdir(mnt);
-  try {
-    await runCommand("unshare", ["-m", "--propagation", "private", "sh", "-c", 'mount -o loop "$1" "$2" && cp -a -- "$2/upper" "$3"', "sh", image, mnt, dest]);
-  } finally {
-    await fsp.rmdir(mnt).catch(() => {});
-  }
+/** The launch a VM's vm.json records; one written before there were drivers was QEMU's, with `qemu` for `binary`. */
+function launchOf(cfg: ShimConfig & { qemu?: string }): VmmLaunch {
+  if (cfg.vmm !== undefined) return cfg;
+  // No identity reached QEMU's arguments then: nothing of it to mark.
+  return { vmm: "qemu", binary: cfg.qemu ?? VMM_DRIVERS.qemu.binary, args: cfg.args, wiring: { kind: "fds" }, guestStop: "poweroff", identity: { mac: "", tap: "", cid: -1 } };
 }

@@ -29,6 +29,9 @@
  *   corral.pids=N          the agent and all it starts live in the cgroup
  *                          /sys/fs/cgroup/sandbox with pids.max N (the
  *                          spec's resources.pids, as a container's cgroup)
+ *   MODULE.PARAM=VALUE     passed to that module as it is loaded (what
+ *                          modprobe does), e.g. Firecracker's
+ *                          virtio_mmio.device=
  *
  * Any failure prints "corral-init: ..." on the console and powers off; the
  * host reports the console's tail.
@@ -144,6 +147,40 @@ static bool is_late(const char *m) { return !strcmp(m, "virtio-rng"); }
 
 static bool is_vsock(const char *m) { return !strcmp(m, "vsock") || !strncmp(m, "vmw_vsock_", 10); }
 
+/* `module.param=value` words of the kernel command line. The kernel gives
+ * them only to built-in code; for a module, modprobe reads them from
+ * /proc/cmdline, and finit_module takes them as its argument. Firecracker
+ * announces its virtio-mmio devices this way (virtio_mmio.device=...),
+ * and virtio_mmio is a module in Debian's kernel. */
+#define MAX_MODPARAMS 16
+static const char *modparams[MAX_MODPARAMS];
+static int n_modparams;
+
+/* Whether word `w` is a parameter of module `m` ('-' and '_' are one in module names). */
+static bool param_of(const char *w, const char *m)
+{
+	for (; *m; m++, w++)
+		if (*w != *m && !((*w == '-' || *w == '_') && (*m == '-' || *m == '_')))
+			return false;
+	return *w == '.';
+}
+
+/* The parameters for module m, "p1=v1 p2=v2", from modparams. */
+static const char *params_for(const char *m, char out[static 1024])
+{
+	size_t n = 0;
+	out[0] = 0;
+	for (int i = 0; i < n_modparams; i++) {
+		if (!param_of(modparams[i], m))
+			continue;
+		int w = snprintf(out + n, 1024 - n, "%s%s", n ? " " : "", modparams[i] + strlen(m) + 1);
+		if (w < 0 || (size_t)w >= 1024 - n)
+			fail("parameters of module %s are too long", m);
+		n += (size_t)w;
+	}
+	return out;
+}
+
 /* Loads the modules listed in /modules (one name a line, in dependency
  * order): the late ones only, or all but those. */
 static void load_modules(bool vsock, bool late)
@@ -156,8 +193,9 @@ static void load_modules(bool vsock, bool late)
 			continue;
 		char p[256];
 		snprintf(p, sizeof p, "/lib/modules/%s.ko", m);
+		char params[1024];
 		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)) {
+		if (fd < 0 || (syscall(SYS_finit_module, fd, params_for(m, params), 0) < 0 && errno != EEXIST)) {
 			/* The late ones are not worth the VM: said, not fatal. */
 			if (late)
 				say("corral-init: insmod %s: %s", m, strerror(errno));
@@ -327,6 +365,8 @@ int main(void)
 			vsock = a + 13;
 		else if (!strncmp(a, "corral.pids=", 12))
 			pids = a + 12;
+		else if (strchr(a, '.') && strchr(a, '=') > strchr(a, '.') && n_modparams < MAX_MODPARAMS)
+			modparams[n_modparams++] = a;
 	}
 	if (probe) {
 		say(PROBE_MARK);

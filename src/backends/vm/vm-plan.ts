@@ -1,0 +1,56 @@
+import path from "node:path";
+import type { Store } from "../../store/store.js";
+import type { CreateRequest } from "../backend.js";
+import { ensureTemplateImage } from "./erofs.js";
+import { vmIdentity } from "./identity.js";
+import { ensureInitrd } from "./initrd.js";
+import { bootImage, ensureKernel } from "./kernel.js";
+import { AGENT_VSOCK_PORT, type VmAgentChannel, type VmPlan } from "./plan.js";
+import { guestCmdline } from "./qemu.js";
+import { shimPaths } from "./shim-files.js";
+import type { Accel, VmmDriver } from "./vmm-driver.js";
+
+const MiB = 1024 * 1024;
+
+/**
+ * The plan of a sandbox, the same for every driver but for the agent's
+ * channel (the driver's kind: a virtio-serial port whose host end is the
+ * shim's agent.sock, or vsock behind a hybrid vsock socket in the sandbox
+ * dir) and the guest modules its devices need. The identity (MAC, tap,
+ * vsock CID) is the sandbox's name's: `req.hostname`, as every start and
+ * restore passes it.
+ */
+export async function planVm(vmDir: string, store: Store, req: CreateRequest, driver: VmmDriver, accel: Accel): Promise<VmPlan> {
+  const kernel = await ensureKernel(vmDir);
+  const initrd = await ensureInitrd(vmDir, kernel, driver.guestModules);
+  const image = await ensureTemplateImage(store, req.layers.map((d) => path.basename(d)));
+  const persistent = req.spec.lifetime.mode === "persistent";
+  const p = shimPaths(req.dir);
+  const identity = vmIdentity(req.hostname);
+  const agent: VmAgentChannel =
+    driver.agent === "virtio-serial"
+      ? { kind: "virtio-serial", socket: p.agentSocket }
+      : { kind: "vsock", cid: identity.cid, port: AGENT_VSOCK_PORT, uds: p.vsockSocket };
+  return {
+    name: req.id,
+    kernel: bootImage(kernel),
+    initrd: initrd.path,
+    cmdline: guestCmdline({
+      hostname: req.hostname,
+      accel,
+      upper: persistent ? { kind: "disk" } : { kind: "tmpfs", bytes: req.spec.resources.disk },
+      // Only for VMs that will be snapshotted (a pool's, where the VMM can).
+      zeroFreedPages: req.warm === true && !persistent && driver.snapshots !== undefined,
+      pids: req.spec.resources.pids,
+    }),
+    vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
+    memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
+    disks: [
+      { id: "root", path: image, readOnly: true },
+      ...(persistent ? [{ id: "data", path: path.join(req.dir, "disk.img"), readOnly: false }] : []),
+    ],
+    agent,
+    consoleLog: p.console,
+    identity,
+  };
+}
