@@ -142,10 +142,10 @@ describe("/v1/connect", () => {
     assert.equal(spec.body?.error?.issues?.[0]?.path, "resources.memory");
     c.send({ id: 11, op: "exec", params: { id: "no-such-sandbox" }, body: { argv: ["true"] } });
     assert.equal((await c.reply(11)).body?.error?.code, "sandbox_not_found");
-    c.send({ id: 12, op: "listSandboxes" });
+    c.send({ id: 12, op: "frobnicate" });
     const unknown = await c.reply(12);
     assert.equal(unknown.status, 400);
-    assert.match(unknown.body?.error?.message ?? "", /op/);
+    assert.match(unknown.body?.error?.message ?? "", /unknown op "frobnicate"/);
     c.send("not json");
     const garbled = await c.until((m) => m.id === 0);
     assert.equal(garbled.status, 400);
