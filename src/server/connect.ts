@@ -88,7 +88,9 @@ class Session {
   /** Outgoing streams paused for credit or a full socket. */
   private readonly waiting = new Set<Outgoing>();
   private closed = false;
+  /** After each write to the socket: streams paused for a full socket may go on once it has drained. */
   private readonly onSent = () => {
+    if (this.waiting.size === 0) return;
     for (const out of [...this.waiting]) out.check();
   };
 

@@ -61,6 +61,8 @@ export function logRequest(
   log: FastifyBaseLogger,
   r: { transport: "http" | "connect"; method: string; operation: string; status: number; ms: number; tenant: string | undefined; sandbox: string | undefined },
 ): void {
+  // Built only when it will be written: a daemon at warn level pays nothing per request.
+  if ((log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.("info") === false) return;
   log.info(
     {
       transport: r.transport,
