@@ -203,7 +203,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Warm pools (configured with `corral admin pool set`), how full they are, and how claims went. */
+        /** @description Warm pools (configured with setPool or `corral admin pool set`), how full they are, and how claims went. */
         get: operations["listPools"];
         /**
          * @description Keeps `size` sandboxes of a template and resource shape started

@@ -128,26 +128,26 @@ class Session {
     try {
       value = JSON.parse(data.toString());
     } catch {
-      return this.reply(0, toHttpError(new InvalidArgumentError("a /v1/connect text message is not JSON")));
+      return this.refused(0, undefined, toHttpError(new InvalidArgumentError("a /v1/connect text message is not JSON")), t0);
     }
     if (typeof value === "object" && value !== null && "credit" in value) return this.onCredit(value);
     let req: Request;
     try {
       req = this.parse(value);
     } catch (e) {
-      return this.reply((e as { requestId?: number }).requestId ?? 0, toHttpError(e));
+      return this.refused((e as { requestId?: number }).requestId ?? 0, undefined, toHttpError(e), t0);
     }
     try {
       // Every request, not just the upgrade: a key revoked meanwhile stops here.
       this.ctx.sandboxes.tenants.authenticate(this.key);
     } catch (e) {
-      this.reply(req.id, toHttpError(e));
+      this.refused(req.id, req.op, toHttpError(e), t0);
       this.ws.close(1008, "the API key is not valid any more");
       return;
     }
     if (this.flights.size >= MAX_IN_FLIGHT) {
       const message = `at most ${MAX_IN_FLIGHT} requests may be unanswered on one connection`;
-      return this.reply(req.id, { status: 429, body: { error: { code: "too_many_requests", message } } });
+      return this.refused(req.id, req.op, { status: 429, body: { error: { code: "too_many_requests", message } } }, t0);
     }
     const flight: Flight = { op: req.op, t0, sandbox: undefined, upload: undefined, out: undefined, abort: undefined, cancelled: false };
     this.flights.set(req.id, flight);
@@ -284,6 +284,13 @@ class Session {
     }
     this.reply(id, r);
     this.done(id, f, r.status);
+  }
+
+  /** A message answered before it became a request in flight (not JSON, not a ConnectRequest, a revoked key, too many): answered and logged. */
+  private refused(id: number, op: string | undefined, r: Reply, t0: number): void {
+    this.reply(id, r);
+    this.ctx.activity.touch();
+    logRequest(this.log, { transport: "connect", method: "-", operation: op ?? "none", status: r.status, ms: performance.now() - t0, tenant: this.tenant, sandbox: undefined });
   }
 
   private reply(id: number, r: Reply): void {
