@@ -184,8 +184,10 @@ export interface paths {
          *     started and drops its streams. A message that is not a valid
          *     ConnectRequest is answered 400 (`id` 0 when it has none). At most
          *     256 requests may be unanswered on one connection (a foreground
-         *     exec until its exit); beyond that they are answered 429. A text
-         *     message over the JSON body limit closes the connection (1009).
+         *     exec until its exit), 16 of them uploads (so at most 16 MiB of a
+         *     connection's bytes wait for their handlers); beyond that they are
+         *     answered 429. A text message over the JSON body limit closes the
+         *     connection (1009).
          */
         get: operations["connect"];
         put?: never;

@@ -37,6 +37,8 @@ type Reply = { readonly status: number; readonly body?: unknown; readonly type?:
 export const CONNECT_PATH = "/v1/connect";
 /** Requests one connection may have unanswered at once (a stream counts until its end). */
 export const MAX_IN_FLIGHT = 256;
+/** Uploads one connection may have at once: what waits for their handlers is at most this many windows (16 MiB). */
+export const MAX_UPLOADS = 16;
 
 export interface ChannelOptions {
   readonly params: ParamChecker;
@@ -147,6 +149,10 @@ class Session {
     }
     if (this.flights.size >= MAX_IN_FLIGHT) {
       const message = `at most ${MAX_IN_FLIGHT} requests may be unanswered on one connection`;
+      return this.refused(req.id, req.op, { status: 429, body: { error: { code: "too_many_requests", message } } }, t0);
+    }
+    if (req.upload && [...this.flights.values()].filter((f) => f.upload).length >= MAX_UPLOADS) {
+      const message = `at most ${MAX_UPLOADS} uploads may be under way on one connection`;
       return this.refused(req.id, req.op, { status: 429, body: { error: { code: "too_many_requests", message } } }, t0);
     }
     const flight: Flight = { op: req.op, t0, sandbox: undefined, upload: undefined, out: undefined, abort: undefined, cancelled: false };

@@ -14,6 +14,7 @@ import { request, testDaemon } from "../helpers/daemon.js";
 import { dockerArchive, tarArchive } from "../helpers/tar-writer.js";
 import { CHUNK, WINDOW } from "../../src/server/connect-flow.js";
 import type { Daemon } from "../../src/server/daemon.js";
+import { MAX_UPLOADS } from "../../src/server/connect.js";
 
 /** The upgrade refused: its HTTP status and body. */
 function refusal(url: string, headers: Record<string, string>, target = "/v1/connect"): Promise<{ status: number; body: string }> {
@@ -286,6 +287,19 @@ describe("/v1/connect", () => {
       assert.equal((await slow.reply(3)).status, 204);
     } finally {
       slow.ws.close();
+    }
+  });
+
+  it("takes a bounded number of uploads at once, and gives one up on cancel", async () => {
+    const ids = Array.from({ length: MAX_UPLOADS }, (_, i) => 700 + i);
+    for (const id of ids) c.send({ id, op: "writeFile", params: { id: sandboxId }, query: { path: `/tmp/up-${id}` }, upload: true });
+    c.send({ id: 799, op: "writeFile", params: { id: sandboxId }, query: { path: "/tmp/up-over" }, upload: true });
+    const over = await c.reply(799);
+    assert.deepEqual([over.status, over.body?.error?.code], [429, "too_many_requests"]);
+    for (const [i, id] of ids.entries()) c.send({ id: 800 + i, op: "cancel", body: { request: id } });
+    for (const [i, id] of ids.entries()) {
+      assert.equal((await c.reply(800 + i)).status, 204);
+      assert.ok((await c.reply(id)).status! >= 400, "a cancelled upload is answered with an error");
     }
   });
 

@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from "node:stream";
 import type { AgentClient } from "../../agent/client.js";
-import { SandboxOperationError } from "../../core/errors.js";
+import { InvalidArgumentError, SandboxOperationError } from "../../core/errors.js";
 import type { ServerContext } from "../context.js";
 import { noContent, ok, param, type OpRequest, type Operations } from "./types.js";
 
@@ -37,6 +37,11 @@ export const fileOperations: Operations = {
     try {
       client = await agent(ctx, req);
       upload.stream.pipe(body);
+      // pipe() passes on neither an error nor a cut: an upload that ends
+      // short (the caller left, cancelled) must fail the write, not leave it waiting.
+      upload.stream.once("close", () => {
+        if (!upload.stream.readableEnded) body.destroy(new InvalidArgumentError("the upload ended before its last byte"));
+      });
       const r = await client.writeFile(path, body, { mkdirs: true, ...(mode !== undefined ? { mode: parseInt(mode, 8) } : {}) });
       return ok({ path, size: r.size });
     } catch (e) {
