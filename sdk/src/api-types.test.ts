@@ -1,6 +1,6 @@
-// The committed API types must be exactly what the generator makes from
-// api/openapi.yaml today, so they cannot drift from the spec. On a
-// failure, run `node sdk/generate.mjs` and commit the result.
+// The committed API types and operation ids must be exactly what the
+// generator makes from api/openapi.yaml today, so they cannot drift from
+// the spec. On a failure, run `node sdk/generate.mjs` and commit the result.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -20,16 +20,17 @@ function repoRoot(): string {
   return dir;
 }
 
-describe("api-types.ts", () => {
-  it("is what openapi-typescript generates from api/openapi.yaml", () => {
+describe("api-types.ts and api-operations.ts", () => {
+  it("are what sdk/generate.mjs makes from api/openapi.yaml", () => {
     const root = repoRoot();
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "corral-sdk-types-"));
     try {
-      const out = path.join(tmp, "api-types.ts");
-      execFileSync(process.execPath, [path.join(root, "sdk", "generate.mjs"), out], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
-      const fresh = fs.readFileSync(out, "utf8");
-      const committed = fs.readFileSync(path.join(root, "sdk", "src", "api-types.ts"), "utf8");
-      assert.ok(fresh === committed, "sdk/src/api-types.ts is stale: run `node sdk/generate.mjs`");
+      execFileSync(process.execPath, [path.join(root, "sdk", "generate.mjs"), tmp], { cwd: root, stdio: ["ignore", "ignore", "inherit"] });
+      for (const name of ["api-types.ts", "api-operations.ts"]) {
+        const fresh = fs.readFileSync(path.join(tmp, name), "utf8");
+        const committed = fs.readFileSync(path.join(root, "sdk", "src", name), "utf8");
+        assert.ok(fresh === committed, `sdk/src/${name} is stale: run \`node sdk/generate.mjs\``);
+      }
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }

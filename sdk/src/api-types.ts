@@ -53,6 +53,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/templates/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * @description Forgets a template (admin tenants only). Its layers stay while a
+         *     sandbox or snapshot stands on them; `gcStore` removes the rest.
+         *     Sandboxes made from it keep running.
+         */
+        delete: operations["deleteTemplate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/templates/{name}/build": {
         parameters: {
             query?: never;
@@ -82,8 +103,9 @@ export interface paths {
          *     save`, `podman save`, or an OCI image layout in a tar; plain or
          *     gzip): one store layer per image layer, OCI whiteouts kept. The name
          *     must be new and not a built-in's. Templates are shared by every
-         *     tenant, so only tenants the daemon allows (`corral daemon
-         *     --template-import-tenant`) may import (403 otherwise). The body is
+         *     tenant, so only admin tenants and the tenants the daemon allows
+         *     to import (`corral daemon --template-import-tenant`) may import
+         *     (403 otherwise). The body is
          *     limited in size (413). A bad archive is an `error` event and
          *     registers nothing.
          */
@@ -103,37 +125,69 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One WebSocket for creating sandboxes and running commands
-         * @description Upgrades to a WebSocket (RFC 6455) that carries the operations
-         *     createSandbox, getSandbox, deleteSandbox and exec as JSON text
-         *     messages, with the same request bodies, answers, errors and
-         *     semantics as their HTTP endpoints, several at once. It saves the
-         *     per-request cost of HTTP on a connection a client keeps open (the
-         *     SDK uses it when the daemon offers it, and HTTP otherwise).
+         * One WebSocket carrying every operation of this API
+         * @description Upgrades to a WebSocket (RFC 6455) that carries every operation of
+         *     this document (createSandbox, exec, readFile, buildTemplate ...)
+         *     with the same parameters, bodies, answers, errors and semantics
+         *     as over HTTP, several at once. Both transports dispatch to the
+         *     same handler per operation. It saves HTTP's per-request cost on a
+         *     connection a client keeps open (the SDK sends its JSON operations
+         *     and commands over it when the daemon offers it).
          *
          *     The key is checked at the upgrade (401 without a valid one) and
-         *     again on every message: a key revoked meanwhile gets a 401 answer
+         *     again on every request: a key revoked meanwhile gets a 401 answer
          *     and the connection is closed.
          *
+         *     Text messages (JSON):
          *     - A request is a ConnectRequest: `id` (unique among the
-         *       connection's unanswered requests), `op`, `params` (the path
-         *       parameters, e.g. `{"id": "sb-..."}`) and `body` (the JSON body).
-         *     - The answer is a ConnectReply with the same `id`: the HTTP status
-         *       and the JSON body that endpoint would have sent (none for 204).
-         *     - A foreground exec is answered with events instead (ConnectEvent:
-         *       `id` and an ExecEvent): `start`, then `stdout`/`stderr` as the
-         *       command writes, then `exit` or `error`, the last one. A
-         *       background exec gets a ConnectReply with the `start` event. An
-         *       exec that cannot start gets a ConnectReply with its error.
+         *       connection's unanswered requests), `op` (an operationId),
+         *       `params` (path parameters, e.g. `{"id": "sb-..."}`), `query`
+         *       (query parameters, e.g. `{"path": "/etc/hosts"}`), `body` (the
+         *       JSON body) and `upload: true` when the operation's bytes (the
+         *       octet-stream or tar body over HTTP) follow as binary frames.
+         *     - A JSON or text answer is a ConnectReply with the same `id`: the
+         *       HTTP status and the body that endpoint would have sent (none
+         *       for 204, the text as a string for text/plain).
+         *     - An NDJSON answer (a foreground exec, buildTemplate,
+         *       importTemplate) comes as ConnectEvents instead (`id` and one
+         *       event each); the last is an `exit`, `done` or `error` event.
+         *       An operation that fails before its stream starts gets a
+         *       ConnectReply with its error.
+         *     - A byte answer (readFile) comes as binary frames, ended by an
+         *       empty one; a ConnectReply with an error status ends it instead
+         *       when it fails, before or during the bytes.
          *     - `{"id", "op": "cancel", "body": {"request": N}}` gives up request
-         *       N: a foreground command it started is killed (as when an HTTP
-         *       client leaves). Answered 204.
-         *     - A connection that closes kills the foreground commands it
-         *       started. A message that is not a valid ConnectRequest is
-         *       answered 400 (`id` 0 when it has none). At most 256 requests
-         *       may be unanswered on one connection (a foreground exec until its
-         *       exit); beyond that they are answered 429. A message over the
-         *       JSON body limit closes the connection (1009).
+         *       N: a foreground command it started is killed, a stream stopped
+         *       (as when an HTTP client leaves). Answered 204.
+         *
+         *     Binary messages: 8 bytes, the request id as an unsigned big-endian
+         *     integer, then at most 65536 bytes of payload. An empty payload
+         *     ends that request's bytes. Frames of a request that has already
+         *     been answered (an upload refused halfway) are dropped.
+         *
+         *     Flow control, so that a slow reader on either side pauses the
+         *     sandbox's stream instead of filling memory: each request may have
+         *     at most 1 MiB (1048576 bytes) unacknowledged in each direction,
+         *     counting the payload of binary frames and the whole text of
+         *     ConnectEvents. The receiver acknowledges what it has consumed with
+         *     a ConnectCredit (`{"credit": N, "bytes": K}`, N the request id;
+         *     not answered). The daemon stops reading the command's output or
+         *     the file while a request is out of credit, and every stream of a
+         *     connection while more than 1 MiB waits in its socket, so what it
+         *     holds per connection is bounded by 1 MiB plus one chunk (64 KiB)
+         *     per open stream. Over the window by more than one chunk, an
+         *     upload is refused (400). A command's output pauses on the
+         *     daemon's connection to the sandbox's agent, so other commands of
+         *     the same sandbox pause with it until the reader catches up.
+         *
+         *     A connection that closes kills the foreground commands it
+         *     started and drops its streams. A message that is not a valid
+         *     ConnectRequest is answered 400 (`id` 0 when it has none). At most
+         *     256 requests may be unanswered on one connection (a foreground
+         *     exec until its exit), 16 of them uploads (so at most 16 MiB of a
+         *     connection's bytes wait for their handlers); beyond that they are
+         *     answered 429. A text message over the JSON body limit closes the
+         *     connection (1009).
          */
         get: operations["connect"];
         put?: never;
@@ -151,11 +205,146 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Warm pools (configured with `corral admin pool set`), how full they are, and how claims went. */
+        /** @description Warm pools (configured with setPool or `corral admin pool set`), how full they are, and how claims went. */
         get: operations["listPools"];
+        /**
+         * @description Keeps `size` sandboxes of a template and resource shape started
+         *     ahead of need (admin tenants only); 0 empties the pool. A create
+         *     of the same shape (template, backend, resources) claims one.
+         */
+        put: operations["setPool"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/pools/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Empties a pool (admin tenants only); its waiting sandboxes are removed. */
+        delete: operations["deletePool"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/store/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description What the store and the sandboxes use on disk (admin tenants only). */
+        get: operations["storeUsage"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/store/gc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Removes layers and VM images that no template names and no sandbox
+         *     or snapshot stands on (admin tenants only). Layers younger than a
+         *     minute are kept (a build in progress).
+         */
+        post: operations["gcStore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Every tenant and its quotas (admin tenants only). */
+        get: operations["listTenants"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tenants/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * @description Sets a tenant's quotas, creating the tenant if it is new (admin
+         *     tenants only). A quota left out is kept; null removes it.
+         */
+        put: operations["setTenantQuota"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description API keys (never the keys themselves), oldest first (admin tenants only). */
+        get: operations["listKeys"];
+        put?: never;
+        /**
+         * @description A new API key for a tenant, created if new (admin tenants only).
+         *     The answer is the only time the key itself is shown.
+         */
+        post: operations["createKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Revokes a key at once, on every connection (admin tenants only). */
+        delete: operations["revokeKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -249,6 +438,31 @@ export interface paths {
         put?: never;
         /** @description Makes an ephemeral sandbox persistent (no timeout), keeping its files. */
         post: operations["promoteSandbox"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/commit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Makes a new template of a persistent sandbox (admin tenants only:
+         *     templates are shared): its template's layers plus what it has
+         *     written. A running sandbox is stopped for the copy and started
+         *     again. 409 for an ephemeral sandbox or a name taken.
+         */
+        post: operations["commitSandbox"];
         delete?: never;
         options?: never;
         head?: never;
@@ -592,26 +806,40 @@ export interface components {
     schemas: {
         ConnectRequest: {
             id: number;
-            /** @enum {string} */
-            op: "createSandbox" | "getSandbox" | "deleteSandbox" | "exec" | "cancel";
+            /** @description An operationId of this document, or `cancel`. */
+            op: string;
+            /** @description The path parameters. */
             params?: {
-                id?: string;
+                [key: string]: string | number;
+            };
+            /** @description The query parameters (a list for a repeated one). */
+            query?: {
+                [key: string]: (string | number | boolean) | string[];
             };
             /** @description The JSON body the operation takes over HTTP. */
-            body?: {
-                [key: string]: unknown;
-            };
+            body?: unknown;
+            /** @description The operation's bytes follow as binary frames with this id, ended by an empty one. */
+            upload?: boolean;
         };
         ConnectReply: {
             id: number;
             /** @description The HTTP status the same request gets over HTTP. */
             status: number;
-            /** @description The JSON body that answer carries over HTTP; none for 204. */
+            /** @description The body that answer carries over HTTP (JSON; text as a string); none for 204. */
             body?: unknown;
         };
         ConnectEvent: {
             id: number;
-            event: components["schemas"]["ExecEvent"];
+            /** @description One NDJSON event of the operation (ExecEvent, BuildEvent). */
+            event: {
+                type: string;
+            };
+        };
+        ConnectCredit: {
+            /** @description The request whose stream the sender has consumed. */
+            credit: number;
+            /** @description How many more bytes the other side may send. */
+            bytes: number;
         };
         Error: {
             error: {
@@ -641,8 +869,6 @@ export interface components {
             status: "ok";
             version: string;
         };
-        /** @description Bytes, or a string such as "512M" or "2GiB". */
-        Size: number | string;
         SandboxSpec: {
             name?: string;
             template: string;
@@ -651,14 +877,24 @@ export interface components {
              * @enum {string}
              */
             backend?: "container" | "vm";
+            /** @default {} */
             resources?: {
                 /** @default 1 */
                 vcpus?: number;
-                memory?: components["schemas"]["Size"];
+                /**
+                 * @description Bytes, or a size such as "512M" or "2GiB" (binary units: 1K = 1024).
+                 * @default 536870912
+                 */
+                memory?: number | string;
                 /** @default 1024 */
                 pids?: number;
-                disk?: components["schemas"]["Size"];
+                /**
+                 * @description Bytes, or a size such as "512M" or "2GiB" (binary units: 1K = 1024).
+                 * @default 1073741824
+                 */
+                disk?: number | string;
             };
+            /** @default {} */
             env?: {
                 [key: string]: string;
             };
@@ -669,6 +905,7 @@ export interface components {
              * @enum {string}
              */
             network?: "none";
+            /** @default {} */
             lifetime?: {
                 /**
                  * @default ephemeral
@@ -677,6 +914,7 @@ export interface components {
                 mode?: "ephemeral" | "persistent";
                 timeoutSeconds?: number;
             };
+            /** @default {} */
             labels?: {
                 [key: string]: string;
             };
@@ -696,7 +934,8 @@ export interface components {
                 [key: string]: string;
             };
             workdir: string;
-            network: string;
+            /** @enum {string} */
+            network: "none";
             lifetime: {
                 /** @enum {string} */
                 mode: "ephemeral" | "persistent";
@@ -710,8 +949,7 @@ export interface components {
             id: string;
             name: string;
             template: string;
-            /** @enum {string} */
-            backend: "container" | "vm";
+            backend: components["schemas"]["ResolvedSpec"]["backend"];
             /**
              * @description crashed: it ended without being asked to (a VM guest panic, say)
              * @enum {string}
@@ -739,11 +977,8 @@ export interface components {
         Pool: {
             key: string;
             template: string;
-            /**
-             * @description vm pools fill by restoring a snapshot of a VM of the same shape
-             * @enum {string}
-             */
-            backend: "container" | "vm";
+            /** @description vm pools fill by restoring a snapshot of a VM of the same shape */
+            backend: components["schemas"]["ResolvedSpec"]["backend"];
             resources: components["schemas"]["ResolvedSpec"]["resources"];
             target: number;
             ready: number;
@@ -753,6 +988,55 @@ export interface components {
             misses: number;
             claimP50Ms: number | null;
             claimP99Ms: number | null;
+        };
+        PoolRequest: {
+            template: string;
+            backend?: components["schemas"]["SandboxSpec"]["backend"];
+            resources?: components["schemas"]["SandboxSpec"]["resources"];
+            /** @description How many sandboxes to keep ready; 0 empties the pool. */
+            size: number;
+        };
+        Tenant: {
+            name: string;
+            maxSandboxes: number | null;
+            /** @description Bytes. */
+            maxMemory: number | null;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        ApiKey: {
+            id: string;
+            tenant: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            lastUsedAt: string | null;
+            /** Format: date-time */
+            revokedAt: string | null;
+        };
+        StoreUsage: {
+            layers: {
+                digest: string;
+                bytes: number;
+                templates: string[];
+                /** @description Sandboxes standing on it. */
+                sandboxes: number;
+            }[];
+            sandboxes: {
+                id: string;
+                name: string;
+                /** @description Its private directory (a persistent sandbox's writable layer). */
+                bytes: number;
+            }[];
+            sharedBytes: number;
+            privateBytes: number;
+        };
+        GcResult: {
+            /** @description Layer digests removed. */
+            removed: string[];
+            /** @description VM images removed. */
+            images: string[];
+            freedBytes: number;
         };
         Usage: {
             /** @description CPU time used since start. */
@@ -786,9 +1070,11 @@ export interface components {
             template?: components["schemas"]["Template"];
             error?: components["schemas"]["Error"]["error"];
         };
+        /** @description One of `argv` (the program and its arguments) or `cmd` (a shell command line). */
         ExecRequest: {
+            /** @description The program and its arguments (or give `cmd`). */
             argv?: string[];
-            /** @description Run with /bin/sh -c. */
+            /** @description A shell command line, run with /bin/sh -c (or give `argv`). */
             cmd?: string;
             env?: {
                 [key: string]: string;
@@ -924,6 +1210,27 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    deleteTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: components["parameters"]["TemplateName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
     buildTemplate: {
         parameters: {
             query?: never;
@@ -1013,6 +1320,238 @@ export interface operations {
                         pools: components["schemas"]["Pool"][];
                     };
                 };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    setPool: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PoolRequest"];
+            };
+        };
+        responses: {
+            /** @description The pool as configured now. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Pool"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deletePool: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The pool's key (listPools). */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Emptied. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    storeUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Each layer once, each sandbox's private directory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoreUsage"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    gcStore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was removed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GcResult"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listTenants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Tenants by name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        tenants: components["schemas"]["Tenant"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    setTenantQuota: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Most sandboxes at once; null for no limit. */
+                    maxSandboxes?: number | null;
+                    /** @description Most memory summed over its sandboxes (bytes, or a size such as "8G"); null for no limit. */
+                    maxMemory?: number | string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The tenant, updated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            /** @description The tenant, created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Tenant"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listKeys: {
+        parameters: {
+            query?: {
+                /** @description Only this tenant's keys. */
+                tenant?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: components["schemas"]["ApiKey"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    tenant: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The key. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        tenant: string;
+                        /** @description `crl_<id>_<secret>`: keep it, it is not stored. */
+                        key: string;
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    revokeKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Error"];
         };
@@ -1193,6 +1732,37 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    commitSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The new template's name. */
+                    template: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The new template. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
     stopSandbox: {
         parameters: {
             query?: never;
@@ -1348,7 +1918,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": {
                     name?: string;

@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer, type WebSocket } from "ws";
 import { AuthError, InvalidArgumentError, NotFoundError, Sandbox, SandboxError, TimeoutError } from "./index.js";
-import { connectUrl } from "./channel.js";
+import { connectUrl, WINDOW } from "./channel.js";
 
 interface Msg {
   id: number;
@@ -139,6 +139,34 @@ describe("Sandbox over /v1/connect (scripted daemon)", () => {
     });
     assert.equal(r.stdout, "ab");
     assert.deepEqual(order, ["start a", "end a", "start b", "end b"]);
+  });
+
+  it("gives credit for the events it has consumed, not for those still waiting on the callback", async () => {
+    const chunk = Buffer.alloc(48 * 1024, 0x61).toString("base64");
+    const chunks = Math.ceil(WINDOW / chunk.length);
+    let execId = 0;
+    script = (m, ws) => {
+      if (m.op === "getSandbox") return send(ws, { id: m.id, status: 200, body: sandbox("0123456789abcdef") });
+      if (m.op !== "exec") return; // credit
+      execId = m.id;
+      send(ws, { id: m.id, event: { type: "start", pid: 7 } });
+      for (let i = 0; i < chunks; i++) send(ws, { id: m.id, event: { type: "stdout", data: chunk } });
+      send(ws, { id: m.id, event: { type: "exit", exitCode: 0, signal: null, timedOut: false, oomKilled: false } });
+    };
+    const sb = await Sandbox.connect("0123456789abcdef", opts());
+    let handled = 0;
+    let creditedWhenHalfDone = 0;
+    const credited = () => seen.filter((m) => (m as { credit?: number }).credit === execId).reduce((a, m) => a + ((m as { bytes?: number }).bytes ?? 0), 0);
+    const r = await sb.commands.run("x", {
+      onStdout: async () => {
+        if (++handled === Math.floor(chunks / 2)) creditedWhenHalfDone = credited();
+        await new Promise((res) => setImmediate(res));
+      },
+    });
+    assert.equal(r.stdout.length, chunks * 48 * 1024);
+    await new Promise((res) => setTimeout(res, 50));
+    assert.ok(creditedWhenHalfDone > 0 && creditedWhenHalfDone <= (WINDOW * 3) / 4, `${creditedWhenHalfDone}`);
+    assert.ok(credited() >= WINDOW - WINDOW / 4, `${credited()}`);
   });
 
   it("gives TimeoutError when no answer comes in requestTimeoutMs, and cancels a command that never started", async () => {

@@ -5,8 +5,18 @@ import type { ConnectionConfig } from "./config.js";
 import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
 
 type ConnectRequest = components["schemas"]["ConnectRequest"];
-export type ConnectOp = ConnectRequest["op"];
-type ExecEvent = components["schemas"]["ExecEvent"];
+/** An operationId of api/openapi.yaml, or "cancel". */
+export type ConnectOp = string;
+type Event = components["schemas"]["ConnectEvent"]["event"];
+
+/**
+ * Bytes of a request's events the daemon may send before this side says it
+ * has consumed them (api/openapi.yaml, `connect`: flow control). Credit
+ * goes back a quarter window at a time, after `onEvent` has settled on
+ * the events, so a slow consumer pauses the command in the sandbox
+ * instead of piling its output up here.
+ */
+export const WINDOW = 1024 * 1024;
 
 /** A ConnectReply: the status and JSON body the same request gets over HTTP. */
 export interface Answer {
@@ -20,9 +30,11 @@ export type Outcome = Answer | { readonly events: true };
 interface Pending {
   readonly resolve: (o: Outcome) => void;
   readonly reject: (e: unknown) => void;
-  readonly onEvent: ((e: ExecEvent) => unknown) | undefined;
+  readonly onEvent: ((e: Event) => unknown) | undefined;
   /** Events are handed over one after the other, each awaited. */
   chain: Promise<void>;
+  /** Bytes of events consumed and not yet credited back. */
+  consumed: number;
   timer: NodeJS.Timeout | undefined;
   failed: boolean;
 }
@@ -30,9 +42,9 @@ interface Pending {
 /**
  * The daemon's /v1/connect WebSocket (api/openapi.yaml, `connect`): one per
  * apiUrl and key, shared by every Sandbox of the process and opened on
- * first use, the way keep-alive HTTP connections are. It carries create,
- * get, delete and exec with HTTP's semantics and errors, without HTTP's
- * per-request work. A daemon that answers the upgrade with an HTTP error
+ * first use, the way keep-alive HTTP connections are. It carries the API's
+ * operations with HTTP's semantics and errors, without HTTP's per-request
+ * work (this SDK sends its JSON operations and commands over it). A daemon that answers the upgrade with an HTTP error
  * (one without /v1/connect, or a proxy in between) is remembered, and its
  * requests go over HTTP. An idle channel does not keep the process alive.
  */
@@ -68,13 +80,13 @@ export class Channel {
     op: ConnectOp,
     params: Record<string, string> | undefined,
     body: unknown,
-    opts: { timeoutMs: number; onEvent?: (e: ExecEvent) => unknown },
+    opts: { timeoutMs: number; query?: ConnectRequest["query"]; onEvent?: (e: Event) => unknown },
   ): Promise<Outcome | undefined> {
     const ws = this.ws?.readyState === WebSocket.OPEN ? this.ws : await this.connect(opts.timeoutMs);
     if (!ws) return undefined;
     const id = this.next++;
     return new Promise<Outcome>((resolve, reject) => {
-      const p: Pending = { resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), timer: undefined, failed: false };
+      const p: Pending = { resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), consumed: 0, timer: undefined, failed: false };
       if (opts.timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.fail(id, new TimeoutError("request_timeout", `${op}: no answer within ${opts.timeoutMs} ms`));
@@ -84,7 +96,7 @@ export class Channel {
       }
       this.pending.set(id, p);
       this.holdOpen();
-      const message: ConnectRequest = { id, op, ...(params ? { params } : {}), ...(body !== undefined ? { body: body as Record<string, unknown> } : {}) };
+      const message: ConnectRequest = { id, op, ...(params ? { params } : {}), ...(opts.query ? { query: opts.query } : {}), ...(body !== undefined ? { body } : {}) };
       this.send(message);
     });
   }
@@ -118,7 +130,10 @@ export class Channel {
         this.holdOpen();
         resolve(ws);
       });
-      ws.on("message", (data: WebSocket.RawData) => this.onMessage(String(data)));
+      ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+        // Binary frames carry bytes of operations this SDK sends over HTTP.
+        if (!isBinary) this.onMessage(data as Buffer);
+      });
       ws.on("error", (e: Error & { code?: string }) => {
         if (settled) return;
         settled = true;
@@ -136,10 +151,10 @@ export class Channel {
     return this.opening;
   }
 
-  private onMessage(text: string): void {
-    let m: { id?: number; status?: number; body?: unknown; event?: ExecEvent };
+  private onMessage(data: Buffer): void {
+    let m: { id?: number; status?: number; body?: unknown; event?: Event };
     try {
-      m = JSON.parse(text) as typeof m;
+      m = JSON.parse(data.toString()) as typeof m;
     } catch {
       return;
     }
@@ -150,7 +165,7 @@ export class Channel {
       clearTimeout(p.timer);
       p.timer = undefined;
       const event = m.event;
-      const last = event.type === "exit" || event.type === "error";
+      const last = event.type === "exit" || event.type === "done" || event.type === "error";
       p.chain = p.chain.then(async () => {
         if (p.failed) return;
         try {
@@ -160,7 +175,12 @@ export class Channel {
           this.send({ id: this.next++, op: "cancel", body: { request: id } });
           return;
         }
-        if (last) this.settle(id, { events: true });
+        if (last) return this.settle(id, { events: true });
+        p.consumed += data.length;
+        if (p.consumed >= WINDOW / 4) {
+          this.send({ credit: id, bytes: p.consumed });
+          p.consumed = 0;
+        }
       });
       return;
     }

@@ -13,9 +13,10 @@ export interface ConnectionOpts {
    */
   requestTimeoutMs?: number | undefined;
   /**
-   * "auto" (the default): creates, gets, kills and commands go over the
-   * daemon's /v1/connect WebSocket, one per process and daemon, when it
-   * offers one, and over HTTP otherwise; everything else over HTTP.
+   * "auto" (the default): calls with JSON answers and commands go over
+   * the daemon's /v1/connect WebSocket, one per process and daemon, when
+   * it offers one, and over HTTP otherwise; file transfers and template
+   * builds over HTTP.
    * "http": HTTP only. Default: $CORRAL_TRANSPORT, else "auto".
    */
   transport?: "auto" | "http" | undefined;

@@ -38,7 +38,7 @@ export class QuotaError extends CorralSdkError {
   }
 }
 
-/** 400/413/422: the request was refused; `issues` names each bad field of a spec. */
+/** 400/413/415/422: the request was refused; `issues` names each bad field of a spec. */
 export class InvalidArgumentError extends CorralSdkError {
   readonly issues: readonly SpecIssue[];
   constructor(code: string, message: string, status: number, issues: readonly SpecIssue[] = []) {
@@ -46,6 +46,9 @@ export class InvalidArgumentError extends CorralSdkError {
     this.issues = issues;
   }
 }
+
+/** 403: the key is valid but may not do this (change templates, pools, tenants ... without being an admin tenant's). */
+export class ForbiddenError extends CorralSdkError {}
 
 /** 408/504, or the SDK's own request timeout (`requestTimeoutMs`) passed. */
 export class TimeoutError extends CorralSdkError {}
@@ -81,6 +84,8 @@ export function errorFor(e: ErrorInput): CorralSdkError {
       return new NotFoundError(code, message, status);
     case "auth":
       return new AuthError(code, message, status);
+    case "forbidden":
+      return new ForbiddenError(code, message, status);
     case "quota":
       return new QuotaError(code, message, status, e.over);
     case "invalid":
@@ -94,7 +99,7 @@ export function errorFor(e: ErrorInput): CorralSdkError {
   }
 }
 
-type Kind = "not_found" | "auth" | "quota" | "invalid" | "timeout" | "conflict" | "other";
+type Kind = "not_found" | "auth" | "forbidden" | "quota" | "invalid" | "timeout" | "conflict" | "other";
 
 function byStatus(status: number): Kind {
   switch (status) {
@@ -102,10 +107,13 @@ function byStatus(status: number): Kind {
       return "not_found";
     case 401:
       return "auth";
+    case 403:
+      return "forbidden";
     case 429:
       return "quota";
     case 400:
     case 413:
+    case 415:
     case 422:
       return "invalid";
     case 408:
@@ -120,6 +128,7 @@ function byStatus(status: number): Kind {
 
 function byCode(code: string): Kind {
   if (code === "unauthorized") return "auth";
+  if (code === "forbidden") return "forbidden";
   if (code === "quota_exceeded") return "quota";
   if (code === "timeout") return "timeout";
   if (code === "conflict") return "conflict";

@@ -1,5 +1,5 @@
 import type { components } from "./api-types.js";
-import { NotFoundError } from "./errors.js";
+import { InvalidArgumentError, NotFoundError } from "./errors.js";
 import type { Http, RawBody } from "./http.js";
 
 export type FileStat = components["schemas"]["FileStat"];
@@ -35,6 +35,7 @@ export class Files {
    * the request body. requestTimeoutMs covers the whole upload.
    */
   async write(path: string, data: WriteData, opts: WriteOpts = {}): Promise<WriteInfo> {
+    absolute(path, "write");
     const mode = opts.mode === undefined ? undefined : typeof opts.mode === "number" ? opts.mode.toString(8) : opts.mode;
     const r = await this.http.json("put", "/v1/sandboxes/{id}/files", {
       path: { id: this.sandboxId },
@@ -50,6 +51,7 @@ export class Files {
   read(path: string, opts: ReadOpts & { format: "bytes" }): Promise<Uint8Array>;
   read(path: string, opts: ReadOpts & { format: "stream" }): Promise<ReadableStream<Uint8Array>>;
   async read(path: string, opts: ReadOpts & { format?: "text" | "bytes" | "stream" } = {}): Promise<string | Uint8Array | ReadableStream<Uint8Array>> {
+    absolute(path, "read");
     const res = await this.http.stream("get", "/v1/sandboxes/{id}/files", { path: { id: this.sandboxId }, query: { path }, ...timeout(opts) });
     const format = opts.format ?? "text";
     if (format === "stream") {
@@ -61,6 +63,7 @@ export class Files {
 
   /** The entries of a directory, sorted by name. */
   async list(path: string): Promise<EntryInfo[]> {
+    absolute(path, "list");
     const r = await this.http.json("get", "/v1/sandboxes/{id}/files/list", { path: { id: this.sandboxId }, query: { path } });
     const dir = path.endsWith("/") ? path : `${path}/`;
     return r.entries.map((e) => ({ ...e, path: `${dir}${e.name}` }));
@@ -68,6 +71,7 @@ export class Files {
 
   /** Removes a file, a symlink (never its target) or, with `recursive`, a directory tree. */
   async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    absolute(path, "remove");
     await this.http.json("delete", "/v1/sandboxes/{id}/files", {
       path: { id: this.sandboxId },
       query: { path, ...(opts.recursive ? { recursive: true } : {}) },
@@ -76,6 +80,7 @@ export class Files {
 
   /** Creates a directory and (unless `parents: false`) its parents; fine if it exists. */
   async makeDir(path: string, opts: { parents?: boolean } = {}): Promise<void> {
+    absolute(path, "makeDir");
     await this.http.json("post", "/v1/sandboxes/{id}/files/mkdir", {
       path: { id: this.sandboxId },
       json: { path, ...(opts.parents !== undefined ? { parents: opts.parents } : {}) },
@@ -84,11 +89,13 @@ export class Files {
 
   /** Information about a path (a symlink itself, with its `target`). NotFoundError if there is none. */
   async stat(path: string): Promise<FileStat> {
+    absolute(path, "stat");
     return this.http.json("get", "/v1/sandboxes/{id}/files/stat", { path: { id: this.sandboxId }, query: { path } });
   }
 
   /** Whether anything exists at the path. */
   async exists(path: string): Promise<boolean> {
+    absolute(path, "exists");
     try {
       await this.stat(path);
       return true;
@@ -97,6 +104,13 @@ export class Files {
       if (e instanceof NotFoundError && e.code !== "sandbox_not_found") return false;
       throw e;
     }
+  }
+}
+
+/** Paths are checked here, in the SDK's terms, before any request (the daemon would refuse them too). */
+function absolute(path: string, method: string): void {
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    throw new InvalidArgumentError("invalid_argument", `files.${method}: the path must be absolute, inside the sandbox (start with "/"), got ${JSON.stringify(path)}`, 0);
   }
 }
 

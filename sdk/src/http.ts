@@ -1,6 +1,7 @@
 import type { paths } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
-import { Channel, type ConnectOp } from "./channel.js";
+import { OPERATION_IDS } from "./api-operations.js";
+import { Channel } from "./channel.js";
 import { CorralSdkError, errorFromBody, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
 import { eachNdjson } from "./ndjson.js";
 import { send, type Outgoing, type Reply } from "./transport.js";
@@ -35,11 +36,13 @@ type BodyOpt<O> = O extends { requestBody?: never }
   ? { json?: undefined; body?: undefined }
   : O extends { requestBody: { content: { "application/json": infer T } } }
     ? { json: T }
-    : O extends { requestBody: { content: { "application/octet-stream": unknown } } }
-      ? { body: RawBody }
-      : O extends { requestBody?: { content: { "application/octet-stream": unknown } } }
-        ? { body?: RawBody }
-        : { json?: undefined; body?: undefined };
+    : O extends { requestBody?: { content: { "application/json": infer T } } }
+      ? { json?: T }
+      : O extends { requestBody: { content: infer C } }
+        ? { body: RawBody; contentType?: keyof C & string }
+        : O extends { requestBody?: { content: infer C } }
+          ? { body?: RawBody; contentType?: keyof C & string }
+          : { json?: undefined; body?: undefined };
 
 export type RequestOpts<O> = PathOpt<O> &
   QueryOpt<O> &
@@ -59,7 +62,15 @@ interface LooseOpts {
   query?: Record<string, QueryValue>;
   json?: unknown;
   body?: RawBody;
+  contentType?: string;
   timeoutMs?: number;
+}
+
+/** Query parameters as /v1/connect's query (absent ones left out). */
+function definedOnly(q: NonNullable<LooseOpts["query"]>): Record<string, string | number | boolean | string[]> {
+  const out: Record<string, string | number | boolean | string[]> = {};
+  for (const [k, v] of Object.entries(q)) if (v !== undefined) out[k] = Array.isArray(v) ? [...(v as readonly string[])] : (v as string | number | boolean);
+  return out;
 }
 
 /** Path parameters as /v1/connect's params (strings). */
@@ -88,19 +99,12 @@ export function buildTarget(path: string, params: LooseOpts["path"], query: Loos
   return `${filled}${q ? `?${q}` : ""}`;
 }
 
-/** The operations /v1/connect carries, by the HTTP method and path they have. */
-const CONNECT_OPS: Readonly<Record<string, ConnectOp>> = {
-  "post /v1/sandboxes": "createSandbox",
-  "get /v1/sandboxes/{id}": "getSandbox",
-  "delete /v1/sandboxes/{id}": "deleteSandbox",
-  "post /v1/sandboxes/{id}/exec": "exec",
-};
-
 /**
  * The transport layer: auth, timeouts, and non-2xx answers turned into SDK
- * errors. Operations /v1/connect carries go over the daemon's WebSocket
- * when it has one (Channel), the rest, and everything for a daemon without
- * it, over HTTP.
+ * errors. Calls with a JSON (or no) body and a JSON or text answer, and
+ * foreground commands, go over the daemon's /v1/connect WebSocket when it
+ * has one (Channel); byte streams (file reads and writes, stdin), template
+ * builds, and everything for a daemon without it, over HTTP.
  */
 export class Http {
   private readonly channel: Channel | undefined;
@@ -112,14 +116,8 @@ export class Http {
   /** Calls an operation and returns its parsed JSON body (undefined for 204). */
   async json<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<OkJson<Operation<P, M>>> {
     const o = opts as LooseOpts;
-    const op = this.channel && o.query === undefined ? CONNECT_OPS[`${method} ${path}`] : undefined;
-    if (op) {
-      const answer = await this.channel!.request(op, stringParams(o.path), o.json, { timeoutMs: this.timeoutOf(o) });
-      if (answer && "status" in answer) {
-        if (answer.status < 200 || answer.status >= 300) throw errorFromBody(answer.status, answer.body);
-        return answer.body as OkJson<Operation<P, M>>;
-      }
-    }
+    const answer = await this.overChannel(method, path, o);
+    if (answer) return answer.body as OkJson<Operation<P, M>>;
     const { res, done, cut } = await this.send(method, path, o);
     try {
       const text = await res.text();
@@ -138,6 +136,8 @@ export class Http {
 
   /** Calls an operation whose answer is text (logs). */
   async text<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>): Promise<string> {
+    const answer = await this.overChannel(method, path, opts as LooseOpts);
+    if (answer) return String(answer.body ?? "");
     const { res, done, cut } = await this.send(method, path, opts as LooseOpts);
     try {
       return await res.text();
@@ -189,6 +189,23 @@ export class Http {
     }
   }
 
+  /**
+   * The call over /v1/connect, when there is one and the call has no byte
+   * body: its 2xx answer, or the error of any other; undefined when it must
+   * go over HTTP.
+   */
+  private async overChannel(method: Method, path: string, o: LooseOpts): Promise<{ status: number; body?: unknown } | undefined> {
+    const op = this.channel && o.body === undefined ? OPERATION_IDS[`${method} ${path}`] : undefined;
+    if (!op) return undefined;
+    const answer = await this.channel!.request(op, stringParams(o.path), o.json, {
+      timeoutMs: this.timeoutOf(o),
+      ...(o.query ? { query: definedOnly(o.query) } : {}),
+    });
+    if (!answer || !("status" in answer)) return undefined;
+    if (answer.status < 200 || answer.status >= 300) throw errorFromBody(answer.status, answer.body);
+    return answer;
+  }
+
   private timeoutOf(o: LooseOpts): number {
     return o.timeoutMs ?? this.config.requestTimeoutMs;
   }
@@ -201,7 +218,7 @@ export class Http {
       headers["content-type"] = "application/json";
       body = JSON.stringify(o.json);
     } else if (o.body !== undefined) {
-      headers["content-type"] = "application/octet-stream";
+      headers["content-type"] = o.contentType ?? "application/octet-stream";
       body = o.body;
     }
     const sending = send(this.config.apiUrl, target, { method: method.toUpperCase(), headers, body });

@@ -4,6 +4,10 @@ import { resolveConfig, type ConnectionOpts } from "./config.js";
 import { InvalidArgumentError, NotFoundError } from "./errors.js";
 import { Files } from "./files.js";
 import { Http } from "./http.js";
+import { Snapshots, type SnapshotInfo } from "./snapshots.js";
+import type { TemplateInfo } from "./templates.js";
+
+export type { SnapshotInfo };
 
 type ApiSandbox = components["schemas"]["Sandbox"];
 type SandboxSpec = components["schemas"]["SandboxSpec"];
@@ -34,8 +38,6 @@ export interface SandboxOpts extends ConnectionOpts {
   backend?: SandboxSpec["backend"] | undefined;
 }
 
-/** A saved microVM (see Sandbox.createSnapshot). */
-export type SnapshotInfo = components["schemas"]["Snapshot"];
 
 export interface SandboxInfo {
   sandboxId: string;
@@ -151,8 +153,23 @@ export class Sandbox {
    * disk, of one instant) as snapshot `name`; it runs on. ConflictError for
    * a container sandbox or a taken name.
    */
-  async createSnapshot(name: string): Promise<SnapshotInfo> {
+  async snapshot(name: string): Promise<SnapshotInfo> {
     return this.http.json("post", "/v1/sandboxes/{id}/snapshot", { path: { id: this.sandboxId }, json: { name } });
+  }
+
+  /** The same as `snapshot(name)`. */
+  async createSnapshot(name: string): Promise<SnapshotInfo> {
+    return this.snapshot(name);
+  }
+
+  /**
+   * Makes template `template` of this persistent sandbox: its template's
+   * layers plus what it has written (a running sandbox is stopped for the
+   * copy and started again). Takes an admin tenant's key (templates are
+   * shared); ConflictError for an ephemeral sandbox or a name taken.
+   */
+  async commit(template: string): Promise<TemplateInfo> {
+    return this.http.json("post", "/v1/sandboxes/{id}/commit", { path: { id: this.sandboxId }, json: { template } });
   }
 
   /** A new sandbox that starts where snapshot `name` was, with its own identity. */
@@ -162,12 +179,14 @@ export class Sandbox {
     return new Sandbox(http, sb.id);
   }
 
+  /** The same as `Snapshots.list()`. */
   static async listSnapshots(opts: ConnectionOpts = {}): Promise<SnapshotInfo[]> {
-    return (await new Http(resolveConfig(opts)).json("get", "/v1/snapshots", {})).snapshots;
+    return Snapshots.list(opts);
   }
 
+  /** The same as `Snapshots.remove(name)`. */
   static async deleteSnapshot(name: string, opts: ConnectionOpts = {}): Promise<void> {
-    await new Http(resolveConfig(opts)).json("delete", "/v1/snapshots/{name}", { path: { name } });
+    return Snapshots.remove(name, opts);
   }
 
   /** Removes the sandbox and everything in it; false if it was already gone. */

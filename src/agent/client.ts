@@ -67,6 +67,8 @@ export class AgentClient {
   private readonly streams = new Map<number, StreamHandler>();
   private nextId = 1;
   private closedWith: Error | undefined;
+  /** Consumers that asked the connection to stop reading (hold). */
+  private holds = 0;
 
   private constructor(private readonly socket: net.Socket) {
     socket.setNoDelay?.(true);
@@ -143,6 +145,18 @@ export class AgentClient {
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 50);
     }
+  }
+
+  /** Stops reading until released (holds nest): the agent then pauses this connection's commands (docs/protocol.md). */
+  hold(): () => void {
+    this.holds++;
+    this.socket.pause();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0 && this.socket.isPaused()) this.socket.resume();
+    };
   }
 
   get closed(): boolean {
@@ -332,7 +346,7 @@ export class AgentClient {
   readFile(path: string, opts: { offset?: number; length?: number } = {}): Readable {
     const stream = new Readable({
       read: () => {
-        if (this.socket.isPaused()) this.socket.resume();
+        if (this.socket.isPaused() && this.holds === 0) this.socket.resume();
       },
     });
     const id = this.open({
@@ -350,7 +364,7 @@ export class AgentClient {
       fail: (e) => stream.destroy(e),
     });
     stream.on("close", () => {
-      if (this.socket.isPaused()) this.socket.resume();
+      if (this.socket.isPaused() && this.holds === 0) this.socket.resume();
     });
     this.send({ op: "read", id, path, offset: opts.offset ?? 0, length: opts.length ?? -1 });
     return stream;
@@ -431,6 +445,10 @@ export class ExecHandle {
   /** Sends `signal` (default SIGKILL) to the command's process group. */
   kill(signal = 9): Promise<void> {
     return this.client.signal(this.id, signal);
+  }
+
+  hold(): () => void {
+    return this.client.hold();
   }
 }
 

@@ -294,13 +294,14 @@ program
   .option("--listen <host:port>", "loopback TCP address", "127.0.0.1:7070")
   .option("--socket <path>", "listen on a unix socket instead")
   .option("--body-limit <bytes>", "largest JSON request body", "1048576")
+  .option("--admin-tenant <name>", "a tenant whose keys may change what all tenants share: templates, pools, the store, tenants, keys (repeatable)", collect, [])
   .option("--template-import-tenant <name>", "a tenant whose keys may import image archives as templates, shared by all tenants (repeatable)", collect, [])
-  .action(async (f: { listen: string; socket?: string; bodyLimit: string; templateImportTenant: string[] }) => {
+  .action(async (f: { listen: string; socket?: string; bodyLimit: string; adminTenant: string[]; templateImportTenant: string[] }) => {
     const { startDaemon } = await import("../server/daemon.js");
     const stateDir = program.opts<GlobalFlags>().stateDir;
     const i = f.listen.lastIndexOf(":");
     const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port: Number(f.listen.slice(i + 1)) };
-    const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit), templateImporters: f.templateImportTenant });
+    const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit: Number(f.bodyLimit), adminTenants: f.adminTenant, templateImporters: f.templateImportTenant });
     process.stdout.write(`corrald listening on ${d.url}\n`);
     const stop = () => {
       d.close().then(() => process.exit(0), () => process.exit(1));

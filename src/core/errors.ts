@@ -40,7 +40,9 @@ export class InvalidArgumentError extends CorralError {
 
 export class NotFoundError extends CorralError {
   constructor(what: string, name: string) {
-    super(`${what}_not_found`, `no ${what} named "${name}"`, 404);
+    // A sandbox is looked up by id or name: one given its 16-hex-digit id is not told "no sandbox named".
+    const by = what === "sandbox" && /^[0-9a-f]{16}$/.test(name) ? "with id" : "named";
+    super(`${what}_not_found`, `no ${what} ${by} "${name}"`, 404);
   }
 }
 

@@ -1,21 +1,19 @@
 import http from "node:http";
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { AuthError } from "../core/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { OpenApi } from "./openapi.js";
+import { ParamChecker } from "./openapi-params.js";
 import { Activity } from "./activity.js";
 import { apiKeyOf, type ServerContext } from "./context.js";
-import { healthRoutes } from "./routes/health.js";
-import { metricsRoutes } from "./metrics.js";
-import { templateRoutes } from "./routes/templates.js";
-import { templateImportRoutes } from "./routes/template-import.js";
-import { sandboxRoutes } from "./routes/sandboxes.js";
-import { snapshotRoutes } from "./routes/snapshots.js";
-import { execRoutes } from "./routes/exec.js";
-import { fileRoutes } from "./routes/files.js";
+import { setUpMetrics } from "./metrics.js";
 import { connectChannel } from "./connect.js";
+import { logRequest } from "./dispatch.js";
+import { registerHttpRoutes } from "./http-routes.js";
+import { checkedOperationTable } from "./operations/index.js";
+import type { Operations } from "./operations/types.js";
 
 export const DEFAULT_IMPORT_LIMIT = 8 * 1024 ** 3;
 
@@ -28,24 +26,29 @@ export interface AppOptions {
   readonly headersTimeoutMs?: number;
   /** Check every response against the OpenAPI spec (tests do). */
   readonly validateResponses?: boolean;
-  /** Tenants that may import image archives as templates (none by default). */
+  /** Tenants whose keys may change what every tenant shares: templates, pools, the store, tenants and keys. */
+  readonly adminTenants?: readonly string[];
+  /** Tenants that may import image archives as templates, besides the admins (none by default). */
   readonly templateImporters?: readonly string[];
   /** Largest image archive upload, bytes (default 8 GiB). */
   readonly importLimit?: number;
+  /** Another OpenAPI document and other handlers (tests of the table's checks). */
+  readonly openapiFile?: string;
+  readonly operations?: readonly Operations[];
 }
 
-/** Per-request lines at debug level: a busy daemon's info log says what happened to sandboxes, not every GET. */
-class QuietRequests extends LogController {
-  override incomingRequest(request: FastifyRequest): void {
-    request.log.debug({ method: request.method, url: request.url }, "request");
-  }
-  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    request.log.debug({ status: reply.statusCode, ms: reply.elapsedTime, ...(error ? { err: error } : {}) }, "response");
-  }
-}
-
+/**
+ * The daemon's API: the operation table checked against api/openapi.yaml
+ * (a mismatch throws, so the daemon does not start), its HTTP routes, and
+ * /v1/connect. Each request is logged once at info level when its answer
+ * is complete, on both transports.
+ */
 export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerContext } {
   const headersTimeout = o.headersTimeoutMs ?? 10_000;
+  const openapi = new OpenApi(o.openapiFile);
+  const table = checkedOperationTable(openapi, o.operations);
+  openapi.precompileRequestBodies();
+  const params = new ParamChecker(openapi);
   // Typed as a plain FastifyInstance: route modules need not know the logger type.
   const app = Fastify({
     loggerInstance: o.logger,
@@ -54,33 +57,29 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     // checked every second, whatever else the server is doing.
     serverFactory: (handler) =>
       http.createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000 }, handler),
-    logController: new QuietRequests(),
+    // One line per request, written below once its answer is complete (fastify's own two are off).
+    logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
-  const openapi = new OpenApi();
-  openapi.precompileRequestBodies();
   const ctx: ServerContext = {
     sandboxes: o.sandboxes,
     activity: new Activity(),
     openapi,
     processes: new Map(),
+    admins: new Set(o.adminTenants ?? []),
     templateImporters: new Set(o.templateImporters ?? []),
     importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
     observe: () => {},
+    metrics: async () => ({ type: "text/plain", text: "" }),
     channels: 0,
   };
-
-  // Uploads and stdin are streamed to the agent as they arrive.
-  app.addContentTypeParser("application/octet-stream", (_req, payload, done) => done(null, payload));
+  setUpMetrics(ctx);
 
   // Hooks with a done callback, not async ones: they run on every request,
   // and fastify then needs no promise per hook.
-  app.addHook("onResponse", (_req, _reply, done) => {
-    ctx.activity.touch();
-    done();
-  });
   app.addHook("onRequest", (req, _reply, done) => {
     ctx.activity.touch();
-    if (!req.url.startsWith("/v1/")) return done();
+    const op = req.routeOptions.config.operationId;
+    if (op ? openapi.operation(op).public : !req.url.startsWith("/v1/")) return done();
     try {
       req.tenant = o.sandboxes.tenants.authenticate(apiKeyOf(req.headers));
     } catch (e) {
@@ -88,12 +87,11 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     }
     done();
   });
-
-  app.addHook("preValidation", (req, _reply, done) => {
-    const op = req.routeOptions.config.operationId;
-    if (!op || !req.headers["content-type"]?.startsWith("application/json")) return done();
-    const e = openapi.requestBodyError(op, req.body);
-    if (e) return done(e);
+  app.addHook("onResponse", (req, reply, done) => {
+    ctx.activity.touch();
+    const operation = req.routeOptions.config.operationId ?? "none";
+    ctx.observe(operation, reply.statusCode, reply.elapsedTime / 1000);
+    logRequest(req.log, { transport: "http", method: req.method, operation, status: reply.statusCode, ms: reply.elapsedTime, tenant: req.tenant, sandbox: req.sandbox });
     done();
   });
 
@@ -123,15 +121,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     reply.code(404).send({ error: { code: "route_not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` } }),
   );
 
-  metricsRoutes(app, ctx);
-  healthRoutes(app, ctx);
-  templateRoutes(app, ctx);
-  templateImportRoutes(app, ctx);
-  sandboxRoutes(app, ctx);
-  snapshotRoutes(app, ctx);
   const checkedEvent = (op: string, event: unknown) => openapi.checkedEvent(op, event, o.validateResponses === true);
-  execRoutes(app, ctx, checkedEvent);
-  connectChannel(app, ctx, { maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true, checkedEvent });
-  fileRoutes(app, ctx);
+  registerHttpRoutes(app, ctx, params, table, checkedEvent);
+  connectChannel(app, ctx, { params, table, maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true, checkedEvent });
   return { app, ctx };
 }

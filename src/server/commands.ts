@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from "../core/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { ENDED_PROCESSES_KEPT, processKey, type ProcessEntry, type ServerContext } from "./context.js";
+import type { EventSink, EventStream } from "./operations/types.js";
 
 /** The exec request body (api/openapi.yaml ExecRequest). */
 export interface ExecBody {
@@ -13,32 +14,28 @@ export interface ExecBody {
   background?: boolean;
 }
 
-/** A command the API started, as both transports (HTTP, /v1/connect) answer for it. */
+/** A command the API started. */
 export interface StartedCommand {
   readonly pid: number;
-  readonly background: boolean;
-  /** The exit (or error) event, once the command has ended. */
-  readonly finished: Promise<Record<string, unknown>>;
-  /** Done with it: a foreground command that still runs is killed (its caller left). */
-  readonly end: () => void;
+  /** The sandbox's id. */
+  readonly sandboxId: string;
+  /** A foreground command's events (start, output, exit), for the transport to stream; none for a background one. */
+  readonly events: CommandEvents | undefined;
 }
 
 /**
  * Starts a command in a tenant's sandbox and registers it for stdin,
- * signals and wait. A foreground command's output goes to `onOutput` as
- * stdout/stderr events (base64) as it comes; a background one's is not
- * kept. Resolves once the command has a pid (a short one may already have
- * ended: its exit is then in `finished`).
+ * signals and wait. A foreground command's output goes to its events
+ * (stdout/stderr, base64) as it comes; a background one's is not kept.
+ * Resolves once the command has a pid (a short one may already have
+ * ended: its exit then follows at once).
  */
-export async function startCommand(
-  ctx: ServerContext,
-  tenant: string,
-  ref: string,
-  body: ExecBody,
-  onOutput: (event: Record<string, unknown>) => void,
-): Promise<StartedCommand> {
-  if (!body.argv && body.cmd === undefined) throw new InvalidArgumentError("exec needs argv or cmd");
+export async function startCommand(ctx: ServerContext, tenant: string, ref: string, body: ExecBody): Promise<StartedCommand> {
+  if (!body.argv && body.cmd === undefined) {
+    throw new InvalidArgumentError('exec needs "argv" (the program and its arguments, e.g. ["ls", "-l"]) or "cmd" (a shell command line, run with /bin/sh -c)');
+  }
   const background = body.background === true;
+  const events = background ? undefined : new CommandEvents();
   const { record: rec, handle, outcome, end } = await ctx.sandboxes.startExec(
     ref,
     {
@@ -50,12 +47,12 @@ export async function startCommand(
       stdin: body.stdin !== undefined && body.stdin !== false,
       keepAlive: background,
     },
-    background
-      ? {}
-      : {
-          onStdout: (b) => onOutput({ type: "stdout", data: b.toString("base64") }),
-          onStderr: (b) => onOutput({ type: "stderr", data: b.toString("base64") }),
-        },
+    events
+      ? {
+          onStdout: (b) => events.output({ type: "stdout", data: b.toString("base64") }),
+          onStderr: (b) => events.output({ type: "stderr", data: b.toString("base64") }),
+        }
+      : {},
     { tenant },
   );
   let pid: number;
@@ -72,6 +69,7 @@ export async function startCommand(
   );
   const entry: ProcessEntry = { handle, end, finished, ended: false };
   ctx.processes.set(key, entry);
+  events?.attach(pid, finished, end, () => handle.hold());
   if (typeof body.stdin === "string") {
     await handle.writeStdin(Buffer.from(body.stdin, "base64"));
     await handle.closeStdin();
@@ -84,7 +82,67 @@ export async function startCommand(
     if (!background) ctx.processes.delete(key);
     else forgetOldEnded(ctx.processes);
   });
-  return { pid, background, finished, end };
+  return { pid, sandboxId: rec.id, events };
+}
+
+/**
+ * A foreground command's events: `start`, its output as it comes, its
+ * `exit` (or `error`) last. Pausing holds the daemon's connection to the
+ * sandbox's agent (AgentClient.hold), so the agent stops reading the
+ * command's pipes and the command blocks on its writes: nothing piles up
+ * here beyond what one socket read had already brought. Cancelling (the
+ * caller left) kills the command.
+ */
+export class CommandEvents implements EventStream {
+  private sink: EventSink | undefined;
+  /** Output that came before the transport was ready (one socket read at most). */
+  private early: Record<string, unknown>[] = [];
+  private pid = 0;
+  private finished: Promise<Record<string, unknown>> | undefined;
+  private stop: () => void = () => {};
+  private hold: () => () => void = () => () => {};
+  private release: (() => void) | undefined;
+  private done = false;
+
+  /** @internal */
+  attach(pid: number, finished: Promise<Record<string, unknown>>, stop: () => void, hold: () => () => void): void {
+    this.pid = pid;
+    this.finished = finished;
+    this.stop = stop;
+    this.hold = hold;
+  }
+
+  /** @internal */
+  output(e: Record<string, unknown>): void {
+    if (this.sink) this.sink.event(e);
+    else this.early.push(e);
+  }
+
+  start(sink: EventSink): void {
+    this.sink = sink;
+    sink.event({ type: "start", pid: this.pid });
+    for (const e of this.early.splice(0)) sink.event(e);
+    void this.finished?.then((last) => {
+      this.done = true;
+      this.resume();
+      sink.end(last);
+    });
+  }
+
+  pause(): void {
+    if (!this.done) this.release ??= this.hold();
+  }
+
+  resume(): void {
+    const r = this.release;
+    this.release = undefined;
+    r?.();
+  }
+
+  cancel(): void {
+    this.resume();
+    this.stop();
+  }
 }
 
 function forgetOldEnded(processes: Map<string, ProcessEntry>): void {

@@ -1,8 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
-import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes.js";
 import type { ExecHandle } from "../agent/client.js";
-import { InvalidArgumentError } from "../core/errors.js";
 import type { OpenApi } from "./openapi.js";
 import type { Activity } from "./activity.js";
 
@@ -18,7 +16,7 @@ export interface ProcessEntry {
 /** How many ended background commands are remembered for wait. */
 export const ENDED_PROCESSES_KEPT = 10_000;
 
-/** What every route module gets. */
+/** What every operation gets: the runtime and what the daemon keeps besides it. */
 export interface ServerContext {
   readonly sandboxes: Sandboxes;
   /** When requests last came and went (pool refills wait for a lull). */
@@ -29,12 +27,16 @@ export interface ServerContext {
    * background ones that ended, kept for wait (a bounded number).
    */
   readonly processes: Map<string, ProcessEntry>;
-  /** Tenants whose keys may import image archives as (shared) templates. */
+  /** Tenants whose keys may change what every tenant shares (templates, pools, the store, tenants, keys). */
+  readonly admins: ReadonlySet<string>;
+  /** Tenants whose keys may import image archives as (shared) templates, besides the admins. */
   readonly templateImporters: ReadonlySet<string>;
   /** Largest image archive accepted by PUT /v1/templates/{name}/oci, bytes. */
   readonly importLimit: number;
-  /** Counts an answered operation in the metrics (set by metricsRoutes; /v1/connect answers without fastify). */
+  /** Counts an answered operation in the metrics (set by metrics.ts). */
   observe: (operation: string, status: number, seconds: number) => void;
+  /** The Prometheus exposition (set by metrics.ts). */
+  metrics: () => Promise<{ type: string; text: string }>;
   /** /v1/connect WebSockets open now. */
   channels: number;
 }
@@ -42,6 +44,8 @@ export interface ServerContext {
 declare module "fastify" {
   interface FastifyRequest {
     tenant: string;
+    /** The sandbox the request was about, for its log line. */
+    sandbox: string | undefined;
   }
   interface FastifyContextConfig {
     operationId?: string;
@@ -71,18 +75,3 @@ export function sandboxJson(s: SandboxInfo | (SandboxRecord & { status?: Sandbox
     spec: s.spec,
   };
 }
-
-/** The required `path` query parameter of the files endpoints. */
-export function queryPath(req: FastifyRequest): string {
-  const p = (req.query as Record<string, unknown>)["path"];
-  if (typeof p !== "string" || !p.startsWith("/") || p.length > 4096) {
-    throw new InvalidArgumentError("the query parameter path must be an absolute path inside the sandbox");
-  }
-  return p;
-}
-
-export function param(req: FastifyRequest, name: string): string {
-  return String((req.params as Record<string, unknown>)[name]);
-}
-
-export type Reply = FastifyReply;

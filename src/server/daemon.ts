@@ -14,7 +14,9 @@ export interface DaemonOptions {
   readonly reapIntervalMs?: number;
   readonly logger?: Logger;
   readonly validateResponses?: boolean;
-  /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci). */
+  /** Tenants whose keys may change shared things: templates, pools, the store, tenants and keys. */
+  readonly adminTenants?: readonly string[];
+  /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
 }
@@ -45,6 +47,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
     ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
     ...(o.validateResponses ? { validateResponses: true } : {}),
+    ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
   });

@@ -1,13 +1,14 @@
-import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ServerContext } from "./context.js";
 
 /**
- * Prometheus metrics at GET /metrics (unauthenticated, like most exporters:
- * keep the daemon on loopback or a unix socket, or scrape through a proxy).
- * Sandbox and pool gauges are read from the database at scrape time.
+ * Prometheus metrics, served by the `metrics` operation at GET /metrics
+ * (unauthenticated, like most exporters: keep the daemon on loopback or a
+ * unix socket, or scrape through a proxy). Requests of both transports are
+ * counted by operation and status. Sandbox and pool gauges are read from
+ * the database at scrape time.
  */
-export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+export function setUpMetrics(ctx: ServerContext): void {
   const registry = new Registry();
   // Event-loop lag sampled once a second, not every 10 ms (prom-client's
   // default): that timer woke an idle daemon 100 times a second (~1% of a
@@ -16,13 +17,13 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   const requests = new Counter({
     name: "corral_http_requests_total",
-    help: "HTTP requests by operation and status.",
+    help: "Requests by operation and status, over HTTP and /v1/connect.",
     labelNames: ["operation", "status"] as const,
     registers: [registry],
   });
   const duration = new Histogram({
     name: "corral_http_request_duration_seconds",
-    help: "Time to the response's first byte (streams: exec and downloads keep going after it).",
+    help: "Time until the answer was sent (streams, such as exec and downloads, until their end).",
     labelNames: ["operation"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers: [registry],
@@ -76,16 +77,9 @@ export function metricsRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   ctx.observe = (operation, status, seconds) => {
+    if (operation === "metrics") return;
     requests.inc({ operation, status: String(status) });
     duration.observe({ operation }, seconds);
   };
-  app.addHook("onResponse", (req, reply, done) => {
-    const op = req.routeOptions.config.operationId ?? "unknown";
-    if (op !== "metrics") ctx.observe(op, reply.statusCode, reply.elapsedTime / 1000);
-    done();
-  });
-
-  app.get("/metrics", { config: { operationId: "metrics" } }, async (_req, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
-  );
+  ctx.metrics = async () => ({ type: registry.contentType, text: await registry.metrics() });
 }

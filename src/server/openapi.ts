@@ -11,11 +11,27 @@ export const OPENAPI_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.
 
 type Json = Record<string, unknown>;
 
-interface Operation {
+export interface Operation {
+  readonly id: string;
   readonly method: string;
   readonly path: string;
   readonly responses: Json;
   readonly requestBody?: Json;
+  /** The content types its body may have (none: it takes no body). */
+  readonly bodyTypes: readonly string[];
+  readonly bodyRequired: boolean;
+  /** Answered without an API key (`security: []`). */
+  readonly public: boolean;
+  /** Its path and query parameters, `$ref`s resolved (path-level ones first). */
+  readonly parameters: readonly Parameter[];
+}
+
+export interface Parameter {
+  readonly name: string;
+  readonly in: "path" | "query" | "header" | "cookie";
+  readonly required?: boolean;
+  readonly description?: string;
+  readonly schema: Json;
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -34,19 +50,28 @@ export class OpenApi {
 
   constructor(file = OPENAPI_PATH) {
     this.doc = YAML.parse(fs.readFileSync(file, "utf8")) as Json;
-    this.ajv = new Ajv2020({ strict: false, allErrors: true });
+    // verbose: an error carries its schema, so a message can name the fields that would have been right.
+    this.ajv = new Ajv2020({ strict: false, allErrors: true, verbose: true });
     addFormats(this.ajv);
     this.ajv.addFormat("binary", true);
     this.ajv.addSchema(this.doc, "openapi");
     for (const [p, item] of Object.entries(this.doc["paths"] as Record<string, Json>)) {
+      const shared = ((item["parameters"] ?? []) as Json[]).map((x) => this.resolve(x) as unknown as Parameter);
       for (const [method, op] of Object.entries(item)) {
         const o = op as Json;
         if (typeof o !== "object" || !o || typeof o["operationId"] !== "string") continue;
+        const body = o["requestBody"] ? this.resolve(o["requestBody"] as Json) : undefined;
+        const own = ((o["parameters"] ?? []) as Json[]).map((x) => this.resolve(x) as unknown as Parameter);
         this.ops.set(o["operationId"], {
+          id: o["operationId"],
           method,
           path: p,
           responses: (o["responses"] ?? {}) as Json,
-          ...(o["requestBody"] ? { requestBody: o["requestBody"] as Json } : {}),
+          ...(body ? { requestBody: body } : {}),
+          bodyTypes: Object.keys((body?.["content"] ?? {}) as Json),
+          bodyRequired: body?.["required"] === true,
+          public: Array.isArray(o["security"]) && (o["security"] as unknown[]).length === 0,
+          parameters: [...shared.filter((x) => !own.some((y) => y.name === x.name && y.in === x.in)), ...own],
         });
       }
     }
@@ -68,6 +93,15 @@ export class OpenApi {
 
   operationIds(): string[] {
     return [...this.ops.keys()];
+  }
+
+  operations(): Operation[] {
+    return [...this.ops.values()];
+  }
+
+  /** A validator of a schema built from the document's pieces (its `$ref`s point into the document). */
+  compile(schema: Json): ValidateFunction {
+    return this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"$ref":"#/', '"$ref":"openapi#/')) as Json);
   }
 
   private validator(pointer: string): ValidateFunction {
@@ -96,13 +130,14 @@ export class OpenApi {
 
   /**
    * The error a request with this JSON body gets (both transports answer
-   * with it): invalid_spec with the field paths for a sandbox spec,
-   * invalid_argument for any other body; undefined when it is valid.
+   * with it), each problem by its field's path; undefined when it is
+   * valid. A sandbox spec is not checked here: parseSpec (zod) does, for
+   * the API and the library alike, so a mistake gets one message.
    */
-  requestBodyError(operationId: string, body: unknown): InvalidSpecError | InvalidArgumentError | undefined {
+  requestBodyError(operationId: string, body: unknown): InvalidArgumentError | undefined {
+    if (operationId === "createSandbox") return undefined;
     const problems = this.checkRequestBody(operationId, body);
     if (problems.length === 0) return undefined;
-    if (operationId === "createSandbox") return new InvalidSpecError(problems);
     return new InvalidArgumentError(`invalid request body: ${problems.map((p) => `${p.path || "(body)"}: ${p.message}`).join("; ")}`);
   }
 
@@ -136,7 +171,7 @@ export class OpenApi {
     return issues(this.validator(pointer), body).map((i) => `${i.path || "(body)"} ${i.message}`);
   }
 
-  private resolve(obj: Json): Json {
+  resolve(obj: Json): Json {
     const ref = obj["$ref"];
     if (typeof ref !== "string") return obj;
     let cur: unknown = this.doc;
@@ -156,8 +191,38 @@ function escapePointer(s: string): string {
 /** ajv's errors as {path: "resources.memory", message}; "" is the whole body. */
 function issues(v: ValidateFunction, value: unknown): SpecIssue[] {
   if (v(value)) return [];
-  return (v.errors ?? []).map((e: ErrorObject) => ({
-    path: e.instancePath.replace(/^\//, "").replaceAll("/", "."),
-    message: `${e.message ?? "is invalid"}${e.params && "additionalProperty" in e.params ? `: ${String(e.params["additionalProperty"])}` : ""}`,
-  }));
+  return (v.errors ?? []).map((e: ErrorObject) => ({ path: e.instancePath.replace(/^\//, "").replaceAll("/", "."), message: messageOf(e) }));
+}
+
+function messageOf(e: ErrorObject): string {
+  if (e.keyword === "required") return `${JSON.stringify(String(e.params["missingProperty"]))} is required`;
+  if (e.keyword !== "additionalProperties") return e.message ?? "is invalid";
+  // {"command": ...} on exec: name the field that was meant, and what the object takes.
+  const unknown = String(e.params["additionalProperty"]);
+  const parent = (e.parentSchema ?? {}) as Json;
+  const known = Object.keys((parent["properties"] ?? {}) as Json);
+  const near = known.filter((k) => closeTo(unknown, k));
+  const about = typeof parent["description"] === "string" ? ` (${parent["description"].replace(/\.$/, "")})` : "";
+  return `unknown field ${JSON.stringify(unknown)}${near.length ? `: did you mean ${near.map((k) => JSON.stringify(k)).join(" or ")}?` : ""}${about}; it takes ${known.map((k) => JSON.stringify(k)).join(", ")}`;
+}
+
+/** A likely slip: one name is the other with letters left out (command → cmd), or one edit away (args → argv). */
+export function closeTo(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  const sub = (s: string, t: string) => {
+    let i = 0;
+    for (const c of t) if (c === s[i]) i++;
+    return i === s.length;
+  };
+  if (x.length >= 2 && y.length >= 2 && (sub(x, y) || sub(y, x))) return true;
+  if (Math.abs(x.length - y.length) > 1) return false;
+  let edits = 0;
+  for (let i = 0, j = 0; i < x.length || j < y.length; i++, j++) {
+    if (x[i] === y[j]) continue;
+    if (++edits > 1) return false;
+    if (x.length > y.length) j--;
+    else if (y.length > x.length) i--;
+  }
+  return true;
 }

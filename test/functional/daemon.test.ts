@@ -4,6 +4,9 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import path from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { ConnectClient } from "../helpers/connect-client.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 import { Sandbox } from "../../sdk/src/index.js";
@@ -68,6 +71,48 @@ describe("corrald", () => {
       assert.match(m.text, /^corral_http_request_duration_seconds_bucket\{le="0.1",operation="createSandbox"\} \d+$/m);
       await request(d.url, "DELETE", "/v1/sandboxes/m1", { key });
     } finally {
+      await d.close();
+    }
+  });
+
+  it("logs every request once at info, on both transports, with its operation, status, time, tenant and sandbox", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split("\n")) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    const d = await testDaemon(t, { logger: pino({ level: "info" }, sink) });
+    const c = await ConnectClient.open(d.url, d.sandboxes.tenants.createKey("logged").key);
+    try {
+      const key = d.sandboxes.tenants.createKey("logged").key;
+      const created = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", name: "l1" } });
+      const id = created.json<{ id: string }>().id;
+      await request(d.url, "GET", "/v1/sandboxes/l1", { key });
+      await request(d.url, "GET", "/v1/sandboxes/nosuch", { key });
+      c.send({ id: 1, op: "exec", params: { id: "l1" }, body: { cmd: "true" } });
+      await c.last(1);
+      c.send({ id: 2, op: "getSandbox", params: { id } });
+      await c.reply(2);
+      await request(d.url, "DELETE", `/v1/sandboxes/${id}`, { key });
+      await new Promise((r) => setImmediate(r));
+      const requests = lines.filter((l) => l["msg"] === "request").map(({ transport, method, operation, status, tenant, sandbox, level, ms }) => ({
+        transport, method, operation, status, tenant, sandbox, level, timed: typeof ms === "number",
+      }));
+      const line = (transport: string, method: string, operation: string, status: number, sandbox?: string) => ({
+        transport, method, operation, status, tenant: "logged", sandbox, level: 30, timed: true,
+      });
+      assert.deepEqual(requests, [
+        line("http", "POST", "createSandbox", 201, id),
+        line("http", "GET", "getSandbox", 200, id),
+        line("http", "GET", "getSandbox", 404, "nosuch"),
+        line("connect", "POST", "exec", 200, id),
+        line("connect", "GET", "getSandbox", 200, id),
+        line("http", "DELETE", "deleteSandbox", 204, id),
+      ]);
+    } finally {
+      c.ws.close();
       await d.close();
     }
   });

@@ -9,13 +9,22 @@ import { createHash, randomBytes } from "node:crypto";
 import { freshState, type TestState } from "../helpers/state.js";
 import { testDaemon } from "../helpers/daemon.js";
 import type { Daemon } from "../../src/server/daemon.js";
+import { dockerArchive, tarArchive } from "../helpers/tar-writer.js";
 import {
   AuthError,
   ConflictError,
+  ForbiddenError,
   InvalidArgumentError,
+  Keys,
   NotFoundError,
+  Pools,
   QuotaError,
   Sandbox,
+  Snapshots,
+  Store,
+  Templates,
+  Tenants,
+  type BuildEvent,
 } from "../../sdk/src/index.js";
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -33,7 +42,7 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
     // Read by every connection that does not say otherwise (the keys made below too).
     process.env["CORRAL_TRANSPORT"] = transport;
     t = await freshState(`sdk-${transport}`);
-    d = await testDaemon(t);
+    d = await testDaemon(t, { adminTenants: ["ops"] });
     conn = { apiUrl: d.url, apiKey: t.s.tenants.createKey("alice").key };
     sb = await Sandbox.create({ ...conn, template: "busybox", envs: { GREETING: "hello" } });
   });
@@ -287,6 +296,90 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
     }
   });
 
+  it("changes what tenants share with an admin tenant's key only: pools, store, tenants, keys", async () => {
+    const admin = { apiUrl: conn.apiUrl, apiKey: t.s.tenants.createKey("ops").key };
+    // Every tenant may look; only an admin tenant may change.
+    assert.ok((await Templates.list(conn)).some((x) => x.name === "busybox" && x.built));
+    for (const call of [
+      () => Pools.set({ template: "busybox", size: 1 }, conn),
+      () => Pools.remove("0123456789abcdef", conn),
+      () => Store.usage(conn),
+      () => Store.gc(conn),
+      () => Tenants.list(conn),
+      () => Tenants.setQuota("alice", { maxSandboxes: 100 }, conn),
+      () => Keys.create("alice", conn),
+      () => Keys.list(conn),
+      () => Keys.revoke("000000000000", conn),
+      () => Templates.remove("busybox", conn),
+    ]) {
+      await assert.rejects(call(), (e: unknown) => e instanceof ForbiddenError && e.status === 403 && e.code === "forbidden" && /--admin-tenant/.test(e.message));
+    }
+
+    const pool = await Pools.set({ template: "busybox", size: 1, resources: { memory: "64M" } }, admin);
+    assert.deepEqual([pool.template, pool.target, pool.resources.memory], ["busybox", 1, 64 * 1024 * 1024]);
+    assert.ok((await Pools.list(conn)).some((p) => p.key === pool.key));
+    await Pools.remove(pool.key, admin);
+    assert.equal((await Pools.list(conn)).find((p) => p.key === pool.key)?.target, 0);
+
+    const made = await Tenants.setQuota("team", { maxSandboxes: 2, maxMemory: "1G" }, admin);
+    assert.deepEqual([made.name, made.maxSandboxes, made.maxMemory], ["team", 2, 1024 ** 3]);
+    const changed = await Tenants.setQuota("team", { maxSandboxes: null }, admin);
+    assert.deepEqual([changed.maxSandboxes, changed.maxMemory], [null, 1024 ** 3]);
+    assert.ok((await Tenants.list(admin)).some((x) => x.name === "team"));
+    const k = await Keys.create("team", admin);
+    assert.match(k.key, /^crl_/);
+    assert.equal((await Sandbox.list({ apiUrl: conn.apiUrl, apiKey: k.key })).length, 0);
+    assert.deepEqual((await Keys.list({ ...admin, tenant: "team" })).map((x) => [x.id, x.revokedAt]), [[k.id, null]]);
+    await Keys.revoke(k.id, admin);
+    await assert.rejects(Sandbox.list({ apiUrl: conn.apiUrl, apiKey: k.key }), AuthError);
+
+    const du = await Store.usage(admin);
+    assert.ok(du.layers.some((l) => l.templates.includes("busybox")) && du.sharedBytes > 0, JSON.stringify(du).slice(0, 300));
+    const gc = await Store.gc(admin);
+    assert.ok(Array.isArray(gc.removed) && gc.freedBytes >= 0);
+  });
+
+  it("commits a persistent sandbox as a template; builds, imports and removes templates", async () => {
+    const admin = { apiUrl: conn.apiUrl, apiKey: t.s.tenants.createKey("ops").key };
+    const name = `from-pet-${transport}`;
+    const mine = await Sandbox.create({ ...conn, persistent: true });
+    await assert.rejects(mine.commit(name), ForbiddenError);
+    await mine.kill();
+    const pet = await Sandbox.create({ ...admin, persistent: true });
+    try {
+      await pet.files.write("/etc/committed", "yes\n");
+      const template = await pet.commit(name);
+      assert.deepEqual([template.name, template.built], [name, true]);
+      assert.equal((await pet.info()).status, "running", "started again after the copy");
+      const child = await Sandbox.create({ ...conn, template: name });
+      assert.equal(await child.files.read("/etc/committed"), "yes\n");
+      await child.kill();
+      await assert.rejects(pet.commit(name), ConflictError);
+    } finally {
+      await pet.kill();
+    }
+    await Templates.remove(name, admin);
+    assert.ok(!(await Templates.list(conn)).some((x) => x.name === name));
+    await assert.rejects(Templates.remove(name, admin), NotFoundError);
+
+    const built = await Templates.build("busybox", conn);
+    assert.deepEqual([built.name, built.built], ["busybox", true]);
+
+    const archive = dockerArchive([tarArchive([{ name: "etc/", type: "dir" }, { name: "etc/from-sdk", data: "x\n" }])]);
+    await assert.rejects(Templates.import(`sdk-import-${transport}`, archive, conn), ForbiddenError);
+    const seen: BuildEvent[] = [];
+    const imported = await Templates.import(`sdk-import-${transport}`, archive, { ...admin, onProgress: (e) => void seen.push(e) });
+    assert.deepEqual([imported.name, imported.built, imported.layers?.length], [`sdk-import-${transport}`, true, 1]);
+    assert.ok(seen.some((e) => e.phase === "layer"), JSON.stringify(seen));
+    await Templates.remove(`sdk-import-${transport}`, admin);
+  });
+
+  it("snapshots microVM sandboxes only, and lists the tenant's snapshots", async () => {
+    await assert.rejects(sb.snapshot("snap"), ConflictError);
+    assert.deepEqual(await Snapshots.list(conn), []);
+    await assert.rejects(Snapshots.remove("nope", conn), NotFoundError);
+  });
+
   describe("errors", () => {
     it("AuthError without a key, before any request", async () => {
       await assert.rejects(Sandbox.create({ apiUrl: conn.apiUrl }), (e: unknown) => e instanceof AuthError && e.code === "missing_api_key");
@@ -315,6 +408,15 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
         (e: unknown) => e instanceof InvalidArgumentError && e.status === 400 && /resources\.memory/.test(e.message),
       );
       await assert.rejects(Sandbox.create({ ...conn, template: "no-such-template" }), (e: unknown) => e instanceof NotFoundError || e instanceof InvalidArgumentError);
+    });
+
+    it("says what was wrong in the SDK's own terms", async () => {
+      await assert.rejects(Sandbox.connect("0123456789abcdef", conn), (e: unknown) => e instanceof NotFoundError && e.message === 'no sandbox with id "0123456789abcdef"');
+      await assert.rejects(
+        sb.files.read("etc/passwd"),
+        (e: unknown) => e instanceof InvalidArgumentError && e.message === 'files.read: the path must be absolute, inside the sandbox (start with "/"), got "etc/passwd"',
+      );
+      await assert.rejects(sb.files.write("x", "y"), /files\.write: the path must be absolute/);
     });
 
     it("QuotaError when a tenant is over its sandbox quota", async () => {

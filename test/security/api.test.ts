@@ -71,10 +71,11 @@ describe("API security", () => {
     assert.equal(put.status, 200, put.text);
     const back = await request(d.url, "GET", `/v1/sandboxes/${sbA}/files?path=/tmp/escape.txt`, { key: keyA });
     assert.equal(back.text, "inside");
-    // An upload sent as JSON is a 400 that says what the endpoint takes, and writes nothing.
+    // An upload sent as JSON is a 415 that says what the endpoint takes, and writes nothing.
     const asJson = await request(d.url, "PUT", `/v1/sandboxes/${sbA}/files?path=/tmp/json.txt`, { key: keyA, json: { data: "x" } });
-    assert.equal(asJson.status, 400, asJson.text);
-    assert.match(asJson.text, /application\/octet-stream/);
+    assert.equal(asJson.status, 415, asJson.text);
+    assert.equal(asJson.json<{ error: { code: string } }>().error.code, "unsupported_media_type");
+    assert.match(asJson.text, /writeFile takes application\/octet-stream, not application\/json/);
     assert.equal((await request(d.url, "GET", `/v1/sandboxes/${sbA}/files?path=/tmp/json.txt`, { key: keyA })).status, 404);
     const rel = await request(d.url, "GET", `/v1/sandboxes/${sbA}/files?path=etc/passwd`, { key: keyA });
     assert.equal(rel.status, 400);

@@ -1,0 +1,69 @@
+import { InvalidArgumentError } from "../../core/errors.js";
+import { sandboxJson } from "../context.js";
+import { templateJson } from "./templates.js";
+import { created, noContent, ok, param, requireAdmin, type Operations } from "./types.js";
+
+/** Sandboxes: their lifecycle, and a persistent one's writable layer made a template. */
+export const sandboxOperations: Operations = {
+  async createSandbox(ctx, req) {
+    // The spec is checked here, by parseSpec (zod), as for the library: one message per mistake.
+    const sb = await ctx.sandboxes.create(req.body, { tenant: req.tenant });
+    req.sandbox = sb.id;
+    req.log.info({ sandbox: sb.id, tenant: req.tenant, template: sb.spec.template }, "sandbox created");
+    return created(sandboxJson(sb));
+  },
+
+  async listSandboxes(ctx, req) {
+    const labels: Record<string, string> = {};
+    for (const l of (req.query["label"] ?? []) as string[]) {
+      const i = l.indexOf("=");
+      if (i <= 0) throw new InvalidArgumentError(`label filters are key=value, got ${JSON.stringify(l)}`);
+      labels[l.slice(0, i)] = l.slice(i + 1);
+    }
+    return ok({ sandboxes: (await ctx.sandboxes.list({ tenant: req.tenant, labels })).map(sandboxJson) });
+  },
+
+  async getSandbox(ctx, req) {
+    const sb = await ctx.sandboxes.get(param(req, "id"), { tenant: req.tenant });
+    req.sandbox = sb.id;
+    return ok(sandboxJson(sb));
+  },
+
+  async deleteSandbox(ctx, req) {
+    await ctx.sandboxes.destroy(param(req, "id"), { tenant: req.tenant }, "deleted through the API");
+    return noContent;
+  },
+
+  async sandboxLogs(ctx, req) {
+    return { status: 200, type: "text/plain; charset=utf-8", body: await ctx.sandboxes.logs(param(req, "id"), { tenant: req.tenant }) };
+  },
+
+  async sandboxStats(ctx, req) {
+    return ok(await ctx.sandboxes.stats(param(req, "id"), { tenant: req.tenant }));
+  },
+
+  async setSandboxTimeout(ctx, req) {
+    const { timeoutSeconds } = req.body as { timeoutSeconds: number | null };
+    return ok(sandboxJson(ctx.sandboxes.setTimeout(param(req, "id"), timeoutSeconds, { tenant: req.tenant })));
+  },
+
+  async stopSandbox(ctx, req) {
+    return ok(sandboxJson(await ctx.sandboxes.stop(param(req, "id"), { tenant: req.tenant })));
+  },
+
+  async startSandbox(ctx, req) {
+    return ok(sandboxJson(await ctx.sandboxes.start(param(req, "id"), { tenant: req.tenant })));
+  },
+
+  async promoteSandbox(ctx, req) {
+    return ok(sandboxJson(ctx.sandboxes.promote(param(req, "id"), { tenant: req.tenant })));
+  },
+
+  async commitSandbox(ctx, req) {
+    requireAdmin(ctx, req, "make templates");
+    const { template } = req.body as { template: string };
+    const t = await ctx.sandboxes.commit(param(req, "id"), template, { tenant: req.tenant });
+    req.log.info({ sandbox: param(req, "id"), template: t.name, tenant: req.tenant }, "sandbox committed");
+    return created(await templateJson(ctx.sandboxes.store, t.name));
+  },
+};
