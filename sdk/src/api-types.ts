@@ -876,7 +876,9 @@ export interface components {
              * @default container
              * @enum {string}
              */
-            backend?: "container" | "vm";
+            backend?: "container" | "vm" | "gvisor";
+            /** @enum {string} */
+            vmm?: "qemu" | "cloud-hypervisor" | "firecracker";
             /** @default {} */
             resources?: {
                 /** @default 1 */
@@ -923,7 +925,9 @@ export interface components {
             name?: string;
             template: string;
             /** @enum {string} */
-            backend: "container" | "vm";
+            backend: "container" | "vm" | "gvisor";
+            /** @enum {string} */
+            vmm?: "qemu" | "cloud-hypervisor" | "firecracker";
             resources: {
                 vcpus: number;
                 memory: number;
@@ -960,6 +964,15 @@ export interface components {
             /** Format: date-time */
             expiresAt: string | null;
             spec: components["schemas"]["ResolvedSpec"];
+            /** @description A microVM's names on a network and the vsock bus, derived from its sandbox name alone (the same name gives the same identity on every host and after every restart). Absent for containers. */
+            identity?: {
+                /** @description Locally administered unicast MAC. */
+                mac: string;
+                /** @description vsock context id. */
+                cid: number;
+                /** @description Host tap device name. */
+                tap: string;
+            };
         };
         Snapshot: {
             name: string;

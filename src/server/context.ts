@@ -73,5 +73,6 @@ export function sandboxJson(s: SandboxInfo | (SandboxRecord & { status?: Sandbox
     createdAt: s.createdAt,
     expiresAt: s.expiresAt,
     spec: s.spec,
+    ...("identity" in s && s.identity ? { identity: s.identity } : {}),
   };
 }

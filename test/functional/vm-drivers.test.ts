@@ -14,6 +14,7 @@ import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { shOk } from "../helpers/exec.js";
 import { findLeaks } from "../helpers/leaks.js";
+import { request, testDaemon } from "../helpers/daemon.js";
 import { VmmUnavailableError } from "../../src/core/errors.js";
 import { VMM_NAMES, type VmmName } from "../../src/core/sandbox-spec.js";
 import { VMM_DRIVERS } from "../../src/backends/vm/vmm-drivers.js";
@@ -49,6 +50,18 @@ describe("VMM drivers", () => {
       assert.match(e.message, new RegExp(`^vmm "${missing}" cannot run on this host: ${missing} is not installed`));
       return true;
     });
+    // The same through the API: a 422 with the code and the binary's name.
+    const d = await testDaemon(t);
+    try {
+      const key = t.s.tenants.createKey("vmm-api").key;
+      const r = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", backend: "vm", vmm: missing } });
+      assert.equal(r.status, 422, r.text);
+      const err = r.json<{ error: { code: string; message: string } }>().error;
+      assert.equal(err.code, "vmm_unavailable");
+      assert.match(err.message, new RegExp(`${missing} is not installed`));
+    } finally {
+      await d.close();
+    }
     assert.equal(rows(), before, "no sandbox row");
     assert.deepEqual(await t.s.list(), []);
     assert.deepEqual(fs.readdirSync(path.join(t.stateDir, "sandboxes")), [], "no sandbox directory");

@@ -9,6 +9,7 @@ import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { shOk } from "../helpers/exec.js";
 import { request, testDaemon } from "../helpers/daemon.js";
+import { vmIdentity } from "../../src/backends/vm/identity.js";
 import { corralCli, corralRemote } from "../helpers/cli.js";
 import { Sandbox } from "../../sdk/src/index.js";
 
@@ -83,6 +84,11 @@ describe("VM snapshots", () => {
       const restored = await request(d.url, "POST", "/v1/snapshots/api-snap/restore", { key, json: { name: "api-copy" } });
       assert.equal(restored.status, 201, restored.text);
       assert.equal(restored.json<{ name: string; status: string }>().status, "running");
+      // Each VM's identity comes from its own name, a restored copy's too.
+      type WithIdentity = { identity?: { mac: string; cid: number; tap: string } };
+      assert.deepEqual(created.json<WithIdentity>().identity, vmIdentity("api-src"));
+      assert.deepEqual(restored.json<WithIdentity>().identity, vmIdentity("api-copy"));
+      assert.deepEqual((await request(d.url, "GET", "/v1/sandboxes/api-copy", { key })).json<WithIdentity>().identity, vmIdentity("api-copy"));
       assert.equal((await request(d.url, "DELETE", "/v1/snapshots/api-snap", { key })).status, 204);
       assert.equal((await request(d.url, "DELETE", "/v1/snapshots/api-snap", { key })).status, 404);
 
