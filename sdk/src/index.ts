@@ -2,6 +2,7 @@ export { Sandbox, type SandboxOpts, type SandboxInfo, type ListOpts, type Resour
 export { Commands, CommandHandle, type CommandOpts, type RunOpts, type BackgroundOpts, type CommandResult } from "./commands.js";
 export { Files, type FileStat, type EntryInfo, type WriteInfo, type WriteData, type WriteOpts, type ReadOpts } from "./files.js";
 export { type ConnectionOpts, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS } from "./config.js";
+export { DEFAULT_TEMPLATE } from "./defaults.js";
 export {
   CorralSdkError,
   NotFoundError,

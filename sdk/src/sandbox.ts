@@ -1,6 +1,7 @@
 import type { components } from "./api-types.js";
 import { Commands } from "./commands.js";
 import { resolveConfig, type ConnectionOpts } from "./config.js";
+import { DEFAULT_TEMPLATE } from "./defaults.js";
 import { InvalidArgumentError, NotFoundError } from "./errors.js";
 import { Files } from "./files.js";
 import { Http } from "./http.js";
@@ -12,7 +13,7 @@ export type SandboxStats = components["schemas"]["Usage"];
 export type Resources = NonNullable<SandboxSpec["resources"]>;
 
 export interface SandboxOpts extends ConnectionOpts {
-  /** Template to start from. Default "busybox". */
+  /** Template to start from. Default DEFAULT_TEMPLATE ("busybox"). */
   template?: string | undefined;
   /**
    * Remove the sandbox this long after creation (ms, rounded up to whole
@@ -177,7 +178,7 @@ export class Sandbox {
 }
 
 function specOf(o: SandboxOpts): SandboxSpec {
-  const spec: SandboxSpec = { template: o.template ?? "busybox" };
+  const spec: SandboxSpec = { template: o.template ?? DEFAULT_TEMPLATE };
   if (o.name !== undefined) spec.name = o.name;
   if (o.backend !== undefined) spec.backend = o.backend;
   if (o.resources !== undefined) spec.resources = o.resources;
