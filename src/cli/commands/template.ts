@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "../../core/errors.js";
+import { parseSpec } from "../../core/sandbox-spec.js";
 import { formatSize } from "../../core/size.js";
 import { BUILTIN_TEMPLATES } from "../../store/store.js";
 import { table } from "../format.js";
@@ -42,6 +43,7 @@ export const build = onStateDir(async (s, p) => {
   if (f.shareHostStore && !f.nix) throw new InvalidArgumentError("--share-host-store needs --nix");
   if (f.nix && f.oci) throw new InvalidArgumentError("--nix and --oci exclude each other");
   const { nix: nixFile, oci } = f;
+  parseSpec({ template: name }); // a name the store can hold, before looking it up
   if (!nixFile && !oci && !BUILTIN_TEMPLATES.has(name) && !(await s.store.template(name))) {
     throw new InvalidArgumentError(
       `"${name}" is not a built-in template (those are ${[...BUILTIN_TEMPLATES.keys()].join(", ")}); ` +
