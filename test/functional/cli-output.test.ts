@@ -13,7 +13,7 @@ import { freshState, type TestState } from "../helpers/state.js";
 import { localEnv, spawnCli } from "../helpers/cli.js";
 import { spawnDaemon } from "../../src/server/spawn.js";
 
-/** A CLI that buffered what cat writes in 2 s would be far past this (cat writes 50-200 MB/s here). */
+/** A CLI that buffered what cat writes would be far past this: without back-pressure it reached 340 MB (through corrald) to 750 MB (state dir) in 2 s here. */
 const RSS_LIMIT_KIB = 100 * 1024;
 
 function peakKiB(pid: number): number {
