@@ -16,6 +16,7 @@ import { spawnDaemon } from "../src/server/spawn.js";
 import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
 import { benchVm } from "./vm.js";
+import { benchCli } from "./cli.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
   const api: string[] = [];
   const sdkRows: string[] = [];
   let vmTable = "";
+  let cliTable = "";
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -133,6 +135,19 @@ async function main(): Promise<void> {
         body: JSON.stringify({ template: "busybox", name: "bench-api" }),
       });
       if (created.status !== 201) throw new Error(`create through the API: ${created.status} ${await created.text()}`);
+
+      // The corral command: --help and exec through this daemon, each a new
+      // process, interleaved with bare node, crun run and podman run.
+      const cliBox = await fetch(`${d.url}/v1/sandboxes`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ template: "busybox", name: "bench-cli", lifetime: { mode: "persistent" } }),
+      });
+      if (cliBox.status !== 201) throw new Error(`create through the API: ${cliBox.status} ${await cliBox.text()}`);
+      const peers: Record<string, () => Promise<unknown>> = { "crun run": contenders["crun run (floor)"]! };
+      const podmanPeer = contenders["podman run --rootfs (peer)"];
+      if (podmanPeer) peers["podman run --rootfs"] = podmanPeer;
+      cliTable = (await benchCli({ apiUrl: d.url, apiKey: key, sandbox: "bench-cli" }, N, peers)).table;
       for (const n of [1, 2, 3, 4, 5]) {
         await fetch(`${d.url}/v1/sandboxes`, {
           method: "POST",
@@ -248,6 +263,8 @@ async function main(): Promise<void> {
   console.log();
   console.log(sdkTable);
   console.log();
+  console.log(cliTable);
+  console.log();
   console.log(apiTable);
   console.log();
   console.log(vmTable);
@@ -261,12 +278,17 @@ seccomp) and no overlay, no agent. The create→true→delete rows run
 interleaved (one of each per round, ${N} rounds) so they meet the same
 machine noise; this host is a nested VM whose speed drifts. Targets (SPECIFICATION.md): cold
 create→exec→destroy p50 ≤ 1.5× the crun floor; exec round trip p50 ≤ 3 ms;
-agent resident memory ≤ 1 MiB. Density (1,000 idle sandboxes) is measured
+agent resident memory ≤ 1 MiB. The corral command rows start a new process
+each run (bin/corral, as a user does) and are read as p50 minus \`node -e 0\`'s
+p50 in the same rounds: \`--help\` ≤ +30 ms, \`exec\` through corrald ≤ +60 ms.
+Density (1,000 idle sandboxes) is measured
 by \`npm run bench:density\`: see docs/density.md.
 
 ${table}
 
 ${sdkTable}
+
+${cliTable}
 
 ${apiTable}
 

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import type { components } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
 import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
@@ -17,6 +17,17 @@ type Event = components["schemas"]["ConnectEvent"]["event"];
  * instead of piling its output up here.
  */
 export const WINDOW = 1024 * 1024;
+
+/**
+ * ws, loaded on the first connect: importing it (with the zlib, crypto
+ * and tls modules it requires) takes ~55 ms on the bench host, more than
+ * a whole `corral exec` through HTTP may; a process that never opens a
+ * channel (transport "http", the corral CLI) never pays for it.
+ */
+let wsModule: Promise<typeof WebSocket> | undefined;
+const loadWs = () => (wsModule ??= import("ws").then((m) => m.default));
+/** WebSocket.OPEN, without loading ws. */
+const OPEN = 1;
 
 /** A ConnectReply: the status and JSON body the same request gets over HTTP. */
 export interface Answer {
@@ -82,7 +93,7 @@ export class Channel {
     body: unknown,
     opts: { timeoutMs: number; query?: ConnectRequest["query"]; onEvent?: (e: Event) => unknown },
   ): Promise<Outcome | undefined> {
-    const ws = this.ws?.readyState === WebSocket.OPEN ? this.ws : await this.connect(opts.timeoutMs);
+    const ws = this.ws?.readyState === OPEN ? this.ws : await this.connect(opts.timeoutMs);
     if (!ws) return undefined;
     const id = this.next++;
     return new Promise<Outcome>((resolve, reject) => {
@@ -102,8 +113,13 @@ export class Channel {
   }
 
   private connect(timeoutMs: number): Promise<WebSocket | undefined> {
-    this.opening ??= new Promise<WebSocket | undefined>((resolve, reject) => {
-      const ws = new WebSocket(connectUrl(this.config.apiUrl), {
+    this.opening ??= loadWs().then((Ws) => this.open(Ws, timeoutMs)).finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  private open(Ws: typeof WebSocket, timeoutMs: number): Promise<WebSocket | undefined> {
+    return new Promise<WebSocket | undefined>((resolve, reject) => {
+      const ws = new Ws(connectUrl(this.config.apiUrl), {
         headers: { authorization: `Bearer ${this.config.apiKey}` },
         perMessageDeflate: false,
         ...(timeoutMs > 0 ? { handshakeTimeout: timeoutMs } : {}),
@@ -147,8 +163,7 @@ export class Channel {
         if (this.ws === ws) this.ws = undefined;
         for (const id of [...this.pending.keys()]) this.fail(id, new SandboxError("connection_failed", `the connection to corral at ${this.config.apiUrl} closed`));
       });
-    }).finally(() => (this.opening = undefined));
-    return this.opening;
+    });
   }
 
   private onMessage(data: Buffer): void {
@@ -210,7 +225,7 @@ export class Channel {
   }
 
   private send(message: unknown): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+    if (this.ws?.readyState === OPEN) this.ws.send(JSON.stringify(message));
   }
 
   /** The socket keeps the process alive only while an answer is awaited. */

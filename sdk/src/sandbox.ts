@@ -1,6 +1,7 @@
 import type { components } from "./api-types.js";
 import { Commands } from "./commands.js";
 import { resolveConfig, type ConnectionOpts } from "./config.js";
+import { DEFAULT_TEMPLATE } from "./defaults.js";
 import { InvalidArgumentError, NotFoundError } from "./errors.js";
 import { Files } from "./files.js";
 import { Http } from "./http.js";
@@ -16,7 +17,7 @@ export type SandboxStats = components["schemas"]["Usage"];
 export type Resources = NonNullable<SandboxSpec["resources"]>;
 
 export interface SandboxOpts extends ConnectionOpts {
-  /** Template to start from. Default "busybox". */
+  /** Template to start from. Default DEFAULT_TEMPLATE ("busybox"). */
   template?: string | undefined;
   /**
    * Remove the sandbox this long after creation (ms, rounded up to whole
@@ -53,6 +54,8 @@ export interface SandboxInfo {
   metadata: Record<string, string>;
   /** The full spec, with the server's defaults filled in. */
   spec: ResolvedSpec;
+  /** A microVM's MAC, vsock CID and tap name, derived from its name; absent for containers. */
+  identity?: ApiSandbox["identity"];
 }
 
 export interface ListOpts extends ConnectionOpts {
@@ -196,7 +199,7 @@ export class Sandbox {
 }
 
 function specOf(o: SandboxOpts): SandboxSpec {
-  const spec: SandboxSpec = { template: o.template ?? "busybox" };
+  const spec: SandboxSpec = { template: o.template ?? DEFAULT_TEMPLATE };
   if (o.name !== undefined) spec.name = o.name;
   if (o.backend !== undefined) spec.backend = o.backend;
   if (o.resources !== undefined) spec.resources = o.resources;
@@ -227,6 +230,7 @@ function toInfo(s: ApiSandbox): SandboxInfo {
     expiresAt: s.expiresAt,
     metadata: s.spec.labels,
     spec: s.spec,
+    ...(s.identity ? { identity: s.identity } : {}),
   };
 }
 

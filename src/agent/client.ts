@@ -18,9 +18,16 @@ export interface ExecRequest {
   readonly keepAlive?: boolean;
 }
 
+/**
+ * Where a command's output goes. A callback may return a promise (its
+ * consumer is full, e.g. the CLI's stdout to a slow pipe): the connection
+ * is paused until it settles, and the agent then stops reading the
+ * command's pipes, so the command blocks instead of its output piling up.
+ * On a connection shared by several streams that pauses them all.
+ */
 export interface ExecCallbacks {
-  onStdout?(chunk: Buffer): void;
-  onStderr?(chunk: Buffer): void;
+  onStdout?(chunk: Buffer): unknown;
+  onStderr?(chunk: Buffer): unknown;
 }
 
 export interface ExecResult {
@@ -67,7 +74,7 @@ export class AgentClient {
   private readonly streams = new Map<number, StreamHandler>();
   private nextId = 1;
   private closedWith: Error | undefined;
-  /** Consumers that asked the connection to stop reading (hold). */
+  /** Consumers that asked the connection to stop reading (hold, holdFor). */
   private holds = 0;
 
   private constructor(private readonly socket: net.Socket) {
@@ -251,10 +258,10 @@ export class AgentClient {
             resolvePid(Number(f.header["pid"]));
             break;
           case "stdout":
-            cb.onStdout?.(f.payload);
+            this.holdFor(cb.onStdout?.(f.payload));
             break;
           case "stderr":
-            cb.onStderr?.(f.payload);
+            this.holdFor(cb.onStderr?.(f.payload));
             break;
           case "exit":
             this.streams.delete(id);
@@ -281,6 +288,13 @@ export class AgentClient {
     if (req.keepAlive) header["keepAlive"] = true;
     this.send(header);
     return new ExecHandle(this, id, pid, result);
+  }
+
+  /** Pauses the connection until `pending` (a consumer's promise) settles. */
+  private holdFor(pending: unknown): void {
+    if (typeof (pending as PromiseLike<unknown> | undefined)?.then !== "function") return;
+    const release = this.hold();
+    (pending as PromiseLike<unknown>).then(release, release);
   }
 
   /** Runs a command to completion, collecting its output. */

@@ -1,6 +1,7 @@
-import { CorralError } from "../core/index.js";
+import { CorralError } from "../core/errors.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { withProgress } from "./progress.js";
+import { stderr, stdout } from "./stdio.js";
 import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
 
 /** The sandbox commands on the state dir, through the library (no daemon needed). */
@@ -21,6 +22,10 @@ export class LocalTarget implements CliTarget {
 
   async exec(ref: string, req: ExecInput): Promise<ExecEnd> {
     const s = await this.state();
+    const out = stdout();
+    const err = stderr();
+    // A full stdout or stderr pauses this process's agent connection (see
+    // ExecCallbacks), and with it the command.
     const { record, handle, outcome, end } = await s.startExec(
       ref,
       {
@@ -30,8 +35,10 @@ export class LocalTarget implements CliTarget {
         stdin: req.stdin,
         ...(req.timeoutSeconds ? { timeoutMs: req.timeoutSeconds * 1000 } : {}),
       },
-      { onStdout: (b) => process.stdout.write(b), onStderr: (b) => process.stderr.write(b) },
+      { onStdout: (b) => out.write(b), onStderr: (b) => err.write(b) },
     );
+    // Its reader gone, the command has nowhere to write: end it (main exits 141).
+    const unwatch = out.whenClosed(() => void handle.kill(9).catch(() => {}));
     try {
       onInterrupt((signo) => void handle.kill(signo).catch(() => {}));
       if (req.stdin) {
@@ -45,6 +52,7 @@ export class LocalTarget implements CliTarget {
       const oom = r.oomKilled ? { memoryLimit: record.spec.resources.memory } : null;
       return { exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oom };
     } finally {
+      unwatch();
       end();
     }
   }
@@ -74,6 +82,10 @@ export class LocalTarget implements CliTarget {
 
   async logs(ref: string): Promise<string> {
     return (await this.state()).logs(ref);
+  }
+
+  async promote(ref: string): Promise<void> {
+    (await this.state()).promote(ref);
   }
 
   async setRunning(ref: string, running: boolean): Promise<void> {

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { Sandbox, type ConnectionOpts, type SandboxInfo, type SandboxOpts } from "../../sdk/src/index.js";
+import { stderr, stdout, type Output } from "./stdio.js";
 import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
 
 /**
@@ -9,12 +10,20 @@ import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type Sandbox
  * reads stdin to its end first), Ctrl-C ends the command by closing the
  * request (the daemon kills it) rather than by forwarding SIGINT, output
  * arrives as UTF-8 text.
+ *
+ * Everything goes over HTTP (transport "http"), not /v1/connect: one
+ * command per process gains nothing from the WebSocket, which costs the ws
+ * module's ~55 ms to load and a handshake; and an exec's NDJSON body is
+ * paused while stdout is full (the channel has no per-request pause).
  */
 export class RemoteTarget implements CliTarget {
   /** A signal ended `exec` while its request is still open: exit on close. */
   private abandoned = false;
+  private readonly conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey" | "transport">>;
 
-  constructor(private readonly conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey">>) {}
+  constructor(conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey">>) {
+    this.conn = { ...conn, transport: "http" };
+  }
 
   async create(spec: SpecInput): Promise<{ id: string; name: string }> {
     const opts: SandboxOpts = {
@@ -42,8 +51,8 @@ export class RemoteTarget implements CliTarget {
       cwd: req.workdir,
       timeoutMs: req.timeoutSeconds === undefined ? undefined : req.timeoutSeconds * 1000,
       stdin,
-      onStdout: sink(process.stdout),
-      onStderr: sink(process.stderr),
+      onStdout: sink(stdout(), true),
+      onStderr: sink(stderr(), false),
     });
     let stop = () => {};
     const interrupted = new Promise<ExecEnd>((resolve) => {
@@ -52,16 +61,21 @@ export class RemoteTarget implements CliTarget {
         resolve({ exitCode: null, signal: signo, timedOut: false, oom: null });
       });
     });
+    const ended = run.then(
+      async (r): Promise<ExecEnd> => ({
+        exitCode: r.exitCode,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        oom: r.oomKilled ? { memoryLimit: (await sb.info()).spec.resources.memory } : null,
+      }),
+      (e: unknown): ExecEnd => {
+        // stdout's reader went away: the request was dropped, and with it the command (the daemon kills it).
+        if (e instanceof StdoutClosed) return { exitCode: null, signal: SIGPIPE, timedOut: false, oom: null };
+        throw e;
+      },
+    );
     try {
-      return await Promise.race([
-        run.then(async (r) => ({
-          exitCode: r.exitCode,
-          signal: r.signal,
-          timedOut: r.timedOut,
-          oom: r.oomKilled ? { memoryLimit: (await sb.info()).spec.resources.memory } : null,
-        })),
-        interrupted,
-      ]);
+      return await Promise.race([ended, interrupted]);
     } finally {
       stop();
     }
@@ -93,6 +107,10 @@ export class RemoteTarget implements CliTarget {
     return (await Sandbox.connect(ref, this.conn)).logs();
   }
 
+  async promote(ref: string): Promise<void> {
+    await (await Sandbox.connect(ref, this.conn)).promote();
+  }
+
   async setRunning(ref: string, running: boolean): Promise<void> {
     const sb = await Sandbox.connect(ref, this.conn);
     await (running ? sb.start() : sb.stop());
@@ -111,12 +129,29 @@ export class RemoteTarget implements CliTarget {
 
 /** The API's Sandbox object, as the daemon sent it. */
 function apiShape(i: SandboxInfo): SandboxSummary & Record<string, unknown> {
-  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec };
+  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec, ...(i.identity ? { identity: i.identity } : {}) };
 }
 
-/** Writes text to a stream, waiting for it to drain when it is full. */
-function sink(out: NodeJS.WriteStream): (text: string) => Promise<void> | undefined {
-  return (text) => (out.write(text) ? undefined : new Promise((resolve) => out.once("drain", resolve)));
+const SIGPIPE = 13;
+
+/** Thrown into the SDK's exec stream when stdout's reader is gone: it drops the request. */
+class StdoutClosed extends Error {}
+
+/**
+ * Writes output to a stream; while the stream is full the returned
+ * promise keeps the SDK's NDJSON reader paused (so the response body, and
+ * not this process, holds what the command writes meanwhile). Once the
+ * stream's reader is gone, `drop` ends the request; otherwise the output is
+ * dropped.
+ */
+function sink(out: Output, drop: boolean): (text: string) => Promise<void> | undefined {
+  const check = () => {
+    if (drop && out.closed) throw new StdoutClosed("stdout closed");
+  };
+  return (text) => {
+    check();
+    return out.write(text)?.then(check);
+  };
 }
 
 async function readAll(input: NodeJS.ReadableStream): Promise<Buffer> {

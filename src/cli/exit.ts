@@ -1,5 +1,23 @@
-import { CorralError } from "../core/index.js";
-import { AuthError, CorralSdkError, InvalidArgumentError, NotFoundError } from "../../sdk/src/index.js";
+/**
+ * Errors by shape, not class: corral's CorralError and the SDK's
+ * CorralSdkError both carry a stable `code` and an HTTP `status` (0 when
+ * the SDK raised it before any request). Importing either class here would
+ * load the SDK on the state dir's path or the runtime's modules on the
+ * daemon's.
+ */
+interface Coded {
+  readonly name: string;
+  readonly message: string;
+  readonly code: string;
+  readonly status: number;
+}
+
+function coded(e: unknown): e is Coded {
+  return e instanceof Error && typeof (e as Partial<Coded>).code === "string" && typeof (e as Partial<Coded>).status === "number";
+}
+
+/** Raised by the SDK before any request (no key, a bad option): the request's fault. */
+const CLIENT_SIDE = new Set(["AuthError", "InvalidArgumentError", "NotFoundError"]);
 
 /**
  * The exit code of a failed command: 1 when the request was at fault (bad
@@ -7,17 +25,18 @@ import { AuthError, CorralSdkError, InvalidArgumentError, NotFoundError } from "
  * host was (HTTP 5xx, the daemon unreachable, anything unexpected).
  */
 export function exitCodeOf(e: unknown): number {
-  if (e instanceof CorralError) return e.status < 500 ? 1 : 125;
-  if (e instanceof CorralSdkError) {
-    if (e.status >= 400 && e.status < 500) return 1;
-    // Raised by the SDK before any request (no key, a bad option).
-    if (e.status === 0 && (e instanceof AuthError || e instanceof InvalidArgumentError || e instanceof NotFoundError)) return 1;
-  }
+  if (!coded(e)) return 125;
+  if (e.status >= 400 && e.status < 500) return 1;
+  if (e.status === 0 && CLIENT_SIDE.has(e.name)) return 1;
   return 125;
 }
 
-/** The one-line message `corral: ...` prints for an error. */
+/** The one-line message `corral: ...` prints for an error, with a hint where one helps. */
 export function messageOf(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return e instanceof AuthError ? `${msg} (the key comes from --api-key or CORRAL_API_KEY)` : msg;
+  if (!coded(e)) return msg;
+  if (e.name === "AuthError") return `${msg} (the key comes from --api-key or CORRAL_API_KEY)`;
+  if (e.code === "template_not_found") return `${msg} (corral template ls lists the templates)`;
+  if (e.code === "usage") return `${msg} (see ${(e as Coded & { command?: string }).command ?? "corral"} --help)`;
+  return msg;
 }

@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from "../core/errors.js";
+
 /** Renders rows as an aligned text table (docker ps style). */
 export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -32,7 +34,7 @@ export function keyValues(list: readonly string[], what: string): Record<string,
   const out: Record<string, string> = {};
   for (const item of list) {
     const i = item.indexOf("=");
-    if (i <= 0) throw new Error(`${what} must be KEY=VALUE, got "${item}"`);
+    if (i <= 0) throw new InvalidArgumentError(`${what} must be KEY=VALUE, got "${item}"`);
     out[item.slice(0, i)] = item.slice(i + 1);
   }
   return out;

@@ -1,12 +1,13 @@
-import cliProgress from "cli-progress";
 import type { BuildProgress, ProgressFn } from "../store/builders/builder.js";
-import { formatSize } from "../core/index.js";
+import { formatSize } from "../core/size.js";
 
 /**
  * Shows template build progress on stderr: a bar (with bytes when the step
- * reports them) on a terminal, one line per step otherwise (CI logs). Returns the callback and a finisher.
+ * reports them) on a terminal, one line per step otherwise (CI logs).
+ * cli-progress is imported only for a terminal, and only once a build
+ * reports progress: most commands never build.
  */
-export function buildProgress(label: string): { onProgress: ProgressFn; done(): void } {
+export function buildProgress(label: string): { onProgress: ProgressFn; done(): Promise<void> } {
   if (!process.stderr.isTTY) {
     let last = "";
     return {
@@ -15,25 +16,33 @@ export function buildProgress(label: string): { onProgress: ProgressFn; done(): 
         if (line !== last) process.stderr.write(`${line}\n`);
         last = line;
       },
-      done() {},
+      done: async () => {},
     };
   }
-  const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {percent}% {phase}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
+  let latest: BuildProgress | undefined;
+  let bar: Promise<{ update(p: BuildProgress): void; stop(): void }> | undefined;
+  const start = async () => {
+    const { default: cliProgress } = await import("cli-progress");
+    const b = new cliProgress.SingleBar(
+      { format: `${label} [{bar}] {percent}% {phase}`, stream: process.stderr, hideCursor: true, clearOnComplete: true },
+      cliProgress.Presets.shades_classic,
+    );
+    b.start(100, 0, { phase: "" });
+    const update = (p: BuildProgress) => {
+      const bytes = p.bytes !== undefined && p.totalBytes ? ` ${formatSize(p.bytes)}/${formatSize(p.totalBytes)}` : "";
+      b.update(p.percent ?? 0, { phase: `${p.message ?? p.phase}${bytes}` });
+    };
+    if (latest) update(latest);
+    return { update, stop: () => b.stop() };
+  };
   return {
     onProgress: (p) => {
-      if (!started) {
-        bar.start(100, 0, { phase: "" });
-        started = true;
-      }
-      const bytes = p.bytes !== undefined && p.totalBytes ? ` ${formatSize(p.bytes)}/${formatSize(p.totalBytes)}` : "";
-      bar.update(p.percent ?? 0, { phase: `${p.message ?? p.phase}${bytes}` });
+      latest = p;
+      bar ??= start();
+      void bar.then((b) => b.update(p), () => {});
     },
-    done: () => {
-      if (started) bar.stop();
+    done: async () => {
+      if (bar) (await bar).stop();
     },
   };
 }
@@ -44,6 +53,6 @@ export async function withProgress<T>(template: string, fn: (onProgress: Progres
   try {
     return await fn(p.onProgress);
   } finally {
-    p.done();
+    await p.done();
   }
 }

@@ -1,26 +1,39 @@
-import type { Command } from "commander";
-import { InvalidArgumentError } from "../core/index.js";
+import { DEFAULT_TEMPLATE } from "../../sdk/src/defaults.js";
+import { InvalidArgumentError } from "../core/errors.js";
+import type { OptionSpec } from "./args.js";
 import { keyValues } from "./format.js";
 import type { SpecInput } from "./target.js";
 
-export const collect = (v: string, prev: string[]) => [...prev, v];
+/**
+ * The most a sandbox's lifetime.timeoutSeconds may be: 30 days, as the
+ * spec's schema says (src/core/sandbox-spec.ts, api/openapi.yaml; a test
+ * holds them equal). A copy, because the schema's module loads zod, which
+ * the daemon's path of the CLI does not.
+ */
+export const MAX_LIFETIME_SECONDS = 30 * 24 * 3600;
+
+const RESOURCE_OPTIONS: readonly OptionSpec[] = [
+  { flags: "-m, --memory <size>", help: "memory limit, e.g. 512M" },
+  { flags: "--cpus <n>", help: "CPU limit in cores, e.g. 0.5" },
+  { flags: "--pids <n>", help: "maximum number of processes" },
+  { flags: "--disk <size>", help: "size of the writable layer, e.g. 1G" },
+];
 
 /** The flags of `run` and `create` that describe the sandbox. */
-export function specOptions(cmd: Command): Command {
-  return cmd
-    .option("--name <name>", "sandbox name (default: generated)")
-    .option("-t, --template <name>", "template to start from", "debian")
-    .option("--backend <kind>", "container or vm", "container")
-    .option("-m, --memory <size>", "memory limit, e.g. 512M")
-    .option("--cpus <n>", "CPU limit in cores, e.g. 0.5")
-    .option("--pids <n>", "maximum number of processes")
-    .option("--disk <size>", "size of the writable layer, e.g. 1G")
-    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", collect, [])
-    .option("-w, --workdir <dir>", "working directory")
-    .option("-l, --label <KEY=VALUE>", "label (repeatable)", collect, [])
-    .option("--persistent", "keep the sandbox (and its disk) until removed")
-    .option("--timeout <seconds>", "remove the sandbox after this many seconds");
-}
+export const SPEC_OPTIONS: readonly OptionSpec[] = [
+  { flags: "--name <name>", help: "sandbox name (default: generated)" },
+  { flags: "-t, --template <name>", help: "template to start from (corral template ls)", default: DEFAULT_TEMPLATE },
+  { flags: "--backend <kind>", help: "container or vm", default: "container" },
+  ...RESOURCE_OPTIONS,
+  { flags: "-e, --env <KEY=VALUE>", help: "environment variable", repeat: true },
+  { flags: "-w, --workdir <dir>", help: "working directory" },
+  { flags: "-l, --label <KEY=VALUE>", help: "label", repeat: true },
+  { flags: "--persistent", help: "keep the sandbox (and its disk) until removed" },
+  { flags: "--timeout <seconds>", help: `remove the sandbox after this long: whole seconds from 1 to ${MAX_LIFETIME_SECONDS} (30 days), or with a unit (90s, 10m, 2h, 7d)` },
+];
+
+/** The resource flags of `admin pool set`. */
+export const POOL_RESOURCE_OPTIONS = RESOURCE_OPTIONS;
 
 export interface SpecFlags {
   name?: string;
@@ -53,10 +66,7 @@ export function resourcesFrom(f: ResourceFlags): SpecInput["resources"] {
 export function specFrom(f: SpecFlags): SpecInput {
   const resources = resourcesFrom(f);
   const lifetime: SpecInput["lifetime"] = { mode: f.persistent ? "persistent" : "ephemeral" };
-  if (f.timeout !== undefined) {
-    lifetime.timeoutSeconds = Number(f.timeout);
-    if (!(lifetime.timeoutSeconds > 0)) throw new InvalidArgumentError(`--timeout must be a number of seconds, got "${f.timeout}"`);
-  }
+  if (f.timeout !== undefined) lifetime.timeoutSeconds = lifetimeSeconds(f.timeout);
   const spec: SpecInput = {
     template: f.template,
     backend: f.backend,
@@ -68,4 +78,33 @@ export function specFrom(f: SpecFlags): SpecInput {
   if (f.name !== undefined) spec.name = f.name;
   if (f.workdir !== undefined) spec.workdir = f.workdir;
   return spec;
+}
+
+const UNITS: Readonly<Record<string, number>> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** "90", "90s", "10m", "1.5h", "7d" → seconds; undefined when it is not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([smhd]?)\s*$/.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
+
+/** `run`/`create --timeout`: whole seconds in the spec's range. */
+export function lifetimeSeconds(text: string): number {
+  const s = parseDuration(text);
+  if (s === undefined || !Number.isInteger(s) || s < 1 || s > MAX_LIFETIME_SECONDS) {
+    throw new InvalidArgumentError(
+      `--timeout must be whole seconds from 1 to ${MAX_LIFETIME_SECONDS} (30 days), or with a unit (90s, 10m, 2h, 7d), got "${text}"${s === 0 ? "; for no timeout use --persistent" : ""}`,
+    );
+  }
+  return s;
+}
+
+/** `exec --timeout`: any positive duration (the agent rounds milliseconds up). */
+export function commandTimeoutSeconds(text: string): number {
+  const s = parseDuration(text);
+  if (s === undefined || !(s > 0)) {
+    throw new InvalidArgumentError(`--timeout must be a positive number of seconds (30, 0.5) or a duration (10m, 2h), got "${text}"; leave it out for no timeout`);
+  }
+  return s;
 }

@@ -2,10 +2,11 @@ import os from "node:os";
 import type { Readable } from "node:stream";
 
 /**
- * Where the sandbox commands (run, create, exec, cp, ls, inspect, rm) act:
- * the state dir through the library (backend-local.ts) or a daemon through
- * the SDK (backend-remote.ts). main.ts picks one; flags, output and exit
- * codes are the same either way.
+ * Where the sandbox commands (run, create, exec, cp, ls, inspect, logs, rm,
+ * stop, start, promote) act: the state dir through the library
+ * (backend-local.ts) or a daemon through the SDK (backend-remote.ts).
+ * context.ts picks one; flags, output and exit codes are the same either
+ * way.
  */
 export interface CliTarget {
   /** Starts a sandbox and resolves once it runs. */
@@ -19,6 +20,8 @@ export interface CliTarget {
   inspect(ref: string): Promise<object>;
   /** A VM's console or a container's runtime log, its last 64 KiB. */
   logs(ref: string): Promise<string>;
+  /** Makes a sandbox persistent: no timeout, kept (with what it wrote) until removed. */
+  promote(ref: string): Promise<void>;
   /** Ends a persistent sandbox's processes, keeping its disk; or runs a stopped one again. */
   setRunning(ref: string, running: boolean): Promise<void>;
   /** Removes a sandbox; one that does not exist is an error unless `missingOk`. */

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { freshState, type TestState } from "../helpers/state.js";
 import { testDaemon } from "../helpers/daemon.js";
 import type { Daemon } from "../../src/server/daemon.js";
+import { DEFAULT_TEMPLATE } from "../../sdk/src/index.js";
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/cli/main.js");
 
@@ -97,6 +98,16 @@ describe("corral CLI through corrald", () => {
 
     assert.equal((await corral("rm", "dev1")).code, 0);
     assert.equal((await corral("ls")).stdout, "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME\n");
+  });
+
+  it("promote: the sandbox becomes persistent on the daemon", async () => {
+    assert.equal((await corral("create", "--name", "prom1")).code, 0);
+    assert.equal(d.sandboxes.record("prom1").spec.lifetime.mode, "ephemeral");
+    const p = await corral("promote", "prom1");
+    assert.deepEqual([p.code, p.stderr], [0, ""]);
+    const r = d.sandboxes.record("prom1");
+    assert.deepEqual([r.spec.lifetime.mode, r.expiresAt, r.spec.template], ["persistent", null, DEFAULT_TEMPLATE]);
+    assert.equal((await corral("rm", "prom1")).code, 0);
   });
 
   it("Ctrl-C during exec ends the command and exits 130", async () => {

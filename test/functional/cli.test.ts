@@ -1,11 +1,15 @@
 // The corral command, run as a user would: run, create, exec, cp, ls,
-// inspect, rm; exit codes and one-line errors.
+// inspect, rm, promote, admin pool; exit codes and one-line errors.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { corralCli } from "../helpers/cli.js";
+import { haveCommand } from "../../src/host/command.js";
+import { DEFAULT_TEMPLATE } from "../../sdk/src/index.js";
 import { freshState, type TestState } from "../helpers/state.js";
+
+const haveNix = await haveCommand("nix-build");
 
 describe("corral CLI", () => {
   let t: TestState;
@@ -75,7 +79,69 @@ describe("corral CLI", () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^corral: invalid sandbox spec: resources\.memory: .*\n$/);
     const tpl = await corral("run", "--template", "nope", "--", "true");
-    assert.equal(tpl.stderr, 'corral: no template named "nope"\n');
+    assert.equal(tpl.stderr, 'corral: no template named "nope" (corral template ls lists the templates)\n');
     assert.equal((await corral("rm", "-f", "nosuch")).code, 0);
+    const typo = await corral("exce", "dev1");
+    assert.deepEqual([typo.code, typo.stderr], [1, 'corral: unknown command "exce"; did you mean exec? (see corral --help)\n']);
+    const help = await corral("exec", "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: corral exec \[options\] <sandbox> <command\.\.\.>\n/);
+  });
+
+  it("promote: an ephemeral sandbox is kept, with what it wrote, until rm", async () => {
+    assert.equal((await corral("create", "--name", "eph")).code, 0);
+    assert.equal((await corral("exec", "eph", "--", "sh", "-c", "echo kept > /tmp/f")).code, 0);
+    assert.match((await corral("ls")).stdout, /^eph\s.*expires in/m);
+    const p = await corral("promote", "eph");
+    assert.deepEqual([p.code, p.stderr], [0, ""]);
+    const shown = JSON.parse((await corral("inspect", "eph")).stdout) as { expiresAt: string | null; spec: { template: string; lifetime: { mode: string } } };
+    assert.deepEqual([shown.expiresAt, shown.spec.lifetime.mode], [null, "persistent"]);
+    // No --template: the SDK's default, the one constant both use.
+    assert.equal(shown.spec.template, DEFAULT_TEMPLATE);
+    assert.equal((await corral("exec", "eph", "--", "cat", "/tmp/f")).stdout, "kept\n");
+    assert.equal((await corral("promote", "nosuch")).stderr, 'corral: no sandbox named "nosuch"\n');
+    assert.equal((await corral("rm", "eph")).code, 0);
+  });
+
+  it("admin pool set, ls, rm", async () => {
+    const set = await corral("admin", "pool", "set", "busybox", "--size", "2", "-m", "64M");
+    assert.equal(set.code, 0, set.stderr);
+    const key = set.stdout.trim();
+    assert.match(key, /^[0-9a-f]{16}$/);
+    assert.match((await corral("admin", "pool", "ls")).stdout, new RegExp(`^${key}\\s+busybox\\s+container\\s+64MiB\\s+2\\s+0$`, "m"));
+    assert.equal((await corral("admin", "pool", "rm", key)).code, 0);
+    assert.match((await corral("admin", "pool", "ls")).stdout, new RegExp(`^${key}\\s+busybox\\s+container\\s+64MiB\\s+0\\s+0$`, "m"));
+    const missing = await corral("admin", "pool", "rm", "0123456789abcdef");
+    assert.deepEqual([missing.code, missing.stderr], [1, 'corral: no pool named "0123456789abcdef"\n']);
+    const bad = await corral("admin", "pool", "set", "busybox", "--size", "lots");
+    assert.deepEqual([bad.code, bad.stderr], [1, "corral: a pool's size is a whole number from 0 to 10000\n"]);
+  });
+
+  it("what a newcomer mistypes: --timeout, a template that is not built in", async () => {
+    const zero = await corral("create", "--timeout", "0");
+    assert.equal(zero.code, 1);
+    assert.equal(zero.stderr, 'corral: --timeout must be whole seconds from 1 to 2592000 (30 days), or with a unit (90s, 10m, 2h, 7d), got "0"; for no timeout use --persistent\n');
+    const tenMinutes = await corral("create", "--name", "ten", "--timeout", "10m");
+    assert.equal(tenMinutes.code, 0, tenMinutes.stderr);
+    assert.equal((JSON.parse((await corral("inspect", "ten")).stdout) as { spec: { lifetime: { timeoutSeconds: number } } }).spec.lifetime.timeoutSeconds, 600);
+    const cmdTimeout = await corral("exec", "--timeout", "0", "ten", "--", "true");
+    assert.match(cmdTimeout.stderr, /^corral: --timeout must be a positive number of seconds \(30, 0\.5\) or a duration \(10m, 2h\), got "0"; leave it out for no timeout\n$/);
+    assert.equal((await corral("exec", "--timeout", "0.5", "ten", "--", "sleep", "5")).code, 137);
+    assert.equal((await corral("rm", "ten")).code, 0);
+
+    const typo = await corral("template", "build", "debian2");
+    assert.deepEqual(
+      [typo.code, typo.stderr],
+      [1, 'corral: "debian2" is not a built-in template (those are busybox, debian); to make a new one give --nix FILE (a Nix expression) or --oci ARCHIVE (docker/podman save, an OCI layout tar)\n'],
+    );
+  });
+
+  it("a Nix file that does not parse: the error line and where it is", { skip: !haveNix && "nix-build is not installed" }, async () => {
+    const file = path.join(path.dirname(t.stateDir), "bad.nix");
+    await fsp.writeFile(file, "let\n  a = 1\n  b = 2;\nin a\n");
+    const r = await corral("template", "build", "bad", "--nix", file);
+    assert.equal(r.code, 125);
+    // After the progress line: the error line itself, then where it is.
+    assert.match(r.stderr, new RegExp(`\ncorral: nix-build ${file} failed \\(exit 1\\): error: syntax error, unexpected '='.*\n\\s*at ${file}:3:5:`, "s"));
   });
 });

@@ -25,10 +25,39 @@ export const NIX_OPTIONS: readonly string[] = [
  */
 export async function nixBuild(file: string, outLink: string, progress: ProgressFn): Promise<string[]> {
   progress({ phase: "evaluate", message: `nix-build ${file}`, percent: 2 });
-  const r = await runCommand("nix-build", [...NIX_OPTIONS, "--out-link", outLink, "--", file], { onStderrLine: nixProgressParser(progress) });
+  const r = await runCommand("nix-build", [...NIX_OPTIONS, "--out-link", outLink, "--", file], { onStderrLine: nixProgressParser(progress), allowFailure: true });
+  if (r.code !== 0) throw new BackendError(`nix-build ${file} failed (exit ${r.code}): ${nixError(r.stderr)}`);
   const outputs = parseStorePaths(r.stdout, "nix-build");
   if (outputs.length === 0) throw new BackendError(`nix-build ${file} built nothing`);
   return outputs;
+}
+
+/** At most this much of Nix's error is kept in the message. */
+const ERROR_LINES = 20;
+const BUILDER_LINES = 10;
+const ERROR_CHARS = 2000;
+
+/** Nix's own progress lines (the plan, the derivations, "building ..."), not a builder's output. */
+const PROGRESS = /^(these \d+ derivations? will be built|this derivation will be built|these \d+ paths will be fetched|this path will be fetched| {2}\/nix\/store\/|building '\/nix\/store\/)/;
+
+/**
+ * What of nix-build's stderr a failure shows. Nix prints an evaluation
+ * error's line first (`error: syntax error, unexpected '='`), then where
+ * it is (the file, a few numbered lines, a caret); runCommand's tail of 5
+ * lines cut that first line off. So: from the first `error:` line on (at
+ * most ERROR_LINES), after the last BUILDER_LINES lines a builder printed
+ * before it (a failed build's reason is in its output); without an
+ * `error:` line, the last lines. At most ERROR_CHARS characters.
+ */
+export function nixError(stderr: string): string {
+  const lines = stderr.replace(/\x1b\[[0-9;]*m/g, "").trimEnd().split("\n");
+  const first = lines.findIndex((l) => l.startsWith("error:"));
+  const kept =
+    first < 0
+      ? lines.slice(-ERROR_LINES)
+      : [...lines.slice(0, first).filter((l) => !PROGRESS.test(l)).slice(-BUILDER_LINES), ...lines.slice(first, first + ERROR_LINES)];
+  const text = kept.join("\n").trim();
+  return text.length > ERROR_CHARS ? `${text.slice(0, ERROR_CHARS)}…` : text;
 }
 
 /** Every store path the given ones reference, transitively, themselves included; sorted. */

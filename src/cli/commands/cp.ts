@@ -1,8 +1,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { InvalidArgumentError } from "../core/index.js";
-import type { CliTarget } from "./target.js";
+import { InvalidArgumentError } from "../../core/errors.js";
+import type { CliTarget } from "../target.js";
+import type { Action } from "./action.js";
+
+/** `corral cp SRC DST`. */
+export const cp: Action = async (ctx, p) => {
+  const { src, dst } = p.args as { src: string; dst: string };
+  await copy(await ctx.target(), src, dst);
+};
 
 /** `corral cp SRC SANDBOX:PATH` or `corral cp SANDBOX:PATH DST`: one regular file. */
 export async function copy(target: CliTarget, src: string, dst: string): Promise<void> {

@@ -1,0 +1,265 @@
+// Every `corral` command: its name, arguments, options and help, and
+// where its code is. Nothing here loads a command's code: each `run`
+// imports its file under commands/ when that command runs (youki-style, a
+// file per command or command group), so `corral --help` loads this file,
+// args.ts and help.ts, and `corral exec` through a daemon adds exec.ts and
+// the SDK, never the runtime.
+import type { CommandSpec, Parsed } from "./args.js";
+import { Context, type Globals } from "./context.js";
+import type { Action } from "./commands/action.js";
+import { POOL_RESOURCE_OPTIONS, SPEC_OPTIONS } from "./spec-flags.js";
+
+/** `run` for a command whose code is export `name` of the module `load` imports. */
+function lazy<K extends string, M extends Record<K, Action>>(load: () => Promise<M>, name: K): (p: Parsed) => Promise<number | void> {
+  // The context is closed by main.ts, once the exit status is set (closeContexts).
+  return async (p) => (await load())[name](new Context(p.globals as Globals), p);
+}
+
+const STDIN_HELP = "pass stdin to the command (through a daemon, stdin is read to its end before the command starts)";
+const COMMAND_ARG = { name: "<command...>", help: "the command and its arguments (after --, or after the sandbox)", rest: true } as const;
+const SANDBOX = { name: "<sandbox>", help: "name or id" } as const;
+const SANDBOXES = { name: "<sandbox...>", help: "names or ids" } as const;
+
+const sandboxCommands: CommandSpec[] = [
+  {
+    name: "run",
+    help: "start a throwaway sandbox, run a command in it, remove it; exits with the command's status",
+    args: [COMMAND_ARG],
+    options: [...SPEC_OPTIONS, { flags: "-i, --interactive", help: STDIN_HELP }],
+    run: lazy(() => import("./commands/run.js"), "run"),
+  },
+  {
+    name: "create",
+    help: "start a sandbox and print its name",
+    options: SPEC_OPTIONS,
+    run: lazy(() => import("./commands/create.js"), "create"),
+  },
+  {
+    name: "exec",
+    help: "run a command in a sandbox; exits with the command's status",
+    args: [SANDBOX, COMMAND_ARG],
+    options: [
+      { flags: "-e, --env <KEY=VALUE>", help: "environment variable", repeat: true },
+      { flags: "-w, --workdir <dir>", help: "working directory" },
+      { flags: "-i, --interactive", help: STDIN_HELP },
+      { flags: "--timeout <seconds>", help: "kill the command after this long: seconds (0.5, 30) or a duration (10m, 2h)" },
+    ],
+    run: lazy(() => import("./commands/exec.js"), "exec"),
+  },
+  {
+    name: "cp",
+    help: "copy a file between the host and a sandbox: cp SRC SANDBOX:PATH or cp SANDBOX:PATH DST",
+    args: [{ name: "<src>" }, { name: "<dst>" }],
+    run: lazy(() => import("./commands/cp.js"), "cp"),
+  },
+  {
+    name: "ls",
+    alias: "ps",
+    help: "list sandboxes",
+    options: [{ flags: "--json", help: "print JSON" }],
+    run: lazy(() => import("./commands/ls.js"), "ls"),
+  },
+  {
+    name: "logs",
+    help: "print a VM's serial console or a container's runtime log (the last 64 KiB)",
+    args: [SANDBOX],
+    run: lazy(() => import("./commands/logs.js"), "logs"),
+  },
+  {
+    name: "inspect",
+    help: "print a sandbox's record and usage (null when not running) as JSON",
+    args: [SANDBOX],
+    run: lazy(() => import("./commands/inspect.js"), "inspect"),
+  },
+  {
+    name: "rm",
+    help: "stop and remove sandboxes",
+    args: [SANDBOXES],
+    options: [{ flags: "-f, --force", help: "pass over sandboxes that do not exist" }],
+    run: lazy(() => import("./commands/rm.js"), "rm"),
+  },
+  {
+    name: "stop",
+    help: "stop persistent sandboxes: their processes end, their disk stays",
+    args: [SANDBOXES],
+    run: lazy(() => import("./commands/start-stop.js"), "stop"),
+  },
+  {
+    name: "start",
+    help: "start stopped sandboxes again, with the disk they had",
+    args: [SANDBOXES],
+    run: lazy(() => import("./commands/start-stop.js"), "start"),
+  },
+  {
+    name: "promote",
+    help: "make sandboxes persistent: no timeout, kept with what they wrote until rm",
+    args: [SANDBOXES],
+    run: lazy(() => import("./commands/promote.js"), "promote"),
+  },
+];
+
+const stateDirCommands: CommandSpec[] = [
+  {
+    name: "template",
+    help: "manage templates (acts on the state dir)",
+    commands: [
+      {
+        name: "ls",
+        help: "list templates in the store and the built-in ones",
+        run: lazy(() => import("./commands/template.js"), "ls"),
+      },
+      {
+        name: "build",
+        help: "build a built-in template now (otherwise built on first use), or a new one from a Nix file (--nix) or an image archive (--oci)",
+        args: [{ name: "<name>" }],
+        options: [
+          { flags: "--nix <file>", help: "nix-build FILE and mount its closure at /nix/store (on the busybox template; its outputs' bin/ first in PATH)" },
+          { flags: "--share-host-store", help: "with --nix: mount the host's whole /nix/store read-only instead of the closure" },
+          { flags: "--oci <archive>", help: "docker save / podman save / OCI layout tar (plain or gzip) to import as template NAME" },
+        ],
+        run: lazy(() => import("./commands/template.js"), "build"),
+      },
+      {
+        name: "commit",
+        help: "make a template of a persistent sandbox: its template plus what it has written",
+        args: [{ name: "<sandbox>" }, { name: "<name>", help: "the new template's name" }],
+        run: lazy(() => import("./commands/template.js"), "commit"),
+      },
+      {
+        name: "rm",
+        help: "forget a template (its layers go at the next store gc, once no sandbox uses them)",
+        args: [{ name: "<name>" }],
+        run: lazy(() => import("./commands/template.js"), "rm"),
+      },
+    ],
+  },
+  {
+    name: "snapshot",
+    help: "snapshots of microVM sandboxes (acts on the state dir)",
+    commands: [
+      {
+        name: "create",
+        help: "save a running microVM (memory, devices, its disk if persistent); it runs on",
+        args: [{ name: "<sandbox>" }, { name: "<name>" }],
+        run: lazy(() => import("./commands/snapshot.js"), "create"),
+      },
+      {
+        name: "restore",
+        help: "a new sandbox that starts where the snapshot was, with its own identity",
+        args: [{ name: "<name>" }],
+        options: [{ flags: "--name <name>", help: "name of the new sandbox" }],
+        run: lazy(() => import("./commands/snapshot.js"), "restore"),
+      },
+      { name: "ls", help: "list snapshots", run: lazy(() => import("./commands/snapshot.js"), "ls") },
+      { name: "rm", help: "delete a snapshot and its files", args: [{ name: "<name>" }], run: lazy(() => import("./commands/snapshot.js"), "rm") },
+    ],
+  },
+  {
+    name: "store",
+    help: "the shared layer store (acts on the state dir)",
+    commands: [
+      { name: "du", help: "disk used by shared layers (once each) and by each sandbox privately", run: lazy(() => import("./commands/store.js"), "du") },
+      { name: "gc", help: "remove layers and VM images no template names and no sandbox uses", run: lazy(() => import("./commands/store.js"), "gc") },
+    ],
+  },
+  {
+    name: "daemon",
+    help: "run corrald, the HTTP API (sandboxes keep running when it stops)",
+    options: [
+      { flags: "--listen <host:port>", help: "loopback TCP address", default: "127.0.0.1:7070" },
+      { flags: "--socket <path>", help: "listen on a unix socket instead" },
+      { flags: "--body-limit <bytes>", help: "largest JSON request body", default: "1048576" },
+      { flags: "--admin-tenant <name>", help: "a tenant whose keys may change what all tenants share: templates, pools, the store, tenants, keys", repeat: true },
+      { flags: "--template-import-tenant <name>", help: "a tenant whose keys may import image archives as templates, shared by all tenants", repeat: true },
+    ],
+    run: lazy(() => import("./commands/daemon.js"), "daemon"),
+  },
+  {
+    name: "admin",
+    help: "tenants, API keys and warm pools (acts on the state dir)",
+    commands: [
+      {
+        name: "key",
+        help: "API keys",
+        commands: [
+          {
+            name: "create",
+            help: "create an API key for a tenant (created if new); the key is printed once",
+            options: [{ flags: "--tenant <name>", help: "the tenant", required: true }],
+            run: lazy(() => import("./commands/admin.js"), "keyCreate"),
+          },
+          {
+            name: "ls",
+            help: "list API keys (never the keys themselves)",
+            options: [{ flags: "--tenant <name>", help: "only this tenant's" }],
+            run: lazy(() => import("./commands/admin.js"), "keyLs"),
+          },
+          { name: "revoke", help: "revoke an API key", args: [{ name: "<id>", help: "the key's id (admin key ls)" }], run: lazy(() => import("./commands/admin.js"), "keyRevoke") },
+        ],
+      },
+      {
+        name: "pool",
+        help: "warm pools of pre-started sandboxes, kept full by corrald",
+        commands: [
+          {
+            name: "set",
+            help: "keep SIZE sandboxes of a template (and resource shape) ready; 0 empties the pool; prints the pool's key",
+            args: [{ name: "<template>" }],
+            options: [
+              { flags: "--size <n>", help: "how many to keep ready", required: true },
+              ...POOL_RESOURCE_OPTIONS,
+              { flags: "--backend <kind>", help: "container or vm (vm pools fill from a snapshot)", default: "container" },
+            ],
+            run: lazy(() => import("./commands/admin.js"), "poolSet"),
+          },
+          { name: "ls", help: "list pools and how full they are", run: lazy(() => import("./commands/admin.js"), "poolLs") },
+          {
+            name: "rm",
+            help: "stop keeping sandboxes ready in pools (their target becomes 0; corrald removes the ready ones)",
+            args: [{ name: "<pool...>", help: "pool keys, as admin pool ls shows them" }],
+            run: lazy(() => import("./commands/admin.js"), "poolRm"),
+          },
+        ],
+      },
+      {
+        name: "tenant",
+        help: "tenants and their quotas",
+        commands: [
+          {
+            name: "create",
+            help: "create a tenant",
+            args: [{ name: "<name>" }],
+            options: [
+              { flags: "--max-sandboxes <n>", help: "most sandboxes at once" },
+              { flags: "--max-memory <size>", help: "most memory over all its sandboxes, e.g. 8G" },
+            ],
+            run: lazy(() => import("./commands/admin.js"), "tenantCreate"),
+          },
+          {
+            name: "quota",
+            help: "change a tenant's quotas",
+            args: [{ name: "<name>" }],
+            options: [
+              { flags: "--max-sandboxes <n>", help: "most sandboxes at once (none: unlimited)" },
+              { flags: "--max-memory <size>", help: "most memory over all its sandboxes (none: unlimited)" },
+            ],
+            run: lazy(() => import("./commands/admin.js"), "tenantQuota"),
+          },
+          { name: "ls", help: "list tenants and their quotas", run: lazy(() => import("./commands/admin.js"), "tenantLs") },
+        ],
+      },
+    ],
+  },
+];
+
+export const program: CommandSpec = {
+  name: "corral",
+  help: "sandboxes for untrusted code: containers and microVMs from one spec",
+  options: [
+    { flags: "--state-dir <dir>", help: "state directory (default $CORRAL_STATE_DIR or /var/lib/corral)" },
+    { flags: "--api-url <url>", help: "run the sandbox commands (run to promote) through this corral daemon (default $CORRAL_API_URL unless --state-dir is given)" },
+    { flags: "--api-key <key>", help: "API key for the daemon (default $CORRAL_API_KEY)" },
+  ],
+  commands: [...sandboxCommands, ...stateDirCommands],
+  epilog: "Without a daemon URL every command acts on the state dir directly; template, snapshot, store, daemon and admin always do.",
+};
