@@ -148,6 +148,8 @@ describe("corral template, store and admin through corrald", () => {
     const tpl = (await t.s.store.template("fromimg"))!;
     assert.equal(imported.stdout, `fromimg ${tpl.layers.join(",")}\n`);
     assert.match(imported.stderr, /^building template fromimg: layer - .*\n/m);
+    const noFile = await admin("template", "build", "fromnothing", "--oci", path.join(tmp, "none.tar"));
+    assert.deepEqual([noFile.code, noFile.stderr], [1, `corral: cannot read the image archive ${path.join(tmp, "none.tar")}: ENOENT\n`]);
     const r = await user("run", "-t", "fromimg", "--", "cat", "/etc/hello");
     assert.deepEqual([r.code, r.stdout], [0, "hello from the image\n"], r.stderr);
 

@@ -136,6 +136,12 @@ describe("corral CLI", () => {
     );
   });
 
+  it("an image archive that is not a readable file: one line, exit 1", async () => {
+    const dir = path.dirname(t.stateDir);
+    const r = await corral("template", "build", "fromdir", "--oci", dir);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", `corral: cannot read the image archive ${dir}: not a regular file\n`]);
+  });
+
   it("a Nix file that does not parse: the error line and where it is", { skip: !haveNix && "nix-build is not installed" }, async () => {
     const file = path.join(path.dirname(t.stateDir), "bad.nix");
     await fsp.writeFile(file, "let\n  a = 1\n  b = 2;\nin a\n");

@@ -1,6 +1,7 @@
 // `corral template`: list, build, import, commit, remove. The flags and the
 // output are here; template-local.ts acts on the state dir, template-remote.ts
 // on a daemon.
+import fs from "node:fs";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { formatSize } from "../../core/size.js";
 import type { ProgressFn } from "../../store/builders/builder.js";
@@ -78,9 +79,22 @@ export const build: Action = async (ctx, p) => {
   if (f.shareHostStore && !f.nix) throw new InvalidArgumentError("--share-host-store needs --nix");
   if (f.nix && f.oci) throw new InvalidArgumentError("--nix and --oci exclude each other");
   const { nix: nixFile, oci } = f;
+  if (oci) readableFile(oci);
   const s = await side(ctx);
   const t = await withProgress(name, (onProgress) =>
     nixFile ? s.buildNix(name, nixFile, f.shareHostStore ?? false, onProgress) : oci ? s.importOci(name, oci, onProgress) : s.build(name, onProgress),
   );
   await print(made(t));
 };
+
+/** An image archive must be a regular file this process can read, wherever it is sent (a directory gave EISDIR, exit 125). */
+function readableFile(archive: string): void {
+  let why: string | undefined;
+  try {
+    fs.accessSync(archive, fs.constants.R_OK);
+    if (!fs.statSync(archive).isFile()) why = "not a regular file";
+  } catch (e) {
+    why = (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+  if (why) throw new InvalidArgumentError(`cannot read the image archive ${archive}: ${why}`);
+}
