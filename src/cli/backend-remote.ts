@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { Sandbox, type ConnectionOpts, type SandboxInfo, type SandboxOpts } from "../../sdk/src/index.js";
+import { Sandbox, type SandboxInfo, type SandboxOpts } from "../../sdk/src/index.js";
+import type { Connection } from "./context.js";
 import { stderr, stdout, type Output } from "./stdio.js";
 import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
 
@@ -19,11 +20,7 @@ import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type Sandbox
 export class RemoteTarget implements CliTarget {
   /** A signal ended `exec` while its request is still open: exit on close. */
   private abandoned = false;
-  private readonly conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey" | "transport">>;
-
-  constructor(conn: Required<Pick<ConnectionOpts, "apiUrl" | "apiKey">>) {
-    this.conn = { ...conn, transport: "http" };
-  }
+  constructor(private readonly conn: Connection) {}
 
   async create(spec: SpecInput): Promise<{ id: string; name: string }> {
     const opts: SandboxOpts = {

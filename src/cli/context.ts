@@ -2,6 +2,13 @@ import { InvalidArgumentError } from "../core/errors.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import type { CliTarget } from "./target.js";
 
+/** A daemon and the key to use there; requests go over HTTP (see backend-remote.ts for why). */
+export interface Connection {
+  readonly apiUrl: string;
+  readonly apiKey: string;
+  readonly transport: "http";
+}
+
 /** The global options, as parsed. */
 export interface Globals {
   readonly stateDir?: string;
@@ -40,7 +47,20 @@ export class Context {
     return (this.chosen ??= this.choose());
   }
 
-  /** The state dir itself, for commands that have no daemon operation (yet) and for `daemon`. */
+  /**
+   * The daemon to act through, with its key, or undefined: act on the state
+   * dir. Over HTTP only (see backend-remote.ts). No key for a configured
+   * daemon is a one-line error, before any request.
+   */
+  connection(): Connection | undefined {
+    const apiUrl = this.apiUrl;
+    if (!apiUrl) return undefined;
+    const apiKey = this.globals.apiKey ?? this.env["CORRAL_API_KEY"];
+    if (!apiKey) throw new InvalidArgumentError(`no API key for the daemon at ${apiUrl}: set CORRAL_API_KEY or pass --api-key`);
+    return { apiUrl, apiKey, transport: "http" };
+  }
+
+  /** The state dir itself: the commands' local side, and `daemon`. */
   state(): Promise<Sandboxes> {
     return (this.opened ??= this.openState());
   }
@@ -56,15 +76,13 @@ export class Context {
   }
 
   private async choose(): Promise<CliTarget> {
-    const apiUrl = this.apiUrl;
-    if (!apiUrl) {
+    const conn = this.connection();
+    if (!conn) {
       const { LocalTarget } = await import("./backend-local.js");
       return new LocalTarget(() => this.state());
     }
-    const apiKey = this.globals.apiKey ?? this.env["CORRAL_API_KEY"];
-    if (!apiKey) throw new InvalidArgumentError(`no API key for the daemon at ${apiUrl}: set CORRAL_API_KEY or pass --api-key`);
     const { RemoteTarget } = await import("./backend-remote.js");
-    const t = new RemoteTarget({ apiUrl, apiKey });
+    const t = new RemoteTarget(conn);
     this.closers.push(() => t.close());
     return t;
   }

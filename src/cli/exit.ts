@@ -36,6 +36,8 @@ export function messageOf(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   if (!coded(e)) return msg;
   if (e.name === "AuthError") return `${msg} (the key comes from --api-key or CORRAL_API_KEY)`;
+  // A valid key of a tenant that may not do this: the daemon's message says who may.
+  if (e.code === "forbidden") return `forbidden: ${msg}`;
   if (e.code === "template_not_found") return `${msg} (corral template ls lists the templates)`;
   if (e.code === "usage") return `${msg} (see ${(e as Coded & { command?: string }).command ?? "corral"} --help)`;
   return msg;

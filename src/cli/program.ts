@@ -98,10 +98,10 @@ const sandboxCommands: CommandSpec[] = [
   },
 ];
 
-const stateDirCommands: CommandSpec[] = [
+const resourceCommands: CommandSpec[] = [
   {
     name: "template",
-    help: "manage templates (acts on the state dir)",
+    help: "manage templates",
     commands: [
       {
         name: "ls",
@@ -135,7 +135,7 @@ const stateDirCommands: CommandSpec[] = [
   },
   {
     name: "snapshot",
-    help: "snapshots of microVM sandboxes (acts on the state dir)",
+    help: "snapshots of microVM sandboxes",
     commands: [
       {
         name: "create",
@@ -156,7 +156,7 @@ const stateDirCommands: CommandSpec[] = [
   },
   {
     name: "store",
-    help: "the shared layer store (acts on the state dir)",
+    help: "the shared layer store",
     commands: [
       { name: "du", help: "disk used by shared layers (once each) and by each sandbox privately", run: lazy(() => import("./commands/store.js"), "du") },
       { name: "gc", help: "remove layers and VM images no template names and no sandbox uses", run: lazy(() => import("./commands/store.js"), "gc") },
@@ -176,7 +176,7 @@ const stateDirCommands: CommandSpec[] = [
   },
   {
     name: "admin",
-    help: "tenants, API keys and warm pools (acts on the state dir)",
+    help: "tenants, API keys and warm pools (through a daemon: an admin tenant's key)",
     commands: [
       {
         name: "key",
@@ -257,9 +257,13 @@ export const program: CommandSpec = {
   help: "sandboxes for untrusted code: containers and microVMs from one spec",
   options: [
     { flags: "--state-dir <dir>", help: "state directory (default $CORRAL_STATE_DIR or /var/lib/corral)" },
-    { flags: "--api-url <url>", help: "run the sandbox commands (run to promote) through this corral daemon (default $CORRAL_API_URL unless --state-dir is given)" },
+    { flags: "--api-url <url>", help: "act through this corral daemon (default $CORRAL_API_URL unless --state-dir is given)" },
     { flags: "--api-key <key>", help: "API key for the daemon (default $CORRAL_API_KEY)" },
   ],
-  commands: [...sandboxCommands, ...stateDirCommands],
-  epilog: "Without a daemon URL every command acts on the state dir directly; template, snapshot, store, daemon and admin always do.",
+  commands: [...sandboxCommands, ...resourceCommands],
+  epilog:
+    "Without a daemon URL every command acts on the state dir directly; with one (--api-url or $CORRAL_API_URL) every command but daemon goes through it, " +
+    "with the key of --api-key or $CORRAL_API_KEY. --state-dir acts on the state dir even when $CORRAL_API_URL is set: that is how the first key is made " +
+    "(corral --state-dir DIR admin key create --tenant ops, for a daemon started with --admin-tenant ops). " +
+    "Through a daemon, admin (but pool ls), store, template rm and commit take an admin tenant's key, template build --oci an admin's or an importer's; template build --nix needs the state dir.",
 };

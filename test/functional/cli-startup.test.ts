@@ -40,10 +40,12 @@ describe("the modules each kind of corral command loads", () => {
   let t: TestState;
   let d: Daemon;
   let key: string;
+  let adminKey: string;
   before(async () => {
     t = await freshState("clistartup");
-    d = await testDaemon(t);
+    d = await testDaemon(t, { adminTenants: ["ops"] });
     key = t.s.tenants.createKey("mods").key;
+    adminKey = t.s.tenants.createKey("ops").key;
     await t.s.create({ template: "busybox", name: "mods" }, { tenant: "mods" });
   });
   after(async () => {
@@ -73,6 +75,21 @@ describe("the modules each kind of corral command loads", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.files.includes("sdk/src/http.js"), r.files.join("\n"));
     for (const prefix of ["src/runtime/", "src/backends/", "src/store/", "src/server/", "src/agent/", "node_modules/"]) assert.deepEqual(under(r.files, prefix), [], prefix);
+  });
+
+  it("an admin command through a daemon: its command file, its daemon side and the SDK, nothing of the runtime", async () => {
+    const r = await loaded(t, ["admin", "tenant", "ls"], { CORRAL_API_URL: d.url, CORRAL_API_KEY: adminKey });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(under(r.files, "src/cli/commands/").sort(), ["src/cli/commands/action.js", "src/cli/commands/admin-remote.js", "src/cli/commands/admin.js"]);
+    assert.ok(r.files.includes("sdk/src/admin.js"), r.files.join("\n"));
+    for (const prefix of ["src/runtime/", "src/backends/", "src/store/", "src/server/", "src/agent/", "node_modules/"]) assert.deepEqual(under(r.files, prefix), [], prefix);
+  });
+
+  it("the same admin command on the state dir: its state dir side, not the SDK", async () => {
+    const r = await loaded(t, ["admin", "tenant", "ls"], localEnv(t));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(under(r.files, "src/cli/commands/").sort(), ["src/cli/commands/action.js", "src/cli/commands/admin-local.js", "src/cli/commands/admin.js"]);
+    assert.deepEqual(under(r.files, "sdk/").filter((f) => f !== "sdk/src/defaults.js"), []);
   });
 
   it("a command on the state dir: the runtime, not the SDK or ws", async () => {

@@ -114,7 +114,7 @@ describe("corral CLI", () => {
     const missing = await corral("admin", "pool", "rm", "0123456789abcdef");
     assert.deepEqual([missing.code, missing.stderr], [1, 'corral: no pool named "0123456789abcdef"\n']);
     const bad = await corral("admin", "pool", "set", "busybox", "--size", "lots");
-    assert.deepEqual([bad.code, bad.stderr], [1, "corral: a pool's size is a whole number from 0 to 10000\n"]);
+    assert.deepEqual([bad.code, bad.stderr], [1, 'corral: --size must be a whole number, got "lots"\n']);
   });
 
   it("what a newcomer mistypes: --timeout, a template that is not built in", async () => {
@@ -134,6 +134,12 @@ describe("corral CLI", () => {
       [typo.code, typo.stderr],
       [1, 'corral: "debian2" is not a built-in template (those are busybox, debian); to make a new one give --nix FILE (a Nix expression) or --oci ARCHIVE (docker/podman save, an OCI layout tar)\n'],
     );
+  });
+
+  it("an image archive that is not a readable file: one line, exit 1", async () => {
+    const dir = path.dirname(t.stateDir);
+    const r = await corral("template", "build", "fromdir", "--oci", dir);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [1, "", `corral: cannot read the image archive ${dir}: not a regular file\n`]);
   });
 
   it("a Nix file that does not parse: the error line and where it is", { skip: !haveNix && "nix-build is not installed" }, async () => {

@@ -23,9 +23,9 @@ export function corralCli(t: Pick<TestState, "stateDir" | "cgroupParent">, ...ar
   return runCli(["--state-dir", t.stateDir, ...args], { CORRAL_CGROUP_PARENT: t.cgroupParent });
 }
 
-/** Runs `corral ARGS` through a daemon (remote mode, the SDK underneath). */
+/** Runs `corral ARGS` through a daemon (remote mode, the SDK underneath); nothing may fall back to a state dir (this one does not exist). */
 export function corralRemote(apiUrl: string, apiKey: string, ...args: string[]): Promise<CliResult> {
-  return runCli(args, { CORRAL_API_URL: apiUrl, CORRAL_API_KEY: apiKey });
+  return runCli(args, { CORRAL_API_URL: apiUrl, CORRAL_API_KEY: apiKey, CORRAL_STATE_DIR: "/nonexistent/corral" });
 }
 
 /** Starts `corral ARGS` with `env` over this process's, its stdio piped; the caller reads (or does not read) its output. */

@@ -1,6 +1,6 @@
 import type { Sandboxes } from "../../runtime/sandboxes.js";
 import type { Parsed } from "../args.js";
-import type { Context } from "../context.js";
+import type { Connection, Context } from "../context.js";
 
 /**
  * A command's code: its arguments and options come as the parser found
@@ -10,11 +10,15 @@ import type { Context } from "../context.js";
 export type Action = (ctx: Context, p: Parsed) => Promise<number | void>;
 
 /**
- * A command that acts on the state dir, with or without a daemon
- * configured (admin, template, snapshot, store: the API has no operation
- * for most of them yet). Its daemon version slots in as `remote`, run when
- * a daemon is configured, beside the state dir's.
+ * Where a command group (template, snapshot, store, admin) acts: its
+ * daemon side, made by `remote` over the SDK, when a daemon is configured;
+ * else its state dir side, made by `local` over the runtime. Each side is
+ * a module of its own, imported only when chosen, so a command through a
+ * daemon never loads the runtime (zod, SQLite, the backends) and one on
+ * the state dir never loads the SDK. The command's own file parses its
+ * flags and prints, so both sides print the same.
  */
-export function onStateDir(local: (s: Sandboxes, p: Parsed) => Promise<number | void>, remote?: Action): Action {
-  return async (ctx, p) => (remote && ctx.apiUrl ? remote(ctx, p) : local(await ctx.state(), p));
+export async function sideOf<T>(ctx: Context, local: () => Promise<(s: Sandboxes) => T>, remote: () => Promise<(c: Connection) => T>): Promise<T> {
+  const conn = ctx.connection();
+  return conn ? (await remote())(conn) : (await local())(await ctx.state());
 }
