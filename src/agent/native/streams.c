@@ -65,6 +65,13 @@ static int stream_open(struct conn *c, uint32_t id, const char *path, int flags,
 	return fd;
 }
 
+/* A read or list stream's request checked and its path opened with flags:
+ * the fd, or -1 once the error is sent. */
+static int stream_start(struct conn *c, uint32_t id, int op, const struct jdoc *d, struct req *r, int flags)
+{
+	return stream_req(c, id, op, d, r) ? stream_open(c, id, r->path, flags, 0) : -1;
+}
+
 /* The stream on fd, unless err (what checking fd found) or no memory:
  * then fd is closed and the error sent. */
 static struct stream *stream_attach(struct conn *c, int kind, uint32_t id, int fd, int err, const char *path)
@@ -150,12 +157,10 @@ void op_end(struct conn *c, uint32_t id)
 void op_read(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
-	if (!stream_req(c, id, OP_READ, d, &r))
-		return;
-	const char *path = r.path;
-	int fd = stream_open(c, id, path, O_RDONLY | O_NONBLOCK, 0);
+	int fd = stream_start(c, id, OP_READ, d, &r, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
 		return;
+	const char *path = r.path;
 	struct stat st;
 	int err = 0;
 	if (fstat(fd, &st) < 0)
@@ -174,12 +179,10 @@ void op_read(struct conn *c, uint32_t id, const struct jdoc *d)
 void op_list(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
-	if (!stream_req(c, id, OP_LIST, d, &r))
-		return;
-	const char *path = r.path;
-	int fd = stream_open(c, id, path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = stream_start(c, id, OP_LIST, d, &r, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return;
+	const char *path = r.path;
 	DIR *dir = fdopendir(fd);
 	if (!dir) {
 		send_error(c, id, errno, NULL, path);
