@@ -1,6 +1,6 @@
 // Builds the static native binaries (the in-sandbox agent, the launcher,
 // the microVM init) with musl. Skips a binary whose output is newer than
-// every .c and .h file of its source folder.
+// every .c and .h file of its source folders.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -10,14 +10,18 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const out = path.join(root, "dist", "native");
 fs.mkdirSync(out, { recursive: true });
 
-/** The agent's .c files: every one in its folder (the fuzz target is in fuzz/). */
+/** What the agent and the init share (src/native/line.h). */
+const shared = ["src/native/line.c"];
+
+/** The agent's .c files: every one in its folder (the fuzz target is in fuzz/), and the shared ones. */
 function agentSources() {
   const dir = "src/agent/native";
-  return fs
+  const own = fs
     .readdirSync(path.join(root, dir))
     .filter((f) => f.endsWith(".c"))
     .sort()
     .map((f) => path.join(dir, f));
+  return [...own, ...shared];
 }
 
 // The agent is several files compiled together; -flto lets the compiler
@@ -27,7 +31,7 @@ function agentSources() {
 const targets = [
   { name: "corral-agent", srcs: agentSources(), flags: ["-flto"] },
   { name: "corral-launch", srcs: ["src/backends/container/native/launch.c"], flags: [] },
-  { name: "corral-init", srcs: ["src/backends/vm/native/init.c"], flags: [] },
+  { name: "corral-init", srcs: ["src/backends/vm/native/init.c", ...shared], flags: [] },
 ];
 const cc = process.env.CORRAL_CC ?? "musl-gcc";
 

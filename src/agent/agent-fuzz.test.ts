@@ -1,14 +1,15 @@
 // A bounded fuzz run of what the agent does with a connection's bytes
 // before any effect: frame lengths, the header's JSON, id and op, each op's
 // fields, and the error replies built from them (native/fuzz/fuzz_request.c
-// links the agent's util.c, json.c, reply.c and request.c: no socket, no
-// fork). libFuzzer with AddressSanitizer, UndefinedBehaviorSanitizer and
-// LeakSanitizer runs for 30 s from the checked-in seeds (valid frames) and
-// regression inputs; any crash, leak or undefined behaviour fails the test
-// with the reproducer's path. The fuzzer is built into dist/fuzz/, named by
-// a hash of its sources, flags and clang's version, so a rerun does not
-// rebuild it. Skipped, with the reason, only where clang cannot link a
-// fuzzer at all (scripts/setup.sh installs clang and its runtime).
+// links the agent's util.c, json.c, reply.c and request.c, and the shared
+// src/native/line.c: no socket, no fork). libFuzzer with AddressSanitizer,
+// UndefinedBehaviorSanitizer and LeakSanitizer runs for 30 s from the
+// checked-in seeds (valid frames) and regression inputs; any crash, leak or
+// undefined behaviour fails the test with the reproducer's path. The fuzzer
+// is built into dist/fuzz/, named by a hash of its sources, flags and
+// clang's version, so a rerun does not rebuild it. Skipped, with the
+// reason, only where clang cannot link a fuzzer at all (scripts/setup.sh
+// installs clang and its runtime).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -21,7 +22,10 @@ import { fileURLToPath } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const native = path.join(root, "src/agent/native");
 const fuzzDir = path.join(native, "fuzz");
-const sources = ["fuzz/fuzz_request.c", "util.c", "json.c", "reply.c", "request.c"].map((f) => path.join(native, f));
+const sources = [
+  ...["fuzz/fuzz_request.c", "util.c", "json.c", "reply.c", "request.c"].map((f) => path.join(native, f)),
+  path.join(root, "src/native/line.c"),
+];
 const flags = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-Werror"];
 const seconds = 30;
 
@@ -44,7 +48,7 @@ function fuzzerUnavailable(): string | undefined {
 function buildFuzzer(): string {
   const version = spawnSync("clang", ["--version"], { encoding: "utf8" }).stdout;
   const hash = createHash("sha256").update(version).update(flags.join(" "));
-  for (const f of [...sources, path.join(native, "agent.h")]) hash.update(f).update(fs.readFileSync(f));
+  for (const f of [...sources, path.join(native, "agent.h"), path.join(root, "src/native/line.h")]) hash.update(f).update(fs.readFileSync(f));
   const outDir = path.join(root, "dist/fuzz");
   const bin = path.join(outDir, `fuzz-request-${hash.digest("hex").slice(0, 16)}`);
   if (fs.existsSync(bin)) return bin;

@@ -5,91 +5,52 @@
 // on its unix socket: the agent protocol itself is exercised end to end.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
+import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { nativeBinary } from "../host/native.js";
 import { AgentClient } from "./client.js";
 import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
 import { AGENT_VSOCK_PORT } from "../backends/vm/plan.js";
 import { TimeoutError } from "../core/errors.js";
+import { startAgent, type TestAgent } from "../../test/helpers/native-agent.js";
+import { relayToAgent, serveHybridVsock } from "../../test/helpers/stand-in-vmm.js";
 
 let dir: string;
-let agent: ChildProcess;
-let agentSock: string;
+let agent: TestAgent;
 const servers: net.Server[] = [];
 
 /** A VMM stand-in for the handshake: `answer` decides what a CONNECT gets. */
-function vmm(name: string, answer: (port: number, conn: net.Socket) => void): Promise<string> {
+async function vmm(name: string, answer: (port: number, conn: net.Socket) => void): Promise<string> {
   const uds = path.join(dir, name);
-  const srv = net.createServer((conn) => {
-    let line = "";
-    const onData = (c: Buffer) => {
-      line += c.toString("latin1");
-      const nl = line.indexOf("\n");
-      if (nl < 0) return;
-      conn.off("data", onData);
-      conn.pause();
-      const m = /^CONNECT ([0-9]+)$/.exec(line.slice(0, nl));
-      if (!m) conn.destroy();
-      else answer(Number(m[1]), conn);
-    };
-    conn.on("data", onData);
-  });
-  servers.push(srv);
-  return new Promise((resolve) => srv.listen(uds, () => resolve(uds)));
+  servers.push(await serveHybridVsock(uds, answer));
+  return uds;
 }
 
-/** The VMM's answer when the guest has a listener: relay to the agent. */
-function relayToAgent(port: number, conn: net.Socket): void {
-  if (port !== AGENT_VSOCK_PORT) {
-    conn.destroy();
-    return;
-  }
-  const up = net.connect(agentSock, () => {
-    conn.write("OK 1073741824\n");
-    conn.pipe(up);
-    up.pipe(conn);
-    conn.resume();
-  });
-  up.on("error", () => conn.destroy());
-  conn.on("error", () => up.destroy());
-  conn.on("close", () => up.destroy());
+/** The VMM's answer when the guest has a listener on the agent's port: relay to the agent. */
+function toAgent(port: number, conn: net.Socket): void {
+  if (port !== AGENT_VSOCK_PORT) conn.destroy();
+  else relayToAgent(conn, agent.socket);
 }
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-hvsock-"));
-  agentSock = path.join(dir, "agent.sock");
-  fs.mkdirSync(path.join(dir, "root"));
-  agent = spawn(nativeBinary("corral-agent"), ["--socket", agentSock, "--root", path.join(dir, "root"), "--ready-fd", "3"], {
-    stdio: ["ignore", "inherit", "inherit", "pipe"],
-  });
-  const ready = await new Promise<string>((resolve) => {
-    let got = "";
-    agent.stdio[3]!.on("data", (c: Buffer) => {
-      got += c.toString();
-      if (got.includes("\n")) resolve(got);
-    });
-    agent.once("exit", () => resolve(got));
-  });
-  assert.equal(ready, "ready\n");
+  agent = await startAgent(dir);
 });
 
 after(() => {
   for (const s of servers) s.close();
-  agent.kill("SIGKILL");
+  agent.proc.kill("SIGKILL");
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test("connectVsock: handshake, then the agent protocol through the relay", async () => {
-  const uds = await vmm("ok.vsock", relayToAgent);
+  const uds = await vmm("ok.vsock", toAgent);
   const c = await AgentClient.connectVsock(uds, AGENT_VSOCK_PORT, 5000);
   try {
     const h = await c.hello();
     assert.equal(h.version, 1);
-    assert.equal(h.pid, agent.pid);
+    assert.equal(h.pid, agent.proc.pid);
     const r = await c.run({ argv: ["sh", "-c", "echo through-vsock; echo err >&2; exit 3"] });
     assert.equal(r.stdout.toString(), "through-vsock\n");
     assert.equal(r.stderr.toString(), "err\n");
@@ -127,7 +88,7 @@ test("connectHybridVsock: an answer other than OK <port> is refused", async () =
 });
 
 test("connectVsock: the wrong port is refused until the deadline, naming the last reason", async () => {
-  const uds = await vmm("wrongport.vsock", relayToAgent);
+  const uds = await vmm("wrongport.vsock", toAgent);
   await assert.rejects(AgentClient.connectVsock(uds, 2048, 300), (e: unknown) => {
     assert.ok(e instanceof TimeoutError, String(e));
     assert.match(e.message, /vsock port 2048 through .*wrongport\.vsock/);

@@ -320,6 +320,7 @@ const char *hb_data(size_t *len);
 void conn_send(struct conn *c, const void *payload, size_t plen);
 void send_simple(struct conn *c, const char *ev, uint32_t id);
 void send_error(struct conn *c, uint32_t id, int err, const char *msg, const char *path);
+void send_ok_or_error(struct conn *c, uint32_t id, int err, const char *msg, const char *path);
 void send_error_why(struct conn *c, uint32_t id, int err, const char *what, const char *subject);
 ssize_t frame_read(struct conn *c, const char *ev, uint32_t id, int fd, size_t max);
 

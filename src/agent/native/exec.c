@@ -393,9 +393,5 @@ void op_signal(struct conn *c, uint32_t id, const struct jdoc *d)
 		send_error(c, id, ESRCH, "no such exec", NULL);
 		return;
 	}
-	int err = kill_group(e->pid, (int)r.signal);
-	if (err)
-		send_error(c, id, err, "cannot signal the process group", NULL);
-	else
-		send_simple(c, "ok", id);
+	send_ok_or_error(c, id, kill_group(e->pid, (int)r.signal), "cannot signal the process group", NULL);
 }

@@ -202,10 +202,7 @@ void op_mkdir(struct conn *c, uint32_t id, const struct jdoc *d)
 		}
 		free(dup);
 	}
-	if (err)
-		send_error(c, id, err, NULL, path);
-	else
-		send_simple(c, "ok", id);
+	send_ok_or_error(c, id, err, NULL, path);
 }
 
 /* Empties directory dfd and removes it from pfd. Never follows symlinks:
@@ -318,9 +315,6 @@ out:
 	if (pfd >= 0)
 		close(pfd);
 	free(dup);
-	if (err)
-		send_error(c, id, err, NULL, path);
-	else
-		send_simple(c, "ok", id);
+	send_ok_or_error(c, id, err, NULL, path);
 }
 

@@ -212,6 +212,23 @@ static void dispatch(struct watch *w, uint32_t ev)
 	}
 }
 
+/* A listening stream socket of `family` at sa; -1 once the failure is
+ * logged (`what` names the address: a path, "vsock port N"). */
+static int bind_listen(int family, const void *sa, socklen_t len, const char *what)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		logmsg("corral-agent: socket for %s: %s", what, strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, 128) < 0) {
+		logmsg("corral-agent: listen on %s: %s", what, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int listen_on(const char *path)
 {
 	struct sockaddr_un sa;
@@ -247,17 +264,7 @@ static int listen_on(const char *path)
 			return -1;
 		}
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		logmsg("corral-agent: socket: %s", strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
-		logmsg("corral-agent: listen on %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return bind_listen(AF_UNIX, &sa, sizeof sa, path);
 }
 
 static int listen_vsock(unsigned int port)
@@ -267,17 +274,9 @@ static int listen_vsock(unsigned int port)
 	sa.svm_family = AF_VSOCK;
 	sa.svm_cid = VMADDR_CID_ANY;
 	sa.svm_port = port;
-	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		logmsg("corral-agent: vsock socket: %s", strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
-		logmsg("corral-agent: listen on vsock port %u: %s", port, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
+	char what[32];
+	snprintf(what, sizeof what, "vsock port %u", port);
+	return bind_listen(AF_VSOCK, &sa, sizeof sa, what);
 }
 
 /* A vsock port: 1..2^32-2 (2^32-1 is VMADDR_PORT_ANY). */

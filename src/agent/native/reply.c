@@ -141,6 +141,15 @@ void send_simple(struct conn *c, const char *ev, uint32_t id)
 	conn_send(c, NULL, 0);
 }
 
+/* An op's one reply: "ok" when err is 0, else the error (send_error). */
+void send_ok_or_error(struct conn *c, uint32_t id, int err, const char *msg, const char *path)
+{
+	if (err)
+		send_error(c, id, err, msg, path);
+	else
+		send_simple(c, "ok", id);
+}
+
 /* Starts {"ev":"error","id":id,"code":<errno name>,"message":" */
 static void error_begin(uint32_t id, int err)
 {

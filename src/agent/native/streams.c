@@ -43,16 +43,55 @@ static void stream_remove(struct conn *c, struct stream *s)
 	stream_free(s);
 }
 
+/* A new stream's request: its fields, and its id not in use. False once
+ * the error is sent. */
+static bool stream_req(struct conn *c, uint32_t id, int op, const struct jdoc *d, struct req *r)
+{
+	if (!req_get(c, id, op, d, r))
+		return false;
+	if (id_in_use(c, id)) {
+		send_error(c, id, EPROTO, "stream id already in use", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Opens path for a new stream; -1 once the error is sent. */
+static int stream_open(struct conn *c, uint32_t id, const char *path, int flags, mode_t mode)
+{
+	int fd = ropen(path, flags, mode);
+	if (fd < 0)
+		send_error(c, id, errno, NULL, path);
+	return fd;
+}
+
+/* A read or list stream's request checked and its path opened with flags:
+ * the fd, or -1 once the error is sent. */
+static int stream_start(struct conn *c, uint32_t id, int op, const struct jdoc *d, struct req *r, int flags)
+{
+	return stream_req(c, id, op, d, r) ? stream_open(c, id, r->path, flags, 0) : -1;
+}
+
+/* The stream on fd, unless err (what checking fd found) or no memory:
+ * then fd is closed and the error sent. */
+static struct stream *stream_attach(struct conn *c, int kind, uint32_t id, int fd, int err, const char *path)
+{
+	struct stream *s = err ? NULL : stream_new(c, kind, id);
+	if (!s) {
+		close(fd);
+		send_error(c, id, err ? err : ENOMEM, NULL, path);
+		return NULL;
+	}
+	s->fd = fd;
+	return s;
+}
+
 void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
-	if (!req_get(c, id, OP_WRITE, d, &r))
+	if (!stream_req(c, id, OP_WRITE, d, &r))
 		return;
 	const char *path = r.path;
-	if (id_in_use(c, id)) {
-		send_error(c, id, EPROTO, "stream id already in use", NULL);
-		return;
-	}
 	if (r.mkdirs) {
 		const char *parent, *base;
 		char *dup = split_path(path, &parent, &base);
@@ -67,11 +106,9 @@ void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 			return;
 		}
 	}
-	int fd = ropen(path, O_WRONLY | O_CREAT | O_NONBLOCK | (r.append ? O_APPEND : O_TRUNC), (mode_t)r.mode);
-	if (fd < 0) {
-		send_error(c, id, errno, NULL, path);
+	int fd = stream_open(c, id, path, O_WRONLY | O_CREAT | O_NONBLOCK | (r.append ? O_APPEND : O_TRUNC), (mode_t)r.mode);
+	if (fd < 0)
 		return;
-	}
 	struct stat st;
 	int err = 0;
 	if (fstat(fd, &st) < 0)
@@ -83,13 +120,7 @@ void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 			err = errno;
 	}
-	struct stream *s = err ? NULL : stream_new(c, S_WRITE, id);
-	if (!s) {
-		close(fd);
-		send_error(c, id, err ? err : ENOMEM, NULL, path);
-		return;
-	}
-	s->fd = fd;
+	stream_attach(c, S_WRITE, id, fd, err, path);
 }
 
 void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll)
@@ -126,18 +157,10 @@ void op_end(struct conn *c, uint32_t id)
 void op_read(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
-	if (!req_get(c, id, OP_READ, d, &r))
+	int fd = stream_start(c, id, OP_READ, d, &r, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
 		return;
 	const char *path = r.path;
-	if (id_in_use(c, id)) {
-		send_error(c, id, EPROTO, "stream id already in use", NULL);
-		return;
-	}
-	int fd = ropen(path, O_RDONLY | O_NONBLOCK, 0);
-	if (fd < 0) {
-		send_error(c, id, errno, NULL, path);
-		return;
-	}
 	struct stat st;
 	int err = 0;
 	if (fstat(fd, &st) < 0)
@@ -148,31 +171,18 @@ void op_read(struct conn *c, uint32_t id, const struct jdoc *d)
 		err = EINVAL;
 	else if (r.offset > 0 && lseek(fd, (off_t)r.offset, SEEK_SET) < 0)
 		err = errno;
-	struct stream *s = err ? NULL : stream_new(c, S_READ, id);
-	if (!s) {
-		close(fd);
-		send_error(c, id, err ? err : ENOMEM, NULL, path);
-		return;
-	}
-	s->fd = fd;
-	s->remaining = r.length < 0 ? -1 : r.length;
+	struct stream *s = stream_attach(c, S_READ, id, fd, err, path);
+	if (s)
+		s->remaining = r.length < 0 ? -1 : r.length;
 }
 
 void op_list(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
-	if (!req_get(c, id, OP_LIST, d, &r))
+	int fd = stream_start(c, id, OP_LIST, d, &r, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
 		return;
 	const char *path = r.path;
-	if (id_in_use(c, id)) {
-		send_error(c, id, EPROTO, "stream id already in use", NULL);
-		return;
-	}
-	int fd = ropen(path, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0) {
-		send_error(c, id, errno, NULL, path);
-		return;
-	}
 	DIR *dir = fdopendir(fd);
 	if (!dir) {
 		send_error(c, id, errno, NULL, path);

@@ -414,6 +414,21 @@ def _(x):
     expect(got is None and end["code"] == "EISDIR", end)
 
 
+@test("a stream id in use -> EPROTO for a new stream; the first one goes on")
+def _(x):
+    i = x.c.new_id()
+    x.c.send({"op": "write", "id": i, "path": "/inuse.txt"})
+    errs = []
+    for op in ("write", "read", "list"):
+        x.c.send({"op": op, "id": i, "path": "/"})
+        errs.append(x.c.get(i)[0])
+    expect(all(error_code(h) == "EPROTO" and "already in use" in h["message"] for h in errs), errs)
+    x.c.send({"op": "data", "id": i}, b"kept")
+    x.c.send({"op": "end", "id": i})
+    h = x.c.get(i)[0]
+    expect(h == {"ev": "ok", "id": i, "size": 4}, h)
+
+
 @test("read missing -> ENOENT")
 def _(x):
     got, end = x.c.read_file("/nope")

@@ -3,28 +3,17 @@
  * the growable byte buffer.
  */
 #include "agent.h"
+#include "../../native/line.h"
 
 void logmsg(const char *fmt, ...)
 {
 	char b[512];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(b, sizeof b - 1, fmt, ap);
+	int n = format_line(b, sizeof b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof b - 2)
-		n = sizeof b - 2;
-	b[n++] = '\n';
-	size_t off = 0;
-	while (off < (size_t)n) {
-		ssize_t w = write(2, b + off, (size_t)n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		off += (size_t)w;
-	}
+	if (n > 0)
+		write_full(2, b, (size_t)n);
 }
 
 int64_t now_ms(void)

@@ -7,6 +7,7 @@ import { tailOfFiles } from "../../host/log-tail.js";
 import type { Host } from "../../host/host.js";
 import type { ProcStat } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
+import { cgroupUsage } from "../cgroup-usage.js";
 import type { InitProcess, OciRuntime } from "./oci-runtime.js";
 
 /**
@@ -81,16 +82,9 @@ export class ContainerHandle implements SandboxHandle {
     return status;
   }
 
-  async stats(): Promise<UsageSample> {
-    const cg = this.cgroup();
+  stats(): Promise<UsageSample> {
     const { processCount } = this.p.runtime;
-    const [cpuNanos, memoryBytes, pids, oomKills] = await Promise.all([
-      cg.cpuNanos(),
-      cg.memoryBytes(),
-      processCount ? processCount.call(this.p.runtime, this.id) : cg.pids(),
-      cg.oomKills(),
-    ]);
-    return { cpuNanos, memoryBytes, pids, oomKills };
+    return cgroupUsage(this.cgroup(), processCount?.call(this.p.runtime, this.id));
   }
 
   oomKills(): Promise<number> {

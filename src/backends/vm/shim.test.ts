@@ -1,73 +1,35 @@
 // The shim's hybrid vsock wiring (Cloud Hypervisor, Firecracker), which
-// no VMM on these hosts exercises: a stand-in VMM process (node, given as
-// the launch's binary) prints a serial console on stdout and a message on
-// stderr, and serves the documented hybrid vsock handshake on the launch's
-// socket, relaying to a real corral-agent. The shim must run it, keep its
-// console, serve agent.sock through it, say "ready", and record how it
-// ended. (QEMU's wiring is exercised by every VM functional suite.)
+// no VMM on these hosts exercises: a stand-in VMM process (node running
+// test/helpers/stand-in-vmm-main.ts, given as the launch's binary) prints a
+// serial console on stdout and a message on stderr, and serves the
+// documented hybrid vsock handshake on the launch's socket, relaying to a
+// real corral-agent. The shim must run it, keep its console, serve
+// agent.sock through it, say "ready", and record how it ended. (QEMU's
+// wiring is exercised by every VM functional suite.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { nativeBinary } from "../../host/native.js";
 import { processRunning } from "../../host/process.js";
 import { AgentClient } from "../../agent/client.js";
 import { vmIdentity } from "./identity.js";
 import { AGENT_VSOCK_PORT } from "./plan.js";
 import { shimPaths, type ShimConfig, type ShimExit } from "./shim-files.js";
 import { ShimLauncher } from "./shim-launcher.js";
-
-/** The stand-in VMM: `node vmm.mjs UDS AGENT_SOCKET`; SIGUSR1 makes it stop accepting (the guest's agent is gone). */
-const STAND_IN = `
-import net from "node:net";
-const [uds, agent] = process.argv.slice(2);
-process.stdout.write("Linux version 6.1 (stand-in)\\ncorral-init: agent on vsock port 1024\\n");
-process.stderr.write("stand-in vmm: started\\n");
-const srv = net.createServer((conn) => {
-  let line = "";
-  const onData = (c) => {
-    line += c.toString("latin1");
-    const nl = line.indexOf("\\n");
-    if (nl < 0) return;
-    conn.off("data", onData);
-    conn.pause();
-    if (line.slice(0, nl) !== "CONNECT ${AGENT_VSOCK_PORT}") return void conn.destroy();
-    const up = net.connect(agent, () => {
-      conn.write("OK 1073741824\\n");
-      conn.pipe(up);
-      up.pipe(conn);
-      conn.resume();
-    });
-    up.on("error", () => conn.destroy());
-    conn.on("error", () => up.destroy());
-    conn.on("close", () => up.destroy());
-  };
-  conn.on("data", onData);
-});
-srv.listen(uds);
-process.on("SIGUSR1", () => srv.close());
-process.stdin.resume(); // the shim's serial input: open, never written
-`;
+import { startAgent, type TestAgent } from "../../../test/helpers/native-agent.js";
+import { STAND_IN_VMM_MAIN } from "../../../test/helpers/stand-in-vmm.js";
 
 let dir: string;
-let agent: ChildProcess;
-let agentSock: string;
+let agent: TestAgent;
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-shimvs-"));
-  agentSock = path.join(dir, "real-agent.sock");
-  fs.mkdirSync(path.join(dir, "root"));
-  fs.writeFileSync(path.join(dir, "vmm.mjs"), STAND_IN);
-  agent = spawn(nativeBinary("corral-agent"), ["--socket", agentSock, "--root", path.join(dir, "root"), "--ready-fd", "3"], {
-    stdio: ["ignore", "inherit", "inherit", "pipe"],
-  });
-  await new Promise<void>((resolve) => agent.stdio[3]!.once("data", () => resolve()));
+  agent = await startAgent(dir, "real-agent.sock");
 });
 
 after(() => {
-  agent.kill("SIGKILL");
+  agent.proc.kill("SIGKILL");
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -79,7 +41,7 @@ async function startVm(name: string): Promise<{ vm: string; said: string; p: Ret
   const cfg: ShimConfig = {
     vmm: "firecracker",
     binary: process.execPath,
-    args: [path.join(dir, "vmm.mjs"), p.vsockSocket, agentSock],
+    args: [STAND_IN_VMM_MAIN, p.vsockSocket, agent.socket],
     wiring: { kind: "hybrid-vsock", uds: p.vsockSocket, port: AGENT_VSOCK_PORT },
     guestStop: "reboot",
     identity: vmIdentity(name),
@@ -109,7 +71,7 @@ test("runs the VMM, keeps its console, serves agent.sock over hybrid vsock; a VM
   assert.ok(processRunning(pid));
   const c = await AgentClient.connect(p.agentSocket, 2000);
   try {
-    assert.equal((await c.hello()).pid, agent.pid, "agent.sock leads to the agent behind the VMM's vsock socket");
+    assert.equal((await c.hello()).pid, agent.proc.pid, "agent.sock leads to the agent behind the VMM's vsock socket");
     assert.equal((await c.run({ argv: ["sh", "-c", "echo via-shim"] })).stdout.toString(), "via-shim\n");
   } finally {
     c.close();

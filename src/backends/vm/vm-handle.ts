@@ -6,6 +6,7 @@ import type { ContainerCgroup } from "../../host/cgroups.js";
 import { tailOfFiles } from "../../host/log-tail.js";
 import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, SnapshotSaved, UsageSample } from "../backend.js";
+import { cgroupUsage } from "../cgroup-usage.js";
 import { shimPaths, type ShimExit } from "./shim-files.js";
 import { copyUpperFromImage } from "./writable-layer.js";
 
@@ -93,15 +94,11 @@ export class VmHandle implements SandboxHandle {
    * OOM kills (the VMM itself).
    */
   async stats(): Promise<UsageSample> {
-    const cg = this.backend.cgroupFor(this.id);
-    const [cpuNanos, memoryBytes, hostPids, hostOom, guest] = await Promise.all([
-      cg.cpuNanos(),
-      cg.memoryBytes(),
-      cg.pids(),
-      cg.oomKills(),
+    const [host, guest] = await Promise.all([
+      cgroupUsage(this.backend.cgroupFor(this.id)),
       this.withGuest((c) => Promise.all([guestOomKills(c), guestPids(c)])),
     ]);
-    return { cpuNanos, memoryBytes, pids: guest?.[1] ?? hostPids, oomKills: hostOom + (guest?.[0] ?? 0) };
+    return { ...host, pids: guest?.[1] ?? host.pids, oomKills: host.oomKills + (guest?.[0] ?? 0) };
   }
 
   /** OOM kills of this VM: the guest kernel's (a command killed for the VM's memory size dies there) and the host cgroup's. */

@@ -6,51 +6,32 @@
 // to end through the bridge.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { nativeBinary } from "../../host/native.js";
 import { AgentClient } from "../../agent/client.js";
 import { AGENT_VSOCK_PORT } from "./plan.js";
 import { bridgeToVsock } from "./vsock-bridge.js";
+import { startAgent, type TestAgent } from "../../../test/helpers/native-agent.js";
+import { relayToAgent, serveHybridVsock } from "../../../test/helpers/stand-in-vmm.js";
 
 let dir: string;
-let agent: ChildProcess;
-let agentSock: string;
+let agent: TestAgent;
 const servers: net.Server[] = [];
 /** Connections the stand-in VMM accepted and relayed, per port. */
 const accepted: number[] = [];
 
 /** A VMM's hybrid vsock socket; `guestUp` says whether the guest listens yet. */
-function vmm(name: string, guestUp: () => boolean): Promise<string> {
+async function vmm(name: string, guestUp: () => boolean): Promise<string> {
   const uds = path.join(dir, name);
-  const srv = net.createServer((conn) => {
-    let line = "";
-    const onData = (c: Buffer) => {
-      line += c.toString("latin1");
-      const nl = line.indexOf("\n");
-      if (nl < 0) return;
-      conn.off("data", onData);
-      conn.pause();
-      const port = Number(/^CONNECT ([0-9]+)$/.exec(line.slice(0, nl))?.[1]);
-      if (port !== AGENT_VSOCK_PORT || !guestUp()) return void conn.destroy();
-      accepted.push(port);
-      const up = net.connect(agentSock, () => {
-        conn.write("OK 1073741824\n");
-        conn.pipe(up);
-        up.pipe(conn);
-        conn.resume();
-      });
-      up.on("error", () => conn.destroy());
-      conn.on("error", () => up.destroy());
-      conn.on("close", () => up.destroy());
-    };
-    conn.on("data", onData);
+  const srv = await serveHybridVsock(uds, (port, conn) => {
+    if (port !== AGENT_VSOCK_PORT || !guestUp()) return void conn.destroy();
+    accepted.push(port);
+    relayToAgent(conn, agent.socket);
   });
   servers.push(srv);
-  return new Promise((resolve) => srv.listen(uds, () => resolve(uds)));
+  return uds;
 }
 
 /** The shim's side: agent.sock bridged to `uds`. */
@@ -63,25 +44,12 @@ function shimSocket(name: string, uds: string): Promise<string> {
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-vbridge-"));
-  agentSock = path.join(dir, "real-agent.sock");
-  fs.mkdirSync(path.join(dir, "root"));
-  agent = spawn(nativeBinary("corral-agent"), ["--socket", agentSock, "--root", path.join(dir, "root"), "--ready-fd", "3"], {
-    stdio: ["ignore", "inherit", "inherit", "pipe"],
-  });
-  const ready = await new Promise<string>((resolve) => {
-    let got = "";
-    agent.stdio[3]!.on("data", (c: Buffer) => {
-      got += c.toString();
-      if (got.includes("\n")) resolve(got);
-    });
-    agent.once("exit", () => resolve(got));
-  });
-  assert.equal(ready, "ready\n");
+  agent = await startAgent(dir, "real-agent.sock");
 });
 
 after(() => {
   for (const s of servers) s.close();
-  agent.kill("SIGKILL");
+  agent.proc.kill("SIGKILL");
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -97,7 +65,7 @@ test("each client of agent.sock gets its own vsock connection; the protocol runs
     ]);
     assert.deepEqual([ra.stdout.toString(), ra.exitCode], ["from-a\n", 4]);
     assert.equal(rb.stdout.length, 300_000, "a large output crosses whole");
-    assert.equal((await a.hello()).pid, agent.pid);
+    assert.equal((await a.hello()).pid, agent.proc.pid);
   } finally {
     a.close();
     b.close();
@@ -115,7 +83,7 @@ test("while the guest does not listen, a client is closed, and gets through once
   up = true;
   const late = await AgentClient.connect(sock, 2000);
   try {
-    assert.equal((await late.hello()).pid, agent.pid);
+    assert.equal((await late.hello()).pid, agent.proc.pid);
   } finally {
     late.close();
   }

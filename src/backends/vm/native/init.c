@@ -3,6 +3,7 @@
  * a microVM sandbox is made").
  *
  * Build: musl-gcc -static -Os -Wall -Wextra -Werror -o corral-init init.c
+ *        ../../../native/line.c (scripts/build-native.mjs does)
  *
  * It mounts /proc, /sys and /dev, loads the kernel modules listed in
  * /modules (finit_module, in that order; virtio-rng later, in the
@@ -53,6 +54,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include "../../../native/line.h"
 
 #define PROBE_MARK "corral-probe-ok"
 #define AGENT_PORT_NAME "org.corral.agent"
@@ -71,15 +73,10 @@ static void say(const char *fmt, ...)
 	char b[512];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(b, sizeof b - 1, fmt, ap);
+	int n = format_line(b, sizeof b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof b - 2)
-		n = sizeof b - 2;
-	b[n++] = '\n';
 	/* fd 1 is /dev/console when the kernel found one in the initramfs */
-	if (write(1, b, (size_t)n) < 0) { /* nowhere to tell */ }
+	if (n > 0 && write(1, b, (size_t)n) < 0) { /* nowhere to tell */ }
 }
 
 static void __attribute__((noreturn)) power_off(void)
