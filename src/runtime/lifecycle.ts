@@ -129,6 +129,8 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
     hostname: r.name,
     layers: template.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
+    // A VM plans its devices again at every start: its Nix store's too.
+    nixStore: rt.store.nixStoreView(template),
   });
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });

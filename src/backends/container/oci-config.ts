@@ -65,7 +65,7 @@ export interface OciConfigInput {
   readonly cgroupPath: string;
   readonly seccomp?: SeccompProfile;
   /** Host Nix store paths to mount read-only at /nix/store. */
-  readonly nixStore?: NixStoreView | undefined;
+  readonly nixStore?: Pick<NixStoreView, "dir" | "paths"> | undefined;
   /**
    * The agent says "ready" on fd 3 (default), a pipe crun passes through
    * (--preserve-fds=1). runsc passes no extra fd: there fd 3 would be the
@@ -83,7 +83,7 @@ export interface OciConfigInput {
  * of them. Plain (not recursive) binds: nothing mounted below a host path
  * comes along.
  */
-export function nixStoreMounts(v: NixStoreView): Record<string, unknown>[] {
+export function nixStoreMounts(v: Pick<NixStoreView, "dir" | "paths">): Record<string, unknown>[] {
   const options = ["bind", "ro", "nosuid", "nodev"];
   return [
     { destination: "/nix/store", type: "bind", source: v.dir, options },

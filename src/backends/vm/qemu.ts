@@ -146,6 +146,8 @@ export interface GuestOptions {
   readonly zeroFreedPages?: boolean;
   /** The spec's resources.pids: the guest's processes (the agent's and everything under it) beyond it fail to fork. */
   readonly pids?: number;
+  /** Where /nix/store comes from (vm-nix.ts): the closure image (disk serial corral-nix). */
+  readonly nixStore?: "disk";
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -161,5 +163,6 @@ export function guestCmdline(o: GuestOptions): string {
   if (o.upper.kind === "disk") parts.push("corral.upper=disk");
   else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
   if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
+  if (o.nixStore !== undefined) parts.push(`corral.nix=${o.nixStore}`);
   return parts.join(" ");
 }

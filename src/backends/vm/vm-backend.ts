@@ -22,6 +22,7 @@ import { cgroupMode, ContainerCgroup, removeSpareCgroups, type CgroupMode } from
 import { diskUsage } from "../../store/tree.js";
 import { probeAccel } from "./accel.js";
 import { gcImages } from "./erofs.js";
+import { gcClosureImages } from "../../store/nix/closure-image.js";
 import { ensureInitrd } from "./initrd.js";
 import { ensureKernel } from "./kernel.js";
 import { planVm } from "./vm-plan.js";
@@ -99,7 +100,9 @@ export class VmBackend implements SandboxBackend {
   async gc(live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }> {
     const images = await gcImages(this.o.store, live, graceMs);
     await removeSnapshotsOf(this.o.vmDir, images.removed);
-    return images;
+    // Nix closure images (vm-nix.ts): kept while a live stack holds their Nix layer.
+    const closures = await gcClosureImages(this.o.store, live, graceMs);
+    return { removed: [...images.removed, ...closures.removed], freedBytes: images.freedBytes + closures.freedBytes };
   }
 
   /** Where named snapshots live: `<state>/vm/saved/<snapshot id>`. */

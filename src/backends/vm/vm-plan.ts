@@ -9,6 +9,7 @@ import { AGENT_VSOCK_PORT, type VmAgentChannel, type VmPlan } from "./plan.js";
 import { guestCmdline } from "./qemu.js";
 import { shimPaths } from "./shim-files.js";
 import type { Accel, VmmDriver } from "./vmm-driver.js";
+import { vmNixStore } from "./vm-nix.js";
 
 const MiB = 1024 * 1024;
 
@@ -27,6 +28,7 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
   const persistent = req.spec.lifetime.mode === "persistent";
   const p = shimPaths(req.dir);
   const identity = vmIdentity(req.hostname);
+  const nix = await vmNixStore(store, req.nixStore);
   const agent: VmAgentChannel =
     driver.agent === "virtio-serial"
       ? { kind: "virtio-serial", socket: p.agentSocket }
@@ -42,11 +44,13 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
       // Only for VMs that will be snapshotted (a pool's, where the VMM can).
       zeroFreedPages: req.warm === true && !persistent && driver.snapshots !== undefined,
       pids: req.spec.resources.pids,
+      ...(nix ? { nixStore: nix.cmdline } : {}),
     }),
     vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
     memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
     disks: [
       { id: "root", path: image, readOnly: true },
+      ...(nix ? [nix.disk] : []),
       ...(persistent ? [{ id: "data", path: path.join(req.dir, "disk.img"), readOnly: false }] : []),
     ],
     agent,
