@@ -920,6 +920,12 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            shares?: {
+                source: string;
+                target: string;
+                /** @default false */
+                readOnly?: boolean;
+            }[];
         };
         ResolvedSpec: {
             name?: string;
@@ -948,6 +954,11 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
+            shares?: {
+                source: string;
+                target: string;
+                readOnly: boolean;
+            }[];
         };
         Sandbox: {
             id: string;

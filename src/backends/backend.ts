@@ -58,6 +58,24 @@ export interface CreateRequest {
   readonly nixStore?: NixStoreView | undefined;
   /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */
   readonly warm?: boolean;
+  /** Host directories the sandbox sees, resolved and allowed (runtime/shares.ts), parents before children. */
+  readonly shares?: readonly HostShare[] | undefined;
+}
+
+/**
+ * A share the runtime checked against the operator's allowed directories:
+ * `path` below `root`, both free of symlinks when resolved. Backends open
+ * them again by fd (corral-launch --bind-beneath), never by the joined
+ * path, so a symlink swapped in since is refused, not followed.
+ */
+export interface HostShare {
+  /** The allowed directory (a real path) it is below. */
+  readonly root: string;
+  /** Relative to root; "." for root itself. */
+  readonly path: string;
+  /** Where the sandbox sees it (absolute). */
+  readonly target: string;
+  readonly readOnly: boolean;
 }
 
 export interface UsageSample {

@@ -40,6 +40,7 @@ export interface SpecInput {
   labels: Record<string, string>;
   lifetime: { mode: "ephemeral" | "persistent"; timeoutSeconds?: number };
   workdir?: string;
+  shares?: { source: string; target: string; readOnly: boolean }[];
 }
 
 export interface ExecInput {

@@ -10,6 +10,7 @@ import type { SandboxInfo, SandboxRecord } from "./records.js";
 import { SandboxRows } from "./sandbox-rows.js";
 import { Pools } from "./pools.js";
 import { Tenants } from "./tenants.js";
+import { SharePolicy } from "./shares.js";
 
 /** What the runtime reads of the host itself (the backends do the rest). */
 export type RuntimeHost = Pick<Host, "cgroupMode" | "cgroupChildren" | "pidAlive">;
@@ -40,6 +41,8 @@ export class RuntimeContext {
   readonly conns: Connections;
   /** Pooled sandboxes a claim in this process is checking (pool-claims.ts). */
   readonly claiming = new Set<string>();
+  /** The host directories sandboxes may see (shares.ts). */
+  readonly shares: SharePolicy;
 
   constructor(readonly parts: StateDirParts) {
     this.sandboxesDir = path.join(parts.stateDir, "sandboxes");
@@ -47,6 +50,7 @@ export class RuntimeContext {
     this.rows = new SandboxRows(parts.db, this.tenants);
     this.pools = new Pools(parts.db, this.rows);
     this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
+    this.shares = new SharePolicy(parts.stateDir);
   }
 
   get db(): Db {

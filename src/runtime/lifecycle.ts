@@ -24,7 +24,8 @@ export interface CreateOptions extends Scope {
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
   const spec = parseSpec(input);
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
-  if (!opts.pool && spec.lifetime.mode === "ephemeral") {
+  // A pool's sandboxes have no shares: one with shares starts cold.
+  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares) {
     const key = poolKey(spec);
     const { pools } = rt;
     if (pools.has(key)) {
@@ -36,10 +37,12 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
   }
   const backend = rt.backend(spec.backend);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
+  // Checked before anything is recorded or made: a refused share leaves nothing.
+  const shares = await rt.shares.resolve(spec.shares, template.nix !== undefined);
   return startNew(
     rt,
     { spec, tenant, layers: template.layers, pool: opts.pool },
-    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), warm: opts.pool !== undefined }),
+    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), shares, warm: opts.pool !== undefined }),
     (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
   );
 }
@@ -123,6 +126,8 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
 /** Starts a stopped sandbox again, with the disk it had. */
 export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
   const template = await rt.store.ensureTemplate(r.spec.template);
+  // Checked again: the operator may have withdrawn a directory since.
+  const shares = await rt.shares.resolve(r.spec.shares, template.nix !== undefined);
   await rt.backend(r.spec.backend).start({
     id: r.id,
     spec: r.spec,
@@ -131,6 +136,7 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
     dir: rt.dirOf(r.id),
     // A VM plans its devices again at every start: its Nix store's too.
     nixStore: rt.store.nixStoreView(template),
+    shares,
   });
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });

@@ -19,6 +19,8 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** Host directories sandboxes may see through shares (runtime/shares.ts). */
+  readonly allowedShares?: readonly string[];
 }
 
 export interface Daemon {
@@ -39,6 +41,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
     longLived: true,
   });
   const { app, ctx } = buildApp({

@@ -83,9 +83,35 @@ describe("Nix templates in microVMs", { skip: noNix }, () => {
     assert.deepEqual(await t.s.list(), []);
   });
 
-  it("a template sharing the whole host store is refused with a 422 (no share for VMs yet)", async () => {
-    await t.s.buildNixTemplate("wide", file("other.nix"), { shareHostStore: true });
-    await assert.rejects(t.s.create({ template: "wide", backend: "vm" }), { code: "template_unsupported", status: 422 });
-    assert.deepEqual(await t.s.list(), []);
+  it("the host's whole store, shared read-only: a --share-host-store template in a VM, and a share in a VM and a container", async () => {
+    const other = (await t.s.buildNixTemplate("other-again", file("other.nix"), {})).nix!.outputs[0]!;
+    const tpl = await t.s.buildNixTemplate("wide", file("toolchain.nix"), { shareHostStore: true });
+    const hello = tpl.nix!.outputs[0]!;
+    const vm = await t.s.create({ template: "wide", backend: "vm", resources: { memory: "128M" } });
+    try {
+      assert.deepEqual(await run(vm.id, "hello-nix"), { code: 0, out: "hello from a nix closure\n" });
+      // The whole store: a path outside the template's closure too.
+      assert.deepEqual(await run(vm.id, `cat ${other}`), { code: 0, out: "other\n" });
+      assert.match((await run(vm.id, `touch ${other}-x`)).out, /Read-only file system/);
+    } finally {
+      await t.s.destroy(vm.id);
+    }
+    // Any template, given the store as a share the operator allows.
+    await t.s.allowShares(["/nix/store"]);
+    for (const backend of ["container", "vm"] as const) {
+      const sb = await t.s.create({ template: "busybox", backend, resources: { memory: "128M" }, shares: [{ source: "/nix/store", target: "/nix/store", readOnly: true }] });
+      try {
+        assert.deepEqual(await run(sb.id, `${hello}/bin/hello-nix`), { code: 0, out: "hello from a nix closure\n" }, backend);
+        assert.match((await run(sb.id, `touch ${other}-x`)).out, /Read-only file system/, backend);
+      } finally {
+        await t.s.destroy(sb.id);
+      }
+    }
+    // A Nix template brings its own store: a share over it is refused, naming the field.
+    await assert.rejects(t.s.create({ template: "wide", shares: [{ source: "/nix/store", target: "/nix/store", readOnly: true }] }), (e: Error & { issues?: { path: string }[] }) => {
+      assert.deepEqual(e.issues?.map((i) => i.path), ["shares.0.target"]);
+      return true;
+    });
+    await t.s.allowShares([]);
   });
 });

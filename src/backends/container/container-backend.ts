@@ -10,6 +10,7 @@ import { ContainerHandle, containerPaths, type ContainerParts } from "./containe
 import { CrunRuntime } from "./crun.js";
 import { ociConfig } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
+import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 
 export { containerPaths } from "./container-handle.js";
 
@@ -78,6 +79,8 @@ export class ContainerBackend implements SandboxBackend {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await this.host.chown(p.run, uid, uid);
+      const shares = req.shares ?? [];
+      await makeShareStages(req.dir, shares);
       const config = ociConfig({
         id: req.id,
         spec: req.spec,
@@ -87,6 +90,7 @@ export class ContainerBackend implements SandboxBackend {
         uidBase: uid,
         cgroupPath: `${this.o.cgroupParent}/${req.id}`,
         nixStore: req.nixStore,
+        shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
         ...this.runtime.configOptions(req.spec),
       });
       await fsp.writeFile(p.config, JSON.stringify(config));
@@ -125,6 +129,7 @@ export class ContainerBackend implements SandboxBackend {
     // overlayfs wants the top layer first.
     const lowers = [...req.layers].reverse().join(":");
     args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
     args.push("--overlay", lowers, upper, work, p.rootfs, "--");
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;

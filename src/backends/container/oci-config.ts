@@ -74,6 +74,8 @@ export interface OciConfigInput {
   readonly readyFd?: boolean;
   /** The cgroup's pids limit (default the spec's). */
   readonly pidsLimit?: number;
+  /** Host shares: each bound on `stage` by corral-launch, seen at `target` (after the other mounts). */
+  readonly shares?: readonly { readonly stage: string; readonly target: string; readonly readOnly: boolean }[];
 }
 
 /**
@@ -131,6 +133,7 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       ...(i.nixStore ? nixStoreMounts(i.nixStore) : []),
+      ...(i.shares ?? []).map((sh) => ({ destination: sh.target, type: "bind", source: sh.stage, options: ["bind", sh.readOnly ? "ro" : "rw", "nosuid", "nodev"] })),
     ],
     annotations: { "io.corral.sandbox.id": i.id },
     linux: {

@@ -30,10 +30,15 @@
  *   corral.pids=N          the agent and all it starts live in the cgroup
  *                          /sys/fs/cgroup/sandbox with pids.max N (the
  *                          spec's resources.pids, as a container's cgroup)
- *   corral.nix=disk        mount the Nix closure image (the erofs disk with
- *                          serial corral-nix) read-only at /nix/store and
- *                          put the template's profile first in the agent's
- *                          PATH (backends/vm/vm-nix.ts)
+ *   corral.nix=disk|share  disk: mount the Nix closure image (the erofs
+ *                          disk with serial corral-nix) read-only at
+ *                          /nix/store; share: the store is a share (below);
+ *                          both put the template's profile first in the
+ *                          agent's PATH (backends/vm/vm-nix.ts)
+ *   corral.share=TAG:ro|rw:/TARGET
+ *                          mount virtiofs TAG at TARGET (read-only with ro),
+ *                          nosuid, nodev; at most MAX_SHARES, in the order
+ *                          given (parents first: backends/vm/vm-virtiofs.ts)
  *   MODULE.PARAM=VALUE     passed to that module as it is loaded (what
  *                          modprobe does), e.g. Firecracker's
  *                          virtio_mmio.device=
@@ -157,6 +162,9 @@ static bool is_vsock(const char *m) { return !strcmp(m, "vsock") || !strncmp(m, 
  * announces its virtio-mmio devices this way (virtio_mmio.device=...),
  * and virtio_mmio is a module in Debian's kernel. */
 #define MAX_MODPARAMS 16
+#define MAX_SHARES 16
+static char *shares[MAX_SHARES];
+static int n_shares;
 static const char *modparams[MAX_MODPARAMS];
 static int n_modparams;
 
@@ -350,6 +358,21 @@ static void mount_below_root(const char *src, const char *rel, const char *type,
 	close(fd);
 }
 
+/* Mounts one corral.share= word, TAG:ro|rw:/TARGET (virtiofs). */
+static void mount_share(char *word)
+{
+	char *mode = strchr(word, ':');
+	char *target = mode ? strchr(mode + 1, ':') : NULL;
+	if (!mode || !target || target[1] != '/')
+		fail("bad corral.share=%s (TAG:ro|rw:/TARGET)", word);
+	*mode++ = 0;
+	*target++ = 0;
+	bool ro = !strcmp(mode, "ro");
+	if (!ro && strcmp(mode, "rw"))
+		fail("bad corral.share mode %s (ro or rw)", mode);
+	mount_below_root(word, target + 1, "virtiofs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL);
+}
+
 /* This process (the agent once it execs, and so all it starts) into the
  * cgroup v2 SANDBOX_CGROUP with pids.max `max`. Its kernel threads stay
  * in the root. */
@@ -418,6 +441,11 @@ int main(void)
 			pids = a + 12;
 		else if (!strncmp(a, "corral.nix=", 11))
 			nix = a + 11;
+		else if (!strncmp(a, "corral.share=", 13)) {
+			if (n_shares == MAX_SHARES)
+				fail("more than %d corral.share= words", MAX_SHARES);
+			shares[n_shares++] = a + 13;
+		}
 		else if (strchr(a, '.') && strchr(a, '=') > strchr(a, '.') && n_modparams < MAX_MODPARAMS)
 			modparams[n_modparams++] = a;
 	}
@@ -429,8 +457,8 @@ int main(void)
 		fail("corral.vsock must be a port number, got %s", vsock);
 	if (pids && !is_number(pids))
 		fail("corral.pids must be a number, got %s", pids);
-	if (nix && strcmp(nix, "disk"))
-		fail("corral.nix must be disk, got %s", nix);
+	if (nix && strcmp(nix, "disk") && strcmp(nix, "share"))
+		fail("corral.nix must be disk or share, got %s", nix);
 
 	load_modules(vsock != NULL, false);
 	if (sethostname(host, strlen(host)) < 0)
@@ -461,11 +489,13 @@ int main(void)
 	make_dir("/rw/upper", 0755);
 	make_dir("/rw/work", 0755);
 	do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
-	if (nix) {
+	if (nix && !strcmp(nix, "disk")) {
 		if (!find_disk("nix", disk))
 			fail("no Nix store disk (serial corral-nix)");
 		mount_below_root(disk, "nix/store", "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 	}
+	for (int i = 0; i < n_shares; i++)
+		mount_share(shares[i]);
 	static const char *const points[] = {NEWROOT "/proc", NEWROOT "/sys", NEWROOT "/dev", NEWROOT "/run", NEWROOT "/tmp"};
 	for (size_t i = 0; i < sizeof points / sizeof *points; i++)
 		make_dir(points[i], 0755);
