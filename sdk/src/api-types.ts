@@ -984,6 +984,8 @@ export interface components {
                 /** @description Host tap device name. */
                 tap: string;
             };
+            /** @description Made and kept by the operator's declared state (corral daemon --declared, the NixOS module's services.corral.sandboxes), not through the API: a change of the declaration may recreate it and its removal removes it. Absent for sandboxes made through the API. */
+            declared?: boolean;
         };
         Snapshot: {
             name: string;

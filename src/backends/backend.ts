@@ -127,6 +127,12 @@ export interface SandboxBackend {
   start(req: CreateRequest): Promise<SandboxHandle>;
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
+  /**
+   * Applies a new spec to a stopped persistent sandbox, its disk kept, for
+   * its next start (what create derived from the spec, e.g. a container's
+   * config.json). Absent where start() derives everything itself (VMs).
+   */
+  reconfigure?(req: CreateRequest): Promise<void>;
   /** A new sandbox started from snapshot `snapshotId` (SandboxHandle.snapshot), with its own identity. */
   restore?(req: CreateRequest, snapshotId: string): Promise<SandboxHandle>;
   /** Whether snapshot `snapshotId` still has its files on this host. */

@@ -69,6 +69,8 @@ export interface SandboxSummary {
   createdAt: string;
   expiresAt: string | null;
   spec: { template: string; backend: string; resources: { memory: number }; lifetime: { mode: string } };
+  /** Made by the operator's declared state (corral daemon --declared). */
+  declared?: boolean;
 }
 
 export interface SandboxFiles {

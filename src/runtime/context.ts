@@ -5,7 +5,7 @@ import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { Host } from "../host/host.js";
 import type { Store } from "../store/store.js";
 import { Connections } from "./connections.js";
-import { recordEvent, type Db } from "./db.js";
+import { recordEvent, stmt, type Db } from "./db.js";
 import type { SandboxInfo, SandboxRecord } from "./records.js";
 import { SandboxRows } from "./sandbox-rows.js";
 import { Pools } from "./pools.js";
@@ -43,6 +43,8 @@ export class RuntimeContext {
   readonly claiming = new Set<string>();
   /** The host directories sandboxes may see (shares.ts). */
   readonly shares: SharePolicy;
+  /** The backend of a create whose spec names none (the declared state's defaultBackend); unset: the spec's default. */
+  defaultBackend: BackendKind | undefined;
 
   constructor(readonly parts: StateDirParts) {
     this.sandboxesDir = path.join(parts.stateDir, "sandboxes");
@@ -79,7 +81,9 @@ export class RuntimeContext {
   /** What get and list return: the record, its status, and its identity where its backend gives one. */
   info(r: SandboxRecord, status: SandboxStatus): SandboxInfo {
     const identity = this.parts.backends.get(r.spec.backend)?.identity?.(r.name);
-    return identity ? { ...r, status, identity } : { ...r, status };
+    // Made by the operator's declared state (declared.ts)?
+    const declared = stmt(this.db, "SELECT 1 FROM declared WHERE kind = 'sandbox' AND sandbox_id = ?").get(r.id) !== undefined;
+    return { ...r, status, ...(identity ? { identity } : {}), ...(declared ? { declared } : {}) };
   }
 
   async withStatus(r: SandboxRecord): Promise<SandboxInfo> {

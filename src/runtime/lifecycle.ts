@@ -22,7 +22,7 @@ export interface CreateOptions extends Scope {
  * started cold. `pool` (internal) starts one to wait in that pool.
  */
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
-  const spec = parseSpec(input);
+  const spec = parseSpec(withDefaultBackend(input, rt.defaultBackend));
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
   // A pool's sandboxes have no shares: one with shares starts cold.
   if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares) {
@@ -141,6 +141,37 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
   return rt.info({ ...r, state: "running" }, "running");
+}
+
+/** The spec input with `backend` set to the operator's default when it names none. */
+function withDefaultBackend(input: unknown, backend: string | undefined): unknown {
+  if (backend === undefined || typeof input !== "object" || input === null || Array.isArray(input) || "backend" in input) return input;
+  return { ...input, backend };
+}
+
+/**
+ * Gives a stopped persistent sandbox a new spec (the declared state
+ * changed), keeping its disk; start() then runs it with it. The backend
+ * rewrites what it made from the old spec (a container's config.json; a
+ * VM plans at every start). The backend stays the one it was made on.
+ */
+export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: ResolvedSpec): Promise<void> {
+  if (r.state !== "stopped" || spec.lifetime.mode !== "persistent" || spec.backend !== r.spec.backend) {
+    throw new ConflictError(`sandbox "${r.name}" can take a new spec on its disk only when stopped, persistent and on the same backend`);
+  }
+  const template = await rt.store.ensureTemplate(spec.template);
+  const shares = await rt.shares.resolve(spec.shares, template.nix !== undefined);
+  await rt.backend(spec.backend).reconfigure?.({
+    id: r.id,
+    spec,
+    hostname: r.name,
+    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    dir: rt.dirOf(r.id),
+    nixStore: rt.store.nixStoreView(template),
+    shares,
+  });
+  rt.rows.setSpec(r.id, spec, null);
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "reconfigured" });
 }
 
 /** Sets (seconds from now) or clears (null) when the sandbox is removed. */

@@ -17,6 +17,8 @@ import { reapExpired, reconcile } from "./reconcile.js";
 import * as snapshots from "./snapshots.js";
 import { diskUsage, gc, layersInUse, type DiskUsage } from "./storage.js";
 import { commit } from "./template-commit.js";
+import { applyDeclared, type DeclaredReport } from "./declared.js";
+import type { DeclaredState } from "./declared-state.js";
 import type { Tenants } from "./tenants.js";
 
 export { DEFAULT_STATE_DIR, DEFAULT_UID_BASE, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
@@ -115,6 +117,15 @@ export class Sandboxes {
   /** Sets the host directories sandboxes may see through `shares` (shares.ts; the daemon's SIGHUP reloads them). */
   async allowShares(dirs: readonly string[]): Promise<void> {
     await this.rt.shares.allow(dirs);
+  }
+
+  /**
+   * Makes sandboxes, pools, keys and allowed shares what the operator's
+   * declared state says (declared.ts), touching only what it made before.
+   * `daemonShares`: directories allowed besides the state's (--allow-share).
+   */
+  async applyDeclared(state: DeclaredState, daemonShares: readonly string[] = []): Promise<DeclaredReport> {
+    return applyDeclared(this.rt, state, daemonShares);
   }
 
   /** The allowed share directories, as real paths. */

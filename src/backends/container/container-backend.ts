@@ -79,23 +79,34 @@ export class ContainerBackend implements SandboxBackend {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await this.host.chown(p.run, uid, uid);
-      const shares = req.shares ?? [];
-      await makeShareStages(req.dir, shares);
-      const config = ociConfig({
-        id: req.id,
-        spec: req.spec,
-        hostname: req.hostname,
-        agentDir: this.o.agentDir,
-        runDir: p.run,
-        uidBase: uid,
-        cgroupPath: `${this.o.cgroupParent}/${req.id}`,
-        nixStore: req.nixStore,
-        shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
-        ...this.runtime.configOptions(req.spec),
-      });
-      await fsp.writeFile(p.config, JSON.stringify(config));
+      await this.writeConfig(req);
       await this.launch(req);
     });
+  }
+
+  /** A stopped persistent sandbox's bundle for a new spec: its upper dir (its disk) stays. */
+  reconfigure(req: CreateRequest): Promise<void> {
+    return this.writeConfig(req);
+  }
+
+  /** The bundle's config.json (and the share stages it names) for `req`. */
+  private async writeConfig(req: CreateRequest): Promise<void> {
+    const p = containerPaths(req.dir);
+    const shares = req.shares ?? [];
+    await makeShareStages(req.dir, shares);
+    const config = ociConfig({
+      id: req.id,
+      spec: req.spec,
+      hostname: req.hostname,
+      agentDir: this.o.agentDir,
+      runDir: p.run,
+      uidBase: this.o.uidBase,
+      cgroupPath: `${this.o.cgroupParent}/${req.id}`,
+      nixStore: req.nixStore,
+      shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
+      ...this.runtime.configOptions(req.spec),
+    });
+    await fsp.writeFile(p.config, JSON.stringify(config));
   }
 
   /**

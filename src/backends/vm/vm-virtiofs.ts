@@ -5,8 +5,8 @@ import { nativeBinary } from "../../host/native.js";
 import type { HostShare } from "../backend.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 
-/** Debian's QEMU ships the C virtiofsd here (qemu-system-common). */
-export const VIRTIOFSD = "/usr/lib/qemu/virtiofsd";
+/** Debian's QEMU ships the C virtiofsd here (qemu-system-common); $CORRAL_VIRTIOFSD names another (same options). */
+export const VIRTIOFSD = process.env["CORRAL_VIRTIOFSD"] ?? "/usr/lib/qemu/virtiofsd";
 
 /** Guest modules a VM with shares loads at boot, in dependency order (fuse, then virtiofs). */
 export const VIRTIOFS_MODULES: readonly string[] = ["fuse", "virtiofs"];
