@@ -73,6 +73,16 @@ let
       };
       env = mkOption { type = types.attrsOf types.str; default = { }; };
       shares = mkOption { type = types.listOf shareType; default = [ ]; };
+      writableStore = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          A private writable layer over its /nix/store (a closure template, or
+          the host's store shared at /nix/store) with Nix's database, so
+          nix-build works inside; the host's store is never written. Needs a
+          nix in the template (a closure standing on debian-nix).
+        '';
+      };
       network = mkOption {
         type = types.enum [ "none" ];
         default = "none";
@@ -144,7 +154,8 @@ let
         lifetime.mode = if s.persistent then "persistent" else "ephemeral";
       }
       // lib.optionalAttrs (!isPackages s.template) { inherit (s) template; }
-      // lib.optionalAttrs (s.shares != [ ]) { shares = map (sh: { inherit (sh) source target readOnly; }) s.shares; };
+      // lib.optionalAttrs (s.shares != [ ]) { shares = map (sh: { inherit (sh) source target readOnly; }) s.shares; }
+      // lib.optionalAttrs s.writableStore { nix.writable = true; };
     } // lib.optionalAttrs (isPackages s.template) {
       nixOutputs = map (p: "${p}") (lib.toList s.template);
     };

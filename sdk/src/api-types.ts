@@ -926,6 +926,10 @@ export interface components {
                 /** @default false */
                 readOnly?: boolean;
             }[];
+            nix?: {
+                /** @default false */
+                writable?: boolean;
+            };
         };
         ResolvedSpec: {
             name?: string;
@@ -959,6 +963,9 @@ export interface components {
                 target: string;
                 readOnly: boolean;
             }[];
+            nix?: {
+                writable: boolean;
+            };
         };
         Sandbox: {
             id: string;

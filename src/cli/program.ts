@@ -115,6 +115,7 @@ const resourceCommands: CommandSpec[] = [
         options: [
           { flags: "--nix <file>", help: "nix-build FILE and mount its closure at /nix/store (on the busybox template; its outputs' bin/ first in PATH)" },
           { flags: "--share-host-store", help: "with --nix: mount the host's whole /nix/store read-only instead of the closure" },
+          { flags: "--base <template>", help: "with --nix: the template it stands on (default busybox; debian-nix has nix-build for nix.writable sandboxes)" },
           { flags: "--oci <archive>", help: "docker save / podman save / OCI layout tar (plain or gzip) to import as template NAME" },
         ],
         run: lazy(() => import("./commands/template.js"), "build"),

@@ -32,6 +32,7 @@ export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "--timeout <seconds>", help: `remove the sandbox after this long: whole seconds from 1 to ${MAX_LIFETIME_SECONDS} (30 days), or with a unit (90s, 10m, 2h, 7d)` },
   { flags: "--share <src:target[:ro]>", help: "a host directory the sandbox sees at target (read-only with :ro); it must be below one the operator allows (corral daemon --allow-share)", repeat: true },
   { flags: "--share-host-store", help: "the host's /nix/store, read-only, at /nix/store (a share: the operator must allow /nix/store)" },
+  { flags: "--nix-writable", help: "a private writable layer over the sandbox's /nix/store, with Nix's database, so nix-build works inside (a Nix template or --share-host-store)" },
 ];
 
 /** The resource flags of `admin pool set`. */
@@ -52,6 +53,7 @@ export interface SpecFlags {
   timeout?: string;
   share?: string[];
   shareHostStore?: boolean;
+  nixWritable?: boolean;
 }
 
 export type ResourceFlags = Pick<SpecFlags, "memory" | "cpus" | "pids" | "disk">;
@@ -83,6 +85,7 @@ export function specFrom(f: SpecFlags): SpecInput {
   if (f.workdir !== undefined) spec.workdir = f.workdir;
   const shares = [...(f.shareHostStore ? [{ source: "/nix/store", target: "/nix/store", readOnly: true }] : []), ...(f.share ?? []).map(shareFrom)];
   if (shares.length) spec.shares = shares;
+  if (f.nixWritable) spec.nix = { writable: true };
   return spec;
 }
 

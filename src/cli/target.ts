@@ -41,6 +41,7 @@ export interface SpecInput {
   lifetime: { mode: "ephemeral" | "persistent"; timeoutSeconds?: number };
   workdir?: string;
   shares?: { source: string; target: string; readOnly: boolean }[];
+  nix?: { writable: boolean };
 }
 
 export interface ExecInput {

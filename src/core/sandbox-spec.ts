@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { InvalidSpecError, type SpecIssue } from "./errors.js";
 import { parseSize } from "./size.js";
-import { SharesSchema, type ShareSpec } from "./share-spec.js";
+import { NixSpecSchema, SharesSchema, type NixSpec, type ShareSpec } from "./share-spec.js";
 
 /** DNS-label-like: safe as a path component, a hostname and a cgroup name. */
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -75,6 +75,8 @@ export const SandboxSpecSchema = z
       .default({}),
     /** Host directories seen in the sandbox: bind mounts in a container, virtiofs in a VM. */
     shares: SharesSchema.optional(),
+    /** The sandbox's Nix store: `writable` gives it a private writable layer and a Nix database (nix-build inside). */
+    nix: NixSpecSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -111,6 +113,8 @@ export interface ResolvedSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** Host directories it sees (absent: none). */
   readonly shares?: readonly ShareSpec[];
+  /** What it may do with its /nix/store (absent: read it). */
+  readonly nix?: NixSpec;
 }
 
 /**
@@ -153,5 +157,6 @@ function resolve(p: Parsed): ResolvedSpec {
     },
     labels: p.labels,
     ...(p.shares?.length ? { shares: p.shares } : {}),
+    ...(p.nix?.writable ? { nix: p.nix } : {}),
   };
 }

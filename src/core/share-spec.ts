@@ -58,3 +58,20 @@ export interface ShareSpec {
   readonly target: string;
   readonly readOnly: boolean;
 }
+
+/** `nix` in the spec: what the sandbox may do with its /nix/store. */
+export const NixSpecSchema = z
+  .object({
+    /**
+     * A private writable layer over the read-only store (the template's
+     * closure, or the host's store shared at /nix/store), with Nix's
+     * database holding the store's registration, so nix-build inside uses
+     * what is there and adds to it; the host's store is never written.
+     */
+    writable: z.boolean().default(false),
+  })
+  .strict();
+
+export interface NixSpec {
+  readonly writable: boolean;
+}

@@ -1,7 +1,7 @@
 import fsp from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
-import { nixTemplateFromOutputs } from "../store/nix/nix-template.js";
+import { nixTemplateFromOutputs, outputsSource } from "../store/nix/nix-template.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent, stmt } from "./db.js";
 import { declaredTemplateName, type DeclaredSandbox, type DeclaredState } from "./declared-state.js";
@@ -134,13 +134,17 @@ async function createDeclared(rt: RuntimeContext, name: string, d: DeclaredSandb
   if (!d.autoStart) await lifecycle.stop(rt, info);
 }
 
-/** The template of a declared closure, (re)built when its outputs differ from the template's. */
+/**
+ * The template of a declared closure, (re)built when its outputs (or base)
+ * differ from the template's. A writable store needs a nix inside: such a
+ * closure stands on debian-nix.
+ */
 async function ensureClosureTemplate(rt: RuntimeContext, name: string, d: DeclaredSandbox): Promise<void> {
   if (!d.nixOutputs) return;
   const tpl = declaredTemplateName(name);
-  const have = (await rt.store.template(tpl))?.nix?.outputs;
-  if (have && JSON.stringify(have) === JSON.stringify(d.nixOutputs)) return;
-  await nixTemplateFromOutputs(rt.store, tpl, d.nixOutputs);
+  const opts = d.spec.nix?.writable ? { base: "debian-nix" } : {};
+  if ((await rt.store.template(tpl))?.source === outputsSource(d.nixOutputs, opts)) return;
+  await nixTemplateFromOutputs(rt.store, tpl, d.nixOutputs, opts);
 }
 
 async function applyKeys(rt: RuntimeContext, state: DeclaredState): Promise<void> {

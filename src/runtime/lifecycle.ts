@@ -7,6 +7,7 @@ import type { ProgressFn } from "../store/builders/builder.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent } from "./db.js";
 import { claim } from "./pool-claims.js";
+import { sandboxStore } from "./nix-view.js";
 import { POOL_TENANT, poolKey } from "./pools.js";
 import { defaultName, expiryFrom, LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope } from "./records.js";
 
@@ -24,8 +25,8 @@ export interface CreateOptions extends Scope {
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
   const spec = parseSpec(withDefaultBackend(input, rt.defaultBackend));
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
-  // A pool's sandboxes have no shares: one with shares starts cold.
-  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares) {
+  // A pool's sandboxes have no shares and a read-only store: one with either starts cold.
+  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares && !spec.nix) {
     const key = poolKey(spec);
     const { pools } = rt;
     if (pools.has(key)) {
@@ -38,11 +39,11 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
   const backend = rt.backend(spec.backend);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
   // Checked before anything is recorded or made: a refused share leaves nothing.
-  const shares = await rt.shares.resolve(spec.shares, template.nix !== undefined);
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
   return startNew(
     rt,
-    { spec, tenant, layers: template.layers, pool: opts.pool },
-    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), shares, warm: opts.pool !== undefined }),
+    { spec, tenant, layers: stands.layers, pool: opts.pool },
+    (req) => backend.create({ ...req, nixStore: stands.nixStore, shares: stands.shares, warm: opts.pool !== undefined }),
     (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
   );
 }
@@ -127,16 +128,16 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
 export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
   const template = await rt.store.ensureTemplate(r.spec.template);
   // Checked again: the operator may have withdrawn a directory since.
-  const shares = await rt.shares.resolve(r.spec.shares, template.nix !== undefined);
+  const stands = await sandboxStore(rt, r.spec, template, await rt.shares.resolve(r.spec.shares, template.nix !== undefined));
   await rt.backend(r.spec.backend).start({
     id: r.id,
     spec: r.spec,
     hostname: r.name,
-    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
     // A VM plans its devices again at every start: its Nix store's too.
-    nixStore: rt.store.nixStoreView(template),
-    shares,
+    nixStore: stands.nixStore,
+    shares: stands.shares,
   });
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
@@ -160,15 +161,15 @@ export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: Re
     throw new ConflictError(`sandbox "${r.name}" can take a new spec on its disk only when stopped, persistent and on the same backend`);
   }
   const template = await rt.store.ensureTemplate(spec.template);
-  const shares = await rt.shares.resolve(spec.shares, template.nix !== undefined);
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
   await rt.backend(spec.backend).reconfigure?.({
     id: r.id,
     spec,
     hostname: r.name,
-    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
-    nixStore: rt.store.nixStoreView(template),
-    shares,
+    nixStore: stands.nixStore,
+    shares: stands.shares,
   });
   rt.rows.setSpec(r.id, spec, null);
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "reconfigured" });

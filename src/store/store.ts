@@ -5,7 +5,7 @@ import { ConflictError, CorralError, NotFoundError } from "../core/errors.js";
 import { parseSpec } from "../core/index.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
-import { debianBuilder } from "./builders/debian.js";
+import { debianBuilder, debianNixBuilder } from "./builders/debian.js";
 import { buildOciTemplate } from "./builders/oci.js";
 import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
@@ -62,6 +62,8 @@ export interface NixStoreView {
   readonly hostStore: boolean;
   /** The template's Nix layer and its whole closure (symlinks included): a VM's store image. */
   readonly closure: { readonly layer: string; readonly storePaths: readonly string[] };
+  /** A private writable layer over it (`nix: { writable: true }`): the runtime adds Nix's database as a layer. */
+  readonly writable?: boolean;
 }
 
 /** The host's Nix store, where every store path lives. */
@@ -73,6 +75,7 @@ export const GC_GRACE_MS = 60_000;
 export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
   [busyboxBuilder.name, busyboxBuilder],
   [debianBuilder.name, debianBuilder],
+  [debianNixBuilder.name, debianNixBuilder],
 ]);
 
 /**

@@ -21,7 +21,7 @@ const TWO = `{
   apiKeys.alice = { keyFile = "/run/keys/alice"; admin = true; };
   pools.busybox = { size = 2; memory = "256M"; };
   sandboxes.dev = { type = "vm"; memory = "256M"; shares = [ { source = "/srv/work/dev"; target = "/work"; } ]; };
-  sandboxes.box = { type = "container"; persistent = false; };
+  sandboxes.box = { type = "container"; persistent = false; writableStore = true; shares = [ { source = "/srv/work/store"; target = "/nix/store"; readOnly = true; } ]; };
 }`;
 
 describe("the NixOS module, the flake and lib.nix", { skip: noNixEval }, () => {
@@ -56,6 +56,7 @@ describe("the NixOS module, the flake and lib.nix", { skip: noNixEval }, () => {
     assert.equal(dev.spec.lifetime.mode, "persistent");
     assert.deepEqual(dev.spec.shares, [{ source: "/srv/work/dev", target: "/work", readOnly: false }]);
     assert.equal(state.sandboxes.get("box")!.spec.lifetime.mode, "ephemeral");
+    assert.deepEqual(state.sandboxes.get("box")!.spec.nix, { writable: true });
     assert.match(m.unit, /--declared \/etc\/corral\/declared\.json --admin-tenant alice/);
     assert.deepEqual(m.reloadTriggers, ["/etc/static/corral/declared.json"]);
     assert.deepEqual(m.tmpfiles, ["d /var/lib/corral 0711 root root -"]);

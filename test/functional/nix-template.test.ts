@@ -12,6 +12,7 @@ import { corralCli } from "../helpers/cli.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import type { BuildProgress } from "../../src/store/builders/builder.js";
 import { noNix, singleNix, toolchainNix, writeNixDir } from "../helpers/nix-files.js";
+import { parseDeclared } from "../../src/runtime/declared-state.js";
 
 describe("templates from a Nix closure", { skip: noNix }, () => {
   let t: TestState;
@@ -127,6 +128,23 @@ describe("templates from a Nix closure", { skip: noNix }, () => {
     await assert.rejects(t.s.buildNixTemplate("busybox", file("toolchain.nix"), {}), { code: "conflict" });
     await assert.rejects(t.s.buildNixTemplate("nofile", file("missing.nix"), {}), { code: "invalid_argument" });
     await assert.rejects(t.s.buildNixTemplate("Bad Name", file("toolchain.nix"), {}), { code: "invalid_spec" });
+  });
+
+  it("a declared sandbox of store paths (the NixOS module's template = [ pkgs... ]): its closure becomes its template", async () => {
+    const state = parseDeclared(JSON.stringify({ version: 1, sandboxes: { tools: { spec: { backend: "container" }, nixOutputs: [hello] } } }));
+    const r = await t.s.applyDeclared(state);
+    assert.deepEqual([r.created, r.errors], [["tools"], []]);
+    const tpl = await t.s.store.template("declared-tools");
+    assert.deepEqual(tpl?.nix?.storePaths, closure);
+    assert.deepEqual(await run((await t.s.get("tools")).id, "hello-nix"), { code: 0, out: "hello from a nix closure\n" });
+    // Applied again unchanged: the template is not rebuilt.
+    await t.s.applyDeclared(state);
+    assert.equal((await t.s.store.template("declared-tools"))?.createdAt, tpl?.createdAt);
+    assert.deepEqual((await t.s.applyDeclared(parseDeclared(JSON.stringify({ version: 1 })))).removed, ["tools"]);
+    // A path the host's store does not hold: nothing registered, an error for that sandbox alone.
+    const bad = await t.s.applyDeclared(parseDeclared(JSON.stringify({ version: 1, sandboxes: { ghost: { spec: {}, nixOutputs: [`/nix/store/${"0".repeat(32)}-ghost`] } } })));
+    assert.deepEqual(bad.errors.map((e) => e.name), ["ghost"]);
+    assert.equal(await t.s.store.template("declared-ghost"), undefined);
   });
 
   it("corral template build --nix, then corral run with the program on PATH", async () => {

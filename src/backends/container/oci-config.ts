@@ -65,7 +65,7 @@ export interface OciConfigInput {
   readonly cgroupPath: string;
   readonly seccomp?: SeccompProfile;
   /** Host Nix store paths to mount read-only at /nix/store. */
-  readonly nixStore?: Pick<NixStoreView, "dir" | "paths"> | undefined;
+  readonly nixStore?: Pick<NixStoreView, "dir" | "paths" | "writable"> | undefined;
   /**
    * The agent says "ready" on fd 3 (default), a pipe crun passes through
    * (--preserve-fds=1). runsc passes no extra fd: there fd 3 would be the
@@ -85,8 +85,9 @@ export interface OciConfigInput {
  * of them. Plain (not recursive) binds: nothing mounted below a host path
  * comes along.
  */
-export function nixStoreMounts(v: Pick<NixStoreView, "dir" | "paths">): Record<string, unknown>[] {
-  const options = ["bind", "ro", "nosuid", "nodev"];
+export function nixStoreMounts(v: Pick<NixStoreView, "dir" | "paths" | "writable">): Record<string, unknown>[] {
+  // A writable store (its overlay made by corral-launch) is the one bind, read-write.
+  const options = ["bind", v.writable ? "rw" : "ro", "nosuid", "nodev"];
   return [
     { destination: "/nix/store", type: "bind", source: v.dir, options },
     ...v.paths.map((p) => ({ destination: p, type: "bind", source: p, options })),

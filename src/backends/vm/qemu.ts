@@ -153,6 +153,8 @@ export interface GuestOptions {
   readonly pids?: number;
   /** Where /nix/store comes from (vm-nix.ts): the closure image (disk serial corral-nix) or the host's store shared. */
   readonly nixStore?: "disk" | "share";
+  /** The store is the lower layer of a writable overlay (nix: { writable: true }). */
+  readonly nixWritable?: boolean;
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -169,5 +171,6 @@ export function guestCmdline(o: GuestOptions): string {
   else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
   if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
   if (o.nixStore !== undefined) parts.push(`corral.nix=${o.nixStore}`);
+  if (o.nixWritable) parts.push("corral.nixrw=1");
   return parts.join(" ");
 }

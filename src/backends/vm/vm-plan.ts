@@ -27,13 +27,13 @@ const MiB = 1024 * 1024;
  * restore passes it.
  */
 export async function planVm(vmDir: string, store: Store, req: CreateRequest, driver: VmmDriver, accel: Accel): Promise<VmPlan> {
-  const nix = await vmNixStore(store, req.nixStore);
+  const persistent = req.spec.lifetime.mode === "persistent";
+  const nix = await vmNixStore(store, req.nixStore, { persistent, diskBytes: req.spec.resources.disk });
   const hostShares = [...(nix && "share" in nix ? [nix.share] : []), ...(req.shares ?? [])];
   checkSharesVmm(hostShares, driver.name);
   const kernel = await ensureKernel(vmDir);
   const initrd = await ensureInitrd(vmDir, kernel, [...(driver.guestModules ?? []), ...(hostShares.length ? VIRTIOFS_MODULES : [])]);
   const image = await ensureTemplateImage(store, req.layers.map((d) => path.basename(d)));
-  const persistent = req.spec.lifetime.mode === "persistent";
   const p = shimPaths(req.dir);
   const identity = vmIdentity(req.hostname);
   const shares = await planShares(req.dir, hostShares, store.uidBase);
@@ -49,7 +49,7 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
       // Only for VMs that will be snapshotted (a pool's, where the VMM can).
       zeroFreedPages: req.warm === true && !persistent && driver.snapshots !== undefined,
       pids: req.spec.resources.pids,
-      ...(nix ? { nixStore: nix.cmdline } : {}),
+      ...(nix ? { nixStore: nix.cmdline, nixWritable: nix.writableInGuest } : {}),
     }),
     ...shareCmdline(shares),
   ].join(" ");

@@ -58,7 +58,17 @@ export function virtiofsSocketDir(dir: string): string {
  * It serves one VM: the shim starts it before QEMU and ends it after;
  * it lives in the VM's cgroup, so a destroy ends it whatever happened.
  */
-export async function planShares(dir: string, shares: readonly HostShare[], uidBase: number): Promise<VmShare[]> {
+/**
+ * A share as the VM plans it: `writableStore` is the host's store under a
+ * writable overlay made on the host, in virtiofsd's mount namespace (the
+ * guest mounts it read-write at /nix/store). Not in the guest: the guest's
+ * overlayfs opens its lower files with O_NOATIME (its root has
+ * CAP_FOWNER), which virtiofsd, unprivileged, may not pass on for files of
+ * the host's root: every exec failed with EPERM.
+ */
+export type VmHostShare = HostShare & { readonly writableStore?: { readonly persistent: boolean; readonly diskBytes: number } };
+
+export async function planShares(dir: string, shares: readonly VmHostShare[], uidBase: number): Promise<VmShare[]> {
   if (!shares.length) return [];
   await makeShareStages(dir, shares);
   const sockets = virtiofsSocketDir(dir);
@@ -71,7 +81,7 @@ export async function planShares(dir: string, shares: readonly HostShare[], uidB
       nativeBinary("corral-launch"),
       "--tmpfs", "/run", "1048576",
       "--owned-dir", "/run/virtiofsd", String(uidBase),
-      ...bindShareArgs(dir, s, i),
+      ...(s.writableStore ? storeOverlayArgs(dir, s, i, uidBase, s.writableStore) : bindShareArgs(dir, s, i)),
       "--userns", String(uidBase), String(UID_COUNT),
       "--",
       VIRTIOFSD,
@@ -83,6 +93,23 @@ export async function planShares(dir: string, shares: readonly HostShare[], uidB
     ];
     return { tag: `corral${i}`, socket, target: s.target, readOnly: s.readOnly, daemon: { argv, socket } };
   });
+}
+
+/**
+ * The host's store (`s.root`/`s.path`) read-only under the sandbox's own
+ * upper layer, mounted on the share's stage: the upper on the VM's
+ * directory when persistent, else in a tmpfs of the disk's size that lives
+ * as long as virtiofsd (the VM). Files the guest's root writes are owned
+ * by the sandbox's uid range, as in a container's writable store.
+ */
+function storeOverlayArgs(dir: string, s: HostShare, i: number, uidBase: number, w: { persistent: boolean; diskBytes: number }): string[] {
+  const base = path.join(dir, "nix-store-rw");
+  return [
+    ...(w.persistent ? ["--owned-dir", base, "0"] : ["--owned-dir", base, "0", "--tmpfs", base, String(Math.floor(w.diskBytes))]),
+    "--owned-dir", path.join(base, "upper"), String(uidBase),
+    "--owned-dir", path.join(base, "work"), String(uidBase),
+    "--overlay", path.join(s.root, s.path), path.join(base, "upper"), path.join(base, "work"), shareStage(dir, i),
+  ];
 }
 
 /** The guest's kernel command line words for its shares (init.c mounts each tag at its target). */

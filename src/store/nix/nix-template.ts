@@ -14,6 +14,12 @@ export const NIX_BASE_TEMPLATE = "busybox";
 export interface NixTemplateOptions {
   /** Mount the host's whole /nix/store instead of the closure. */
   readonly shareHostStore?: boolean;
+  /**
+   * The template it stands on (default busybox): e.g. debian-nix, whose
+   * `nix-build` a `nix: { writable: true }` sandbox runs. Not a Nix
+   * template itself (one store per template).
+   */
+  readonly base?: string;
 }
 
 /**
@@ -41,7 +47,12 @@ export async function nixTemplateFromOutputs(store: Store, name: string, outputs
   checkName(name);
   const bad = outputs.find((o) => !isStorePath(o));
   if (bad !== undefined || outputs.length === 0) throw new InvalidArgumentError(`not a store path: ${JSON.stringify(bad ?? "(none)")}`);
-  return nixTemplate(store, name, `nix-outputs:${outputs.join(",")}`, opts, progress, async () => [...outputs]);
+  return nixTemplate(store, name, outputsSource(outputs, opts), opts, progress, async () => [...outputs]);
+}
+
+/** The source a template from `outputs` records: the same for the same outputs and base, so a caller can tell it is up to date. */
+export function outputsSource(outputs: readonly string[], opts: NixTemplateOptions = {}): string {
+  return `nix-outputs:${opts.base ?? NIX_BASE_TEMPLATE}:${outputs.join(",")}`;
 }
 
 function checkName(name: string): void {
@@ -58,7 +69,8 @@ async function nixTemplate(
   progress: ProgressFn,
   outputsOf: (work: string) => Promise<string[]>,
 ): Promise<TemplateRecord> {
-  const base = await store.ensureTemplate(NIX_BASE_TEMPLATE, progress);
+  const base = await store.ensureTemplate(opts.base ?? NIX_BASE_TEMPLATE, progress);
+  if (base.nix) throw new InvalidArgumentError(`base template "${base.name}" is a Nix template: a Nix template stands on one without a store of its own`);
   return store.withTemplateLock(name, async () => {
     const work = store.workPath(`nix-${name}`);
     await fsp.mkdir(work, { mode: 0o700 });

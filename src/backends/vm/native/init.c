@@ -35,6 +35,10 @@
  *                          /nix/store; share: the store is a share (below);
  *                          both put the template's profile first in the
  *                          agent's PATH (backends/vm/vm-nix.ts)
+ *   corral.nixrw=1         the store (disk or share) is the read-only lower
+ *                          layer of an overlay at /nix/store whose upper is
+ *                          on the sandbox's writable disk or tmpfs
+ *                          (nix: { writable: true }; nix-build inside)
  *   corral.share=TAG:ro|rw:/TARGET
  *                          mount virtiofs TAG at TARGET (read-only with ro),
  *                          nosuid, nodev; at most MAX_SHARES, in the order
@@ -358,8 +362,12 @@ static void mount_below_root(const char *src, const char *rel, const char *type,
 	close(fd);
 }
 
-/* Mounts one corral.share= word, TAG:ro|rw:/TARGET (virtiofs). */
-static void mount_share(char *word)
+/* Where the store is mounted when it is an overlay's lower layer (corral.nixrw=1). */
+#define NIX_LOWER "/nixlower"
+
+/* Mounts one corral.share= word, TAG:ro|rw:/TARGET (virtiofs); the
+ * store's, when it is to be written over, at NIX_LOWER instead. */
+static void mount_share(char *word, bool nix_lower)
 {
 	char *mode = strchr(word, ':');
 	char *target = mode ? strchr(mode + 1, ':') : NULL;
@@ -370,7 +378,11 @@ static void mount_share(char *word)
 	bool ro = !strcmp(mode, "ro");
 	if (!ro && strcmp(mode, "rw"))
 		fail("bad corral.share mode %s (ro or rw)", mode);
-	mount_below_root(word, target + 1, "virtiofs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL);
+	unsigned long flags = MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0);
+	if (nix_lower && !strcmp(target, "/nix/store"))
+		do_mount(word, NIX_LOWER, "virtiofs", flags | MS_RDONLY, NULL);
+	else
+		mount_below_root(word, target + 1, "virtiofs", flags, NULL);
 }
 
 /* This process (the agent once it execs, and so all it starts) into the
@@ -425,6 +437,7 @@ int main(void)
 	if (!read_small("/proc/cmdline", cmdline, sizeof cmdline))
 		fail("cannot read /proc/cmdline: %s", strerror(errno));
 	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL, *nix = NULL;
+	bool nixrw = false;
 	bool probe = false;
 	for (char *save = NULL, *a = strtok_r(cmdline, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
 		if (!strcmp(a, "corral.probe=1"))
@@ -441,6 +454,8 @@ int main(void)
 			pids = a + 12;
 		else if (!strncmp(a, "corral.nix=", 11))
 			nix = a + 11;
+		else if (!strcmp(a, "corral.nixrw=1"))
+			nixrw = true;
 		else if (!strncmp(a, "corral.share=", 13)) {
 			if (n_shares == MAX_SHARES)
 				fail("more than %d corral.share= words", MAX_SHARES);
@@ -489,13 +504,27 @@ int main(void)
 	make_dir("/rw/upper", 0755);
 	make_dir("/rw/work", 0755);
 	do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	if (nixrw && !nix)
+		fail("corral.nixrw=1 needs corral.nix=");
+	if (nixrw)
+		make_dir(NIX_LOWER, 0755);
 	if (nix && !strcmp(nix, "disk")) {
 		if (!find_disk("nix", disk))
 			fail("no Nix store disk (serial corral-nix)");
-		mount_below_root(disk, "nix/store", "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+		if (nixrw)
+			do_mount(disk, NIX_LOWER, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+		else
+			mount_below_root(disk, "nix/store", "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
 	}
 	for (int i = 0; i < n_shares; i++)
-		mount_share(shares[i]);
+		mount_share(shares[i], nixrw);
+	if (nixrw) {
+		/* The sandbox's own layer over the store, beside its root's upper
+		 * (on its disk when persistent): the host's store is never written. */
+		make_dir("/rw/nix-upper", 0755);
+		make_dir("/rw/nix-work", 0755);
+		mount_below_root("overlay", "nix/store", "overlay", MS_NOSUID | MS_NODEV, "lowerdir=" NIX_LOWER ",upperdir=/rw/nix-upper,workdir=/rw/nix-work");
+	}
 	static const char *const points[] = {NEWROOT "/proc", NEWROOT "/sys", NEWROOT "/dev", NEWROOT "/run", NEWROOT "/tmp"};
 	for (size_t i = 0; i < sizeof points / sizeof *points; i++)
 		make_dir(points[i], 0755);
