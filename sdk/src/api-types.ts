@@ -902,11 +902,28 @@ export interface components {
             };
             /** @default / */
             workdir?: string;
-            /**
-             * @default none
-             * @enum {string}
-             */
-            network?: "none";
+            /** @default none */
+            network?: ("none" | "nat") | {
+                /**
+                 * @default nat
+                 * @enum {string}
+                 */
+                mode?: "none" | "nat";
+                /** @default {} */
+                egress?: {
+                    allow?: string[];
+                    /** @default [] */
+                    deny?: string[];
+                };
+                /** @default [] */
+                networks?: string[];
+                /** @default [] */
+                ports?: (number | {
+                    port: number;
+                    /** @default false */
+                    public?: boolean;
+                })[];
+            };
             /** @default {} */
             lifetime?: {
                 /**
@@ -938,8 +955,19 @@ export interface components {
                 [key: string]: string;
             };
             workdir: string;
-            /** @enum {string} */
-            network: "none";
+            network: ("none" | "nat") | {
+                /** @enum {string} */
+                mode: "none" | "nat";
+                egress: {
+                    allow?: string[];
+                    deny: string[];
+                };
+                networks: string[];
+                ports: (number | {
+                    port: number;
+                    public: boolean;
+                })[];
+            };
             lifetime: {
                 /** @enum {string} */
                 mode: "ephemeral" | "persistent";

@@ -1,3 +1,4 @@
+import { networkMode } from "../core/network-spec.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { RuntimeContext } from "./context.js";
 import { POOL_TENANT } from "./pools.js";
@@ -33,6 +34,13 @@ export async function claim(rt: RuntimeContext, key: string, spec: ResolvedSpec,
         expiresAt: expiryFrom(now, spec.lifetime.timeoutSeconds),
       };
       if (rt.rows.claim(r, key)) {
+        // The claimant's egress policy and named networks, before anyone can use it.
+        if (networkMode(spec.network) === "nat") {
+          await rt.parts.net?.update(r.id, { tenant, name: r.name, network: spec.network }).catch(async (e: unknown) => {
+            await rt.remove(r.id, tenant, "network policy failed at claim", spec).catch(() => {});
+            throw e;
+          });
+        }
         if (r.name !== defaultName(r.id)) rt.conns.rename(r);
         return rt.info(r, "running");
       }

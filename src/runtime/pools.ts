@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { networkMode } from "../core/network-spec.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import { stmt, type Db } from "./db.js";
 import type { SandboxRows } from "./sandbox-rows.js";
@@ -27,7 +28,9 @@ export interface PoolStats extends PoolConfig {
 
 /**
  * What a pooled sandbox must share with a request to stand in for it: all
- * that is fixed when a sandbox starts (template, backend, limits, network).
+ * that is fixed when a sandbox starts (template, backend, limits, network
+ * mode: a "nat" sandbox's egress policy and named networks are applied
+ * when it is claimed, so "none" keys are those made before networks).
  * Env, workdir, labels, name and timeout are applied at claim time.
  */
 export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resources" | "network" | "vmm">): string {
@@ -35,7 +38,7 @@ export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resou
   // A VM's hypervisor is part of its shape; QEMU's (the default, and the
   // only one pools fill with) is left out so keys made before vmm existed hold.
   const vmm = spec.vmm !== undefined && spec.vmm !== "qemu" ? [spec.vmm] : [];
-  const shape = JSON.stringify([spec.template, spec.backend, spec.network, r.vcpus, r.memory, r.pids, r.disk, ...vmm]);
+  const shape = JSON.stringify([spec.template, spec.backend, networkMode(spec.network), r.vcpus, r.memory, r.pids, r.disk, ...vmm]);
   return createHash("sha256").update(shape).digest("hex").slice(0, 16);
 }
 

@@ -9,6 +9,8 @@ import { RuntimeContext, type StateDirParts } from "./context.js";
 import type { StartedExec } from "./connections.js";
 import type { Db } from "./db.js";
 import * as lifecycle from "./lifecycle.js";
+import { setNetwork } from "./network.js";
+import type { NetworkInput } from "../core/network-spec.js";
 import { openInjected, openStateDir, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
 import { refillPools } from "./pool-claims.js";
 import type { Pools } from "./pools.js";
@@ -162,6 +164,11 @@ export class Sandboxes {
   /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
   setTimeout(ref: string, seconds: number | null, scope: Scope = {}): SandboxRecord {
     return lifecycle.setTimeout(this.rt, this.record(ref, scope), seconds);
+  }
+
+  /** Changes a sandbox's egress policy, named networks and ports, at once (runtime/network.ts). */
+  async setNetwork(ref: string, network: NetworkInput, scope: Scope = {}): Promise<SandboxRecord> {
+    return setNetwork(this.rt, this.record(ref, scope), network);
   }
 
   /** Makes an ephemeral sandbox persistent: no timeout, kept until removed. */

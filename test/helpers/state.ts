@@ -16,16 +16,27 @@ export interface TestState {
 }
 
 /**
+ * A test's sandbox network: a /24 of 198.19.0.0/16 (benchmark range: not
+ * this machine's 192.0.2.0/24, and nothing real answers there) picked at
+ * random, so suites running at once rarely meet (the range check at set-up
+ * refuses one that does), and a resolver upstream nobody answers on
+ * unless the test gives its own upstream namespace's server.
+ */
+export function testNetwork(given: SandboxesOptions["network"] = {}): NonNullable<SandboxesOptions["network"]> {
+  return { range: given.range ?? `198.19.${randomBytes(1)[0]!}.0/24`, dnsUpstream: given.dnsUpstream ?? ["127.0.0.1:9"] };
+}
+
+/**
  * A fresh state dir (and cgroup parent) owned by one test suite. Nothing in
  * it comes from an earlier run; close() removes all of it.
  */
-export async function freshState(label: string, opts: Pick<SandboxesOptions, "longLived"> = {}): Promise<TestState> {
+export async function freshState(label: string, opts: Pick<SandboxesOptions, "longLived" | "network"> = {}): Promise<TestState> {
   const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-${label}-`));
   // Sandboxes' user namespace must traverse to the bind-mounted agent.
   await fsp.chmod(base, 0o711);
   const stateDir = path.join(base, "state");
   const cgroupParent = `corral-test-${label}-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir, cgroupParent, ...opts });
+  const s = await Sandboxes.open({ stateDir, cgroupParent, ...opts, network: testNetwork(opts.network) });
   return {
     s,
     stateDir,

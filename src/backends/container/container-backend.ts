@@ -6,7 +6,8 @@ import { nativeBinary } from "../../host/native.js";
 import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
-import { ContainerHandle, containerPaths, type ContainerParts } from "./container-handle.js";
+import { joinNamespace } from "../../network/container-link.js";
+import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
@@ -44,6 +45,7 @@ export function containerBackend(ctx: BackendContext): ContainerBackend {
  */
 export class ContainerBackend implements SandboxBackend {
   readonly kind: OciRuntime["kind"];
+  readonly networking: boolean;
   private readonly parts: ContainerParts;
 
   constructor(
@@ -52,6 +54,7 @@ export class ContainerBackend implements SandboxBackend {
     readonly host: Host = realHost,
   ) {
     this.kind = runtime.kind;
+    this.networking = runtime.networking;
     this.parts = { runtime, host, cgroupParent: o.cgroupParent, statuses: new Map() };
   }
 
@@ -78,6 +81,13 @@ export class ContainerBackend implements SandboxBackend {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await this.host.chown(p.run, uid, uid);
+      if (req.net && !req.net.container) throw new BackendError(`container ${req.id}: its network attachment is not a container's`);
+      const net = req.net && { hosts: p.hosts, resolv: p.resolv };
+      if (req.net) {
+        await fsp.writeFile(p.net, JSON.stringify(req.net));
+        await fsp.writeFile(p.hosts, hostsFile(req.net.address, req.hostname), { mode: 0o644 });
+        await fsp.writeFile(p.resolv, `nameserver ${req.net.dns}\n`, { mode: 0o644 });
+      }
       const config = ociConfig({
         id: req.id,
         spec: req.spec,
@@ -87,6 +97,7 @@ export class ContainerBackend implements SandboxBackend {
         uidBase: uid,
         cgroupPath: `${this.o.cgroupParent}/${req.id}`,
         nixStore: req.nixStore,
+        net,
         ...this.runtime.configOptions(req.spec),
       });
       await fsp.writeFile(p.config, JSON.stringify(config));
@@ -140,6 +151,12 @@ export class ContainerBackend implements SandboxBackend {
       await this.host.launch(this.o.launcher, args, { logFd: log, timeoutMs: LAUNCH_TIMEOUT_MS, readyPipe: this.runtime.readyPipe });
       this.parts.statuses.delete(req.id);
       await this.runtime.started(req.id, req.dir, Math.max(1000, LAUNCH_TIMEOUT_MS - (Date.now() - t0)));
+      const net = await readAttachment(p.net);
+      if (net) {
+        const init = this.runtime.init(req.id, req.dir);
+        if (!init) throw new Error("its init is gone");
+        await joinNamespace(net, init.pid);
+      }
     } catch (e) {
       const tail = await logTail(p.log, 3);
       throw new BackendError(`${this.kind} ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });

@@ -74,6 +74,8 @@ export interface OciConfigInput {
   readonly readyFd?: boolean;
   /** The cgroup's pids limit (default the spec's). */
   readonly pidsLimit?: number;
+  /** network "nat": /etc/hosts and /etc/resolv.conf (the link is moved into the container's namespace once it runs). */
+  readonly net?: { readonly hosts: string; readonly resolv: string } | undefined;
 }
 
 /**
@@ -131,6 +133,12 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       ...(i.nixStore ? nixStoreMounts(i.nixStore) : []),
+      ...(i.net
+        ? [
+            { destination: "/etc/hosts", type: "bind", source: i.net.hosts, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+            { destination: "/etc/resolv.conf", type: "bind", source: i.net.resolv, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+          ]
+        : []),
     ],
     annotations: { "io.corral.sandbox.id": i.id },
     linux: {

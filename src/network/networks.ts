@@ -1,0 +1,319 @@
+import fs from "node:fs";
+import fsp from "node:fs/promises";
+import path from "node:path";
+import { networkPolicy, parseEgressRule, type NetworkPolicy, type ResolvedNetworkField } from "../core/network-spec.js";
+import { HostError, InvalidArgumentError } from "../core/errors.js";
+import { AddressRange, overlaps, parseCidr } from "./ipv4.js";
+import { netNames, slotMac, type NetNames } from "./names.js";
+import { realNetHost, type NetHost } from "./net-host.js";
+import { addSlot, baseTables, deleteSlot, deleteTables, peerElements, setPolicy } from "./nft-rules.js";
+import { ResolverProcess } from "./resolver-process.js";
+import { SlotFiles, type SlotRecord } from "./slot-files.js";
+
+/** The default range of sandbox addresses (a /16 of 10/8 rarely routed on hosts; `--net-range` changes it). */
+export const DEFAULT_RANGE = "10.213.0.0/16";
+
+export interface NetworkOptions {
+  /** IPv4 CIDR sandbox addresses come from (default $CORRAL_NET_RANGE or DEFAULT_RANGE). */
+  readonly range?: string;
+  /** DNS servers the resolver forwards to, "ADDR" or "ADDR:PORT" (default $CORRAL_DNS_UPSTREAM, else /etc/resolv.conf's). */
+  readonly dnsUpstream?: readonly string[];
+}
+
+export interface AttachRequest {
+  readonly id: string;
+  readonly tenant: string;
+  readonly name: string;
+  readonly kind: "container" | "vm";
+  readonly network: ResolvedNetworkField;
+  /** A VM's MAC (backends/vm/identity.ts, from its name); containers get one from the slot. */
+  readonly mac?: string;
+}
+
+/** What a backend needs to put a sandbox on the network. */
+export interface NetAttachment {
+  readonly slot: number;
+  readonly address: string;
+  readonly prefix: number;
+  readonly gateway: string;
+  /** The resolver's address (the gateway). */
+  readonly dns: string;
+  readonly mac: string;
+  /**
+   * A container's link: the sandbox's end of its veth pair, waiting on the
+   * host as `peer` until the container runs; then moved into the
+   * container's own network namespace (joinNamespace), which is named
+   * `netns` so it can be found again.
+   */
+  readonly container?: { readonly peer: string; readonly netns: string };
+  /** A VM's tap device. */
+  readonly tap?: string;
+}
+
+/**
+ * The networking of one state dir: a bridge, two nftables tables, a
+ * resolver process, and a slot (address, link, rules) per sandbox with
+ * `network` other than "none". Set up when the first slot is taken and
+ * taken down when the last goes, so a state dir without networked
+ * sandboxes leaves nothing on the host. Every object is named after the
+ * state dir (names.ts): reconcile finds its own, and nothing else.
+ */
+export class Networks {
+  readonly names: NetNames;
+  readonly netDir: string;
+  private readonly slots: SlotFiles;
+  private readonly resolver: ResolverProcess;
+  private readonly rangeText: string;
+  private rangeCache: AddressRange | undefined;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly o: NetworkOptions = {},
+    private readonly host: NetHost = realNetHost,
+  ) {
+    this.names = netNames(stateDir);
+    this.netDir = path.join(stateDir, "net");
+    this.slots = new SlotFiles(this.netDir);
+    this.resolver = new ResolverProcess(this.netDir, stateDir);
+    this.rangeText = o.range ?? process.env["CORRAL_NET_RANGE"] ?? DEFAULT_RANGE;
+  }
+
+  /** The range in force: the one the state dir's network was set up with while it is up, else the configured one. */
+  get range(): AddressRange {
+    if (!this.rangeCache) {
+      let text = this.rangeText;
+      try {
+        text = (JSON.parse(fs.readFileSync(path.join(this.netDir, "config.json"), "utf8")) as { range: string }).range;
+      } catch {
+        // Not set up.
+      }
+      this.rangeCache = new AddressRange(text);
+    }
+    return this.rangeCache;
+  }
+
+  /** Puts a sandbox on the network: a slot, its link, its rules and its policy. Undone on failure. */
+  async attach(req: AttachRequest): Promise<NetAttachment> {
+    const policy = networkPolicy(req.network);
+    const rec = await this.slots.locked(async () => {
+      await this.ensureUp();
+      const range = this.range;
+      const r = await this.slots.reserve(range.slots, (slot) => ({
+        slot,
+        address: range.address(slot),
+        mac: req.mac ?? slotMac(this.names.tag, slot),
+        kind: req.kind,
+        port: req.kind === "vm" ? this.names.tap(slot) : this.names.veth(slot),
+        ...(req.kind === "container" ? { netns: this.names.netns(slot) } : {}),
+        id: req.id,
+        tenant: req.tenant,
+        name: req.name,
+        policy: { allow: policy.allow, deny: policy.deny, networks: policy.networks },
+      }));
+      return r;
+    });
+    try {
+      await this.makeLink(rec);
+      await this.host.nft(addSlot(this.names, rec) + this.policyScript(rec.slot, policy));
+      if (policy.networks.length) await this.slots.locked(() => this.joinPeers(rec));
+    } catch (e) {
+      await this.release(rec);
+      throw e;
+    }
+    return this.attachmentOf(rec);
+  }
+
+  /** A new name, tenant or policy for a sandbox already on the network (a claim, `net set`), in force at once. */
+  async update(id: string, change: { tenant: string; name: string; network: ResolvedNetworkField }): Promise<void> {
+    const rec = await this.find(id);
+    if (!rec) return;
+    const policy = networkPolicy(change.network);
+    const next: SlotRecord = { ...rec, tenant: change.tenant, name: change.name, policy: { allow: policy.allow, deny: policy.deny, networks: policy.networks } };
+    await this.host.nft(this.policyScript(rec.slot, policy));
+    await this.slots.locked(async () => {
+      await this.leavePeers(rec);
+      await this.slots.write(next);
+      await this.joinPeers(next);
+    });
+  }
+
+  /** Takes a sandbox off the network; nothing of it is left. Idempotent. */
+  async detach(id: string): Promise<void> {
+    const rec = await this.find(id);
+    if (rec) await this.release(rec);
+  }
+
+  async attachment(id: string): Promise<NetAttachment | undefined> {
+    const rec = await this.find(id);
+    return rec && this.attachmentOf(rec);
+  }
+
+  /** Every slot's record (the resolver's view). */
+  records(): Promise<SlotRecord[]> {
+    return this.slots.all();
+  }
+
+  /**
+   * Removes slots whose sandbox is not `live` (a create that died, a
+   * destroy that died half way), links and namespaces of this state dir no
+   * slot names, and the network itself when no slot is left.
+   */
+  async reconcile(live: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const rec of await this.slots.all()) {
+      if (live.has(rec.id)) continue;
+      await this.release(rec);
+      removed.push(rec.id);
+    }
+    const taken = await this.slots.taken();
+    const names = this.names;
+    for (const ns of await this.host.namespaces()) {
+      const slot = names.slotOf(ns);
+      if (slot !== undefined && !taken.has(slot)) await this.host.ip([`netns delete ${ns}`]).catch(() => {});
+    }
+    for (const link of await this.host.links()) {
+      const slot = names.slotOf(link);
+      if (slot !== undefined && !taken.has(slot)) await this.host.ip([`link delete ${link}`]).catch(() => {});
+    }
+    await this.slots.locked(() => this.downIfUnused());
+    return removed;
+  }
+
+  private attachmentOf(rec: SlotRecord): NetAttachment {
+    const range = this.range;
+    return {
+      slot: rec.slot,
+      address: rec.address,
+      prefix: range.prefix,
+      gateway: range.gateway,
+      dns: range.gateway,
+      mac: rec.mac,
+      ...(rec.netns ? { container: { peer: this.names.peer(rec.slot), netns: rec.netns } } : {}),
+      ...(rec.kind === "vm" ? { tap: rec.port } : {}),
+    };
+  }
+
+  private async find(id: string): Promise<SlotRecord | undefined> {
+    return (await this.slots.all()).find((r) => r.id === id);
+  }
+
+  private policyScript(slot: number, p: NetworkPolicy): string {
+    const cidrs = (rules: readonly string[]) => rules.map(parseEgressRule).flatMap((r) => (r.kind === "cidr" ? [r.cidr] : []));
+    return setPolicy(this.names, slot, p.allow === undefined ? undefined : cidrs(p.allow), cidrs(p.deny));
+  }
+
+  /**
+   * A container's veth pair (the host end on the bridge, the sandbox's end
+   * with the slot's MAC waiting on the host until joinNamespace moves it),
+   * or a VM's tap.
+   */
+  private async makeLink(r: SlotRecord): Promise<void> {
+    const br = this.names.bridge;
+    if (r.kind === "vm") {
+      await this.host.ip([`tuntap add dev ${r.port} mode tap`, `link set ${r.port} master ${br} up`]);
+      return;
+    }
+    await this.host.ip([`link add ${r.port} type veth peer name ${this.names.peer(r.slot)} address ${r.mac}`, `link set ${r.port} master ${br} up`]);
+  }
+
+  /** Everything of a slot, whatever part of it exists, then its file; the network goes down with the last slot. */
+  private async release(r: SlotRecord): Promise<void> {
+    await this.slots.locked(() => this.leavePeers(r)).catch(() => {});
+    const script = deleteSlot(this.names, r);
+    await this.host.nft(script).catch(async () => {
+      for (const line of script.split("\n")) await this.host.nft(line).catch(() => {});
+    });
+    // The link first: deleting it is synchronous, while a namespace's
+    // devices go in a kernel work queue after its last reference, and the
+    // next sandbox may want the name at once.
+    await this.host.ip([`link delete ${r.port}`]).catch(() => {});
+    if (r.netns) await this.host.ip([`netns delete ${r.netns}`]).catch(() => {});
+    await this.slots.locked(async () => {
+      await this.slots.remove(r.slot);
+      await this.downIfUnused();
+    });
+  }
+
+  /** Port pairs of `r` and the slots of its tenant that share a named network with it. */
+  private async peerPairs(r: SlotRecord): Promise<[string, string][]> {
+    if (!r.policy.networks.length) return [];
+    const mine = new Set(r.policy.networks);
+    return (await this.slots.all())
+      .filter((o) => o.id !== r.id && o.tenant === r.tenant && o.policy.networks.some((n) => mine.has(n)))
+      .map((o) => [r.port, o.port]);
+  }
+
+  private async joinPeers(r: SlotRecord): Promise<void> {
+    await this.host.nft(peerElements(this.names, "add", await this.peerPairs(r)));
+  }
+
+  /** Removes every pair naming r's port (listed from the set itself: exact whatever was added). */
+  private async leavePeers(r: SlotRecord): Promise<void> {
+    const out = await this.host.nftList(["-j", "list", "set", "bridge", this.names.table, "peers"]).catch(() => "");
+    if (!out) return;
+    const set = (JSON.parse(out) as { nftables: { set?: { elem?: { concat: string[] }[] } }[] }).nftables.find((x) => x.set)?.set;
+    const pairs = (set?.elem ?? []).map((e) => e.concat).filter((c) => c[0] === r.port) as [string, string][];
+    await this.host.nft(peerElements(this.names, "delete", pairs));
+  }
+
+  /** Under the lock: the bridge, tables and resolver, made if missing (a crash may have left part of them). */
+  private async ensureUp(): Promise<void> {
+    const config = path.join(this.netDir, "config.json");
+    const links = await this.host.links();
+    if (fs.existsSync(config) && links.includes(this.names.bridge)) {
+      await this.resolver.ensure();
+      return;
+    }
+    await this.down();
+    this.rangeCache = undefined;
+    const range = new AddressRange(this.rangeText);
+    await this.checkRange(range);
+    await fsp.mkdir(this.netDir, { recursive: true, mode: 0o700 });
+    const upstream = this.o.dnsUpstream ?? envList("CORRAL_DNS_UPSTREAM") ?? (await hostNameservers());
+    if (!upstream.length) throw new HostError("no DNS server to forward to: the host's /etc/resolv.conf names none (set --dns-upstream)");
+    const br = this.names.bridge;
+    const bridgeMac = slotMac(this.names.tag, -1);
+    await this.host.ip([`link add ${br} address ${bridgeMac} type bridge`, `addr add ${range.gateway}/${range.prefix} dev ${br}`, `link set ${br} up`]);
+    await fsp.writeFile(`/proc/sys/net/ipv6/conf/${br}/disable_ipv6`, "1\n").catch(() => {});
+    await this.host.nft(`add table inet ${this.names.table}\nadd table bridge ${this.names.table}\n${deleteTables(this.names)}${baseTables({ names: this.names, range, bridgeMac })}`);
+    await this.host.enableForwarding();
+    await fsp.writeFile(config, JSON.stringify({ range: range.text, gateway: range.gateway }));
+    this.rangeCache = range;
+    await this.resolver.start({ stateDir: this.stateDir, listen: range.gateway, upstream: [...upstream] });
+  }
+
+  private async downIfUnused(): Promise<void> {
+    if ((await this.slots.taken()).size === 0) await this.down();
+  }
+
+  /** The resolver, the tables and the bridge, whichever exist. */
+  private async down(): Promise<void> {
+    await this.resolver.stop();
+    await this.host.nft(`add table inet ${this.names.table}\nadd table bridge ${this.names.table}\n${deleteTables(this.names)}`).catch(() => {});
+    if ((await this.host.links()).includes(this.names.bridge)) await this.host.ip([`link delete ${this.names.bridge}`]);
+    await fsp.rm(path.join(this.netDir, "config.json"), { force: true });
+    this.rangeCache = undefined;
+  }
+
+  /** The range must not overlap a route the host has (other than this state dir's own bridge). */
+  private async checkRange(range: AddressRange): Promise<void> {
+    for (const r of await this.host.routes()) {
+      const c = parseCidr(r.dst === "default" ? "0.0.0.0/0" : r.dst);
+      if (!c || c.prefix === 0 || r.dev === this.names.bridge) continue;
+      if (overlaps(c, range.cidr)) {
+        throw new InvalidArgumentError(`the sandbox address range ${range.text} overlaps the host's route to ${r.dst} (dev ${r.dev}); choose another with --net-range`);
+      }
+    }
+  }
+}
+
+function envList(name: string): string[] | undefined {
+  const v = process.env[name];
+  return v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+/** IPv4 nameservers of the host's /etc/resolv.conf. */
+async function hostNameservers(): Promise<string[]> {
+  const text = await fsp.readFile("/etc/resolv.conf", "utf8").catch(() => "");
+  return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1]!);
+}
