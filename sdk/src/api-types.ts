@@ -382,6 +382,28 @@ export interface paths {
         delete: operations["deleteSandbox"];
         options?: never;
         head?: never;
+        /** @description Changes a running sandbox's network (its egress policy, named networks and ports), in force at once, without a restart. Its mode ("none" or "nat") stays: a different one is 409. */
+        patch: operations["updateSandbox"];
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/ports/{port}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                port: number;
+            };
+            cookie?: never;
+        };
+        /** @description The URL the daemon serves a port of the sandbox at (http://PORT-ID.DOMAIN:DAEMONPORT/, routed by the Host header; HTTP and WebSocket upgrades), reached through the sandbox's agent, so any network mode will do. It takes the tenant's API key, or the access token (once as ?corral_token=, or the X-Corral-Token header), unless the spec makes the port public. */
+        get: operations["sandboxPort"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -1690,6 +1712,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    updateSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    network: components["schemas"]["SandboxSpec"]["network"];
+                };
+            };
+        };
+        responses: {
+            /** @description The sandbox with its new network. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sandbox"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sandboxPort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                port: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where to reach the port. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        port: number;
+                        url: string;
+                        /** @description Listed public in the spec's network.ports: no key or token needed. */
+                        public: boolean;
+                        /** @description The sandbox's access token for its ports. */
+                        token: string;
+                        /** @description The URL with the token */
+                        tokenUrl?: string;
+                    };
+                };
             };
             default: components["responses"]["Error"];
         };

@@ -76,6 +76,7 @@ export class Networks {
     this.slots = new SlotFiles(this.netDir);
     this.resolver = new ResolverProcess(this.netDir, stateDir);
     this.rangeText = o.range ?? process.env["CORRAL_NET_RANGE"] ?? DEFAULT_RANGE;
+    new AddressRange(this.rangeText); // a bad range is refused when the state dir opens; its routes are checked at set-up
   }
 
   /** The range in force: the one the state dir's network was set up with while it is up, else the configured one. */

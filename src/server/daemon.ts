@@ -2,6 +2,7 @@ import fs from "node:fs";
 import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { buildApp } from "./app.js";
+import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
   readonly stateDir?: string;
@@ -19,6 +20,12 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** The domain of sandboxes' port URLs (default localhost). */
+  readonly portDomain?: string;
+  /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
+  readonly network?: NetworkOptions;
+  /** The network of a sandbox whose spec names none (default "none"). */
+  readonly defaultNetwork?: "none" | "nat";
 }
 
 export interface Daemon {
@@ -39,6 +46,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    ...(o.network ? { network: o.network } : {}),
     longLived: true,
   });
   const { app, ctx } = buildApp({
@@ -50,6 +58,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.portDomain ? { portDomain: o.portDomain } : {}),
+    ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
   let url: string;
   if ("socket" in o.listen) {
@@ -60,6 +70,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   } else {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
+    if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
   }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;

@@ -11,6 +11,8 @@ export interface TestState {
   readonly s: Sandboxes;
   readonly stateDir: string;
   readonly cgroupParent: string;
+  /** Its sandbox network (address range, resolver upstream): a daemon on the state dir gets the same. */
+  readonly network: NonNullable<SandboxesOptions["network"]>;
   /** Removes every sandbox, asserts nothing leaked, deletes the state dir. */
   close(): Promise<void>;
 }
@@ -22,7 +24,7 @@ export interface TestState {
  * refuses one that does), and a resolver upstream nobody answers on
  * unless the test gives its own upstream namespace's server.
  */
-export function testNetwork(given: SandboxesOptions["network"] = {}): NonNullable<SandboxesOptions["network"]> {
+export function testNetwork(given: SandboxesOptions["network"] = {}): { range: string; dnsUpstream: readonly string[] } {
   return { range: given.range ?? `198.19.${randomBytes(1)[0]!}.0/24`, dnsUpstream: given.dnsUpstream ?? ["127.0.0.1:9"] };
 }
 
@@ -36,11 +38,17 @@ export async function freshState(label: string, opts: Pick<SandboxesOptions, "lo
   await fsp.chmod(base, 0o711);
   const stateDir = path.join(base, "state");
   const cgroupParent = `corral-test-${label}-${randomBytes(3).toString("hex")}`;
-  const s = await Sandboxes.open({ stateDir, cgroupParent, ...opts, network: testNetwork(opts.network) });
+  const network = testNetwork(opts.network);
+  // What this process starts (a CLI on the state dir) gets the same: never the
+  // default range nor the host's resolvers.
+  process.env["CORRAL_NET_RANGE"] ??= network.range;
+  process.env["CORRAL_DNS_UPSTREAM"] ??= network.dnsUpstream!.join(",");
+  const s = await Sandboxes.open({ stateDir, cgroupParent, ...opts, network });
   return {
     s,
     stateDir,
     cgroupParent,
+    network,
     async close() {
       for (const sb of [...(await s.list()), ...(await s.list({ tenant: POOL_TENANT }))]) await s.destroy(sb.id).catch(() => {});
       const rows = (s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n;
