@@ -14,7 +14,7 @@ import { startUpstream, type Upstream } from "../helpers/upstream.js";
 import { runCommand } from "../../src/host/command.js";
 import { netNames } from "../../src/network/names.js";
 
-describe("network nat (containers)", () => {
+describe("network nat", () => {
   let up: Upstream;
   let t: TestState;
   const sh = async (id: string, cmd: string) => {
@@ -54,6 +54,22 @@ describe("network nat (containers)", () => {
     // Its own sysfs: its links, not the host's.
     assert.deepEqual((await sh(sb.id, "ls /sys/class/net")).out.trim().split(/\s+/).sort(), ["eth0", "lo"]);
     await t.s.destroy(sb.id);
+  });
+
+  it("puts a microVM on the same network: a tap on the bridge, the guest set up by its init", async () => {
+    const sb = await t.s.create({ template: "busybox", backend: "vm", name: "vmfetcher", network: { egress: { deny: [`${up.hosts["other.upstream.test"]}/32`] } } });
+    const byName = await sh(sb.id, get("www.upstream.test"));
+    assert.match(byName.out, /200 OK/, byName.out);
+    assert.match((await sh(sb.id, get(up.hosts["svc.upstream.test"]!))).out, /200 OK/);
+    assert.ok((await refused(sb.id, up.hosts["other.upstream.test"]!, 80)).refused, "deny holds for a VM too");
+    assert.equal((await sh(sb.id, "cat /etc/hosts | grep -c vmfetcher")).out.trim(), "1");
+    // A guest cannot take another address: the bridge drops what it sends from one not its own.
+    const other = await t.s.create({ template: "busybox", network: "nat" });
+    const otherAddr = (await sh(other.id, "hostname -i")).out.trim();
+    const spoof = await sh(sb.id, `ip addr flush dev eth0 && ip addr add ${otherAddr}/24 dev eth0 && ip route add default via ${otherAddr.replace(/\.\d+$/, ".1")} ; ${get(up.hosts["www.upstream.test"]!)}`);
+    assert.doesNotMatch(spoof.out, /200 OK/, "a spoofed source address got through");
+    await t.s.destroy(sb.id);
+    await t.s.destroy(other.id);
   });
 
   it("cannot reach the host, the daemon's port or a sibling, and drops link-local", async () => {

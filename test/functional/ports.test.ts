@@ -88,6 +88,19 @@ describe("port proxy", () => {
     assert.equal((await get(8000, pub)).text, "served-from-sandbox\n");
   });
 
+  it("serves a microVM's port the same way, through its agent", async () => {
+    const r = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", backend: "vm" } });
+    assert.equal(r.status, 201, r.text);
+    const vm = r.json<{ id: string }>().id;
+    await sh(vm, "mkdir -p /www && echo served-from-a-vm > /www/index.html && (httpd -p 127.0.0.1:8000 -h /www &)");
+    let got = await get(8000, vm, { key });
+    for (let i = 0; i < 20 && got.status === 502; i++) got = await new Promise((res) => setTimeout(res, 100)).then(() => get(8000, vm, { key }));
+    assert.equal(got.status, 200, got.text);
+    assert.equal(got.text, "served-from-a-vm\n");
+    assert.equal((await get(8000, vm)).status, 401);
+    assert.equal((await request(d.url, "DELETE", `/v1/sandboxes/${vm}`, { key })).status, 204);
+  });
+
   it("carries an upgrade both ways", async () => {
     const sock = net.connect(Number(new URL(d.url).port), "127.0.0.1");
     await new Promise((r) => sock.once("connect", r));

@@ -146,6 +146,8 @@ export interface GuestOptions {
   readonly zeroFreedPages?: boolean;
   /** The spec's resources.pids: the guest's processes (the agent's and everything under it) beyond it fail to fork. */
   readonly pids?: number;
+  /** network "nat": the guest's address, its gateway and resolver (corral-init sets them up, no DHCP). */
+  readonly net?: { readonly address: string; readonly prefix: number; readonly gateway: string; readonly dns: string };
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -161,5 +163,10 @@ export function guestCmdline(o: GuestOptions): string {
   if (o.upper.kind === "disk") parts.push("corral.upper=disk");
   else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
   if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
+  if (o.net) {
+    const ip = /^\d{1,3}(\.\d{1,3}){3}$/;
+    if (![o.net.address, o.net.gateway, o.net.dns].every((a) => ip.test(a))) throw new RangeError(`bad guest network ${JSON.stringify(o.net)}`);
+    parts.push(`corral.net=${o.net.address}/${Math.floor(o.net.prefix)},${o.net.gateway},${o.net.dns}`);
+  }
   return parts.join(" ");
 }

@@ -42,6 +42,7 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
       // Only for VMs that will be snapshotted (a pool's, where the VMM can).
       zeroFreedPages: req.warm === true && !persistent && driver.snapshots !== undefined,
       pids: req.spec.resources.pids,
+      ...(req.net ? { net: { address: req.net.address, prefix: req.net.prefix, gateway: req.net.gateway, dns: req.net.dns } } : {}),
     }),
     vcpus: Math.max(1, Math.ceil(req.spec.resources.vcpus)),
     memoryMiB: Math.max(64, Math.ceil(req.spec.resources.memory / MiB)),
@@ -50,6 +51,8 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
       ...(persistent ? [{ id: "data", path: path.join(req.dir, "disk.img"), readOnly: false }] : []),
     ],
     agent,
+    // The tap is the network slot's (named after the state dir, so two state dirs never clash), the MAC the name's.
+    ...(req.net?.tap ? { net: { tap: req.net.tap, mac: req.net.mac } } : {}),
     consoleLog: p.console,
     identity,
   };
