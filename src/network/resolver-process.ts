@@ -4,7 +4,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { HostError } from "../core/errors.js";
-import { killQuietly, procStat } from "../host/process.js";
+import { killQuietly, processRunning, procStat } from "../host/process.js";
 
 /** How long a resolver has to listen after it is started. */
 const START_TIMEOUT_MS = 10_000;
@@ -83,15 +83,31 @@ export class ResolverProcess {
     await fsp.writeFile(this.pidFile, JSON.stringify({ pid: child.pid, startTime: st?.startTime ?? 0 }));
   }
 
-  /** Ends it (SIGTERM, then SIGKILL after a second) and forgets its files. */
+  /**
+   * Ends it (SIGTERM, then SIGKILL after a second) and forgets its files.
+   * Also one whose starter was killed before it recorded the pid: found
+   * by its exact command line (this state dir's net directory).
+   */
   async stop(): Promise<void> {
+    const pids = new Set(await this.instances());
     const r = this.running();
-    if (r) {
-      killQuietly(r.pid, "SIGTERM");
-      for (let i = 0; i < 100 && this.running(); i++) await new Promise((res) => setTimeout(res, 10));
-      if (this.running()) killQuietly(r.pid, "SIGKILL");
-    }
+    if (r) pids.add(r.pid);
+    for (const pid of pids) killQuietly(pid, "SIGTERM");
+    const alive = () => [...pids].some((p) => processRunning(p));
+    for (let i = 0; i < 100 && alive(); i++) await new Promise((res) => setTimeout(res, 10));
+    for (const pid of pids) if (processRunning(pid)) killQuietly(pid, "SIGKILL");
     await fsp.rm(this.pidFile, { force: true });
     await fsp.rm(this.configFile, { force: true });
+  }
+
+  /** Processes running resolver-main.js for this net directory. */
+  private async instances(): Promise<number[]> {
+    const out: number[] = [];
+    for (const entry of await fsp.readdir("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = (await fsp.readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+      if (argv[1]?.endsWith(path.join("resolver", "resolver-main.js")) && argv[2] === this.netDir) out.push(Number(entry));
+    }
+    return out;
   }
 }
