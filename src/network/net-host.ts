@@ -10,6 +10,8 @@ import { runCommand } from "../host/command.js";
 export interface NetHost {
   /** `ip -batch -` with these lines, in network namespace `netns` when given. */
   ip(lines: readonly string[], netns?: string): Promise<void>;
+  /** `ip -force -batch -`: every line tried, failures (a link already gone) ignored. */
+  ipEach(lines: readonly string[]): Promise<void>;
   /** `nft -f -` with this script (one transaction: all of it or nothing). */
   nft(script: string): Promise<void>;
   /** `nft` with arguments, its output (lists). */
@@ -33,6 +35,9 @@ async function ip(lines: readonly string[], netns?: string): Promise<void> {
 
 export const realNetHost: NetHost = {
   ip,
+  async ipEach(lines) {
+    if (lines.length) await runCommand("ip", ["-force", "-batch", "-"], { input: lines.join("\n") + "\n", allowFailure: true });
+  },
   async nft(script) {
     if (script.trim()) await runCommand("nft", ["-f", "-"], { input: script });
   },

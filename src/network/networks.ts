@@ -1,12 +1,12 @@
 import fs from "node:fs";
-import fsp from "node:fs/promises";
 import path from "node:path";
 import { networkPolicy, parseEgressRule, type NetworkPolicy, type ResolvedNetworkField } from "../core/network-spec.js";
-import { HostError, InvalidArgumentError } from "../core/errors.js";
-import { AddressRange, overlaps, parseCidr } from "./ipv4.js";
+import { procStat } from "../host/process.js";
+import { AddressRange } from "./ipv4.js";
 import { netNames, slotMac, type NetNames } from "./names.js";
 import { realNetHost, type NetHost } from "./net-host.js";
-import { addSlot, baseTables, deleteSlot, deleteTables, peerElements, setPolicy } from "./nft-rules.js";
+import { addSlot, deleteSlot, peerElements, setPolicy } from "./nft-rules.js";
+import { isUp, networkDown, networkUp, type NetworkSetup } from "./setup.js";
 import { ResolverProcess } from "./resolver-process.js";
 import { SlotFiles, type SlotRecord } from "./slot-files.js";
 
@@ -18,6 +18,12 @@ export interface NetworkOptions {
   readonly range?: string;
   /** DNS servers the resolver forwards to, "ADDR" or "ADDR:PORT" (default $CORRAL_DNS_UPSTREAM, else /etc/resolv.conf's). */
   readonly dnsUpstream?: readonly string[];
+  /**
+   * Container slots (veth pair, chain, sets) a long-lived process keeps
+   * made ahead of need once the network is up, so a create pays only for
+   * moving the link into its namespace (default 0; corrald keeps 4).
+   */
+  readonly spares?: number;
 }
 
 export interface AttachRequest {
@@ -62,7 +68,7 @@ export class Networks {
   readonly names: NetNames;
   readonly netDir: string;
   private readonly slots: SlotFiles;
-  private readonly resolver: ResolverProcess;
+  private readonly setup: NetworkSetup;
   private readonly rangeText: string;
   private rangeCache: AddressRange | undefined;
 
@@ -74,8 +80,9 @@ export class Networks {
     this.names = netNames(stateDir);
     this.netDir = path.join(stateDir, "net");
     this.slots = new SlotFiles(this.netDir);
-    this.resolver = new ResolverProcess(this.netDir, stateDir);
     this.rangeText = o.range ?? process.env["CORRAL_NET_RANGE"] ?? DEFAULT_RANGE;
+    const resolver = new ResolverProcess(this.netDir, stateDir);
+    this.setup = { stateDir, netDir: this.netDir, names: this.names, host, resolver, rangeText: this.rangeText, dnsUpstream: o.dnsUpstream };
     new AddressRange(this.rangeText); // a bad range is refused when the state dir opens; its routes are checked at set-up
   }
 
@@ -96,6 +103,8 @@ export class Networks {
   /** Puts a sandbox on the network: a slot, its link, its rules and its policy. Undone on failure. */
   async attach(req: AttachRequest): Promise<NetAttachment> {
     const policy = networkPolicy(req.network);
+    const spare = req.kind === "container" ? this.mySpares.shift() : undefined;
+    if (spare) return this.claimSpare(spare, req, policy);
     const rec = await this.slots.locked(async () => {
       await this.ensureUp();
       const range = this.range;
@@ -121,7 +130,84 @@ export class Networks {
       await this.release(rec);
       throw e;
     }
+    this.refill();
     return this.attachmentOf(rec);
+  }
+
+  /** A spare becomes the sandbox's: its record, and only what differs from a spare's (every destination, no network). */
+  private async claimSpare(spare: SlotRecord, req: AttachRequest, policy: NetworkPolicy): Promise<NetAttachment> {
+    const { spare: _made, ...slot } = spare;
+    const rec: SlotRecord = { ...slot, id: req.id, tenant: req.tenant, name: req.name, policy: { allow: policy.allow, deny: policy.deny, networks: policy.networks } };
+    try {
+      await this.slots.write(rec);
+      if (policy.allow !== undefined || policy.deny.length) await this.host.nft(this.policyScript(rec.slot, policy));
+      if (policy.networks.length) await this.slots.locked(() => this.joinPeers(rec));
+    } catch (e) {
+      await this.release(rec);
+      throw e;
+    }
+    this.refill();
+    return this.attachmentOf(rec);
+  }
+
+  /** Spares this process made, ready to be claimed. */
+  private readonly mySpares: SlotRecord[] = [];
+  private refilling = false;
+  private closed = false;
+
+  /**
+   * Makes spares up to the target, one at a time, in the background (a
+   * refill never delays the create that claimed one). Only once the
+   * network is up: a state dir that never had a networked sandbox gets
+   * none.
+   */
+  private refill(): void {
+    const target = this.o.spares ?? 0;
+    if (this.refilling || this.closed || this.mySpares.length >= target) return;
+    this.refilling = true;
+    void (async () => {
+      try {
+        while (!this.closed && this.mySpares.length < target) {
+          const me = { pid: process.pid, startTime: procStat(process.pid)?.startTime ?? 0 };
+          const rec = await this.slots.locked(async () => {
+            if (!(await isUp(this.setup))) return undefined;
+            const range = this.range;
+            return this.slots.reserve(range.slots, (slot) => ({
+              slot,
+              address: range.address(slot),
+              mac: slotMac(this.names.tag, slot),
+              kind: "container",
+              port: this.names.veth(slot),
+              netns: this.names.netns(slot),
+              id: "",
+              tenant: "",
+              name: "",
+              policy: { allow: undefined, deny: [], networks: [] },
+              spare: me,
+            }));
+          });
+          if (!rec) return;
+          try {
+            await this.makeLink(rec);
+            await this.host.nft(addSlot(this.names, rec) + setPolicy(this.names, rec.slot, undefined, []));
+          } catch {
+            await this.release(rec);
+            return;
+          }
+          if (this.closed) await this.release(rec);
+          else this.mySpares.push(rec);
+        }
+      } finally {
+        this.refilling = false;
+      }
+    })();
+  }
+
+  /** Lets go of this process's spares (a daemon closing); the network goes down with them if nothing else is on it. */
+  async releaseSpares(): Promise<void> {
+    this.closed = true;
+    while (this.refilling) await new Promise((r) => setTimeout(r, 5));
+    for (const rec of this.mySpares.splice(0)) await this.release(rec);
   }
 
   /** A new name, tenant or policy for a sandbox already on the network (a claim, `net set`), in force at once. */
@@ -163,6 +249,8 @@ export class Networks {
     const removed: string[] = [];
     for (const rec of await this.slots.all()) {
       if (live.has(rec.id)) continue;
+      // A live process's spare is its own; a dead one's is nobody's.
+      if (rec.spare && (rec.spare.pid === process.pid || procStat(rec.spare.pid)?.startTime === rec.spare.startTime)) continue;
       await this.release(rec);
       removed.push(rec.id);
     }
@@ -219,7 +307,7 @@ export class Networks {
 
   /** Everything of a slot, whatever part of it exists, then its file; the network goes down with the last slot. */
   private async release(r: SlotRecord): Promise<void> {
-    await this.slots.locked(() => this.leavePeers(r)).catch(() => {});
+    if (r.policy.networks.length) await this.slots.locked(() => this.leavePeers(r)).catch(() => {});
     const script = deleteSlot(this.names, r);
     await this.host.nft(script).catch(async () => {
       for (const line of script.split("\n")) await this.host.nft(line).catch(() => {});
@@ -227,8 +315,7 @@ export class Networks {
     // The link first: deleting it is synchronous, while a namespace's
     // devices go in a kernel work queue after its last reference, and the
     // next sandbox may want the name at once.
-    await this.host.ip([`link delete ${r.port}`]).catch(() => {});
-    if (r.netns) await this.host.ip([`netns delete ${r.netns}`]).catch(() => {});
+    await this.host.ipEach([`link delete ${r.port}`, ...(r.netns ? [`netns delete ${r.netns}`] : [])]);
     await this.slots.locked(async () => {
       await this.slots.remove(r.slot);
       await this.downIfUnused();
@@ -259,62 +346,15 @@ export class Networks {
 
   /** Under the lock: the bridge, tables and resolver, made if missing (a crash may have left part of them). */
   private async ensureUp(): Promise<void> {
-    const config = path.join(this.netDir, "config.json");
-    const links = await this.host.links();
-    if (fs.existsSync(config) && links.includes(this.names.bridge)) {
-      await this.resolver.ensure();
-      return;
-    }
-    await this.down();
+    if (await isUp(this.setup)) return;
     this.rangeCache = undefined;
-    const range = new AddressRange(this.rangeText);
-    await this.checkRange(range);
-    await fsp.mkdir(this.netDir, { recursive: true, mode: 0o700 });
-    const upstream = this.o.dnsUpstream ?? envList("CORRAL_DNS_UPSTREAM") ?? (await hostNameservers());
-    if (!upstream.length) throw new HostError("no DNS server to forward to: the host's /etc/resolv.conf names none (set --dns-upstream)");
-    const br = this.names.bridge;
-    const bridgeMac = slotMac(this.names.tag, -1);
-    await this.host.ip([`link add ${br} address ${bridgeMac} type bridge`, `addr add ${range.gateway}/${range.prefix} dev ${br}`, `link set ${br} up`]);
-    await fsp.writeFile(`/proc/sys/net/ipv6/conf/${br}/disable_ipv6`, "1\n").catch(() => {});
-    await this.host.nft(`add table inet ${this.names.table}\nadd table bridge ${this.names.table}\n${deleteTables(this.names)}${baseTables({ names: this.names, range, bridgeMac })}`);
-    await this.host.enableForwarding();
-    await fsp.writeFile(config, JSON.stringify({ range: range.text, gateway: range.gateway }));
-    this.rangeCache = range;
-    await this.resolver.start({ stateDir: this.stateDir, listen: range.gateway, upstream: [...upstream] });
+    this.rangeCache = await networkUp(this.setup);
   }
 
   private async downIfUnused(): Promise<void> {
-    if ((await this.slots.taken()).size === 0) await this.down();
-  }
-
-  /** The resolver, the tables and the bridge, whichever exist. */
-  private async down(): Promise<void> {
-    await this.resolver.stop();
-    await this.host.nft(`add table inet ${this.names.table}\nadd table bridge ${this.names.table}\n${deleteTables(this.names)}`).catch(() => {});
-    if ((await this.host.links()).includes(this.names.bridge)) await this.host.ip([`link delete ${this.names.bridge}`]);
-    await fsp.rm(path.join(this.netDir, "config.json"), { force: true });
-    this.rangeCache = undefined;
-  }
-
-  /** The range must not overlap a route the host has (other than this state dir's own bridge). */
-  private async checkRange(range: AddressRange): Promise<void> {
-    for (const r of await this.host.routes()) {
-      const c = parseCidr(r.dst === "default" ? "0.0.0.0/0" : r.dst);
-      if (!c || c.prefix === 0 || r.dev === this.names.bridge) continue;
-      if (overlaps(c, range.cidr)) {
-        throw new InvalidArgumentError(`the sandbox address range ${range.text} overlaps the host's route to ${r.dst} (dev ${r.dev}); choose another with --net-range`);
-      }
+    if ((await this.slots.taken()).size === 0) {
+      await networkDown(this.setup);
+      this.rangeCache = undefined;
     }
   }
-}
-
-function envList(name: string): string[] | undefined {
-  const v = process.env[name];
-  return v ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
-}
-
-/** IPv4 nameservers of the host's /etc/resolv.conf. */
-async function hostNameservers(): Promise<string[]> {
-  const text = await fsp.readFile("/etc/resolv.conf", "utf8").catch(() => "");
-  return [...text.matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1]!);
 }

@@ -27,6 +27,8 @@ export interface SlotRecord {
   /** The sandbox's name: what peers on its named networks resolve. */
   readonly name: string;
   readonly policy: Pick<NetworkPolicy, "allow" | "deny" | "networks">;
+  /** A slot made ahead of need by a long-lived process (its pid and start time), no sandbox's yet. */
+  readonly spare?: { readonly pid: number; readonly startTime: number };
 }
 
 export class SlotFiles {

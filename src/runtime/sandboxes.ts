@@ -87,6 +87,11 @@ export class Sandboxes {
     return Sandboxes.opened(await openInjected(opts));
   }
 
+  /** Lets go of the network slots this process made ahead of need (a daemon closing: before close()). */
+  async releaseNetworkSpares(): Promise<void> {
+    await this.rt.parts.net?.releaseSpares();
+  }
+
   close(): void {
     void this.checkpointer?.close();
     this.rt.conns.close();

@@ -46,7 +46,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
-    ...(o.network ? { network: o.network } : {}),
+    // Four container slots made ahead of need once the network is up: a create with nat then only moves its link.
+    network: { spares: 4, ...o.network },
     longLived: true,
   });
   const { app, ctx } = buildApp({
@@ -95,6 +96,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       for (const p of ctx.processes.values()) p.end();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
+      await sandboxes.releaseNetworkSpares();
       sandboxes.close();
     },
   };

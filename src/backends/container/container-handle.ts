@@ -110,7 +110,8 @@ export class ContainerHandle implements SandboxHandle {
   }
 
   async destroy(): Promise<void> {
-    await this.stop();
+    // Its link is the network's to delete (with its namespace): not given back first.
+    await this.stop(false);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
@@ -156,7 +157,7 @@ export class ContainerHandle implements SandboxHandle {
    * exists but no cgroup does (a sandbox that failed half way through the
    * runtime's own setup).
    */
-  async stop(): Promise<void> {
+  async stop(giveLinkBack = true): Promise<void> {
     const cg = this.cgroup();
     const init = this.liveInit();
     if (init) this.p.host.kill(init.pid);
@@ -165,8 +166,8 @@ export class ContainerHandle implements SandboxHandle {
     await cg.remove();
     await this.p.runtime.removeState(this.id, this.dir, !hadCgroup && this.p.runtime.hasState(this.id, this.dir));
     this.p.statuses.delete(this.id);
-    // Its link back on the host, for a start again (or for the network's detach to delete).
-    const net = await readAttachment(this.paths.net);
+    // Its link back on the host, for a start again.
+    const net = giveLinkBack ? await readAttachment(this.paths.net) : undefined;
     if (net) await leaveNamespace(net);
   }
 
