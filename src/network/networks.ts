@@ -48,10 +48,9 @@ export interface NetAttachment {
   /**
    * A container's link: the sandbox's end of its veth pair, waiting on the
    * host as `peer` until the container runs; then moved into the
-   * container's own network namespace (joinNamespace), which is named
-   * `netns` so it can be found again.
+   * container's own network namespace (container-link.ts).
    */
-  readonly container?: { readonly peer: string; readonly netns: string };
+  readonly container?: { readonly peer: string };
   /** A VM's tap device. */
   readonly tap?: string;
 }
@@ -114,7 +113,6 @@ export class Networks {
         mac: req.mac ?? slotMac(this.names.tag, slot),
         kind: req.kind,
         port: req.kind === "vm" ? this.names.tap(slot) : this.names.veth(slot),
-        ...(req.kind === "container" ? { netns: this.names.netns(slot) } : {}),
         id: req.id,
         tenant: req.tenant,
         name: req.name,
@@ -178,7 +176,6 @@ export class Networks {
               mac: slotMac(this.names.tag, slot),
               kind: "container",
               port: this.names.veth(slot),
-              netns: this.names.netns(slot),
               id: "",
               tenant: "",
               name: "",
@@ -230,6 +227,15 @@ export class Networks {
     if (rec) await this.release(rec);
   }
 
+  /**
+   * A stopped container's veth pair went with its namespace: made again
+   * (same names, MAC and address: its rules still hold) before it starts.
+   */
+  async relink(id: string): Promise<void> {
+    const rec = await this.find(id);
+    if (rec?.kind === "container" && !(await this.host.links()).includes(rec.port)) await this.makeLink(rec);
+  }
+
   async attachment(id: string): Promise<NetAttachment | undefined> {
     const rec = await this.find(id);
     return rec && this.attachmentOf(rec);
@@ -277,7 +283,7 @@ export class Networks {
       gateway: range.gateway,
       dns: range.gateway,
       mac: rec.mac,
-      ...(rec.netns ? { container: { peer: this.names.peer(rec.slot), netns: rec.netns } } : {}),
+      ...(rec.kind === "container" ? { container: { peer: this.names.peer(rec.slot) } } : {}),
       ...(rec.kind === "vm" ? { tap: rec.port } : {}),
     };
   }

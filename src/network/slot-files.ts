@@ -19,7 +19,7 @@ export interface SlotRecord {
   readonly kind: "container" | "vm";
   /** The host side of its link (veth end or tap): its port on the bridge. */
   readonly port: string;
-  /** The namespace (containers). */
+  /** A namespace of an earlier layout (ip netns), deleted with the slot. */
   readonly netns?: string;
   /** The sandbox it belongs to. */
   readonly id: string;

@@ -56,6 +56,16 @@ describe("network nat", () => {
     await t.s.destroy(sb.id);
   });
 
+  it("keeps a persistent sandbox's address across a stop and a start", async () => {
+    const sb = await t.s.create({ template: "busybox", network: "nat", lifetime: { mode: "persistent" } });
+    const before = (await sh(sb.id, "hostname -i")).out.trim();
+    await t.s.stop(sb.id);
+    await t.s.start(sb.id);
+    assert.equal((await sh(sb.id, "hostname -i")).out.trim(), before);
+    assert.match((await sh(sb.id, get("www.upstream.test"))).out, /200 OK/);
+    await t.s.destroy(sb.id);
+  });
+
   it("puts a microVM on the same network: a tap on the bridge, the guest set up by its init", async () => {
     const sb = await t.s.create({ template: "busybox", backend: "vm", name: "vmfetcher", network: { egress: { deny: [`${up.hosts["other.upstream.test"]}/32`] } } });
     const byName = await sh(sb.id, get("www.upstream.test"));

@@ -155,7 +155,7 @@ export class ContainerBackend implements SandboxBackend {
       if (net) {
         const init = this.runtime.init(req.id, req.dir);
         if (!init) throw new Error("its init is gone");
-        await joinNamespace(net, init.pid);
+        await joinNamespace(net, init);
       }
     } catch (e) {
       const tail = await logTail(p.log, 3);

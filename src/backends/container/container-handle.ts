@@ -9,7 +9,6 @@ import type { ProcStat } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupUsage } from "../cgroup-usage.js";
 import type { InitProcess, OciRuntime } from "./oci-runtime.js";
-import { leaveNamespace } from "../../network/container-link.js";
 import type { NetAttachment } from "../../network/networks.js";
 
 /**
@@ -110,8 +109,7 @@ export class ContainerHandle implements SandboxHandle {
   }
 
   async destroy(): Promise<void> {
-    // Its link is the network's to delete (with its namespace): not given back first.
-    await this.stop(false);
+    await this.stop();
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 
@@ -157,7 +155,7 @@ export class ContainerHandle implements SandboxHandle {
    * exists but no cgroup does (a sandbox that failed half way through the
    * runtime's own setup).
    */
-  async stop(giveLinkBack = true): Promise<void> {
+  async stop(): Promise<void> {
     const cg = this.cgroup();
     const init = this.liveInit();
     if (init) this.p.host.kill(init.pid);
@@ -166,9 +164,7 @@ export class ContainerHandle implements SandboxHandle {
     await cg.remove();
     await this.p.runtime.removeState(this.id, this.dir, !hadCgroup && this.p.runtime.hasState(this.id, this.dir));
     this.p.statuses.delete(this.id);
-    // Its link back on the host, for a start again.
-    const net = giveLinkBack ? await readAttachment(this.paths.net) : undefined;
-    if (net) await leaveNamespace(net);
+
   }
 
   /**
