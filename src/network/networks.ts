@@ -165,6 +165,8 @@ export class Networks {
     this.refilling = true;
     void (async () => {
       try {
+        // Off the path of the create that took one: it is still starting its container.
+        await new Promise((r) => setTimeout(r, 50));
         while (!this.closed && this.mySpares.length < target) {
           const me = { pid: process.pid, startTime: procStat(process.pid)?.startTime ?? 0 };
           const rec = await this.slots.locked(async () => {
