@@ -12,7 +12,7 @@ export interface TestState {
   readonly stateDir: string;
   readonly cgroupParent: string;
   /** Its sandbox network (address range, resolver upstream): a daemon on the state dir gets the same. */
-  readonly network: NonNullable<SandboxesOptions["network"]>;
+  readonly network: ReturnType<typeof testNetwork>;
   /** Removes every sandbox, asserts nothing leaked, deletes the state dir. */
   close(): Promise<void>;
 }
