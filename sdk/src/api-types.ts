@@ -210,7 +210,8 @@ export interface paths {
         /**
          * @description Keeps `size` sandboxes of a template and resource shape started
          *     ahead of need (admin tenants only); 0 empties the pool. A create
-         *     of the same shape (template, backend, resources) claims one.
+         *     of the same shape (template, backend, resources, network mode)
+         *     claims one.
          */
         put: operations["setPool"];
         post?: never;
@@ -1040,6 +1041,11 @@ export interface components {
         Pool: {
             key: string;
             template: string;
+            /**
+             * @description nat: its sandboxes wait on corral's network; a claim applies the claimant's egress policy and named networks.
+             * @enum {string}
+             */
+            network: "none" | "nat";
             /** @description vm pools fill by restoring a snapshot of a VM of the same shape */
             backend: components["schemas"]["ResolvedSpec"]["backend"];
             resources: components["schemas"]["ResolvedSpec"]["resources"];
@@ -1056,6 +1062,12 @@ export interface components {
             template: string;
             backend?: components["schemas"]["SandboxSpec"]["backend"];
             resources?: components["schemas"]["SandboxSpec"]["resources"];
+            /**
+             * @description The network mode its sandboxes start with: a create with nat, or with the object form in mode nat, claims from a nat pool.
+             * @default none
+             * @enum {string}
+             */
+            network?: "none" | "nat";
             /** @description How many sandboxes to keep ready; 0 empties the pool. */
             size: number;
         };

@@ -103,6 +103,10 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (tenant_id, name)
   );
   `,
+  // Pools of sandboxes on corral's network (nat) beside those without one.
+  `
+  ALTER TABLE pools ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -144,8 +144,6 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
 /** Starts a stopped sandbox again, with the disk it had. */
 export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
   const template = await rt.store.ensureTemplate(r.spec.template);
-  // A container's veth pair went with its processes: made again for it.
-  if (networkMode(r.spec.network) === "nat") await rt.parts.net?.relink(r.id);
   await rt.backend(r.spec.backend).start({
     id: r.id,
     spec: r.spec,

@@ -70,7 +70,7 @@ export async function refillPools(
     const waiting = rt.pools.waiting(c.key);
     for (let n = waiting.length; n < c.target; n++) {
       await opts.beforeStart?.();
-      await create({ template: c.template, backend: c.backend, resources: c.resources }, { pool: c.key });
+      await create({ template: c.template, backend: c.backend, resources: c.resources, network: c.network }, { pool: c.key });
       started++;
     }
     for (const extra of waiting.filter((w) => w.state === "running").slice(c.target)) {

@@ -13,6 +13,8 @@ export interface PoolConfig {
   readonly template: string;
   readonly backend: ResolvedSpec["backend"];
   readonly resources: ResolvedSpec["resources"];
+  /** "nat": its sandboxes wait on the network; a claim gives them the claimant's policy. */
+  readonly network: "none" | "nat";
   /** How many sandboxes to keep ready. */
   readonly target: number;
 }
@@ -52,15 +54,16 @@ export class Pools {
   ) {}
 
   /** Sets the target of the pool for a template and resource shape (0 empties it). */
-  set(template: string, resources: unknown, target: number, backend: unknown = "container"): PoolConfig {
+  set(template: string, resources: unknown, target: number, backend: unknown = "container", network: unknown = "none"): PoolConfig {
     if (!Number.isInteger(target) || target < 0 || target > 10_000) throw new InvalidArgumentError("a pool's size is a whole number from 0 to 10000");
-    const spec = parseSpec({ template, resources, backend });
+    const spec = parseSpec({ template, resources, backend, network });
+    const mode = networkMode(spec.network);
     const key = poolKey(spec);
     stmt(
       this.db,
-      "INSERT INTO pools (key, template, resources, target, created_at, backend) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target",
-    ).run(key, template, JSON.stringify(spec.resources), target, new Date().toISOString(), spec.backend);
-    return { key, template, backend: spec.backend, resources: spec.resources, target };
+      "INSERT INTO pools (key, template, resources, target, created_at, backend, network) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target",
+    ).run(key, template, JSON.stringify(spec.resources), target, new Date().toISOString(), spec.backend, mode);
+    return { key, template, backend: spec.backend, resources: spec.resources, network: mode, target };
   }
 
   remove(key: string): void {
@@ -73,9 +76,10 @@ export class Pools {
       template: string;
       backend: PoolConfig["backend"];
       resources: string;
+      network: "none" | "nat";
       target: number;
     }[];
-    return rows.map((r) => ({ key: r.key, template: r.template, backend: r.backend, resources: JSON.parse(r.resources) as PoolConfig["resources"], target: r.target }));
+    return rows.map((r) => ({ key: r.key, template: r.template, backend: r.backend, resources: JSON.parse(r.resources) as PoolConfig["resources"], network: r.network, target: r.target }));
   }
 
   /** Sandboxes waiting (or being started) in a pool. */

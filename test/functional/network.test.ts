@@ -140,6 +140,20 @@ describe("network nat", () => {
     await t.s.destroy(denied.id);
   });
 
+  it("claims from a warm pool of nat sandboxes with the claimant's name and policy", async () => {
+    const key = t.s.pools.set("busybox", {}, 1, "container", "nat").key;
+    await t.s.refillPools();
+    const sb = await t.s.create({ template: "busybox", name: "pooled", network: { egress: { allow: ["svc.upstream.test"] } } });
+    assert.equal(t.s.pools.list().find((p) => p.key === key)?.hits, 1, "claimed from the pool");
+    t.s.pools.set("busybox", {}, 0, "container", "nat");
+    assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
+    assert.ok((await refused(sb.id, up.hosts["www.upstream.test"]!, 80)).refused, "the claimant's allow list holds");
+    for (let i = 0; i < 50 && !(await sh(sb.id, "cat /etc/hosts")).out.includes("pooled"); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match((await sh(sb.id, "cat /etc/hosts; hostname")).out, /\tpooled\n[^]*^pooled$/m);
+    await t.s.destroy(sb.id);
+    await t.s.refillPools();
+  });
+
   it("joins sandboxes of one tenant on a named network, and no one else", async () => {
     const spec = (name: string) => ({ template: "busybox", name, network: { networks: ["job"] } });
     t.s.tenants.create("acme");

@@ -6,7 +6,7 @@ import { nativeBinary } from "../../host/native.js";
 import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
-import { joinNamespace } from "../../network/container-link.js";
+import { joinNamespace, NetJoiner } from "../../network/container-link.js";
 import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig } from "./oci-config.js";
@@ -22,6 +22,8 @@ export interface ContainerBackendOptions {
   readonly uidBase: number;
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
+  /** A long-lived process (the daemon): keeps helpers ahead of need. */
+  readonly longLived?: boolean;
 }
 
 /** How long a sandbox has to come up: the launcher, the runtime and the agent. */
@@ -29,7 +31,7 @@ const LAUNCH_TIMEOUT_MS = 10_000;
 
 /** The options every container-like backend of a state dir shares. */
 export function containerOptions(ctx: BackendContext): ContainerBackendOptions {
-  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent };
+  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent, longLived: ctx.longLived };
 }
 
 /** The container backend of a state dir: crun, its state in `<state>/crun`. */
@@ -47,6 +49,8 @@ export class ContainerBackend implements SandboxBackend {
   readonly kind: OciRuntime["kind"];
   readonly networking: boolean;
   private readonly parts: ContainerParts;
+  /** A long-lived process's corral-netjoin server (container-link.ts); a one-shot one spawns it per join. */
+  private readonly joiner: NetJoiner | undefined;
 
   constructor(
     private readonly o: ContainerBackendOptions,
@@ -55,6 +59,7 @@ export class ContainerBackend implements SandboxBackend {
   ) {
     this.kind = runtime.kind;
     this.networking = runtime.networking;
+    this.joiner = o.longLived ? new NetJoiner() : undefined;
     this.parts = { runtime, host, cgroupParent: o.cgroupParent, statuses: new Map() };
   }
 
@@ -155,7 +160,7 @@ export class ContainerBackend implements SandboxBackend {
       if (net) {
         const init = this.runtime.init(req.id, req.dir);
         if (!init) throw new Error("its init is gone");
-        await joinNamespace(net, init);
+        await joinNamespace(net, init, this.joiner);
       }
     } catch (e) {
       const tail = await logTail(p.log, 3);
@@ -163,6 +168,10 @@ export class ContainerBackend implements SandboxBackend {
     } finally {
       fs.closeSync(log);
     }
+  }
+
+  close(): void {
+    this.joiner?.close();
   }
 
   attach(id: string, dir: string): SandboxHandle {
