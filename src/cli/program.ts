@@ -171,6 +171,8 @@ const resourceCommands: CommandSpec[] = [
       { flags: "--body-limit <bytes>", help: "largest JSON request body", default: "1048576" },
       { flags: "--admin-tenant <name>", help: "a tenant whose keys may change what all tenants share: templates, pools, the store, tenants, keys", repeat: true },
       { flags: "--template-import-tenant <name>", help: "a tenant whose keys may import image archives as templates, shared by all tenants", repeat: true },
+      { flags: "--e2b-listen <host:port>", help: "also serve E2B's API here, for E2B's SDK (E2B_API_URL and E2B_SANDBOX_URL; docs/e2b.md); off unless given" },
+      { flags: "--e2b-backend <kind>", help: "what E2B sandboxes are: container, vm or gvisor", default: "container" },
     ],
     run: lazy(() => import("./commands/daemon.js"), "daemon"),
   },

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { buildApp } from "./app.js";
+import type { E2bApp } from "./e2b/e2b-app.js";
 
 export interface DaemonOptions {
   readonly stateDir?: string;
@@ -19,11 +20,18 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /**
+   * E2B compatibility (off unless given): E2B's sandbox and in-sandbox APIs
+   * on a listener of their own (src/server/e2b/, docs/e2b.md).
+   */
+  readonly e2b?: { readonly listen: { readonly host?: string; readonly port: number }; readonly backend?: "container" | "vm" | "gvisor" };
 }
 
 export interface Daemon {
   /** Base URL (http://host:port) or the socket path. */
   readonly url: string;
+  /** The E2B listener's base URL (E2B_API_URL and E2B_SANDBOX_URL), when it is on. */
+  readonly e2bUrl: string | undefined;
   readonly sandboxes: Sandboxes;
   /** Stops serving; sandboxes keep running. */
   close(): Promise<void>;
@@ -61,6 +69,28 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
   }
+  let e2b: E2bApp | undefined;
+  let e2bUrl: string | undefined;
+  if (o.e2b) {
+    try {
+      // Loaded only when asked for: Connect and the generated envd code stay out of a daemon without it.
+      const { buildE2bApp } = await import("./e2b/e2b-app.js");
+      e2b = buildE2bApp({
+        sandboxes,
+        logger,
+        ...(o.e2b.backend ? { backend: o.e2b.backend } : {}),
+        ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
+        ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
+      });
+      e2bUrl = await e2b.app.listen({ host: o.e2b.listen.host ?? "127.0.0.1", port: o.e2b.listen.port });
+    } catch (e) {
+      await e2b?.close();
+      await app.close();
+      sandboxes.close();
+      throw e;
+    }
+    logger.info({ url: e2bUrl }, "corrald's E2B API listening");
+  }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
   const reaper = setInterval(() => {
@@ -78,10 +108,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");
   return {
     url,
+    e2bUrl,
     sandboxes,
     async close() {
       clearInterval(reaper);
       for (const p of ctx.processes.values()) p.end();
+      await e2b?.close();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
       sandboxes.close();

@@ -4,19 +4,32 @@ import type { Action } from "./action.js";
 
 /** `corral daemon`: corrald on a loopback address or a unix socket, until SIGTERM or SIGINT. */
 export const daemon: Action = async (ctx, p) => {
-  const f = p.opts as { listen: string; socket?: string; bodyLimit: string; adminTenant: string[]; templateImportTenant: string[] };
-  const i = f.listen.lastIndexOf(":");
-  const port = Number(f.listen.slice(i + 1));
-  if (!f.socket && (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)) {
-    throw new InvalidArgumentError(`--listen must be HOST:PORT (e.g. 127.0.0.1:7070), got "${f.listen}"`);
-  }
+  const f = p.opts as {
+    listen: string;
+    socket?: string;
+    bodyLimit: string;
+    adminTenant: string[];
+    templateImportTenant: string[];
+    e2bListen?: string;
+    e2bBackend: string;
+  };
+  const [host, port] = hostPort("--listen", f.listen, !f.socket);
+  if (!["container", "vm", "gvisor"].includes(f.e2bBackend)) throw new InvalidArgumentError(`--e2b-backend must be container, vm or gvisor, got "${f.e2bBackend}"`);
+  const e2b = f.e2bListen === undefined ? undefined : hostPort("--e2b-listen", f.e2bListen, true);
   const bodyLimit = Number(f.bodyLimit);
   if (!Number.isInteger(bodyLimit) || bodyLimit < 1) throw new InvalidArgumentError(`--body-limit must be a number of bytes, got "${f.bodyLimit}"`);
   const { startDaemon } = await import("../../server/daemon.js");
   const stateDir = ctx.stateDir;
-  const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port };
-  const d = await startDaemon({ ...(stateDir ? { stateDir } : {}), listen, bodyLimit, adminTenants: f.adminTenant, templateImporters: f.templateImportTenant });
-  await print(`corrald listening on ${d.url}\n`);
+  const listen = f.socket ? { socket: f.socket } : { host, port };
+  const d = await startDaemon({
+    ...(stateDir ? { stateDir } : {}),
+    listen,
+    bodyLimit,
+    adminTenants: f.adminTenant,
+    templateImporters: f.templateImportTenant,
+    ...(e2b ? { e2b: { listen: { host: e2b[0], port: e2b[1] }, backend: f.e2bBackend as "container" | "vm" | "gvisor" } } : {}),
+  });
+  await print(`corrald listening on ${d.url}\n${d.e2bUrl ? `corrald's E2B API on ${d.e2bUrl} (E2B_API_URL and E2B_SANDBOX_URL)\n` : ""}`);
   const stop = () => {
     d.close().then(
       () => process.exit(0),
@@ -26,3 +39,13 @@ export const daemon: Action = async (ctx, p) => {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 };
+
+/** HOST:PORT of a listen flag (checked only when it is used). */
+function hostPort(flag: string, v: string, used: boolean): [string, number] {
+  const i = v.lastIndexOf(":");
+  const port = Number(v.slice(i + 1));
+  if (used && (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new InvalidArgumentError(`${flag} must be HOST:PORT (e.g. 127.0.0.1:7070), got "${v}"`);
+  }
+  return [v.slice(0, i), port];
+}
