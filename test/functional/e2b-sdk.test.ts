@@ -113,6 +113,12 @@ describe("E2B SDK against corrald", () => {
       await sb.commands.sendStdin(h.pid, new TextEncoder().encode("def"));
       await h.closeStdin();
       assert.equal((await h.wait()).stdout, "abc defdone\n");
+      // One RPC message is bounded (RPC_MESSAGE_LIMIT): a megabyte goes in one call, twenty do not.
+      const wc = await sb.commands.run("wc -c", { background: true, stdin: true });
+      await wc.sendStdin("y".repeat(1024 * 1024));
+      await assert.rejects(wc.sendStdin("z".repeat(20 * 1024 * 1024)), SandboxError);
+      await wc.closeStdin();
+      assert.equal((await wc.wait()).stdout, `${1024 * 1024}\n`);
     });
 
     it("connects to a running command and follows its output from then on", async () => {
@@ -249,6 +255,20 @@ describe("E2B SDK against corrald", () => {
       assert.equal(await back.files.read("kept.txt"), "on disk");
       assert.equal((await Sandbox.getInfo(pet.id)).state, "running");
       assert.equal(await back.kill(), true);
+    });
+
+    it("claims a sandbox from a warm pool of e2b-base, with its own envs and metadata", async () => {
+      const pool = d.sandboxes.pools.set("e2b-base", {}, 1);
+      try {
+        while ((d.sandboxes.pools.list().find((p) => p.key === pool.key)?.ready ?? 0) < 1) await sleep(100);
+        const claimed = await Sandbox.create({ envs: { CLAIMED: "yes" }, metadata: { pooled: "1" } });
+        assert.equal(d.sandboxes.pools.list().find((p) => p.key === pool.key)?.hits, 1);
+        assert.equal((await claimed.commands.run("echo $CLAIMED; id -un")).stdout, "yes\nuser\n");
+        assert.deepEqual((await claimed.getInfo()).metadata, { pooled: "1" });
+        await claimed.kill();
+      } finally {
+        d.sandboxes.pools.set("e2b-base", {}, 0);
+      }
     });
 
     it("removes a sandbox at its timeout", async () => {

@@ -17,6 +17,9 @@ import { ProcessTable } from "./processes.js";
 import { Filesystem } from "./gen/filesystem/filesystem_pb.js";
 import { Process } from "./gen/process/process_pb.js";
 
+/** Largest Connect request message, bytes: stdin the SDK sends is one message per call. */
+export const RPC_MESSAGE_LIMIT = 16 * 1024 * 1024;
+
 export interface E2bOptions {
   readonly sandboxes: Sandboxes;
   readonly logger: Logger;
@@ -73,6 +76,8 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
   void app.register(async (scope) => registerSnapshotRoutes(scope, env));
   void app.register(async (scope) => registerEnvdRoutes(scope, env));
   void app.register(fastifyConnectPlugin, {
+    // One RPC message (stdin, a path) at most; Connect's own default is 4 GiB.
+    readMaxBytes: RPC_MESSAGE_LIMIT,
     routes: (router) => {
       router.service(Process, processService({ ...env, processes }));
       router.service(Filesystem, filesystemService(env));

@@ -3,7 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { basicAuthUser, envdTarget, requestUser, type EnvdEnv, type EnvdTarget } from "./envd-target.js";
 import { resolvePath, type SandboxUser } from "./accounts.js";
 import { toConnectError } from "./errors.js";
-import { E2bProcess, MAX_PROCESSES_PER_SANDBOX, endInfo, type ProcessTable, type Subscriber } from "./processes.js";
+import { E2bProcess, MAX_PROCESSES_PER_SANDBOX, MAX_SUBSCRIBERS, endInfo, type ProcessTable, type Subscriber } from "./processes.js";
 import { Process, Signal, type ProcessEventSchema, type ProcessSelector } from "./gen/process/process_pb.js";
 
 type EventInit = MessageInitShape<typeof ProcessEventSchema>;
@@ -57,7 +57,7 @@ export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
       const cwd = guard(() => resolvePath(cfg.cwd ?? "", user));
       const stdin = req.stdin === undefined || req.stdin;
       const proc = new E2bProcess(t.record.id, { cmd: cfg.cmd, args: cfg.args, envs: cfg.envs, cwd: cfg.cwd }, req.tag, stdin);
-      const sub = proc.subscribe();
+      const sub = proc.subscribe()!;
       const timeoutMs = Number(ctx.requestHeader.get("connect-timeout-ms") ?? 0);
       try {
         const started = await env.sandboxes.startExec(
@@ -102,6 +102,7 @@ export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
       const t = guard(() => target(ctx));
       const proc = selected(env, t, req.process);
       const sub = proc.subscribe();
+      if (!sub) throw new ConnectError(`${MAX_SUBSCRIBERS} streams already follow process ${proc.pid}`, Code.FailedPrecondition);
       yield { event: { event: { case: "start", value: { pid: proc.pid } } } };
       yield* follow(sub, ctx, (event) => ({ event }));
     },

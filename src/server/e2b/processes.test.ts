@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { E2bProcess, SUBSCRIBER_QUEUE_BYTES, endInfo } from "./processes.js";
+import { E2bProcess, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE_BYTES, endInfo } from "./processes.js";
 
 const proc = () => new E2bProcess("sb", { cmd: "/bin/bash", args: ["-l", "-c", "x"], envs: {}, cwd: undefined }, undefined, false);
 
@@ -13,9 +13,9 @@ describe("E2B processes", () => {
 
   it("give each subscriber the output from when it subscribed, then the end", async () => {
     const p = proc();
-    const a = p.subscribe();
+    const a = p.subscribe()!;
     p.output("stdout", Buffer.from("one"));
-    const b = p.subscribe();
+    const b = p.subscribe()!;
     p.output("stderr", Buffer.from("two"));
     p.finish({ kind: "end", end: endInfo({ exitCode: 0, signal: null }) });
     const kinds = async (s: typeof a) => {
@@ -34,7 +34,7 @@ describe("E2B processes", () => {
 
   it("hold the command (a pending output callback) while a subscriber has more than its bound waiting", async () => {
     const p = proc();
-    const s = p.subscribe();
+    const s = p.subscribe()!;
     assert.equal(p.output("stdout", Buffer.alloc(SUBSCRIBER_QUEUE_BYTES)), undefined);
     const held = p.output("stdout", Buffer.alloc(1));
     assert.ok(held instanceof Promise);
@@ -49,7 +49,7 @@ describe("E2B processes", () => {
 
   it("release a held command when its subscriber goes, and drop output nobody follows", async () => {
     const p = proc();
-    const s = p.subscribe();
+    const s = p.subscribe()!;
     p.output("stdout", Buffer.alloc(SUBSCRIBER_QUEUE_BYTES + 1));
     const held = p.output("stdout", Buffer.alloc(1));
     s.close();
@@ -59,7 +59,16 @@ describe("E2B processes", () => {
   });
 
   it("say a quiet stream is idle (a keepalive is due)", async () => {
-    const s = proc().subscribe();
+    const s = proc().subscribe()!;
     assert.equal(await s.next(20), "idle");
+  });
+
+  it("let a bounded number of streams follow one command", () => {
+    const p = proc();
+    const subs = Array.from({ length: MAX_SUBSCRIBERS }, () => p.subscribe());
+    assert.ok(subs.every((s) => s !== undefined));
+    assert.equal(p.subscribe(), undefined);
+    subs[0]!.close();
+    assert.ok(p.subscribe());
   });
 });

@@ -26,6 +26,8 @@ export interface ProcessConfigOut {
 export const SUBSCRIBER_QUEUE_BYTES = 1024 * 1024;
 /** Commands a sandbox may have running through the E2B API at once. */
 export const MAX_PROCESSES_PER_SANDBOX = 4096;
+/** Streams that may follow one command at once (its Start and Connects). */
+export const MAX_SUBSCRIBERS = 64;
 
 const SIGNAL_NAMES: Readonly<Record<number, string>> = { 1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed", 13: "broken pipe", 14: "alarm clock", 15: "terminated" };
 
@@ -126,7 +128,9 @@ export class E2bProcess {
     this.stdin = stdin;
   }
 
-  subscribe(): Subscriber {
+  /** A new stream following the command; undefined when MAX_SUBSCRIBERS already do. */
+  subscribe(): Subscriber | undefined {
+    if (this.subscribers.size >= MAX_SUBSCRIBERS) return undefined;
     const s = new Subscriber((x) => this.subscribers.delete(x));
     this.subscribers.add(s);
     return s;
