@@ -308,6 +308,16 @@ describe("E2B SDK against corrald", () => {
       assert.deepEqual([noToken.status, noToken.json()["code"]], [401, 401]);
       const wrong = await request(base, "GET", "/health", { headers: { ...headers, "x-access-token": "x".repeat(43) } });
       assert.equal(wrong.status, 401);
+      // One sandbox's token opens no other sandbox, even of the same tenant.
+      const other = await Sandbox.create();
+      try {
+        const detail = await request(base, "GET", `/sandboxes/${sb.sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } });
+        const token = detail.json()["envdAccessToken"] as string;
+        assert.equal((await request(base, "GET", "/health", { headers: { ...headers, "x-access-token": token } })).status, 204);
+        assert.equal((await request(base, "GET", "/health", { headers: { "e2b-sandbox-id": other.sandboxId, "x-access-token": token } })).status, 401);
+      } finally {
+        await other.kill();
+      }
       const gone = await request(base, "GET", "/health", { headers: { "e2b-sandbox-id": "0123456789abcdef" } });
       assert.deepEqual([gone.status, gone.json()["code"]], [502, 502]);
       const route = await request(base, "GET", "/v1/sandboxes");

@@ -120,6 +120,10 @@ async function writeAs(env: EnvdEnv, t: EnvdTarget, lease: AgentLease, user: San
   const body = new PassThrough();
   source.pipe(body);
   source.once("error", (e) => body.destroy(e));
+  // pipe() passes on neither an error nor a cut: an upload that ends short must fail the write, not leave it waiting.
+  source.once("close", () => {
+    if (!source.readableEnded) body.destroy(new InvalidArgumentError("the upload ended before its last byte"));
+  });
   try {
     await agent.writeFile(p, body, { mkdirs: true, mode: 0o644 });
   } finally {

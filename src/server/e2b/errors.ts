@@ -53,6 +53,7 @@ export function toConnectError(e: unknown): ConnectError {
 function errnoCode(errno: string): Code {
   switch (errno) {
     case "ENOENT":
+    case "ESRCH":
       return Code.NotFound;
     case "EEXIST":
       return Code.AlreadyExists;

@@ -58,6 +58,13 @@ describe("E2B processes", () => {
     assert.equal(await s.next(10), undefined);
   });
 
+  it("end a stream at once that subscribes after the command ended", async () => {
+    const p = proc();
+    p.finish({ kind: "end", end: endInfo({ exitCode: 0, signal: null }) });
+    const e = await p.subscribe()!.next(1000);
+    assert.ok(e !== undefined && e !== "idle" && e.kind === "end");
+  });
+
   it("say a quiet stream is idle (a keepalive is due)", async () => {
     const s = proc().subscribe()!;
     assert.equal(await s.next(20), "idle");

@@ -118,6 +118,8 @@ export class E2bProcess {
   handle: ExecHandle | undefined;
   readonly stdin: boolean;
   private readonly subscribers = new Set<Subscriber>();
+  /** The last event, once there is one: a stream that subscribes after it gets it at once. */
+  private last: ProcessEventOut | undefined;
 
   constructor(
     readonly sandboxId: string,
@@ -133,6 +135,7 @@ export class E2bProcess {
     if (this.subscribers.size >= MAX_SUBSCRIBERS) return undefined;
     const s = new Subscriber((x) => this.subscribers.delete(x));
     this.subscribers.add(s);
+    if (this.last) s.push(this.last);
     return s;
   }
 
@@ -148,6 +151,7 @@ export class E2bProcess {
 
   /** The last event to every subscriber; they close once they have read it. */
   finish(e: ProcessEventOut): void {
+    this.last = e;
     for (const s of this.subscribers) s.push(e);
   }
 }
