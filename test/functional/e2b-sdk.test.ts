@@ -150,6 +150,10 @@ describe("E2B SDK against corrald", () => {
       assert.deepEqual(many.map((w) => w.path), ["/home/user/many/1.txt", "/tmp/many/2.txt"]);
       const owners = await sb.commands.run("stat -c '%U %a %n' notes notes/a.txt /tmp/many /tmp/many/2.txt");
       assert.equal(owners.stdout, "user 755 notes\nuser 644 notes/a.txt\nuser 755 /tmp/many\nuser 644 /tmp/many/2.txt\n");
+      // Enough long names that giving them to the user takes more than one chown.
+      const names = Array.from({ length: 150 }, (_, i) => `wide/${String(i).padStart(3, "0")}-${"n".repeat(240)}`);
+      assert.equal((await sb.files.write(names.map((path) => ({ path, data: path.slice(5, 8) })))).length, 150);
+      assert.equal((await sb.commands.run("find wide ! -user user | wc -l; cat wide/149-*")).stdout, "0\n149");
       await sb.files.write("/root/secret.txt", "root's", { user: "root" });
       assert.equal((await sb.commands.run("stat -c %U /root/secret.txt", { user: "root" })).stdout, "root\n");
     });

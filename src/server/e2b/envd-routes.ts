@@ -81,7 +81,9 @@ export function registerEnvdRoutes(app: FastifyInstance, env: EnvdEnv): void {
       if (encoding && encoding !== "gzip" && encoding !== "identity") throw new InvalidArgumentError(`Content-Encoding ${encoding} is not supported: send gzip or identity`);
       const body: Readable = encoding === "gzip" ? req.raw.pipe(zlib.createGunzip()) : req.raw;
       const type = (headerOf(req, "content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-      const write = (p: string, source: Readable) => writeAs(env, t, lease, user, p, source);
+      // What the writes made, given to the user at the end in one chown (one exec for many files).
+      const made: string[] = [];
+      const write = (p: string, source: Readable) => writeAs(lease, user, p, source, made);
       let written: Written[];
       if (type === "application/octet-stream") {
         if (req.query.path === undefined) throw new InvalidArgumentError("path query parameter is required for raw body upload");
@@ -91,6 +93,7 @@ export function registerEnvdRoutes(app: FastifyInstance, env: EnvdEnv): void {
       } else {
         throw new InvalidArgumentError(`unsupported content type: ${type || "(none)"}, expected multipart/form-data or application/octet-stream`);
       }
+      await giveTo(env.sandboxes, t.record.id, t.record.tenant, user, made);
       return reply.code(200).send(written);
     } catch (e) {
       await drain(req.raw);
@@ -108,12 +111,12 @@ function userOf(env: EnvdEnv, t: EnvdTarget, lease: AgentLease, req: FastifyRequ
 
 /**
  * Writes one file as envd's processFile does: the directories on its way
- * made and given to the user, the file (created or truncated) given to
- * the user too. A directory there is a 400; ENOSPC the agent's 507.
+ * made, and they and the file (created or truncated) added to `made`, to
+ * be given to the user. A directory there is a 400; ENOSPC the agent's 507.
  */
-async function writeAs(env: EnvdEnv, t: EnvdTarget, lease: AgentLease, user: SandboxUser, p: string, source: Readable): Promise<Written> {
+async function writeAs(lease: AgentLease, user: SandboxUser, p: string, source: Readable, made: string[]): Promise<Written> {
   const agent: AgentClient = await lease.get();
-  const made = user.uid === 0 ? [] : await missingDirs(agent, path.posix.dirname(p));
+  const dirs = user.uid === 0 ? [] : await missingDirs(agent, path.posix.dirname(p));
   const existing = await agent.stat(p).catch(() => undefined);
   if (existing?.type === "dir") throw new InvalidArgumentError(`path is a directory: ${p}`);
   // Read through a PassThrough: a failed write then destroys it, not the request (whose answer is still to come).
@@ -129,7 +132,7 @@ async function writeAs(env: EnvdEnv, t: EnvdTarget, lease: AgentLease, user: San
   } finally {
     source.unpipe(body);
   }
-  await giveTo(env.sandboxes, t.record.id, t.record.tenant, user, [...made, p]);
+  if (user.uid !== 0) made.push(...dirs, p);
   return { path: p, name: path.posix.basename(p), type: "file" };
 }
 

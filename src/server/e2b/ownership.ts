@@ -6,6 +6,11 @@ import type { SandboxUser } from "./accounts.js";
 
 /** Stderr kept from a chown that failed, bytes (for its message). */
 const STDERR_KEPT = 4096;
+/**
+ * Bytes of paths one chown takes: its argv travels in one agent frame
+ * header (at most 64 KiB, JSON-escaped), so many paths take several.
+ */
+const ARGV_BYTES = 32 * 1024;
 
 /**
  * The directories on the way to `dir` (itself included) that do not exist
@@ -33,13 +38,34 @@ export async function missingDirs(agent: AgentClient, dir: string): Promise<stri
  * need nothing.
  */
 export async function giveTo(sandboxes: Sandboxes, sandboxId: string, tenant: string, user: SandboxUser, paths: readonly string[]): Promise<void> {
-  if (user.uid === 0 || paths.length === 0) return;
-  let stderr = "";
-  const r = await sandboxes.exec(
-    sandboxId,
-    { argv: ["chown", "-h", "--", `${user.uid}:${user.gid}`, ...paths] },
-    { onStderr: (b) => void (stderr = (stderr + b.toString()).slice(0, STDERR_KEPT)) },
-    { tenant },
-  );
-  if (r.exitCode !== 0) throw new BackendError(`could not give ${paths.join(", ")} to ${user.name}: chown ${r.exitCode === null ? `ended by signal ${r.signal}` : `exited ${r.exitCode}`}: ${stderr.trim()}`);
+  if (user.uid === 0) return;
+  for (const batch of batches(paths)) {
+    let stderr = "";
+    const r = await sandboxes.exec(
+      sandboxId,
+      { argv: ["chown", "-h", "--", `${user.uid}:${user.gid}`, ...batch] },
+      { onStderr: (b) => void (stderr = (stderr + b.toString()).slice(0, STDERR_KEPT)) },
+      { tenant },
+    );
+    if (r.exitCode !== 0) throw new BackendError(`could not give ${batch.join(", ")} to ${user.name}: chown ${r.exitCode === null ? `ended by signal ${r.signal}` : `exited ${r.exitCode}`}: ${stderr.trim()}`);
+  }
+}
+
+/** Paths in groups of at most ARGV_BYTES (a path is at most 4096 bytes, so each group has one or more). */
+export function batches(paths: readonly string[]): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const p of paths) {
+    const n = Buffer.byteLength(p) + 8;
+    if (cur.length && bytes + n > ARGV_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(p);
+    bytes += n;
+  }
+  if (cur.length) out.push(cur);
+  return out;
 }
