@@ -203,6 +203,8 @@ describe("E2B SDK against corrald", () => {
       // And what corral keeps no memory of: a pause (a 501, not a silent stop).
       await assert.rejects(sb.pause(), (e: unknown) => e instanceof SandboxError && /^501: corral cannot keep a paused sandbox's memory/.test(e.message));
       await assert.rejects(sb.createSnapshot(), (e: unknown) => e instanceof SandboxError && /only microVM sandboxes/.test(e.message));
+      await assert.rejects(Sandbox.create({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: .*allow_internet_access/.test(e.message));
+      await assert.rejects(Sandbox.create({ lifecycle: { onTimeout: "pause" } }), (e: unknown) => e instanceof SandboxError && /^501: .*autoPause/.test(e.message));
       await assert.rejects(sb.updateNetwork({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: corral sandboxes have no network/.test(e.message));
       // Signed file URLs name no sandbox once E2B_SANDBOX_URL is set (the SDK sends the id as a header only).
       const url = await sb.downloadUrl("notes/a.txt");
