@@ -920,6 +920,16 @@ export interface components {
             labels?: {
                 [key: string]: string;
             };
+            shares?: {
+                source: string;
+                target: string;
+                /** @default false */
+                readOnly?: boolean;
+            }[];
+            nix?: {
+                /** @default false */
+                writable?: boolean;
+            };
         };
         ResolvedSpec: {
             name?: string;
@@ -948,6 +958,14 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
+            shares?: {
+                source: string;
+                target: string;
+                readOnly: boolean;
+            }[];
+            nix?: {
+                writable: boolean;
+            };
         };
         Sandbox: {
             id: string;
@@ -973,6 +991,8 @@ export interface components {
                 /** @description Host tap device name. */
                 tap: string;
             };
+            /** @description Made and kept by the operator's declared state (corral daemon --declared, the NixOS module's services.corral.sandboxes), not through the API: a change of the declaration may recreate it and its removal removes it. Absent for sandboxes made through the API. */
+            declared?: boolean;
         };
         Snapshot: {
             name: string;

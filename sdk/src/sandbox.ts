@@ -56,6 +56,8 @@ export interface SandboxInfo {
   spec: ResolvedSpec;
   /** A microVM's MAC, vsock CID and tap name, derived from its name; absent for containers. */
   identity?: ApiSandbox["identity"];
+  /** Made and kept by the operator's declared state (the NixOS module), not through the API. */
+  declared?: boolean;
 }
 
 export interface ListOpts extends ConnectionOpts {
@@ -231,6 +233,7 @@ function toInfo(s: ApiSandbox): SandboxInfo {
     metadata: s.spec.labels,
     spec: s.spec,
     ...(s.identity ? { identity: s.identity } : {}),
+    ...(s.declared ? { declared: true } : {}),
   };
 }
 

@@ -58,6 +58,24 @@ export interface CreateRequest {
   readonly nixStore?: NixStoreView | undefined;
   /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */
   readonly warm?: boolean;
+  /** Host directories the sandbox sees, resolved and allowed (runtime/shares.ts), parents before children. */
+  readonly shares?: readonly HostShare[] | undefined;
+}
+
+/**
+ * A share the runtime checked against the operator's allowed directories:
+ * `path` below `root`, both free of symlinks when resolved. Backends open
+ * them again by fd (corral-launch --bind-beneath), never by the joined
+ * path, so a symlink swapped in since is refused, not followed.
+ */
+export interface HostShare {
+  /** The allowed directory (a real path) it is below. */
+  readonly root: string;
+  /** Relative to root; "." for root itself. */
+  readonly path: string;
+  /** Where the sandbox sees it (absolute). */
+  readonly target: string;
+  readonly readOnly: boolean;
 }
 
 export interface UsageSample {
@@ -109,6 +127,12 @@ export interface SandboxBackend {
   start(req: CreateRequest): Promise<SandboxHandle>;
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
+  /**
+   * Applies a new spec to a stopped persistent sandbox, its disk kept, for
+   * its next start (what create derived from the spec, e.g. a container's
+   * config.json). Absent where start() derives everything itself (VMs).
+   */
+  reconfigure?(req: CreateRequest): Promise<void>;
   /** A new sandbox started from snapshot `snapshotId` (SandboxHandle.snapshot), with its own identity. */
   restore?(req: CreateRequest, snapshotId: string): Promise<SandboxHandle>;
   /** Whether snapshot `snapshotId` still has its files on this host. */

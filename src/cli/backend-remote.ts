@@ -126,7 +126,7 @@ export class RemoteTarget implements CliTarget {
 
 /** The API's Sandbox object, as the daemon sent it. */
 function apiShape(i: SandboxInfo): SandboxSummary & Record<string, unknown> {
-  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec, ...(i.identity ? { identity: i.identity } : {}) };
+  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec, ...(i.identity ? { identity: i.identity } : {}), ...(i.declared ? { declared: true } : {}) };
 }
 
 const SIGPIPE = 13;

@@ -115,6 +115,7 @@ const resourceCommands: CommandSpec[] = [
         options: [
           { flags: "--nix <file>", help: "nix-build FILE and mount its closure at /nix/store (on the busybox template; its outputs' bin/ first in PATH)" },
           { flags: "--share-host-store", help: "with --nix: mount the host's whole /nix/store read-only instead of the closure" },
+          { flags: "--base <template>", help: "with --nix: the template it stands on (default busybox; debian-nix has nix-build for nix.writable sandboxes)" },
           { flags: "--oci <archive>", help: "docker save / podman save / OCI layout tar (plain or gzip) to import as template NAME" },
         ],
         run: lazy(() => import("./commands/template.js"), "build"),
@@ -171,6 +172,8 @@ const resourceCommands: CommandSpec[] = [
       { flags: "--body-limit <bytes>", help: "largest JSON request body", default: "1048576" },
       { flags: "--admin-tenant <name>", help: "a tenant whose keys may change what all tenants share: templates, pools, the store, tenants, keys", repeat: true },
       { flags: "--template-import-tenant <name>", help: "a tenant whose keys may import image archives as templates, shared by all tenants", repeat: true },
+      { flags: "--allow-share <dir>", help: "a host directory sandboxes may see (shares below it); never / or the state dir", repeat: true },
+      { flags: "--declared <file>", help: "the operator's declared state (JSON, as the NixOS module renders it): applied on start and on SIGHUP" },
       { flags: "--e2b-listen <host:port>", help: "also serve E2B's API here, for E2B's SDK (E2B_API_URL and E2B_SANDBOX_URL; docs/e2b.md); off unless given" },
       { flags: "--e2b-backend <kind>", help: "what E2B sandboxes are: container, vm or gvisor", default: "container" },
     ],

@@ -40,6 +40,8 @@ export interface SpecInput {
   labels: Record<string, string>;
   lifetime: { mode: "ephemeral" | "persistent"; timeoutSeconds?: number };
   workdir?: string;
+  shares?: { source: string; target: string; readOnly: boolean }[];
+  nix?: { writable: boolean };
 }
 
 export interface ExecInput {
@@ -68,6 +70,8 @@ export interface SandboxSummary {
   createdAt: string;
   expiresAt: string | null;
   spec: { template: string; backend: string; resources: { memory: number }; lifetime: { mode: string } };
+  /** Made by the operator's declared state (corral daemon --declared). */
+  declared?: boolean;
 }
 
 export interface SandboxFiles {

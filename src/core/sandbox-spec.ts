@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { InvalidSpecError, type SpecIssue } from "./errors.js";
 import { parseSize } from "./size.js";
+import { NixSpecSchema, SharesSchema, type NixSpec, type ShareSpec } from "./share-spec.js";
 
 /** DNS-label-like: safe as a path component, a hostname and a cgroup name. */
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -72,6 +73,10 @@ export const SandboxSpecSchema = z
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are letters, digits and '._/-'"), z.string().max(256).refine(noNul, "must not contain NUL"))
       .default({}),
+    /** Host directories seen in the sandbox: bind mounts in a container, virtiofs in a VM. */
+    shares: SharesSchema.optional(),
+    /** The sandbox's Nix store: `writable` gives it a private writable layer and a Nix database (nix-build inside). */
+    nix: NixSpecSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -106,6 +111,10 @@ export interface ResolvedSpec {
     readonly timeoutSeconds: number | undefined;
   };
   readonly labels: Readonly<Record<string, string>>;
+  /** Host directories it sees (absent: none). */
+  readonly shares?: readonly ShareSpec[];
+  /** What it may do with its /nix/store (absent: read it). */
+  readonly nix?: NixSpec;
 }
 
 /**
@@ -147,5 +156,7 @@ function resolve(p: Parsed): ResolvedSpec {
       timeoutSeconds: p.lifetime.timeoutSeconds ?? (persistent ? undefined : DEFAULT_EPHEMERAL_TIMEOUT_S),
     },
     labels: p.labels,
+    ...(p.shares?.length ? { shares: p.shares } : {}),
+    ...(p.nix?.writable ? { nix: p.nix } : {}),
   };
 }

@@ -7,6 +7,7 @@ import type { ProgressFn } from "../store/builders/builder.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent } from "./db.js";
 import { claim } from "./pool-claims.js";
+import { sandboxStore } from "./nix-view.js";
 import { POOL_TENANT, poolKey } from "./pools.js";
 import { defaultName, expiryFrom, LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope } from "./records.js";
 
@@ -22,9 +23,10 @@ export interface CreateOptions extends Scope {
  * started cold. `pool` (internal) starts one to wait in that pool.
  */
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
-  const spec = parseSpec(input);
+  const spec = parseSpec(withDefaultBackend(input, rt.defaultBackend));
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
-  if (!opts.pool && spec.lifetime.mode === "ephemeral") {
+  // A pool's sandboxes have no shares and a read-only store: one with either starts cold.
+  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares && !spec.nix) {
     const key = poolKey(spec);
     const { pools } = rt;
     if (pools.has(key)) {
@@ -36,10 +38,12 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
   }
   const backend = rt.backend(spec.backend);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
+  // Checked before anything is recorded or made: a refused share leaves nothing.
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
   return startNew(
     rt,
-    { spec, tenant, layers: template.layers, pool: opts.pool },
-    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), warm: opts.pool !== undefined }),
+    { spec, tenant, layers: stands.layers, pool: opts.pool },
+    (req) => backend.create({ ...req, nixStore: stands.nixStore, shares: stands.shares, warm: opts.pool !== undefined }),
     (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
   );
 }
@@ -123,16 +127,52 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
 /** Starts a stopped sandbox again, with the disk it had. */
 export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
   const template = await rt.store.ensureTemplate(r.spec.template);
+  // Checked again: the operator may have withdrawn a directory since.
+  const stands = await sandboxStore(rt, r.spec, template, await rt.shares.resolve(r.spec.shares, template.nix !== undefined));
   await rt.backend(r.spec.backend).start({
     id: r.id,
     spec: r.spec,
     hostname: r.name,
-    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
+    // A VM plans its devices again at every start: its Nix store's too.
+    nixStore: stands.nixStore,
+    shares: stands.shares,
   });
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
   return rt.info({ ...r, state: "running" }, "running");
+}
+
+/** The spec input with `backend` set to the operator's default when it names none. */
+function withDefaultBackend(input: unknown, backend: string | undefined): unknown {
+  if (backend === undefined || typeof input !== "object" || input === null || Array.isArray(input) || "backend" in input) return input;
+  return { ...input, backend };
+}
+
+/**
+ * Gives a stopped persistent sandbox a new spec (the declared state
+ * changed), keeping its disk; start() then runs it with it. The backend
+ * rewrites what it made from the old spec (a container's config.json; a
+ * VM plans at every start). The backend stays the one it was made on.
+ */
+export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: ResolvedSpec): Promise<void> {
+  if (r.state !== "stopped" || spec.lifetime.mode !== "persistent" || spec.backend !== r.spec.backend) {
+    throw new ConflictError(`sandbox "${r.name}" can take a new spec on its disk only when stopped, persistent and on the same backend`);
+  }
+  const template = await rt.store.ensureTemplate(spec.template);
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
+  await rt.backend(spec.backend).reconfigure?.({
+    id: r.id,
+    spec,
+    hostname: r.name,
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
+    dir: rt.dirOf(r.id),
+    nixStore: stands.nixStore,
+    shares: stands.shares,
+  });
+  rt.rows.setSpec(r.id, spec, null);
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "reconfigured" });
 }
 
 /** Sets (seconds from now) or clears (null) when the sandbox is removed. */

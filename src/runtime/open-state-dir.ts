@@ -17,6 +17,11 @@ export const DEFAULT_STATE_DIR = "/var/lib/corral";
  */
 export const DEFAULT_UID_BASE = 0x60000000;
 
+/** The allowed share directories of `opts`, or of $CORRAL_ALLOW_SHARES. */
+export function allowedSharesOf(opts: SandboxesOptions): readonly string[] {
+  return opts.allowedShares ?? (process.env["CORRAL_ALLOW_SHARES"] ?? "").split(":").filter(Boolean);
+}
+
 export interface SandboxesOptions {
   readonly stateDir?: string;
   readonly uidBase?: number;
@@ -29,6 +34,11 @@ export interface SandboxesOptions {
    * A one-shot CLI process wants neither.
    */
   readonly longLived?: boolean;
+  /**
+   * Host directories sandboxes may see through `shares` (runtime/shares.ts);
+   * default $CORRAL_ALLOW_SHARES (':'-separated), else none.
+   */
+  readonly allowedShares?: readonly string[];
 }
 
 /** Sandboxes over backends the caller made (a fake in unit tests: no root, nothing on the host). */

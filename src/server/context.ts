@@ -74,5 +74,6 @@ export function sandboxJson(s: SandboxInfo | (SandboxRecord & { status?: Sandbox
     expiresAt: s.expiresAt,
     spec: s.spec,
     ...("identity" in s && s.identity ? { identity: s.identity } : {}),
+    ...("declared" in s && s.declared ? { declared: true } : {}),
   };
 }

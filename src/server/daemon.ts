@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
+import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
 import type { E2bApp } from "./e2b/e2b-app.js";
 
@@ -20,6 +21,14 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** Host directories sandboxes may see through shares (runtime/shares.ts). */
+  readonly allowedShares?: readonly string[];
+  /**
+   * The operator's declared state (runtime/declared-state.ts, rendered by
+   * the NixOS module), applied on start (an unreadable or invalid file
+   * stops the start) and on every reload().
+   */
+  readonly declaredFile?: string;
   /**
    * E2B compatibility (off unless given): E2B's sandbox and in-sandbox APIs
    * on a listener of their own (src/server/e2b/, docs/e2b.md).
@@ -35,6 +44,12 @@ export interface Daemon {
   readonly sandboxes: Sandboxes;
   /** Stops serving; sandboxes keep running. */
   close(): Promise<void>;
+  /**
+   * Applies the declared state file again (SIGHUP, `systemctl reload`);
+   * one application at a time. An unreadable or invalid file is logged and
+   * changes nothing. Resolves once applied.
+   */
+  reload(): Promise<void>;
 }
 
 /**
@@ -47,8 +62,24 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
     longLived: true,
   });
+  // One application of the declared state at a time (start, SIGHUP).
+  let applying: Promise<void> = Promise.resolve();
+  const applyDeclared = async () => {
+    if (!o.declaredFile) return;
+    const state = parseDeclared(await fs.promises.readFile(o.declaredFile, "utf8"));
+    const report = await sandboxes.applyDeclared(state, o.allowedShares ?? []);
+    for (const e of report.errors) logger.error({ sandbox: e.name, err: e.message }, "declared sandbox not applied");
+    logger.info({ file: o.declaredFile, ...report, errors: report.errors.length }, "declared state applied");
+  };
+  try {
+    await applyDeclared();
+  } catch (e) {
+    sandboxes.close();
+    throw e;
+  }
   const { app, ctx } = buildApp({
     sandboxes,
     logger,
@@ -110,8 +141,13 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     url,
     e2bUrl,
     sandboxes,
+    reload() {
+      applying = applying.then(applyDeclared).catch((e: unknown) => logger.error({ err: e, file: o.declaredFile }, "declared state not applied"));
+      return applying;
+    },
     async close() {
       clearInterval(reaper);
+      await applying;
       for (const p of ctx.processes.values()) p.end();
       await e2b?.close();
       await app.close();

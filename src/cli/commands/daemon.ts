@@ -10,6 +10,8 @@ export const daemon: Action = async (ctx, p) => {
     bodyLimit: string;
     adminTenant: string[];
     templateImportTenant: string[];
+    allowShare: string[];
+    declared?: string;
     e2bListen?: string;
     e2bBackend: string;
   };
@@ -27,6 +29,8 @@ export const daemon: Action = async (ctx, p) => {
     bodyLimit,
     adminTenants: f.adminTenant,
     templateImporters: f.templateImportTenant,
+    ...(f.allowShare.length ? { allowedShares: f.allowShare } : {}),
+    ...(f.declared ? { declaredFile: f.declared } : {}),
     ...(e2b ? { e2b: { listen: { host: e2b[0], port: e2b[1] }, backend: f.e2bBackend as "container" | "vm" | "gvisor" } } : {}),
   });
   await print(`corrald listening on ${d.url}\n${d.e2bUrl ? `corrald's E2B API on ${d.e2bUrl} (E2B_API_URL and E2B_SANDBOX_URL)\n` : ""}`);
@@ -38,6 +42,8 @@ export const daemon: Action = async (ctx, p) => {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  // systemctl reload: the declared state again.
+  process.on("SIGHUP", () => void d.reload());
 };
 
 /** HOST:PORT of a listen flag (checked only when it is used). */

@@ -30,6 +30,19 @@
  *   corral.pids=N          the agent and all it starts live in the cgroup
  *                          /sys/fs/cgroup/sandbox with pids.max N (the
  *                          spec's resources.pids, as a container's cgroup)
+ *   corral.nix=disk|share  disk: mount the Nix closure image (the erofs
+ *                          disk with serial corral-nix) read-only at
+ *                          /nix/store; share: the store is a share (below);
+ *                          both put the template's profile first in the
+ *                          agent's PATH (backends/vm/vm-nix.ts)
+ *   corral.nixrw=1         the store (disk or share) is the read-only lower
+ *                          layer of an overlay at /nix/store whose upper is
+ *                          on the sandbox's writable disk or tmpfs
+ *                          (nix: { writable: true }; nix-build inside)
+ *   corral.share=TAG:ro|rw:/TARGET
+ *                          mount virtiofs TAG at TARGET (read-only with ro),
+ *                          nosuid, nodev; at most MAX_SHARES, in the order
+ *                          given (parents first: backends/vm/vm-virtiofs.ts)
  *   MODULE.PARAM=VALUE     passed to that module as it is loaded (what
  *                          modprobe does), e.g. Firecracker's
  *                          virtio_mmio.device=
@@ -61,6 +74,9 @@
 #define AGENT "/run/corral/agent"
 #define NEWROOT "/newroot"
 #define SANDBOX_CGROUP "/sys/fs/cgroup/sandbox"
+/* A Nix template's profile first, then the agent's own default PATH
+ * (store/nix/nix-layer.ts NIX_PROFILE_BIN, oci-config.ts DEFAULT_PATH). */
+#define NIX_AGENT_PATH "/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* Disks and ports appear as their drivers probe them: wait this long,
  * looking every POLL_MS (the agent's port comes a few ms after
  * virtio_console has loaded: its driver adds ports from the device's
@@ -150,6 +166,9 @@ static bool is_vsock(const char *m) { return !strcmp(m, "vsock") || !strncmp(m, 
  * announces its virtio-mmio devices this way (virtio_mmio.device=...),
  * and virtio_mmio is a module in Debian's kernel. */
 #define MAX_MODPARAMS 16
+#define MAX_SHARES 16
+static char *shares[MAX_SHARES];
+static int n_shares;
 static const char *modparams[MAX_MODPARAMS];
 static int n_modparams;
 
@@ -296,6 +315,76 @@ static void write_file(const char *p, const char *value)
 	close(fd);
 }
 
+/*
+ * The directory `rel` (relative, '/'-separated) below the new root, made
+ * where missing, as an O_PATH fd. Each component is opened O_NOFOLLOW: a
+ * persistent VM's own disk may hold a symlink where a mount point should
+ * be (say /nix -> /), and following it here, before the switch of root,
+ * would mount over the initramfs's own directories instead. Such a path
+ * is refused.
+ */
+static int open_below_root(const char *rel)
+{
+	char part[256];
+	int fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail("cannot open " NEWROOT ": %s", strerror(errno));
+	for (const char *p = rel; *p;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (!n)
+			break;
+		if (n >= sizeof part || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			fail("bad mount point /%s", rel);
+		memcpy(part, p, n);
+		part[n] = 0;
+		p += n;
+		if (mkdirat(fd, part, 0755) < 0 && errno != EEXIST)
+			fail("cannot make /%s: %s", rel, strerror(errno));
+		int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			fail("mount point /%s: %s is not a directory (%s)", rel, part, strerror(errno));
+		close(fd);
+		fd = next;
+	}
+	return fd;
+}
+
+/* Mounts src (type, flags, data) on the directory `rel` below the new root. */
+static void mount_below_root(const char *src, const char *rel, const char *type, unsigned long flags, const char *data)
+{
+	int fd = open_below_root(rel);
+	char at[64];
+	snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+	if (mount(src, at, type, flags, data) < 0)
+		fail("cannot mount %s (%s) on /%s: %s", src, type, rel, strerror(errno));
+	close(fd);
+}
+
+/* Where the store is mounted when it is an overlay's lower layer (corral.nixrw=1). */
+#define NIX_LOWER "/nixlower"
+
+/* Mounts one corral.share= word, TAG:ro|rw:/TARGET (virtiofs); the
+ * store's, when it is to be written over, at NIX_LOWER instead. */
+static void mount_share(char *word, bool nix_lower)
+{
+	char *mode = strchr(word, ':');
+	char *target = mode ? strchr(mode + 1, ':') : NULL;
+	if (!mode || !target || target[1] != '/')
+		fail("bad corral.share=%s (TAG:ro|rw:/TARGET)", word);
+	*mode++ = 0;
+	*target++ = 0;
+	bool ro = !strcmp(mode, "ro");
+	if (!ro && strcmp(mode, "rw"))
+		fail("bad corral.share mode %s (ro or rw)", mode);
+	unsigned long flags = MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0);
+	if (nix_lower && !strcmp(target, "/nix/store"))
+		do_mount(word, NIX_LOWER, "virtiofs", flags | MS_RDONLY, NULL);
+	else
+		mount_below_root(word, target + 1, "virtiofs", flags, NULL);
+}
+
 /* This process (the agent once it execs, and so all it starts) into the
  * cgroup v2 SANDBOX_CGROUP with pids.max `max`. Its kernel threads stay
  * in the root. */
@@ -347,7 +436,8 @@ int main(void)
 	static char cmdline[4096];
 	if (!read_small("/proc/cmdline", cmdline, sizeof cmdline))
 		fail("cannot read /proc/cmdline: %s", strerror(errno));
-	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL;
+	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL, *nix = NULL;
+	bool nixrw = false;
 	bool probe = false;
 	for (char *save = NULL, *a = strtok_r(cmdline, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
 		if (!strcmp(a, "corral.probe=1"))
@@ -362,6 +452,15 @@ int main(void)
 			vsock = a + 13;
 		else if (!strncmp(a, "corral.pids=", 12))
 			pids = a + 12;
+		else if (!strncmp(a, "corral.nix=", 11))
+			nix = a + 11;
+		else if (!strcmp(a, "corral.nixrw=1"))
+			nixrw = true;
+		else if (!strncmp(a, "corral.share=", 13)) {
+			if (n_shares == MAX_SHARES)
+				fail("more than %d corral.share= words", MAX_SHARES);
+			shares[n_shares++] = a + 13;
+		}
 		else if (strchr(a, '.') && strchr(a, '=') > strchr(a, '.') && n_modparams < MAX_MODPARAMS)
 			modparams[n_modparams++] = a;
 	}
@@ -373,6 +472,8 @@ int main(void)
 		fail("corral.vsock must be a port number, got %s", vsock);
 	if (pids && !is_number(pids))
 		fail("corral.pids must be a number, got %s", pids);
+	if (nix && strcmp(nix, "disk") && strcmp(nix, "share"))
+		fail("corral.nix must be disk or share, got %s", nix);
 
 	load_modules(vsock != NULL, false);
 	if (sethostname(host, strlen(host)) < 0)
@@ -403,6 +504,27 @@ int main(void)
 	make_dir("/rw/upper", 0755);
 	make_dir("/rw/work", 0755);
 	do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	if (nixrw && !nix)
+		fail("corral.nixrw=1 needs corral.nix=");
+	if (nixrw)
+		make_dir(NIX_LOWER, 0755);
+	if (nix && !strcmp(nix, "disk")) {
+		if (!find_disk("nix", disk))
+			fail("no Nix store disk (serial corral-nix)");
+		if (nixrw)
+			do_mount(disk, NIX_LOWER, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+		else
+			mount_below_root(disk, "nix/store", "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+	}
+	for (int i = 0; i < n_shares; i++)
+		mount_share(shares[i], nixrw);
+	if (nixrw) {
+		/* The sandbox's own layer over the store, beside its root's upper
+		 * (on its disk when persistent): the host's store is never written. */
+		make_dir("/rw/nix-upper", 0755);
+		make_dir("/rw/nix-work", 0755);
+		mount_below_root("overlay", "nix/store", "overlay", MS_NOSUID | MS_NODEV, "lowerdir=" NIX_LOWER ",upperdir=/rw/nix-upper,workdir=/rw/nix-work");
+	}
 	static const char *const points[] = {NEWROOT "/proc", NEWROOT "/sys", NEWROOT "/dev", NEWROOT "/run", NEWROOT "/tmp"};
 	for (size_t i = 0; i < sizeof points / sizeof *points; i++)
 		make_dir(points[i], 0755);
@@ -459,7 +581,7 @@ int main(void)
 	if (chroot(".") < 0 || chdir("/") < 0)
 		fail("cannot change root: %s", strerror(errno));
 
-	char *argv[8];
+	char *argv[12];
 	int n = 0;
 	argv[n++] = AGENT;
 	if (port[0]) {
@@ -469,6 +591,10 @@ int main(void)
 	if (vsock) {
 		argv[n++] = "--vsock";
 		argv[n++] = (char *)vsock;
+	}
+	if (nix) {
+		argv[n++] = "--path";
+		argv[n++] = NIX_AGENT_PATH;
 	}
 	argv[n] = NULL;
 	execv(AGENT, argv);
