@@ -17,6 +17,7 @@ import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
 import { benchVm } from "./vm.js";
 import { benchCli } from "./cli.js";
+import { benchPty } from "./pty.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
   const sdkRows: string[] = [];
   let vmTable = "";
   let cliTable = "";
+  let ptyTable = "";
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -148,6 +150,7 @@ async function main(): Promise<void> {
       const podmanPeer = contenders["podman run --rootfs (peer)"];
       if (podmanPeer) peers["podman run --rootfs"] = podmanPeer;
       cliTable = (await benchCli({ apiUrl: d.url, apiKey: key, sandbox: "bench-cli" }, N, peers)).table;
+      ptyTable = (await benchPty(s, { apiUrl: d.url, apiKey: key, sandbox: "bench-api" }, N * 4)).table;
       for (const n of [1, 2, 3, 4, 5]) {
         await fetch(`${d.url}/v1/sandboxes`, {
           method: "POST",
@@ -265,6 +268,8 @@ async function main(): Promise<void> {
   console.log();
   console.log(cliTable);
   console.log();
+  console.log(ptyTable);
+  console.log();
   console.log(apiTable);
   console.log();
   console.log(vmTable);
@@ -289,6 +294,8 @@ ${table}
 ${sdkTable}
 
 ${cliTable}
+
+${ptyTable}
 
 ${apiTable}
 

@@ -42,9 +42,20 @@ const sandboxCommands: CommandSpec[] = [
       { flags: "-e, --env <KEY=VALUE>", help: "environment variable", repeat: true },
       { flags: "-w, --workdir <dir>", help: "working directory" },
       { flags: "-i, --interactive", help: STDIN_HELP },
+      { flags: "-t, --tty", help: "run it on a terminal (with -i: `exec -it`): raw keyboard, window size, Ctrl-C to the command" },
       { flags: "--timeout <seconds>", help: "kill the command after this long: seconds (0.5, 30) or a duration (10m, 2h)" },
     ],
     run: lazy(() => import("./commands/exec.js"), "exec"),
+  },
+  {
+    name: "shell",
+    help: "a login shell (or a command) on a terminal in a sandbox; exits with its status",
+    args: [SANDBOX, { name: "[command...]", help: "instead of the shell (after --)", rest: true }],
+    options: [
+      { flags: "-e, --env <KEY=VALUE>", help: "environment variable", repeat: true },
+      { flags: "-w, --workdir <dir>", help: "working directory" },
+    ],
+    run: lazy(() => import("./commands/shell.js"), "shell"),
   },
   {
     name: "cp",

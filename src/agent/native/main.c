@@ -157,6 +157,7 @@ static void end_of_tick(void)
 		buf_free(&c->out);
 		free(c);
 	}
+	watch_free_dead();
 	while (g_dead_execs) {
 		struct exec *e = g_dead_execs;
 		g_dead_execs = e->next;
@@ -203,6 +204,9 @@ static void dispatch(struct watch *w, uint32_t ev)
 			exec_pump_stdin(e);
 		break;
 	}
+	case W_INOTIFY:
+		watch_read(w->obj);
+		break;
 	case W_ERRP: {
 		struct exec *e = w->obj;
 		if (!e->dead && !e->started && e->errp_fd >= 0)

@@ -261,9 +261,18 @@ static bool stream_pump(struct conn *c, struct stream *s)
 bool has_pumpable(const struct conn *c)
 {
 	for (const struct stream *s = c->streams; s; s = s->next)
-		if (s->kind != S_WRITE)
+		if (s->kind != S_WRITE && !s->paused)
 			return true;
 	return false;
+}
+
+bool stream_set_paused(struct conn *c, uint32_t id, bool paused)
+{
+	struct stream *s = find_stream(c, id);
+	if (!s)
+		return false;
+	s->paused = paused;
+	return true;
 }
 
 /* Runs read/list streams round robin while the unsent output is small. */
@@ -274,7 +283,7 @@ void conn_pump(struct conn *c)
 		progress = false;
 		for (struct stream **pp = &c->streams; *pp && usable(c) && buf_used(&c->out) < OUT_LOW;) {
 			struct stream *s = *pp;
-			if (s->kind == S_WRITE) {
+			if (s->kind == S_WRITE || s->paused) {
 				pp = &s->next;
 				continue;
 			}
