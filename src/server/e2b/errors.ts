@@ -66,6 +66,12 @@ function errnoCode(errno: string): Code {
     case "ENAMETOOLONG":
     case "ELOOP":
       return Code.InvalidArgument;
+    // A terminal size for a command without one, a rename across mounts or onto a full directory.
+    case "ENOTTY":
+    case "EXDEV":
+    case "ENOTEMPTY":
+    case "EBUSY":
+      return Code.FailedPrecondition;
     default:
       // ENOSPC among them: resource_exhausted would read as a rate limit in the SDK.
       return Code.Internal;

@@ -8,14 +8,14 @@ import { basicAuthUser, envdTarget, requestUser, type AgentLease, type EnvdEnv, 
 import { toConnectError } from "./errors.js";
 import { giveTo, missingDirs } from "./ownership.js";
 import { FileType, Filesystem } from "./gen/filesystem/filesystem_pb.js";
+import { watchDir } from "./filesystem-watch.js";
 
 /** Entries one ListDir answers at most: the answer is one message, held whole. */
 export const MAX_LIST_ENTRIES = 100_000;
 /** Stats in flight at once while a listing looks up owners (one agent connection). */
 const STAT_CONCURRENCY = 64;
 
-export const NO_WATCH = "watching a directory needs inotify support in corral's agent, which this corrald does not have yet";
-export const NO_MOVE = "moving a file needs rename support in corral's agent, which this corrald does not have yet";
+export const NO_WATCHER = "polled watchers (CreateWatcher) are not served by corrald: watch with WatchDir (files.watchDir), which streams the events";
 
 /** What one filesystem RPC works with: its sandbox, its user, one agent connection. */
 interface FsCall {
@@ -88,21 +88,32 @@ export function filesystemService(env: EnvdEnv): ServiceImpl<typeof Filesystem> 
         return {};
       }),
 
-    async move() {
-      throw new ConnectError(NO_MOVE, Code.Unimplemented);
-    },
-    // A stream that refuses before its first event.
-    async *watchDir() {
-      throw new ConnectError(NO_WATCH, Code.Unimplemented);
-    },
+    // As envd's Move: the destination's missing directories made (and given to the user), then a rename (replacing a file there).
+    move: (req, ctx) =>
+      call(ctx, async (c, agent) => {
+        const from = resolvePath(req.source, c.user);
+        const to = resolvePath(req.destination, c.user);
+        await notFoundAs(agent.stat(from, false), `source not found: ${from}`);
+        const made = await missingDirs(agent, path.posix.dirname(to));
+        if (made.length > 0) {
+          await agent.mkdir(path.posix.dirname(to), { parents: true });
+          await giveTo(env.sandboxes, c.target.record.id, c.target.record.tenant, c.user, made);
+        }
+        await agent.rename(from, to);
+        return { entry: entryInfo(to, await agent.stat(to, false), c.accounts) };
+      }),
+
+    watchDir: (req, ctx) => watchDir(env, req, ctx),
+
+    // Watchers polled by id are not used by the JS SDK (2.51: WatchDir streams); refused by name rather than half-kept.
     async createWatcher() {
-      throw new ConnectError(NO_WATCH, Code.Unimplemented);
+      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
     },
     async getWatcherEvents() {
-      throw new ConnectError(NO_WATCH, Code.Unimplemented);
+      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
     },
     async removeWatcher() {
-      throw new ConnectError(NO_WATCH, Code.Unimplemented);
+      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
     },
   };
 }

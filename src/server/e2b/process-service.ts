@@ -1,49 +1,74 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { basicAuthUser, envdTarget, requestUser, type EnvdEnv, type EnvdTarget } from "./envd-target.js";
+import type { AgentClient, TerminalSize } from "../../agent/client.js";
+import { basicAuthUser, envdTarget, requestUser, type EnvdTarget } from "./envd-target.js";
 import { resolvePath, type SandboxUser } from "./accounts.js";
 import { toConnectError } from "./errors.js";
-import { E2bProcess, MAX_PROCESSES_PER_SANDBOX, MAX_SUBSCRIBERS, endInfo, type ProcessTable, type Subscriber } from "./processes.js";
-import { Process, Signal, type ProcessEventSchema, type ProcessSelector } from "./gen/process/process_pb.js";
+import { E2bProcess, MAX_PROCESSES_PER_SANDBOX, endInfo } from "./processes.js";
+import { agentProcess, follow, goneAsNotFound, joinProcess, listedConfig, type JoinEnv } from "./process-join.js";
+import { Process, Signal, type ProcessSelector } from "./gen/process/process_pb.js";
 
-type EventInit = MessageInitShape<typeof ProcessEventSchema>;
+export type ProcessEnv = JoinEnv;
 
-/** Seconds between keepalive events when a command is quiet, unless the client asks (`Keepalive-Ping-Interval`; the SDK asks 50). */
-const DEFAULT_KEEPALIVE_S = 50;
+/** A tag the agent keeps with a command (its limit). */
+const MAX_TAG_BYTES = 256;
+/** Terminal sizes the agent takes (a winsize is two u16s; 0 is no size). */
+const MAX_TERMINAL_CELLS = 65535;
 
-/** Said where corral's agent cannot yet do what an RPC asks (no faking: the SDK shows this as a SandboxError). */
-export const NO_PTY = "a terminal (pty) needs PTY support in corral's agent, which this corrald does not have yet";
-
-export interface ProcessEnv extends EnvdEnv {
-  readonly processes: ProcessTable;
-}
+type Input = { case: "stdin" | "pty"; value: Uint8Array } | { case: undefined; value?: undefined } | undefined;
 
 /**
  * envd's Process service over corral: a command is an agent exec in the
- * sandbox (keepAlive: it outlives the request, as envd's; its
- * Connect-Timeout-Ms is its timeout), run as the request's user through
- * setpriv, with envd's environment (HOME, USER, LOGNAME, the sandbox's
- * variables, then the request's) and working directory (the home).
+ * sandbox (keepAlive: it outlives the request, as envd's, and the agent
+ * keeps its last output for Connect; its Connect-Timeout-Ms is its
+ * timeout), run as the request's user through setpriv, with envd's
+ * environment (HOME, USER, LOGNAME, the sandbox's variables, then the
+ * request's) and working directory (the home); with `pty`, on a terminal
+ * of the agent's. A command this corrald did not start (an earlier one's,
+ * before a restart) is reached through the agent by its pid.
  */
 export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
-  const target = (ctx: HandlerContext) => envdTarget(env, (h) => ctx.requestHeader.get(h) ?? undefined);
+  const target = (ctx: HandlerContext) => guard(() => envdTarget(env, (h) => ctx.requestHeader.get(h) ?? undefined));
+  /** `fn` on an agent connection of the request's own. */
+  const withAgent = async <T>(t: EnvdTarget, fn: (c: AgentClient) => Promise<T>): Promise<T> => {
+    const lease = t.lease();
+    try {
+      return await guardAsync(async () => fn(await lease.get()));
+    } finally {
+      lease.close();
+    }
+  };
+  const known = (t: EnvdTarget, sel: ProcessSelector | undefined): E2bProcess | undefined => {
+    const s = sel?.selector;
+    return s?.case === "pid" ? env.processes.byPid(t.record.id, s.value) : s?.case === "tag" ? env.processes.byTag(t.record.id, s.value) : undefined;
+  };
+
   return {
+    // The agent's background commands (every command started through envd is one), with this corrald's record of those it started.
     async list(_req, ctx) {
-      const t = guard(() => target(ctx));
+      const t = target(ctx);
+      const running = await withAgent(t, (c) => c.processes());
       return {
-        processes: env.processes.list(t.record.id).map((p) => ({
-          pid: p.pid,
-          ...(p.tag !== undefined ? { tag: p.tag } : {}),
-          config: { cmd: p.config.cmd, args: [...p.config.args], envs: { ...p.config.envs }, ...(p.config.cwd !== undefined ? { cwd: p.config.cwd } : {}) },
-        })),
+        processes: running
+          .filter((p) => p.keepAlive)
+          .map((p) => {
+            const mine = env.processes.byPid(t.record.id, p.pid);
+            const cfg = listedConfig(p, mine?.config);
+            const tag = mine?.tag ?? p.tag ?? undefined;
+            return {
+              pid: p.pid,
+              ...(tag !== undefined ? { tag } : {}),
+              config: { cmd: cfg.cmd, args: [...cfg.args], envs: { ...cfg.envs }, ...(cfg.cwd !== undefined ? { cwd: cfg.cwd } : {}) },
+            };
+          }),
       };
     },
 
     async *start(req, ctx) {
-      const t = guard(() => target(ctx));
-      if (req.pty) throw new ConnectError(NO_PTY, Code.Unimplemented);
+      const t = target(ctx);
       const cfg = req.process;
       if (!cfg?.cmd) throw new ConnectError("process.cmd is required", Code.InvalidArgument);
+      const size = req.pty ? terminalSize(req.pty.size) : undefined;
+      if (req.tag !== undefined && Buffer.byteLength(req.tag) > MAX_TAG_BYTES) throw new ConnectError(`tag is longer than ${MAX_TAG_BYTES} bytes`, Code.InvalidArgument);
       if (env.processes.count(t.record.id) >= MAX_PROCESSES_PER_SANDBOX) {
         throw new ConnectError(`a sandbox may run at most ${MAX_PROCESSES_PER_SANDBOX} commands through the E2B API at once`, Code.ResourceExhausted);
       }
@@ -55,8 +80,8 @@ export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
         lease.close();
       }
       const cwd = guard(() => resolvePath(cfg.cwd ?? "", user));
-      const stdin = req.stdin === undefined || req.stdin;
-      const proc = new E2bProcess(t.record.id, { cmd: cfg.cmd, args: cfg.args, envs: cfg.envs, cwd: cfg.cwd }, req.tag, stdin);
+      const stdin = size !== undefined || req.stdin === undefined || req.stdin;
+      const proc = new E2bProcess(t.record.id, { cmd: cfg.cmd, args: cfg.args, envs: cfg.envs, cwd: cfg.cwd }, req.tag, stdin, size !== undefined);
       const sub = proc.subscribe()!;
       const timeoutMs = Number(ctx.requestHeader.get("connect-timeout-ms") ?? 0);
       try {
@@ -68,9 +93,12 @@ export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
             cwd,
             stdin,
             keepAlive: true,
+            ...(size ? { pty: size } : {}),
+            ...(req.tag !== undefined ? { tag: req.tag } : {}),
             ...(Number.isInteger(timeoutMs) && timeoutMs > 0 ? { timeoutMs } : {}),
           },
-          { onStdout: (b) => proc.output("stdout", b), onStderr: (b) => proc.output("stderr", b) },
+          // A terminal's output is all on its stdout (the agent's pty): envd's "pty" output.
+          { onStdout: (b) => proc.output(proc.pty ? "pty" : "stdout", b), onStderr: (b) => proc.output("stderr", b) },
           { tenant: t.record.tenant },
         );
         proc.handle = started.handle;
@@ -99,99 +127,103 @@ export function processService(env: ProcessEnv): ServiceImpl<typeof Process> {
     },
 
     async *connect(req, ctx) {
-      const t = guard(() => target(ctx));
-      const proc = selected(env, t, req.process);
-      const sub = proc.subscribe();
-      if (!sub) throw new ConnectError(`${MAX_SUBSCRIBERS} streams already follow process ${proc.pid}`, Code.FailedPrecondition);
-      yield { event: { event: { case: "start", value: { pid: proc.pid } } } };
-      yield* follow(sub, ctx, (event) => ({ event }));
+      yield* joinProcess(env, target(ctx), req.process, ctx);
     },
 
     async update(req, ctx) {
-      const t = guard(() => target(ctx));
-      selected(env, t, req.process);
-      throw new ConnectError(NO_PTY, Code.Unimplemented);
+      const t = target(ctx);
+      if (!req.pty) return {};
+      const size = terminalSize(req.pty.size);
+      const mine = known(t, req.process);
+      if (mine) await guardAsync(() => mine.handle!.resize(size));
+      else await withAgent(t, async (c) => c.resize((await agentProcess(env, t, c, req.process)).pid, size));
+      return {};
     },
 
     async sendInput(req, ctx) {
-      const t = guard(() => target(ctx));
-      await writeInput(selected(env, t, req.process), req.input?.input);
+      const t = target(ctx);
+      await writeInput(t, req.process, req.input?.input);
       return {};
     },
 
     async streamInput(reqs, ctx) {
-      const t = guard(() => target(ctx));
-      let proc: E2bProcess | undefined;
+      const t = target(ctx);
+      let sel: ProcessSelector | undefined;
       for await (const r of reqs) {
-        if (r.event.case === "start") proc = selected(env, t, r.event.value.process);
+        if (r.event.case === "start") sel = r.event.value.process;
         else if (r.event.case === "data") {
-          if (!proc) throw new ConnectError("a stream of input starts with the process it is for", Code.InvalidArgument);
-          await writeInput(proc, r.event.value.input?.input);
+          if (!sel) throw new ConnectError("a stream of input starts with the process it is for", Code.InvalidArgument);
+          await writeInput(t, sel, r.event.value.input?.input);
         }
       }
       return {};
     },
 
     async sendSignal(req, ctx) {
-      const t = guard(() => target(ctx));
-      const proc = selected(env, t, req.process);
+      const t = target(ctx);
       if (req.signal !== Signal.SIGKILL && req.signal !== Signal.SIGTERM) throw new ConnectError("signal must be SIGKILL or SIGTERM", Code.InvalidArgument);
-      await guardAsync(() => proc.handle!.kill(req.signal));
+      const mine = known(t, req.process);
+      if (mine) await guardAsync(() => mine.handle!.kill(req.signal));
+      else {
+        await withAgent(t, async (c) => {
+          const pid = (await agentProcess(env, t, c, req.process)).pid;
+          await c.signalPid(pid, req.signal).catch((e: unknown) => Promise.reject(goneAsNotFound(e, pid)));
+        });
+      }
       return {};
     },
 
     async closeStdin(req, ctx) {
-      const t = guard(() => target(ctx));
-      const proc = selected(env, t, req.process);
-      if (proc.stdin) await guardAsync(() => proc.handle!.closeStdin());
+      const t = target(ctx);
+      const mine = known(t, req.process);
+      if (mine) {
+        if (mine.stdin) await guardAsync(() => mine.handle!.closeStdin());
+      } else {
+        await withAgent(t, async (c) => c.writeStdinPid((await agentProcess(env, t, c, req.process)).pid, undefined, true));
+      }
       return {};
     },
   };
+
+  /** Input to a command: through its exec stream when this corrald started it, else to the agent by pid. */
+  async function writeInput(t: EnvdTarget, sel: ProcessSelector | undefined, input: Input): Promise<void> {
+    if (input?.case !== "stdin" && input?.case !== "pty") throw new ConnectError("input.stdin or input.pty is required", Code.InvalidArgument);
+    const data = Buffer.from(input.value);
+    const mine = known(t, sel);
+    if (mine) {
+      checkInput(input.case, mine.pty, mine.stdin);
+      await guardAsync(() => mine.handle!.writeStdin(data));
+      return;
+    }
+    await withAgent(t, async (c) => {
+      const p = await agentProcess(env, t, c, sel);
+      // The agent drops input for a command without stdin; whether it has one it does not say.
+      checkInput(input.case, p.pty, true);
+      await c.writeStdinPid(p.pid, data);
+    });
+  }
+}
+
+/** pty input is for a terminal; stdin needs a command started with stdin (envd's rules). */
+function checkInput(kind: "stdin" | "pty", pty: boolean, stdin: boolean): void {
+  if (kind === "pty" && !pty) throw new ConnectError("the process has no terminal (start it with pty) to send pty input to", Code.FailedPrecondition);
+  if (kind === "stdin" && !stdin) throw new ConnectError("stdin is not enabled for this process (start it with stdin: true)", Code.FailedPrecondition);
+}
+
+/** A terminal size as the agent takes it. */
+function terminalSize(size: { rows: number; cols: number } | undefined): TerminalSize {
+  const rows = size?.rows ?? 0;
+  const cols = size?.cols ?? 0;
+  if (rows < 1 || cols < 1 || rows > MAX_TERMINAL_CELLS || cols > MAX_TERMINAL_CELLS) {
+    throw new ConnectError(`pty.size needs rows and cols from 1 to ${MAX_TERMINAL_CELLS}, got ${rows}x${cols}`, Code.InvalidArgument);
+  }
+  return { rows, cols };
 }
 
 /** The program and its arguments, started as `user`: root's as they are, another's through setpriv (util-linux). */
 export function asUser(user: SandboxUser, argv: string[]): string[] {
   if (user.uid === 0) return argv;
   return ["setpriv", `--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "--", ...argv];
-}
-
-/** Events of one stream until the command's end (or the client's), with a keepalive when it is quiet. */
-async function* follow<T>(sub: Subscriber, ctx: HandlerContext, wrap: (e: EventInit) => T): AsyncGenerator<T> {
-  const asked = Number(ctx.requestHeader.get("keepalive-ping-interval"));
-  const idleMs = (Number.isFinite(asked) && asked >= 1 && asked <= 3600 ? asked : DEFAULT_KEEPALIVE_S) * 1000;
-  const gone = () => sub.close();
-  ctx.signal.addEventListener("abort", gone);
-  try {
-    for (;;) {
-      const e = await sub.next(idleMs);
-      if (e === undefined) break;
-      if (e === "idle") yield wrap({ event: { case: "keepalive", value: {} } });
-      else if (e.kind === "end") {
-        yield wrap({ event: { case: "end", value: e.end } });
-        return;
-      } else if (e.kind === "failed") throw toConnectError(e.error);
-      else yield wrap({ event: { case: "data", value: { output: { case: e.kind, value: e.data } } } });
-    }
-    // Closed by the request's end: a deadline is the client's TimeoutError, not a clean end.
-    if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
-  } finally {
-    ctx.signal.removeEventListener("abort", gone);
-    sub.close();
-  }
-}
-
-function selected(env: ProcessEnv, t: EnvdTarget, sel: ProcessSelector | undefined): E2bProcess {
-  const s = sel?.selector;
-  const p = s?.case === "pid" ? env.processes.byPid(t.record.id, s.value) : s?.case === "tag" ? env.processes.byTag(t.record.id, s.value) : undefined;
-  if (!p) throw new ConnectError(`process with ${s?.case ?? "pid"} ${String(s?.value ?? "(none)")} not found`, Code.NotFound);
-  return p;
-}
-
-async function writeInput(proc: E2bProcess, input: { case: "stdin" | "pty"; value: Uint8Array } | { case: undefined; value?: undefined } | undefined): Promise<void> {
-  if (input?.case === "pty") throw new ConnectError(NO_PTY, Code.Unimplemented);
-  if (input?.case !== "stdin") throw new ConnectError("input.stdin is required", Code.InvalidArgument);
-  if (!proc.stdin) throw new ConnectError("stdin is not enabled for this process (start it with stdin: true)", Code.FailedPrecondition);
-  await guardAsync(() => proc.handle!.writeStdin(Buffer.from(input.value)));
 }
 
 /** Why a command did not start, said as envd says it (the SDK shows the message). */

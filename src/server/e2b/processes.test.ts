@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { E2bProcess, MAX_SUBSCRIBERS, SUBSCRIBER_QUEUE_BYTES, endInfo } from "./processes.js";
+import { E2bProcess, MAX_SUBSCRIBERS, ProcessTable, SUBSCRIBER_QUEUE_BYTES, endInfo } from "./processes.js";
 
 const proc = () => new E2bProcess("sb", { cmd: "/bin/bash", args: ["-l", "-c", "x"], envs: {}, cwd: undefined }, undefined, false);
 
@@ -77,5 +77,23 @@ describe("E2B processes", () => {
     assert.equal(p.subscribe(), undefined);
     subs[0]!.close();
     assert.ok(p.subscribe());
+  });
+});
+
+describe("E2B process table", () => {
+  it("lets a bounded number of Connect streams join one command, and ends them when the daemon stops", () => {
+    const table = new ProcessTable();
+    const stopped: unknown[] = [];
+    const slots = Array.from({ length: MAX_SUBSCRIBERS }, () => table.joinSlot("sb", 7, (e) => stopped.push(e)));
+    assert.ok(slots.every((s) => s !== undefined));
+    assert.equal(table.joinSlot("sb", 7, () => {}), undefined);
+    assert.ok(table.joinSlot("sb", 8, () => {}), "another command has its own bound");
+    slots[0]!();
+    slots[0]!(); // released once, however often called
+    const again = table.joinSlot("sb", 7, (e) => stopped.push(e));
+    assert.ok(again);
+    assert.equal(table.joinSlot("sb", 7, () => {}), undefined);
+    table.shutdown("stopping");
+    assert.equal(stopped.length, MAX_SUBSCRIBERS);
   });
 });

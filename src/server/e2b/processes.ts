@@ -1,9 +1,13 @@
 import type { ExecHandle } from "../../agent/client.js";
 import type { ExecOutcome } from "../../runtime/sandboxes.js";
+import { StreamQueue } from "./stream-queue.js";
+
+/** Where output came from: a pipe, or (a command on a terminal) the terminal, envd's "pty" output. */
+export type OutputKind = "stdout" | "stderr" | "pty";
 
 /** A command's output or its end, as the Process service streams them. */
 export type ProcessEventOut =
-  | { readonly kind: "stdout" | "stderr"; readonly data: Buffer }
+  | { readonly kind: OutputKind; readonly data: Buffer }
   | { readonly kind: "end"; readonly end: EndInfo }
   | { readonly kind: "failed"; readonly error: unknown };
 
@@ -43,66 +47,18 @@ export function endInfo(r: Pick<ExecOutcome, "exitCode" | "signal">): EndInfo {
 
 /**
  * One stream's view of a command: what came since it subscribed, up to
- * SUBSCRIBER_QUEUE_BYTES waiting; while it is over, the command's output
- * callback waits (which holds the agent connection, so the command blocks
- * on its writes instead of its output piling up here).
+ * SUBSCRIBER_QUEUE_BYTES of output waiting; while it is over, the
+ * command's output callback waits (which holds the agent connection, so
+ * the command blocks on its writes instead of its output piling up here).
  */
-export class Subscriber {
-  private readonly queue: ProcessEventOut[] = [];
-  private bytes = 0;
-  private wake: (() => void) | undefined;
-  private drained: (() => void)[] = [];
-  closed = false;
-
-  constructor(private readonly onClose: (s: Subscriber) => void) {}
-
-  push(e: ProcessEventOut): void {
-    if (this.closed) return;
-    this.queue.push(e);
-    if (e.kind === "stdout" || e.kind === "stderr") this.bytes += e.data.length;
-    this.wake?.();
+export class Subscriber extends StreamQueue<ProcessEventOut> {
+  constructor(onClose: (s: Subscriber) => void) {
+    super(SUBSCRIBER_QUEUE_BYTES, outputBytes, (q) => onClose(q as Subscriber));
   }
+}
 
-  get full(): boolean {
-    return !this.closed && this.bytes > SUBSCRIBER_QUEUE_BYTES;
-  }
-
-  /** Resolves when the queue is back under its bound (or the subscriber has gone). */
-  whenDrained(): Promise<void> {
-    if (!this.full) return Promise.resolve();
-    return new Promise((r) => this.drained.push(r));
-  }
-
-  /** The next event; "idle" after `idleMs` with none (a keepalive is due); undefined once closed. */
-  async next(idleMs: number): Promise<ProcessEventOut | "idle" | undefined> {
-    while (!this.closed) {
-      const e = this.queue.shift();
-      if (e) {
-        if (e.kind === "stdout" || e.kind === "stderr") this.bytes -= e.data.length;
-        if (!this.full) for (const r of this.drained.splice(0)) r();
-        return e;
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const idle = await new Promise<boolean>((resolve) => {
-        this.wake = () => resolve(false);
-        timer = setTimeout(() => resolve(true), idleMs);
-      });
-      this.wake = undefined;
-      clearTimeout(timer);
-      if (idle && this.queue.length === 0) return "idle";
-    }
-    return undefined;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.queue.length = 0;
-    this.bytes = 0;
-    this.wake?.();
-    for (const r of this.drained.splice(0)) r();
-    this.onClose(this);
-  }
+function outputBytes(e: ProcessEventOut): number {
+  return e.kind === "end" || e.kind === "failed" ? 0 : e.data.length;
 }
 
 /**
@@ -117,6 +73,8 @@ export class E2bProcess {
   pid = 0;
   handle: ExecHandle | undefined;
   readonly stdin: boolean;
+  /** Started on a terminal: its output is envd's "pty" output, its input the terminal's. */
+  readonly pty: boolean;
   private readonly subscribers = new Set<Subscriber>();
   /** The last event, once there is one: a stream that subscribes after it gets it at once. */
   private last: ProcessEventOut | undefined;
@@ -126,8 +84,10 @@ export class E2bProcess {
     readonly config: ProcessConfigOut,
     readonly tag: string | undefined,
     stdin: boolean,
+    pty = false,
   ) {
-    this.stdin = stdin;
+    this.stdin = stdin || pty;
+    this.pty = pty;
   }
 
   /** A new stream following the command; undefined when MAX_SUBSCRIBERS already do. */
@@ -140,7 +100,7 @@ export class E2bProcess {
   }
 
   /** The output callback: a promise while a subscriber is over its bound (the agent connection waits for it). */
-  output(kind: "stdout" | "stderr", data: Buffer): Promise<void> | undefined {
+  output(kind: OutputKind, data: Buffer): Promise<void> | undefined {
     let wait: Promise<void>[] | undefined;
     for (const s of this.subscribers) {
       s.push({ kind, data });
@@ -159,6 +119,33 @@ export class E2bProcess {
 /** The commands started through the E2B API, per sandbox, while they run. */
 export class ProcessTable {
   private readonly bySandbox = new Map<string, Map<number, E2bProcess>>();
+  /** Connect streams following each command (`sandbox pid`), at most MAX_SUBSCRIBERS each. */
+  private readonly joined = new Map<string, number>();
+
+  /** How each open Connect stream is ended when the daemon stops. */
+  private readonly joinedStops = new Set<(error: unknown) => void>();
+
+  /**
+   * A place for one more Connect stream on a command, and its release;
+   * undefined when MAX_SUBSCRIBERS already follow it. `stop` ends the
+   * stream if the daemon stops first.
+   */
+  joinSlot(sandboxId: string, pid: number, stop: (error: unknown) => void): (() => void) | undefined {
+    const key = `${sandboxId} ${pid}`;
+    const n = this.joined.get(key) ?? 0;
+    if (n >= MAX_SUBSCRIBERS) return undefined;
+    this.joined.set(key, n + 1);
+    this.joinedStops.add(stop);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.joinedStops.delete(stop);
+      const left = (this.joined.get(key) ?? 1) - 1;
+      if (left > 0) this.joined.set(key, left);
+      else this.joined.delete(key);
+    };
+  }
 
   count(sandboxId: string): number {
     return this.bySandbox.get(sandboxId)?.size ?? 0;
@@ -195,5 +182,6 @@ export class ProcessTable {
    */
   shutdown(error: unknown): void {
     for (const m of this.bySandbox.values()) for (const p of m.values()) p.finish({ kind: "failed", error });
+    for (const stop of [...this.joinedStops]) stop(error);
   }
 }
