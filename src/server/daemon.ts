@@ -4,6 +4,7 @@ import { Sandboxes } from "../runtime/sandboxes.js";
 import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
 import type { E2bApp } from "./e2b/e2b-app.js";
+import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
   readonly stateDir?: string;
@@ -34,6 +35,12 @@ export interface DaemonOptions {
    * on a listener of their own (src/server/e2b/, docs/e2b.md).
    */
   readonly e2b?: { readonly listen: { readonly host?: string; readonly port: number }; readonly backend?: "container" | "vm" | "gvisor" };
+  /** The domain of sandboxes' port URLs (default localhost). */
+  readonly portDomain?: string;
+  /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
+  readonly network?: NetworkOptions;
+  /** The network of a sandbox whose spec names none (default "none"). */
+  readonly defaultNetwork?: "none" | "nat";
 }
 
 export interface Daemon {
@@ -63,6 +70,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
     ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
+    // Four container slots made ahead of need once the network is up: a create with nat then only moves its link.
+    network: { spares: 4, ...o.network },
     longLived: true,
   });
   // One application of the declared state at a time (start, SIGHUP).
@@ -89,6 +98,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.portDomain ? { portDomain: o.portDomain } : {}),
+    ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
   let url: string;
   if ("socket" in o.listen) {
@@ -99,6 +110,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   } else {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
+    if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
   }
   let e2b: E2bApp | undefined;
   let e2bUrl: string | undefined;
@@ -117,6 +129,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     } catch (e) {
       await e2b?.close();
       await app.close();
+      await sandboxes.releaseNetworkSpares();
       sandboxes.close();
       throw e;
     }
@@ -152,6 +165,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       await e2b?.close();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
+      await sandboxes.releaseNetworkSpares();
       sandboxes.close();
     },
   };

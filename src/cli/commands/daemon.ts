@@ -14,7 +14,12 @@ export const daemon: Action = async (ctx, p) => {
     declared?: string;
     e2bListen?: string;
     e2bBackend: string;
+    defaultNetwork: string;
+    netRange?: string;
+    dnsUpstream: string[];
+    portDomain: string;
   };
+  if (f.defaultNetwork !== "none" && f.defaultNetwork !== "nat") throw new InvalidArgumentError(`--default-network is none or nat, got "${f.defaultNetwork}"`);
   const [host, port] = hostPort("--listen", f.listen, !f.socket);
   if (!["container", "vm", "gvisor"].includes(f.e2bBackend)) throw new InvalidArgumentError(`--e2b-backend must be container, vm or gvisor, got "${f.e2bBackend}"`);
   const e2b = f.e2bListen === undefined ? undefined : hostPort("--e2b-listen", f.e2bListen, true);
@@ -23,6 +28,7 @@ export const daemon: Action = async (ctx, p) => {
   const { startDaemon } = await import("../../server/daemon.js");
   const stateDir = ctx.stateDir;
   const listen = f.socket ? { socket: f.socket } : { host, port };
+  const network = { ...(f.netRange ? { range: f.netRange } : {}), ...(f.dnsUpstream.length ? { dnsUpstream: f.dnsUpstream } : {}) };
   const d = await startDaemon({
     ...(stateDir ? { stateDir } : {}),
     listen,
@@ -32,6 +38,9 @@ export const daemon: Action = async (ctx, p) => {
     ...(f.allowShare.length ? { allowedShares: f.allowShare } : {}),
     ...(f.declared ? { declaredFile: f.declared } : {}),
     ...(e2b ? { e2b: { listen: { host: e2b[0], port: e2b[1] }, backend: f.e2bBackend as "container" | "vm" | "gvisor" } } : {}),
+    defaultNetwork: f.defaultNetwork,
+    network,
+    portDomain: f.portDomain,
   });
   await print(`corrald listening on ${d.url}\n${d.e2bUrl ? `corrald's E2B API on ${d.e2bUrl} (E2B_API_URL and E2B_SANDBOX_URL)\n` : ""}`);
   const stop = () => {
