@@ -122,6 +122,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         sandboxes,
         logger,
         ...(o.e2b.backend ? { backend: o.e2b.backend } : {}),
+        ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
         ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
         ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
       });

@@ -53,13 +53,33 @@ describe("E2B SDK against corrald", () => {
       // What corral keeps no memory of: a pause (a 501, not a silent stop).
       await assert.rejects(sb.pause(), (e: unknown) => e instanceof SandboxError && /^501: corral cannot keep a paused sandbox's memory/.test(e.message));
       await assert.rejects(sb.createSnapshot(), (e: unknown) => e instanceof SandboxError && /only microVM sandboxes/.test(e.message));
-      await assert.rejects(Sandbox.create({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: .*allow_internet_access/.test(e.message));
+      await assert.rejects(Sandbox.create({ network: { denyOut: ["198.18.0.1"] } }), (e: unknown) => e instanceof SandboxError && /^501: .*network rules/.test(e.message));
       await assert.rejects(Sandbox.create({ lifecycle: { onTimeout: "pause" } }), (e: unknown) => e instanceof SandboxError && /^501: .*autoPause/.test(e.message));
-      await assert.rejects(sb.updateNetwork({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: corral sandboxes have no network/.test(e.message));
+      await assert.rejects(sb.updateNetwork({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: corral does not change a sandbox's network/.test(e.message));
       // Signed file URLs name no sandbox once E2B_SANDBOX_URL is set (the SDK sends the id as a header only).
       const url = await sb.downloadUrl("notes/a.txt");
       const r = await fetch(url);
       assert.deepEqual([r.status, ((await r.json()) as { message: string }).message], [400, "requests to a sandbox need the E2b-Sandbox-Id header (set by the E2B SDK)"]);
+    });
+
+    it("gives internet access as corral's nat network when asked, and none when refused or unsaid", async () => {
+      // Only the sandbox's own interfaces and routes are read: no packet is sent anywhere.
+      const links = async (s: Sandbox) => (await s.commands.run("ls /sys/class/net; awk '$2 == \"00000000\" { print \"default via\", $1 }' /proc/net/route")).stdout.trim().split("\n");
+      const open = await Sandbox.create({ allowInternetAccess: true });
+      const closed = await Sandbox.create({ allowInternetAccess: false });
+      try {
+        assert.equal((await open.getInfo()).allowInternetAccess, true);
+        assert.equal(d.sandboxes.record(open.sandboxId, { tenant: "alice" }).spec.network, "nat");
+        const l = await links(open);
+        assert.ok(l.includes("lo") && l.some((x) => /^default via (?!lo$)/.test(x)), l.join(", "));
+        for (const s of [closed, sb]) {
+          assert.equal((await s.getInfo()).allowInternetAccess, false);
+          assert.deepEqual(await links(s), ["lo"]);
+        }
+      } finally {
+        await open.kill();
+        await closed.kill();
+      }
     });
 
     it("runs the SDK's (deprecated) git module locally: it is git through commands.run", async () => {

@@ -18,6 +18,8 @@ export interface ControlEnv {
   readonly tokens: AccessTokens;
   /** The backend E2B sandboxes are made with (the daemon's --e2b-backend). */
   readonly backend: "container" | "vm" | "gvisor";
+  /** The network when a create says nothing of internet access. */
+  readonly defaultNetwork: "none" | "nat";
 }
 
 type Body = Record<string, unknown>;
@@ -43,16 +45,28 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
     const timeout = seconds(b["timeout"], "timeout") ?? DEFAULT_TIMEOUT_S;
     const envVars = stringRecord(b["envVars"], "envVars");
     const metadata = stringRecord(b["metadata"], "metadata");
+    const internet = b["allow_internet_access"];
+    if (internet !== undefined && typeof internet !== "boolean") throw new InvalidArgumentError("allow_internet_access must be a boolean");
     let sb: SandboxInfo;
     if (env.sandboxes.listSnapshots({ tenant }).some((s) => s.name === templateID)) {
-      if (Object.keys(envVars).length || Object.keys(metadata).length) {
-        throw new E2bUnsupportedError("a sandbox made from a snapshot keeps the snapshot's environment and metadata: corral cannot set envVars or metadata on it");
+      if (Object.keys(envVars).length || Object.keys(metadata).length || internet !== undefined) {
+        throw new E2bUnsupportedError(
+          "a sandbox made from a snapshot keeps the snapshot's environment, metadata and network: corral cannot set envVars, metadata or allow_internet_access on it",
+        );
       }
       sb = await env.sandboxes.restoreSnapshot(templateID, { tenant });
       sb = { ...sb, ...env.sandboxes.setTimeout(sb.id, timeout, { tenant }) };
     } else {
       sb = await env.sandboxes.create(
-        { template: corralTemplate(templateID), backend: env.backend, env: envVars, labels: metadata, lifetime: { timeoutSeconds: timeout } },
+        {
+          template: corralTemplate(templateID),
+          backend: env.backend,
+          env: envVars,
+          labels: metadata,
+          lifetime: { timeoutSeconds: timeout },
+          // Internet access is corral's nat network (outbound through its bridge); unsaid, the daemon's default.
+          network: internet === undefined ? env.defaultNetwork : internet ? "nat" : "none",
+        },
         { tenant },
       );
     }
@@ -157,7 +171,7 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
 
   app.put<WithId>("/sandboxes/:id/network", async (req) => {
     tenantOf(env, req);
-    throw new E2bUnsupportedError("corral sandboxes have no network yet (network \"none\"): there is nothing to update");
+    throw new E2bUnsupportedError("corral does not change a sandbox's network through E2B's API: choose internet access at create (allowInternetAccess); a nat sandbox's egress policy changes through corral's own API (corral net set)");
   });
 }
 
@@ -196,8 +210,7 @@ function refuseUnsupported(b: Body): void {
   const why: string[] = [];
   if (b["autoPause"] === true) why.push("autoPause (corral removes a sandbox at its timeout; it cannot pause it)");
   if (b["autoResume"] && (b["autoResume"] as { enabled?: unknown }).enabled === true) why.push("autoResume");
-  if (b["allow_internet_access"] === true) why.push("allow_internet_access (corral sandboxes have no network yet)");
-  if (b["network"] && Object.keys(b["network"] as object).length) why.push("network rules (corral sandboxes have no network yet)");
+  if (b["network"] && Object.keys(b["network"] as object).length) why.push("network rules (allowOut, denyOut ...: not mapped onto corral's egress policies yet; allow_internet_access is)");
   if (b["mcp"]) why.push("mcp (no MCP gateway)");
   if (Array.isArray(b["volumeMounts"]) && b["volumeMounts"].length) why.push("volumeMounts (no volumes)");
   if (b["iam"]) why.push("iam (no workload tokens)");

@@ -25,6 +25,8 @@ export interface E2bOptions {
   readonly logger: Logger;
   /** The backend E2B sandboxes get (default container). */
   readonly backend?: "container" | "vm" | "gvisor";
+  /** The network of a sandbox whose create says nothing of internet access (the daemon's --default-network; default none). */
+  readonly defaultNetwork?: "none" | "nat";
   /** Largest JSON body of the sandbox API, bytes (file uploads stream and are not limited). */
   readonly bodyLimit?: number;
   /** Time a client has to send its request headers (slowloris), ms. */
@@ -55,7 +57,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
   const tokens = AccessTokens.forStateDir(o.sandboxes.stateDir);
-  const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container" } as const;
+  const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container", defaultNetwork: o.defaultNetwork ?? "none" } as const;
   const processes = new ProcessTable();
 
   app.addHook("onResponse", (req, reply, done) => {

@@ -1,3 +1,4 @@
+import { networkMode } from "../../core/network-spec.js";
 import type { ResolvedSpec } from "../../core/sandbox-spec.js";
 import type { SandboxInfo, SandboxRecord } from "../../runtime/sandboxes.js";
 import type { AccessTokens } from "./access-token.js";
@@ -74,8 +75,8 @@ export function detailJson(s: SandboxInfo, tokens: AccessTokens) {
     ...listedJson(s),
     envdAccessToken: tokens.tokenOf(s.id),
     domain: null,
-    // corral's network is "none" for now: no internet, whatever was asked.
-    allowInternetAccess: false,
+    // Internet access is corral's nat network.
+    allowInternetAccess: networkMode(s.spec.network) === "nat",
     lifecycle: { onTimeout: "kill", autoResume: false },
   };
 }
