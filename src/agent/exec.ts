@@ -1,5 +1,5 @@
 import { CHUNK } from "./protocol.js";
-import type { ExecCallbacks, ExecRequest, ExecResult } from "./client-types.js";
+import type { ExecCallbacks, ExecRequest, ExecResult, TerminalSize } from "./client-types.js";
 import { agentError, type AgentConnection } from "./connection.js";
 
 /** A command started by AgentClient.exec: its pid, its end, its stdin and signals. */
@@ -9,9 +9,21 @@ export class ExecHandle {
     readonly id: number,
     /** Resolves once the program is running. */
     readonly pid: Promise<number>,
-    /** Resolves when it exits; rejects if it could not start. */
+    /** Resolves when it exits; rejects if it could not start. Never settles after `detach`. */
     readonly result: Promise<ExecResult>,
+    private readonly detaching: { wanted: (() => void) | undefined },
   ) {}
+
+  /**
+   * Stops this stream's output (an attach stream; the command runs on):
+   * resolves once the agent has let go. `result` does not settle after it.
+   */
+  detach(): Promise<void> {
+    return new Promise((resolve) => {
+      this.detaching.wanted = resolve;
+      this.conn.send({ op: "end", id: this.id });
+    });
+  }
 
   writeStdin(data: Buffer | string): Promise<void> {
     return sendStdin(this.conn, this.id, typeof data === "string" ? Buffer.from(data) : data);
@@ -26,6 +38,11 @@ export class ExecHandle {
     return sendSignal(this.conn, this.id, signal);
   }
 
+  /** Sets the size of the command's terminal (ENOTTY for one without a pty); its foreground process group gets SIGWINCH. */
+  async resize(size: TerminalSize): Promise<void> {
+    await this.conn.request({ op: "resize", target: this.id, rows: size.rows, cols: size.cols }, "ok");
+  }
+
   hold(): () => void {
     return this.conn.hold();
   }
@@ -33,6 +50,26 @@ export class ExecHandle {
 
 /** Starts a command; its output goes to `cb`, whose promises hold the connection (AgentConnection.holdFor). */
 export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallbacks): ExecHandle {
+  const header: Record<string, unknown> = { op: "exec" };
+  if (req.argv) header["argv"] = req.argv;
+  if (req.cmd !== undefined) header["cmd"] = req.cmd;
+  if (req.env) header["env"] = req.env;
+  if (req.cwd) header["cwd"] = req.cwd;
+  if (req.stdin) header["stdin"] = true;
+  if (req.timeoutMs) header["timeoutMs"] = req.timeoutMs;
+  if (req.keepAlive) header["keepAlive"] = true;
+  if (req.pty) header["pty"] = { rows: req.pty.rows, cols: req.pty.cols };
+  if (req.detached) header["detached"] = true;
+  if (req.tag !== undefined) header["tag"] = req.tag;
+  return execStream(conn, header, cb);
+}
+
+/**
+ * A command's stream: `header` (an exec, or an attach to a running
+ * command) answered by started, output, exit. The handle's stdin, signals
+ * and resize go by this stream's id.
+ */
+export function execStream(conn: AgentConnection, header: Record<string, unknown>, cb: ExecCallbacks): ExecHandle {
   let resolvePid!: (pid: number) => void;
   let resolveResult!: (r: ExecResult) => void;
   let rejectAll!: (e: Error) => void;
@@ -49,9 +86,14 @@ export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallb
     };
   });
   pid.catch(() => {}); // callers may only await `result`
+  const detaching: { wanted: (() => void) | undefined } = { wanted: undefined };
   const id = conn.open({
     frame: (f) => {
       switch (f.header["ev"]) {
+        case "ok": // the end of an attach stream (detach)
+          conn.end(id);
+          detaching.wanted?.();
+          break;
         case "started":
           resolvePid(Number(f.header["pid"]));
           break;
@@ -76,16 +118,8 @@ export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallb
     },
     fail: (e) => rejectAll(e),
   });
-  const header: Record<string, unknown> = { op: "exec", id };
-  if (req.argv) header["argv"] = req.argv;
-  if (req.cmd !== undefined) header["cmd"] = req.cmd;
-  if (req.env) header["env"] = req.env;
-  if (req.cwd) header["cwd"] = req.cwd;
-  if (req.stdin) header["stdin"] = true;
-  if (req.timeoutMs) header["timeoutMs"] = req.timeoutMs;
-  if (req.keepAlive) header["keepAlive"] = true;
-  conn.send(header);
-  return new ExecHandle(conn, id, pid, result);
+  conn.send({ ...header, id });
+  return new ExecHandle(conn, id, pid, result, detaching);
 }
 
 /** Sends `data` to command `id`'s stdin in frames of at most CHUNK bytes, or closes it (undefined). */

@@ -1,7 +1,9 @@
 import type { OpenApi } from "../openapi.js";
 import { fileOperations } from "./files.js";
+import { fileWatchOperations } from "./file-watch.js";
 import { poolOperations } from "./pools.js";
 import { processOperations } from "./processes.js";
+import { processStreamOperations } from "./process-streams.js";
 import { sandboxOperations } from "./sandboxes.js";
 import { snapshotOperations } from "./snapshots.js";
 import { storeOperations } from "./store.js";
@@ -14,7 +16,9 @@ const RESOURCES: readonly Operations[] = [
   systemOperations,
   sandboxOperations,
   processOperations,
+  processStreamOperations,
   fileOperations,
+  fileWatchOperations,
   snapshotOperations,
   templateOperations,
   poolOperations,
