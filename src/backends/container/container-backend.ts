@@ -8,7 +8,7 @@ import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
 import { ContainerHandle, containerPaths, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
-import { ociConfig } from "./oci-config.js";
+import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 import type { Store } from "../../store/store.js";
@@ -21,6 +21,7 @@ export interface ContainerBackendOptions {
   readonly agentDir: string;
   /** Path of the corral-launch binary on the host. */
   readonly launcher: string;
+  /** The store's uid range (the shared layers' owners); a request's own range is id-mapped onto it. */
   readonly uidBase: number;
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
@@ -81,9 +82,14 @@ export class ContainerBackend implements SandboxBackend {
     return this.runtime.hostIds();
   }
 
+  /** The host uid that is root in `req`'s sandbox. */
+  private uidOf(req: CreateRequest): number {
+    return req.uidBase ?? this.o.uidBase;
+  }
+
   create(req: CreateRequest): Promise<SandboxHandle> {
     const p = containerPaths(req.dir);
-    const uid = this.o.uidBase;
+    const uid = this.uidOf(req);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
@@ -112,7 +118,7 @@ export class ContainerBackend implements SandboxBackend {
       hostname: req.hostname,
       agentDir: this.o.agentDir,
       runDir: p.run,
-      uidBase: this.o.uidBase,
+      uidBase: this.uidOf(req),
       cgroupPath: `${this.o.cgroupParent}/${req.id}`,
       nixStore: writable ? { dir: path.join(req.dir, "nix-store"), paths: [], writable: true } : req.nixStore,
       shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
@@ -138,7 +144,7 @@ export class ContainerBackend implements SandboxBackend {
   /** The arguments of corral-launch: the tmpfs and overlay in its own mount namespace, then the runtime's run. */
   async launchArgs(req: CreateRequest): Promise<string[]> {
     const p = containerPaths(req.dir);
-    const uid = this.o.uidBase;
+    const uid = this.uidOf(req);
     const persistent = req.spec.lifetime.mode === "persistent";
     const base = persistent ? req.dir : p.scratch;
     const args: string[] = [];
@@ -165,7 +171,14 @@ export class ContainerBackend implements SandboxBackend {
       args.push("--owned-dir", nixUpper, String(uid), "--owned-dir", nixWork, String(uid));
       args.push("--overlay", lower, nixUpper, nixWork, path.join(req.dir, "nix-store"));
     }
-    args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+    if (uid === this.o.uidBase) args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+    else {
+      // The shared layers, owned by the store's range, id-mapped onto the
+      // sandbox's own (mount_setattr MOUNT_ATTR_IDMAP): nothing copied or
+      // chowned per sandbox. Mount points on a tmpfs of launch's namespace.
+      args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
+      args.push("--idmapped-overlay", lowers, upper, work, p.rootfs, "--");
+    }
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;
   }
