@@ -158,6 +158,12 @@ export class ContainerBackend implements SandboxBackend {
     // overlayfs wants the top layer first.
     const lowers = [...req.layers].reverse().join(":");
     args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    // The sandbox's own range: the shared layers (and shares, which belong
+    // to the store's range as VMs' do) are id-mapped onto it
+    // (mount_setattr MOUNT_ATTR_IDMAP): nothing copied or chowned per
+    // sandbox. Their mount points: a tmpfs in launch's namespace.
+    const idmapped = uid !== this.o.uidBase;
+    if (idmapped) args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
     for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
     const nix = req.nixStore;
     if (nix?.writable) {
@@ -171,14 +177,7 @@ export class ContainerBackend implements SandboxBackend {
       args.push("--owned-dir", nixUpper, String(uid), "--owned-dir", nixWork, String(uid));
       args.push("--overlay", lower, nixUpper, nixWork, path.join(req.dir, "nix-store"));
     }
-    if (uid === this.o.uidBase) args.push("--overlay", lowers, upper, work, p.rootfs, "--");
-    else {
-      // The shared layers, owned by the store's range, id-mapped onto the
-      // sandbox's own (mount_setattr MOUNT_ATTR_IDMAP): nothing copied or
-      // chowned per sandbox. Mount points on a tmpfs of launch's namespace.
-      args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
-      args.push("--idmapped-overlay", lowers, upper, work, p.rootfs, "--");
-    }
+    args.push(idmapped ? "--idmapped-overlay" : "--overlay", lowers, upper, work, p.rootfs, "--");
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;
   }

@@ -42,7 +42,8 @@
  * layers since 5.19), attaches it at MNTDIR/N and stacks the overlay on
  * those: the sandbox sees the shared layers owned by its own range, and
  * no layer is copied or chowned per sandbox. Files of the layers owned by
- * ids outside the store's range read as the overflow id, as before.
+ * ids outside the store's range read as the overflow id, as before. A
+ * --bind-beneath after --idmap is id-mapped the same way.
  *
  *   corral-launch --set-hostname PID STARTTIME
  *
@@ -91,12 +92,32 @@ struct launch_open_how {
 #define LAUNCH_RESOLVE_NO_SYMLINKS 0x04
 #define LAUNCH_RESOLVE_BENEATH 0x08
 
+/* musl has no wrappers for the new mount API: the numbers are the same on every architecture. */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+struct launch_mount_attr {
+	unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+#define LAUNCH_OPEN_TREE_CLONE 1
+#define LAUNCH_MOVE_MOUNT_F_EMPTY_PATH 0x4
+#define LAUNCH_MOUNT_ATTR_RDONLY 0x1
+#define LAUNCH_MOUNT_ATTR_NOSUID 0x2
+#define LAUNCH_MOUNT_ATTR_NODEV 0x4
+#define LAUNCH_MOUNT_ATTR_IDMAP 0x100000
+
 static int open_how(int dirfd, const char *path, unsigned long long resolve) {
 	struct launch_open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve | LAUNCH_RESOLVE_NO_SYMLINKS | LAUNCH_RESOLVE_NO_MAGICLINKS};
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
-static void bind_beneath(const char *root, const char *rel, const char *stage, const char *mode) {
+static void bind_beneath(const char *root, const char *rel, const char *stage, const char *mode, int idmap_ns) {
 	int ro = strcmp(mode, "ro") == 0;
 	if (!ro && strcmp(mode, "rw") != 0) {
 		errno = EINVAL;
@@ -106,6 +127,21 @@ static void bind_beneath(const char *root, const char *rel, const char *stage, c
 	if (rootfd < 0) die("open share root", root);
 	int fd = open_how(rootfd, rel, LAUNCH_RESOLVE_BENEATH);
 	if (fd < 0) die("open share below its root (a symlink in the path?)", rel);
+	if (idmap_ns >= 0) {
+		/* Id-mapped like the layers: files of the store's range are the
+		 * sandbox's own inside, and what it writes lands in the store's
+		 * range on the host (as a VM's virtiofsd writes it). */
+		int tree = (int)syscall(SYS_open_tree, fd, "", LAUNCH_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+		if (tree < 0) die("open_tree share", rel);
+		struct launch_mount_attr attr = {
+			LAUNCH_MOUNT_ATTR_IDMAP | LAUNCH_MOUNT_ATTR_NOSUID | LAUNCH_MOUNT_ATTR_NODEV | (ro ? LAUNCH_MOUNT_ATTR_RDONLY : 0), 0, 0, (unsigned long long)idmap_ns};
+		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) die("mount_setattr MOUNT_ATTR_IDMAP on share (a filesystem without id-mapped mounts?)", rel);
+		if (syscall(SYS_move_mount, tree, "", AT_FDCWD, stage, LAUNCH_MOVE_MOUNT_F_EMPTY_PATH) != 0) die("move_mount share to", stage);
+		close(tree);
+		close(fd);
+		close(rootfd);
+		return;
+	}
 	char at[64];
 	snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
 	if (mount(at, stage, NULL, MS_BIND, NULL) != 0) die("bind share on", stage);
@@ -146,25 +182,6 @@ static void enter_userns(unsigned long base, unsigned long count) {
 	close(go[1]);
 }
 
-/* musl has no wrappers for the new mount API: the numbers are the same on every architecture. */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-struct launch_mount_attr {
-	unsigned long long attr_set, attr_clr, propagation, userns_fd;
-};
-#define LAUNCH_OPEN_TREE_CLONE 1
-#define LAUNCH_MOVE_MOUNT_F_EMPTY_PATH 0x4
-#define LAUNCH_MOUNT_ATTR_RDONLY 0x1
-#define LAUNCH_MOUNT_ATTR_NOSUID 0x2
-#define LAUNCH_MOUNT_ATTR_NODEV 0x4
-#define LAUNCH_MOUNT_ATTR_IDMAP 0x100000
 
 /* A user namespace (an fd on it) whose uid and gid maps are "FROM TO COUNT". */
 static int idmap_userns(unsigned long from, unsigned long to, unsigned long count) {
@@ -372,7 +389,7 @@ int main(int argc, char **argv) {
 			if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
 			free(opts);
 		} else if (strcmp(a, "--bind-beneath") == 0 && i + 4 < argc) {
-			bind_beneath(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]);
+			bind_beneath(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4], idmap_ns);
 			i += 4;
 		} else if (strcmp(a, "--userns") == 0 && i + 2 < argc) {
 			unsigned long base = strtoul(argv[i + 1], NULL, 10), count = strtoul(argv[i + 2], NULL, 10);
