@@ -121,6 +121,12 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE pools ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
   `,
+  // Each sandbox's own host uid range (runtime/uid-ranges.ts): its slot,
+  // unique; NULL for rows from before (they keep the shared range).
+  `
+  ALTER TABLE sandboxes ADD COLUMN uid_slot INTEGER;
+  CREATE UNIQUE INDEX sandboxes_uid_slot ON sandboxes (uid_slot) WHERE uid_slot IS NOT NULL;
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

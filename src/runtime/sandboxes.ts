@@ -145,6 +145,11 @@ export class Sandboxes {
     return this.rt.rows.find(ref, scope);
   }
 
+  /** The host uid that is root in the sandbox: the first of its own 65536 (runtime/uid-ranges.ts). */
+  uidBaseOf(ref: string, scope: Scope = {}): number {
+    return this.rt.uidBaseOf(this.record(ref, scope).id) ?? this.uidBase;
+  }
+
   async get(ref: string, scope: Scope = {}): Promise<SandboxInfo> {
     return this.rt.withStatus(this.record(ref, scope));
   }

@@ -247,10 +247,12 @@ export class Store {
   /**
    * Takes ownership of a built root filesystem: shifts owners, computes its
    * digest and renames it into place (a no-op when that digest is stored).
+   * `fromUidBase`: the tree was written by a sandbox root at that host uid
+   * (its own range, a commit): its owners move to the store's range.
    */
-  async addLayer(dir: string, source: string, progress: ProgressFn = () => {}): Promise<LayerRecord> {
+  async addLayer(dir: string, source: string, progress: ProgressFn = () => {}, fromUidBase?: number): Promise<LayerRecord> {
     progress({ phase: "finalize", message: "hashing and shifting ownership", percent: 92 });
-    const summary = await finalizeTree(dir, this.uidBase);
+    const summary = await finalizeTree(dir, this.uidBase, fromUidBase);
     const target = this.layerDir(summary.digest);
     const existing = await this.layer(summary.digest);
     if (existing) return existing;

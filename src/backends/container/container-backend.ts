@@ -9,7 +9,7 @@ import { createOrUndo, startAgain, type BackendContext, type BackendReport, type
 import { joinNamespace, NetJoiner } from "../../network/container-link.js";
 import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
-import { ociConfig } from "./oci-config.js";
+import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 import type { Store } from "../../store/store.js";
@@ -22,6 +22,7 @@ export interface ContainerBackendOptions {
   readonly agentDir: string;
   /** Path of the corral-launch binary on the host. */
   readonly launcher: string;
+  /** The store's uid range (the shared layers' owners); a request's own range is id-mapped onto it. */
   readonly uidBase: number;
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
@@ -89,9 +90,14 @@ export class ContainerBackend implements SandboxBackend {
     return this.runtime.hostIds();
   }
 
+  /** The host uid that is root in `req`'s sandbox. */
+  private uidOf(req: CreateRequest): number {
+    return req.uidBase ?? this.o.uidBase;
+  }
+
   create(req: CreateRequest): Promise<SandboxHandle> {
     const p = containerPaths(req.dir);
-    const uid = this.o.uidBase;
+    const uid = this.uidOf(req);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
@@ -127,7 +133,7 @@ export class ContainerBackend implements SandboxBackend {
       hostname: req.hostname,
       agentDir: this.o.agentDir,
       runDir: p.run,
-      uidBase: this.o.uidBase,
+      uidBase: this.uidOf(req),
       cgroupPath: `${this.o.cgroupParent}/${req.id}`,
       nixStore: writable ? { dir: path.join(req.dir, "nix-store"), paths: [], writable: true } : req.nixStore,
       shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
@@ -154,7 +160,7 @@ export class ContainerBackend implements SandboxBackend {
   /** The arguments of corral-launch: the tmpfs and overlay in its own mount namespace, then the runtime's run. */
   async launchArgs(req: CreateRequest): Promise<string[]> {
     const p = containerPaths(req.dir);
-    const uid = this.o.uidBase;
+    const uid = this.uidOf(req);
     const persistent = req.spec.lifetime.mode === "persistent";
     const base = persistent ? req.dir : p.scratch;
     const args: string[] = [];
@@ -168,6 +174,12 @@ export class ContainerBackend implements SandboxBackend {
     // overlayfs wants the top layer first.
     const lowers = [...req.layers].reverse().join(":");
     args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    // The sandbox's own range: the shared layers (and shares, which belong
+    // to the store's range as VMs' do) are id-mapped onto it
+    // (mount_setattr MOUNT_ATTR_IDMAP): nothing copied or chowned per
+    // sandbox. Their mount points: a tmpfs in launch's namespace.
+    const idmapped = uid !== this.o.uidBase;
+    if (idmapped) args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
     for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
     const nix = req.nixStore;
     if (nix?.writable) {
@@ -181,7 +193,7 @@ export class ContainerBackend implements SandboxBackend {
       args.push("--owned-dir", nixUpper, String(uid), "--owned-dir", nixWork, String(uid));
       args.push("--overlay", lower, nixUpper, nixWork, path.join(req.dir, "nix-store"));
     }
-    args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+    args.push(idmapped ? "--idmapped-overlay" : "--overlay", lowers, upper, work, p.rootfs, "--");
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;
   }
