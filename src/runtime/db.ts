@@ -103,6 +103,19 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (tenant_id, name)
   );
   `,
+  // SSH public keys a tenant's users log in to its sandboxes with (issue 15).
+  `
+  CREATE TABLE ssh_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    type TEXT NOT NULL,
+    blob BLOB NOT NULL,
+    comment TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (tenant_id, fingerprint)
+  );
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */
