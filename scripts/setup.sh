@@ -25,10 +25,13 @@ fi
 # parser into a libFuzzer binary (-fsanitize=fuzzer,address,undefined; the
 # runtime libraries are in libclang-rt-14-dev, Debian 12's clang being 14).
 # runsc: gVisor (Debian's 2022-12 build), the OCI runtime of `backend:
-# "gvisor"` sandboxes (src/backends/gvisor/). openssh-client: ssh, scp, sftp
-# and ssh-keygen, the user's side of `corral ssh` (test/functional/ssh.test.ts).
+# "gvisor"` sandboxes (src/backends/gvisor/). systemd: `systemd-analyze
+# verify` of the unit the NixOS module renders (test/functional/nix-module.test.ts).
+# nftables, iproute2: sandbox networks (src/network/: the bridge, veth pairs
+# and taps, the egress rules). openssh-client: ssh, scp, sftp and
+# ssh-keygen, the user's side of `corral ssh` (test/functional/ssh.test.ts).
 # tmux: the real terminal `corral shell` is typed into (cli-shell.test.ts).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc openssh-client tmux)
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc systemd nftables iproute2 openssh-client tmux)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

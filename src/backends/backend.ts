@@ -1,5 +1,6 @@
 import type { AgentClient } from "../agent/client.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
+import type { NetAttachment } from "../network/networks.js";
 import type { NixStoreView, Store } from "../store/store.js";
 
 /**
@@ -58,6 +59,26 @@ export interface CreateRequest {
   readonly nixStore?: NixStoreView | undefined;
   /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */
   readonly warm?: boolean;
+  /** Its place on corral's network (spec network "nat" or an object): a namespace to join, or a tap. */
+  readonly net?: NetAttachment | undefined;
+  /** Host directories the sandbox sees, resolved and allowed (runtime/shares.ts), parents before children. */
+  readonly shares?: readonly HostShare[] | undefined;
+}
+
+/**
+ * A share the runtime checked against the operator's allowed directories:
+ * `path` below `root`, both free of symlinks when resolved. Backends open
+ * them again by fd (corral-launch --bind-beneath), never by the joined
+ * path, so a symlink swapped in since is refused, not followed.
+ */
+export interface HostShare {
+  /** The allowed directory (a real path) it is below. */
+  readonly root: string;
+  /** Relative to root; "." for root itself. */
+  readonly path: string;
+  /** Where the sandbox sees it (absolute). */
+  readonly target: string;
+  readonly readOnly: boolean;
 }
 
 export interface UsageSample {
@@ -103,12 +124,20 @@ export interface SandboxHandle {
 
 export interface SandboxBackend {
   readonly kind: BackendKind;
+  /** Whether it can put a sandbox on corral's network (CreateRequest.net); absent: only network "none". */
+  readonly networking?: boolean;
   probe(): Promise<BackendReport>;
   create(req: CreateRequest): Promise<SandboxHandle>;
   /** Runs a stopped sandbox again from its directory. */
   start(req: CreateRequest): Promise<SandboxHandle>;
   /** A handle to a sandbox created earlier (by this or another process). */
   attach(id: string, dir: string): SandboxHandle;
+  /**
+   * Applies a new spec to a stopped persistent sandbox, its disk kept, for
+   * its next start (what create derived from the spec, e.g. a container's
+   * config.json). Absent where start() derives everything itself (VMs).
+   */
+  reconfigure?(req: CreateRequest): Promise<void>;
   /** A new sandbox started from snapshot `snapshotId` (SandboxHandle.snapshot), with its own identity. */
   restore?(req: CreateRequest, snapshotId: string): Promise<SandboxHandle>;
   /** Whether snapshot `snapshotId` still has its files on this host. */

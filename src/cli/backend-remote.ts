@@ -152,6 +152,14 @@ export class RemoteTarget implements CliTarget {
     await (await Sandbox.connect(ref, this.conn)).promote();
   }
 
+  async setNetwork(ref: string, network: NonNullable<SpecInput["network"]>): Promise<void> {
+    await (await Sandbox.connect(ref, this.conn)).setNetwork(network as Parameters<Sandbox["setNetwork"]>[0]);
+  }
+
+  async port(ref: string, port: number): Promise<{ url: string; tokenUrl?: string; public: boolean }> {
+    return (await Sandbox.connect(ref, this.conn)).getHost(port);
+  }
+
   async setRunning(ref: string, running: boolean): Promise<void> {
     const sb = await Sandbox.connect(ref, this.conn);
     await (running ? sb.start() : sb.stop());
@@ -170,7 +178,7 @@ export class RemoteTarget implements CliTarget {
 
 /** The API's Sandbox object, as the daemon sent it. */
 function apiShape(i: SandboxInfo): SandboxSummary & Record<string, unknown> {
-  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec, ...(i.identity ? { identity: i.identity } : {}) };
+  return { id: i.sandboxId, name: i.name, template: i.template, backend: i.backend, status: i.status, createdAt: i.createdAt, expiresAt: i.expiresAt, spec: i.spec, ...(i.identity ? { identity: i.identity } : {}), ...(i.declared ? { declared: true } : {}) };
 }
 
 const SIGPIPE = 13;

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseSpec } from "../core/sandbox-spec.js";
-import { commandTimeoutSeconds, lifetimeSeconds, MAX_LIFETIME_SECONDS, parseDuration, specFrom } from "./spec-flags.js";
+import { commandTimeoutSeconds, lifetimeSeconds, MAX_LIFETIME_SECONDS, parseDuration, shareFrom, specFrom } from "./spec-flags.js";
 
 test("--timeout accepts what the spec's lifetime.timeoutSeconds accepts, no more", () => {
   assert.equal(parseSpec({ template: "busybox", lifetime: { timeoutSeconds: MAX_LIFETIME_SECONDS } }).lifetime.timeoutSeconds, MAX_LIFETIME_SECONDS);
@@ -25,4 +25,16 @@ test("flags become a spec input the schema accepts", () => {
   assert.equal(parseSpec(spec).lifetime.timeoutSeconds, 600);
   assert.deepEqual([spec.env, spec.labels, spec.resources], [{ A: "1" }, { k: "v" }, { memory: "64M", vcpus: 0.5 }]);
   assert.throws(() => specFrom({ template: "busybox", backend: "container", env: ["novalue"], label: [] }), { code: "invalid_argument", message: '--env must be KEY=VALUE, got "novalue"' });
+});
+
+test("--share SRC:TARGET[:ro] and --share-host-store become the spec's shares", () => {
+  const spec = specFrom({ template: "busybox", backend: "container", env: [], label: [], share: ["/srv/w:/work", "/srv/d:/data:ro", "/a:b:/c:rw"], shareHostStore: true });
+  assert.deepEqual(parseSpec(spec).shares, [
+    { source: "/nix/store", target: "/nix/store", readOnly: true },
+    { source: "/srv/w", target: "/work", readOnly: false },
+    { source: "/srv/d", target: "/data", readOnly: true },
+    { source: "/a:b", target: "/c", readOnly: false },
+  ]);
+  assert.equal(specFrom({ template: "busybox", backend: "container", env: [], label: [] }).shares, undefined);
+  for (const bad of ["/srv", ":/x", "/srv:", "/srv:ro"]) assert.throws(() => shareFrom(bad), { code: "invalid_argument" }, bad);
 });

@@ -19,6 +19,30 @@ const RESOURCE_OPTIONS: readonly OptionSpec[] = [
   { flags: "--disk <size>", help: "size of the writable layer, e.g. 1G" },
 ];
 
+/** The flags that describe a sandbox's network (run, create, net set). */
+export const NETWORK_OPTIONS: readonly OptionSpec[] = [
+  { flags: "--network <mode>", help: "none (loopback only, the default) or nat (outbound access under the egress policy)" },
+  { flags: "--allow <rule>", help: "egress allowed only to these: CIDR, hostname or *.domain (implies nat)", repeat: true },
+  { flags: "--deny <rule>", help: "egress denied to these: CIDR, hostname or *.domain (implies nat)", repeat: true },
+  { flags: "--join <network>", help: "a named network of the tenant's sandboxes to join (implies nat)", repeat: true },
+];
+
+export interface NetworkFlags {
+  network?: string;
+  allow?: string[];
+  deny?: string[];
+  join?: string[];
+}
+
+/** --network, --allow, --deny, --join → the spec's network (as given; the schema checks it), or undefined. */
+export function networkFrom(f: NetworkFlags): SpecInput["network"] {
+  const allow = f.allow ?? [];
+  const deny = f.deny ?? [];
+  const join = f.join ?? [];
+  if (!allow.length && !deny.length && !join.length) return f.network;
+  return { mode: f.network ?? "nat", egress: { ...(allow.length ? { allow } : {}), deny }, networks: join };
+}
+
 /** The flags of `run` and `create` that describe the sandbox. */
 export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "--name <name>", help: "sandbox name (default: generated)" },
@@ -29,7 +53,11 @@ export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "-w, --workdir <dir>", help: "working directory" },
   { flags: "-l, --label <KEY=VALUE>", help: "label", repeat: true },
   { flags: "--persistent", help: "keep the sandbox (and its disk) until removed" },
+  ...NETWORK_OPTIONS,
   { flags: "--timeout <seconds>", help: `remove the sandbox after this long: whole seconds from 1 to ${MAX_LIFETIME_SECONDS} (30 days), or with a unit (90s, 10m, 2h, 7d)` },
+  { flags: "--share <src:target[:ro]>", help: "a host directory the sandbox sees at target (read-only with :ro); it must be below one the operator allows (corral daemon --allow-share)", repeat: true },
+  { flags: "--share-host-store", help: "the host's /nix/store, read-only, at /nix/store (a share: the operator must allow /nix/store)" },
+  { flags: "--nix-writable", help: "a private writable layer over the sandbox's /nix/store, with Nix's database, so nix-build works inside (a Nix template or --share-host-store)" },
 ];
 
 /** The resource flags of `admin pool set`. */
@@ -48,6 +76,13 @@ export interface SpecFlags {
   label: string[];
   persistent?: boolean;
   timeout?: string;
+  share?: string[];
+  shareHostStore?: boolean;
+  nixWritable?: boolean;
+  network?: string;
+  allow?: string[];
+  deny?: string[];
+  join?: string[];
 }
 
 export type ResourceFlags = Pick<SpecFlags, "memory" | "cpus" | "pids" | "disk">;
@@ -76,8 +111,22 @@ export function specFrom(f: SpecFlags): SpecInput {
     lifetime,
   };
   if (f.name !== undefined) spec.name = f.name;
+  const network = networkFrom(f);
+  if (network !== undefined) spec.network = network;
   if (f.workdir !== undefined) spec.workdir = f.workdir;
+  const shares = [...(f.shareHostStore ? [{ source: "/nix/store", target: "/nix/store", readOnly: true }] : []), ...(f.share ?? []).map(shareFrom)];
+  if (shares.length) spec.shares = shares;
+  if (f.nixWritable) spec.nix = { writable: true };
   return spec;
+}
+
+/** `--share SRC:TARGET[:ro|:rw]` → a share (paths as given; the spec and the daemon check them). */
+export function shareFrom(text: string): { source: string; target: string; readOnly: boolean } {
+  const mode = /:(ro|rw)$/.exec(text)?.[1];
+  const rest = mode ? text.slice(0, -3) : text;
+  const i = rest.lastIndexOf(":");
+  if (i <= 0 || i === rest.length - 1) throw new InvalidArgumentError(`--share must be SOURCE:TARGET or SOURCE:TARGET:ro, got "${text}"`);
+  return { source: rest.slice(0, i), target: rest.slice(i + 1), readOnly: mode === "ro" };
 }
 
 const UNITS: Readonly<Record<string, number>> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };

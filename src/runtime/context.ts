@@ -3,13 +3,15 @@ import type { BackendKind, SandboxBackend, SandboxHandle, SandboxStatus } from "
 import { HostError } from "../core/errors.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { Host } from "../host/host.js";
+import type { Networks } from "../network/networks.js";
 import type { Store } from "../store/store.js";
 import { Connections } from "./connections.js";
-import { recordEvent, type Db } from "./db.js";
+import { recordEvent, stmt, type Db } from "./db.js";
 import type { SandboxInfo, SandboxRecord } from "./records.js";
 import { SandboxRows } from "./sandbox-rows.js";
 import { Pools } from "./pools.js";
 import { Tenants } from "./tenants.js";
+import { SharePolicy } from "./shares.js";
 
 /** What the runtime reads of the host itself (the backends do the rest). */
 export type RuntimeHost = Pick<Host, "cgroupMode" | "cgroupChildren" | "pidAlive">;
@@ -24,6 +26,8 @@ export interface StateDirParts {
   readonly backends: ReadonlyMap<BackendKind, SandboxBackend>;
   readonly host: RuntimeHost;
   readonly longLived: boolean;
+  /** Networking of the state dir (absent over injected backends: only network "none"). */
+  readonly net?: Networks;
 }
 
 /**
@@ -40,6 +44,10 @@ export class RuntimeContext {
   readonly conns: Connections;
   /** Pooled sandboxes a claim in this process is checking (pool-claims.ts). */
   readonly claiming = new Set<string>();
+  /** The host directories sandboxes may see (shares.ts). */
+  readonly shares: SharePolicy;
+  /** The backend of a create whose spec names none (the declared state's defaultBackend); unset: the spec's default. */
+  defaultBackend: BackendKind | undefined;
 
   constructor(readonly parts: StateDirParts) {
     this.sandboxesDir = path.join(parts.stateDir, "sandboxes");
@@ -47,6 +55,7 @@ export class RuntimeContext {
     this.rows = new SandboxRows(parts.db, this.tenants);
     this.pools = new Pools(parts.db, this.rows);
     this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
+    this.shares = new SharePolicy(parts.stateDir);
   }
 
   get db(): Db {
@@ -75,7 +84,9 @@ export class RuntimeContext {
   /** What get and list return: the record, its status, and its identity where its backend gives one. */
   info(r: SandboxRecord, status: SandboxStatus): SandboxInfo {
     const identity = this.parts.backends.get(r.spec.backend)?.identity?.(r.name);
-    return identity ? { ...r, status, identity } : { ...r, status };
+    // Made by the operator's declared state (declared.ts)?
+    const declared = stmt(this.db, "SELECT 1 FROM declared WHERE kind = 'sandbox' AND sandbox_id = ?").get(r.id) !== undefined;
+    return { ...r, status, ...(identity ? { identity } : {}), ...(declared ? { declared } : {}) };
   }
 
   async withStatus(r: SandboxRecord): Promise<SandboxInfo> {
@@ -87,6 +98,7 @@ export class RuntimeContext {
     this.conns.drop(id);
     if (spec) await this.handle({ id, spec }).destroy();
     else await this.destroyUnknown(id);
+    await this.parts.net?.detach(id);
     this.rows.delete(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }

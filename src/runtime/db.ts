@@ -103,6 +103,24 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (tenant_id, name)
   );
   `,
+  // What the operator's declared state (runtime/declared.ts) made: sandboxes
+  // by declared name (with the hash of their declaration), pools, API keys.
+  // Only these are changed or removed when the declaration changes.
+  `
+  CREATE TABLE declared (
+    kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'pool', 'key')),
+    name TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    sandbox_id TEXT,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+  );
+  CREATE INDEX declared_sandbox ON declared (sandbox_id) WHERE sandbox_id IS NOT NULL;
+  `,
+  // Pools of sandboxes on corral's network (nat) beside those without one.
+  `
+  ALTER TABLE pools ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
+  `,
   // SSH public keys a tenant's users log in to its sandboxes with (issue 15).
   `
   CREATE TABLE ssh_keys (

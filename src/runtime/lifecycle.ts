@@ -1,12 +1,14 @@
 import fsp from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import type { CreateRequest } from "../backends/backend.js";
-import { ConflictError, InvalidArgumentError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError, InvalidSpecError } from "../core/errors.js";
+import { networkMode } from "../core/network-spec.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent } from "./db.js";
 import { claim } from "./pool-claims.js";
+import { sandboxStore } from "./nix-view.js";
 import { POOL_TENANT, poolKey } from "./pools.js";
 import { defaultName, expiryFrom, LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope } from "./records.js";
 
@@ -22,9 +24,10 @@ export interface CreateOptions extends Scope {
  * started cold. `pool` (internal) starts one to wait in that pool.
  */
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
-  const spec = parseSpec(input);
+  const spec = parseSpec(withDefaultBackend(input, rt.defaultBackend));
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
-  if (!opts.pool && spec.lifetime.mode === "ephemeral") {
+  // A pool's sandboxes have no shares and a read-only store: one with either starts cold.
+  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares && !spec.nix) {
     const key = poolKey(spec);
     const { pools } = rt;
     if (pools.has(key)) {
@@ -35,11 +38,14 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
     }
   }
   const backend = rt.backend(spec.backend);
+  checkNetworking(rt, spec);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
+  // Checked before anything is recorded or made: a refused share leaves nothing.
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
   return startNew(
     rt,
-    { spec, tenant, layers: template.layers, pool: opts.pool },
-    (req) => backend.create({ ...req, nixStore: rt.store.nixStoreView(template), warm: opts.pool !== undefined }),
+    { spec, tenant, layers: stands.layers, pool: opts.pool },
+    (req) => backend.create({ ...req, nixStore: stands.nixStore, shares: stands.shares, warm: opts.pool !== undefined }),
     (r) => ({ type: "created", detail: { name: r.name, template: spec.template } }),
   );
 }
@@ -87,7 +93,9 @@ export async function startNew(
   try {
     await fsp.mkdir(dir, { mode: 0o711 });
     // A pooled sandbox already answers to the name an unnamed claim gives it.
-    await start({ id, spec, hostname: pool ? defaultName(id) : record.name, layers: n.layers.map((d) => rt.store.layerDir(d)), dir });
+    const hostname = pool ? defaultName(id) : record.name;
+    const net = networkMode(spec.network) === "nat" ? await attachNetwork(rt, { id, tenant, name: hostname, spec }) : undefined;
+    await start({ id, spec, hostname, layers: n.layers.map((d) => rt.store.layerDir(d)), dir, net });
     rt.rows.setState(id, "running");
     recordEvent(rt.db, { tenant, sandbox: id, ...event(record) });
     rt.conns.started(record, n.fresh ?? true);
@@ -96,10 +104,27 @@ export async function startNew(
     if (n.failedReason) await rt.remove(id, tenant, n.failedReason, spec).catch(() => {});
     else {
       await backend.attach(id, dir).destroy().catch(() => {});
+      await rt.parts.net?.detach(id).catch(() => {});
       rt.rows.delete(id);
     }
     throw e;
   }
+}
+
+/** Refuses network "nat" where it cannot be had (a backend without networking, a state dir over injected backends). */
+export function checkNetworking(rt: RuntimeContext, spec: ResolvedSpec): void {
+  if (networkMode(spec.network) === "none") return;
+  if (!rt.backend(spec.backend).networking) {
+    throw new InvalidSpecError([{ path: "network", message: `backend "${spec.backend}" cannot put a sandbox on a network yet: use network "none"` }]);
+  }
+  if (!rt.parts.net) throw new InvalidSpecError([{ path: "network", message: "this state dir was opened without networking" }]);
+}
+
+async function attachNetwork(rt: RuntimeContext, s: { id: string; tenant: string; name: string; spec: ResolvedSpec }) {
+  checkNetworking(rt, s.spec);
+  const kind = s.spec.backend === "vm" ? "vm" : "container";
+  const mac = rt.backend(s.spec.backend).identity?.(s.name).mac;
+  return rt.parts.net!.attach({ id: s.id, tenant: s.tenant, name: s.name, kind, network: s.spec.network, ...(mac ? { mac } : {}) });
 }
 
 /**
@@ -123,16 +148,52 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
 /** Starts a stopped sandbox again, with the disk it had. */
 export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<SandboxInfo> {
   const template = await rt.store.ensureTemplate(r.spec.template);
+  // Checked again: the operator may have withdrawn a directory since.
+  const stands = await sandboxStore(rt, r.spec, template, await rt.shares.resolve(r.spec.shares, template.nix !== undefined));
   await rt.backend(r.spec.backend).start({
     id: r.id,
     spec: r.spec,
     hostname: r.name,
-    layers: template.layers.map((d) => rt.store.layerDir(d)),
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
+    // A VM plans its devices again at every start: its Nix store's too.
+    nixStore: stands.nixStore,
+    shares: stands.shares,
   });
   rt.rows.setState(r.id, "running");
   recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
   return rt.info({ ...r, state: "running" }, "running");
+}
+
+/** The spec input with `backend` set to the operator's default when it names none. */
+function withDefaultBackend(input: unknown, backend: string | undefined): unknown {
+  if (backend === undefined || typeof input !== "object" || input === null || Array.isArray(input) || "backend" in input) return input;
+  return { ...input, backend };
+}
+
+/**
+ * Gives a stopped persistent sandbox a new spec (the declared state
+ * changed), keeping its disk; start() then runs it with it. The backend
+ * rewrites what it made from the old spec (a container's config.json; a
+ * VM plans at every start). The backend stays the one it was made on.
+ */
+export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: ResolvedSpec): Promise<void> {
+  if (r.state !== "stopped" || spec.lifetime.mode !== "persistent" || spec.backend !== r.spec.backend) {
+    throw new ConflictError(`sandbox "${r.name}" can take a new spec on its disk only when stopped, persistent and on the same backend`);
+  }
+  const template = await rt.store.ensureTemplate(spec.template);
+  const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
+  await rt.backend(spec.backend).reconfigure?.({
+    id: r.id,
+    spec,
+    hostname: r.name,
+    layers: stands.layers.map((d) => rt.store.layerDir(d)),
+    dir: rt.dirOf(r.id),
+    nixStore: stands.nixStore,
+    shares: stands.shares,
+  });
+  rt.rows.setSpec(r.id, spec, null);
+  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "reconfigured" });
 }
 
 /** Sets (seconds from now) or clears (null) when the sandbox is removed. */

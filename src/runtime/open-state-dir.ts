@@ -5,6 +5,7 @@ import { openBackends } from "../backends/registry.js";
 import { HostError } from "../core/errors.js";
 import { realHost } from "../host/host.js";
 import { nativeBinary } from "../host/native.js";
+import { Networks, type NetworkOptions } from "../network/networks.js";
 import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
@@ -16,6 +17,11 @@ export const DEFAULT_STATE_DIR = "/var/lib/corral";
  * 100000+ allocations.
  */
 export const DEFAULT_UID_BASE = 0x60000000;
+
+/** The allowed share directories of `opts`, or of $CORRAL_ALLOW_SHARES. */
+export function allowedSharesOf(opts: SandboxesOptions): readonly string[] {
+  return opts.allowedShares ?? (process.env["CORRAL_ALLOW_SHARES"] ?? "").split(":").filter(Boolean);
+}
 
 export interface SandboxesOptions {
   readonly stateDir?: string;
@@ -29,6 +35,13 @@ export interface SandboxesOptions {
    * A one-shot CLI process wants neither.
    */
   readonly longLived?: boolean;
+  /**
+   * Host directories sandboxes may see through `shares` (runtime/shares.ts);
+   * default $CORRAL_ALLOW_SHARES (':'-separated), else none.
+   */
+  readonly allowedShares?: readonly string[];
+  /** Sandbox networking: the address range, the resolver's upstream servers (network/networks.ts). */
+  readonly network?: NetworkOptions;
 }
 
 /** Sandboxes over backends the caller made (a fake in unit tests: no root, nothing on the host). */
@@ -68,7 +81,7 @@ export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDi
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
     const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
-    return { ...common, backends, host: realHost };
+    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network) };
   } catch (e) {
     common.db.close();
     throw e;

@@ -27,6 +27,8 @@ export interface SandboxInfo extends SandboxRecord {
   readonly status: SandboxStatus;
   /** Its network and vsock names (MAC, vsock CID, tap), where its backend gives it some (VMs). */
   readonly identity?: SandboxIdentity;
+  /** Made (and kept) by the operator's declared state (runtime/declared.ts), not through the API. */
+  readonly declared?: true;
 }
 
 /** A saved microVM: what a restore starts from. */

@@ -9,7 +9,9 @@ import { RuntimeContext, type StateDirParts } from "./context.js";
 import type { StartedExec } from "./connections.js";
 import type { Db } from "./db.js";
 import * as lifecycle from "./lifecycle.js";
-import { openInjected, openStateDir, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
+import { allowedSharesOf, openInjected, openStateDir, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
+import { setNetwork } from "./network.js";
+import type { NetworkInput } from "../core/network-spec.js";
 import { refillPools } from "./pool-claims.js";
 import type { Pools } from "./pools.js";
 import type { ExecOutcome, SandboxInfo, SandboxRecord, Scope, SnapshotInfo } from "./records.js";
@@ -17,6 +19,8 @@ import { reapExpired, reconcile } from "./reconcile.js";
 import * as snapshots from "./snapshots.js";
 import { diskUsage, gc, layersInUse, type DiskUsage } from "./storage.js";
 import { commit } from "./template-commit.js";
+import { applyDeclared, type DeclaredReport } from "./declared.js";
+import type { DeclaredState } from "./declared-state.js";
 import type { Tenants } from "./tenants.js";
 import { SshKeys } from "./ssh-keys.js";
 
@@ -68,9 +72,10 @@ export class Sandboxes {
     }
   }
 
-  private static async opened(parts: StateDirParts): Promise<Sandboxes> {
+  private static async opened(parts: StateDirParts, opts: SandboxesOptions): Promise<Sandboxes> {
     const s = new Sandboxes(parts);
     try {
+      await s.allowShares(allowedSharesOf(opts));
       await s.reconcile();
     } catch (e) {
       s.close();
@@ -81,12 +86,17 @@ export class Sandboxes {
 
   /** Opens a state dir on this host (root; the registry's backends), reconciling it with the host. */
   static async open(opts: SandboxesOptions = {}): Promise<Sandboxes> {
-    return Sandboxes.opened(await openStateDir(opts));
+    return Sandboxes.opened(await openStateDir(opts), opts);
   }
 
   /** Opens a state dir over the caller's backends (unit tests: a fake backend, no root), reconciling it. */
   static async openWith(opts: InjectedOptions): Promise<Sandboxes> {
-    return Sandboxes.opened(await openInjected(opts));
+    return Sandboxes.opened(await openInjected(opts), opts);
+  }
+
+  /** Lets go of the network slots this process made ahead of need (a daemon closing: before close()). */
+  async releaseNetworkSpares(): Promise<void> {
+    await this.rt.parts.net?.releaseSpares();
   }
 
   close(): void {
@@ -113,6 +123,25 @@ export class Sandboxes {
   /** Brings every pool to its target (pool-claims.ts refillPools); the daemon calls it on a timer. */
   async refillPools(opts: { beforeStart?: () => Promise<void> } = {}): Promise<{ started: number; removed: number }> {
     return refillPools(this.rt, (input, o) => this.create(input, o), opts);
+  }
+
+  /** Sets the host directories sandboxes may see through `shares` (shares.ts; the daemon's SIGHUP reloads them). */
+  async allowShares(dirs: readonly string[]): Promise<void> {
+    await this.rt.shares.allow(dirs);
+  }
+
+  /**
+   * Makes sandboxes, pools, keys and allowed shares what the operator's
+   * declared state says (declared.ts), touching only what it made before.
+   * `daemonShares`: directories allowed besides the state's (--allow-share).
+   */
+  async applyDeclared(state: DeclaredState, daemonShares: readonly string[] = []): Promise<DeclaredReport> {
+    return applyDeclared(this.rt, state, daemonShares);
+  }
+
+  /** The allowed share directories, as real paths. */
+  get allowedShares(): readonly string[] {
+    return this.rt.shares.allowed;
   }
 
   /** Finds a sandbox (running or stopped) by id or name, within the scope's tenant. */
@@ -166,6 +195,11 @@ export class Sandboxes {
   /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
   setTimeout(ref: string, seconds: number | null, scope: Scope = {}): SandboxRecord {
     return lifecycle.setTimeout(this.rt, this.record(ref, scope), seconds);
+  }
+
+  /** Changes a sandbox's egress policy, named networks and ports, at once (runtime/network.ts). */
+  async setNetwork(ref: string, network: NetworkInput, scope: Scope = {}): Promise<SandboxRecord> {
+    return setNetwork(this.rt, this.record(ref, scope), network);
   }
 
   /** Makes an ephemeral sandbox persistent: no timeout, kept until removed. */

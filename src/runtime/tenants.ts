@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { AuthError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { NAME_PATTERN } from "../core/sandbox-spec.js";
 import { stmt, uniqueOrConflict, type Db } from "./db.js";
 
@@ -93,6 +93,40 @@ export class Tenants {
     stmt(this.db, "INSERT INTO api_keys (id, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)")
       .run(id, tenant, hashSecret(secret).toString("hex"), new Date().toISOString());
     return { id, key: `crl_${id}_${secret}` };
+  }
+
+  /** The tenant, created (with no quota) if it does not exist. */
+  ensure(id: string): Tenant {
+    try {
+      return this.get(id);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      return this.create(id);
+    }
+  }
+
+  /**
+   * Registers a key made elsewhere (the operator's key file, declared
+   * state) for `tenant`, creating the tenant if new: only its secret's hash
+   * is kept, as for createKey's. Nothing happens when that key is already
+   * there; a key id held by another tenant or secret is a ConflictError.
+   * Returns the key's id.
+   */
+  importKey(tenant: string, key: string): string {
+    const m = KEY_PATTERN.exec(key);
+    if (!m) throw new InvalidArgumentError(`an API key is crl_<12 hex digits>_<43 base64url characters>; tenant "${tenant}"'s is not`);
+    this.ensure(tenant);
+    const hash = hashSecret(m[2]!).toString("hex");
+    const row = stmt(this.db, "SELECT tenant_id, hash, revoked_at FROM api_keys WHERE id = ?").get(m[1]) as { tenant_id: string; hash: string; revoked_at: string | null } | undefined;
+    if (!row) {
+      stmt(this.db, "INSERT INTO api_keys (id, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)").run(m[1], tenant, hash, new Date().toISOString());
+    } else if (row.tenant_id !== tenant || row.hash !== hash) {
+      throw new ConflictError(`API key ${m[1]} is already registered ${row.tenant_id === tenant ? "with another secret" : `for tenant "${row.tenant_id}"`}`);
+    } else if (row.revoked_at !== null) {
+      stmt(this.db, "UPDATE api_keys SET revoked_at = NULL WHERE id = ?").run(m[1]);
+    }
+    this.verified.clear();
+    return m[1]!;
   }
 
   keys(tenant?: string): ApiKeyInfo[] {

@@ -1,7 +1,9 @@
 import fs from "node:fs";
 import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
+import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
+import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
   readonly stateDir?: string;
@@ -19,6 +21,20 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** Host directories sandboxes may see through shares (runtime/shares.ts). */
+  readonly allowedShares?: readonly string[];
+  /**
+   * The operator's declared state (runtime/declared-state.ts, rendered by
+   * the NixOS module), applied on start (an unreadable or invalid file
+   * stops the start) and on every reload().
+   */
+  readonly declaredFile?: string;
+  /** The domain of sandboxes' port URLs (default localhost). */
+  readonly portDomain?: string;
+  /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
+  readonly network?: NetworkOptions;
+  /** The network of a sandbox whose spec names none (default "none"). */
+  readonly defaultNetwork?: "none" | "nat";
 }
 
 export interface Daemon {
@@ -27,6 +43,12 @@ export interface Daemon {
   readonly sandboxes: Sandboxes;
   /** Stops serving; sandboxes keep running. */
   close(): Promise<void>;
+  /**
+   * Applies the declared state file again (SIGHUP, `systemctl reload`);
+   * one application at a time. An unreadable or invalid file is logged and
+   * changes nothing. Resolves once applied.
+   */
+  reload(): Promise<void>;
 }
 
 /**
@@ -39,8 +61,26 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const sandboxes = await Sandboxes.open({
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
+    ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
+    // Four container slots made ahead of need once the network is up: a create with nat then only moves its link.
+    network: { spares: 4, ...o.network },
     longLived: true,
   });
+  // One application of the declared state at a time (start, SIGHUP).
+  let applying: Promise<void> = Promise.resolve();
+  const applyDeclared = async () => {
+    if (!o.declaredFile) return;
+    const state = parseDeclared(await fs.promises.readFile(o.declaredFile, "utf8"));
+    const report = await sandboxes.applyDeclared(state, o.allowedShares ?? []);
+    for (const e of report.errors) logger.error({ sandbox: e.name, err: e.message }, "declared sandbox not applied");
+    logger.info({ file: o.declaredFile, ...report, errors: report.errors.length }, "declared state applied");
+  };
+  try {
+    await applyDeclared();
+  } catch (e) {
+    sandboxes.close();
+    throw e;
+  }
   const { app, ctx } = buildApp({
     sandboxes,
     logger,
@@ -50,6 +90,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.portDomain ? { portDomain: o.portDomain } : {}),
+    ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
   let url: string;
   if ("socket" in o.listen) {
@@ -60,6 +102,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   } else {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
+    if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
   }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
@@ -79,11 +122,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   return {
     url,
     sandboxes,
+    reload() {
+      applying = applying.then(applyDeclared).catch((e: unknown) => logger.error({ err: e, file: o.declaredFile }, "declared state not applied"));
+      return applying;
+    },
     async close() {
       clearInterval(reaper);
+      await applying;
       for (const p of ctx.processes.values()) p.end();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
+      await sandboxes.releaseNetworkSpares();
       sandboxes.close();
     },
   };

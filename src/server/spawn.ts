@@ -9,8 +9,8 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../cli/m
  * resolves with its URL once it listens (benchmarks and restart tests, which
  * need the daemon in a process of its own to measure it or to SIGKILL it).
  */
-export async function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv = {}): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [CLI, "--state-dir", stateDir, "daemon", "--listen", "127.0.0.1:0"], {
+export async function spawnDaemon(stateDir: string, env: NodeJS.ProcessEnv = {}, args: readonly string[] = []): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [CLI, "--state-dir", stateDir, "daemon", "--listen", "127.0.0.1:0", ...args], {
     env: { ...process.env, CORRAL_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -5,7 +5,7 @@ import { ConflictError, CorralError, NotFoundError } from "../core/errors.js";
 import { parseSpec } from "../core/index.js";
 import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
-import { debianBuilder } from "./builders/debian.js";
+import { debianBuilder, debianNixBuilder } from "./builders/debian.js";
 import { buildOciTemplate } from "./builders/oci.js";
 import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
@@ -50,10 +50,20 @@ export interface NixPart {
   readonly layer: string;
 }
 
-/** What a backend mounts for a Nix template: `dir` at /nix/store, then each of `paths` at itself. */
+/**
+ * What a backend mounts for a Nix template. A container: `dir` at
+ * /nix/store, then each of `paths` at itself. A VM: the closure as one
+ * image (store/nix/closure-image.ts), or the host's store shared in.
+ */
 export interface NixStoreView {
   readonly dir: string;
   readonly paths: readonly string[];
+  /** The whole host store (read-only), not the closure. */
+  readonly hostStore: boolean;
+  /** The template's Nix layer and its whole closure (symlinks included): a VM's store image. */
+  readonly closure: { readonly layer: string; readonly storePaths: readonly string[] };
+  /** A private writable layer over it (`nix: { writable: true }`): the runtime adds Nix's database as a layer. */
+  readonly writable?: boolean;
 }
 
 /** The host's Nix store, where every store path lives. */
@@ -65,6 +75,7 @@ export const GC_GRACE_MS = 60_000;
 export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
   [busyboxBuilder.name, busyboxBuilder],
   [debianBuilder.name, debianBuilder],
+  [debianNixBuilder.name, debianNixBuilder],
 ]);
 
 /**
@@ -340,9 +351,10 @@ export class Store {
   /** Where a sandbox of this template gets its /nix/store from, if it has one. */
   nixStoreView(t: TemplateRecord): NixStoreView | undefined {
     if (!t.nix) return undefined;
-    if (t.nix.shareHostStore) return { dir: HOST_NIX_STORE, paths: [] };
+    const closure = { layer: t.nix.layer, storePaths: t.nix.storePaths };
+    if (t.nix.shareHostStore) return { dir: HOST_NIX_STORE, paths: [], hostStore: true, closure };
     const links = new Set(t.nix.symlinks);
-    return { dir: path.join(this.layerDir(t.nix.layer), "nix/store"), paths: t.nix.storePaths.filter((p) => !links.has(p)) };
+    return { dir: path.join(this.layerDir(t.nix.layer), "nix/store"), paths: t.nix.storePaths.filter((p) => !links.has(p)), hostStore: false, closure };
   }
 }
 

@@ -66,7 +66,7 @@ describe("corral template, store and admin through corrald", () => {
     assert.equal(listed.length, 2, listed.join("\n"));
     assert.match(listed[0]!, /^ID\s+TENANT\s+CREATED\s+LAST USED\s+STATE$/);
     assert.match(listed[1]!, new RegExp(`^${id}\\s+acme\\s+\\S+\\s+-\\s+active$`));
-    assert.equal(ok(await remote(key, ["ls"])), "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME\n");
+    assert.equal(ok(await remote(key, ["ls"])), "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME   DECLARED\n");
 
     assert.deepEqual(await admin("admin", "key", "revoke", id), { code: 0, stdout: "", stderr: "" });
     assert.match(ok(await admin("admin", "key", "ls", "--tenant", "acme")), new RegExp(`^${id}\\s+acme\\s+\\S+\\s+\\S+\\s+revoked$`, "m"));

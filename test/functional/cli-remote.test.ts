@@ -84,8 +84,8 @@ describe("corral CLI through corrald", () => {
 
     const lines = (await corral("ls")).stdout.trimEnd().split("\n");
     assert.equal(lines.length, 2, lines.join("\n"));
-    assert.match(lines[0] ?? "", /^NAME\s+ID\s+TEMPLATE\s+BACKEND\s+STATE\s+AGE\s+MEMORY\s+LIFETIME$/);
-    assert.match(lines[1] ?? "", /^dev1\s+[0-9a-f]{16}\s+busybox\s+container\s+running\s+\S+\s+512MiB\s+expires in \S+$/);
+    assert.match(lines[0] ?? "", /^NAME\s+ID\s+TEMPLATE\s+BACKEND\s+STATE\s+AGE\s+MEMORY\s+LIFETIME\s+DECLARED$/);
+    assert.match(lines[1] ?? "", /^dev1\s+[0-9a-f]{16}\s+busybox\s+container\s+running\s+\S+\s+512MiB\s+expires in \S+\s+-$/);
 
     const shown = JSON.parse((await corral("inspect", "dev1")).stdout) as {
       name: string;
@@ -97,7 +97,7 @@ describe("corral CLI through corrald", () => {
     assert.ok((shown.usage?.pids ?? 0) >= 1, "inspect through the daemon shows usage");
 
     assert.equal((await corral("rm", "dev1")).code, 0);
-    assert.equal((await corral("ls")).stdout, "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME\n");
+    assert.equal((await corral("ls")).stdout, "NAME   ID   TEMPLATE   BACKEND   STATE   AGE   MEMORY   LIFETIME   DECLARED\n");
   });
 
   it("promote: the sandbox becomes persistent on the daemon", async () => {

@@ -8,57 +8,11 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { spawnSync } from "node:child_process";
 import { corralCli } from "../helpers/cli.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import type { BuildProgress } from "../../src/store/builders/builder.js";
-
-const noNix = spawnSync("nix-build", ["--version"]).status === 0 ? false : "nix-build is not installed (apt-get install nix-bin)";
-
-/**
- * A toolchain-like pair: `greet-lib` (a shell function reading a text file
- * from the store) and `hello` (a program sourcing it). The nonce makes this
- * run build them afresh even when the host store has an earlier run's.
- */
-function toolchainNix(nonce: string): string {
-  return `
-let
-  bb = builtins.path { path = ./bb; name = "busybox-static"; };
-  sh = "\${bb}/busybox";
-  greeting = builtins.toFile "greeting-${nonce}" "hello from a nix closure\\n";
-  lib = builtins.derivation {
-    name = "greet-lib-${nonce}";
-    system = "x86_64-linux";
-    builder = sh;
-    args = [ "sh" "-c" ''
-      \${sh} mkdir -p $out/share
-      \${sh} printf 'greet() { \${sh} cat \${greeting}; }\\n' > $out/share/greet.sh
-    '' ];
-  };
-in builtins.derivation {
-  name = "hello-${nonce}";
-  system = "x86_64-linux";
-  builder = sh;
-  args = [ "sh" "-c" ''
-    \${sh} mkdir -p $out/bin
-    \${sh} printf '#!\${sh} sh\\n. \${lib}/share/greet.sh\\ngreet\\n' > $out/bin/hello-nix
-    \${sh} chmod 555 $out/bin/hello-nix
-  '' ];
-}
-`;
-}
-
-function singleNix(name: string, script: string): string {
-  return `
-let bb = builtins.path { path = ./bb; name = "busybox-static"; }; in
-builtins.derivation {
-  name = "${name}";
-  system = "x86_64-linux";
-  builder = "\${bb}/busybox";
-  args = [ "sh" "-c" ${JSON.stringify(script)} ];
-}
-`;
-}
+import { noNix, singleNix, toolchainNix, writeNixDir } from "../helpers/nix-files.js";
+import { parseDeclared } from "../../src/runtime/declared-state.js";
 
 describe("templates from a Nix closure", { skip: noNix }, () => {
   let t: TestState;
@@ -69,11 +23,11 @@ describe("templates from a Nix closure", { skip: noNix }, () => {
   before(async () => {
     t = await freshState("nix");
     dir = path.join(path.dirname(t.stateDir), "nix");
-    await fsp.mkdir(path.join(dir, "bb"), { recursive: true });
-    await fsp.copyFile("/bin/busybox", path.join(dir, "bb/busybox"));
-    await fsp.writeFile(file("toolchain.nix"), toolchainNix(nonce));
-    await fsp.writeFile(file("unrelated.nix"), singleNix(`unrelated-${nonce}`, "echo unrelated > $out"));
-    await fsp.writeFile(file("fail.nix"), singleNix(`fail-${nonce}`, "echo deliberate failure >&2; exit 3"));
+    await writeNixDir(dir, {
+      "toolchain.nix": toolchainNix(nonce),
+      "unrelated.nix": singleNix(`unrelated-${nonce}`, "echo unrelated > $out"),
+      "fail.nix": singleNix(`fail-${nonce}`, "echo deliberate failure >&2; exit 3"),
+    });
   });
   after(async () => t.close());
 
@@ -174,6 +128,23 @@ describe("templates from a Nix closure", { skip: noNix }, () => {
     await assert.rejects(t.s.buildNixTemplate("busybox", file("toolchain.nix"), {}), { code: "conflict" });
     await assert.rejects(t.s.buildNixTemplate("nofile", file("missing.nix"), {}), { code: "invalid_argument" });
     await assert.rejects(t.s.buildNixTemplate("Bad Name", file("toolchain.nix"), {}), { code: "invalid_spec" });
+  });
+
+  it("a declared sandbox of store paths (the NixOS module's template = [ pkgs... ]): its closure becomes its template", async () => {
+    const state = parseDeclared(JSON.stringify({ version: 1, sandboxes: { tools: { spec: { backend: "container" }, nixOutputs: [hello] } } }));
+    const r = await t.s.applyDeclared(state);
+    assert.deepEqual([r.created, r.errors], [["tools"], []]);
+    const tpl = await t.s.store.template("declared-tools");
+    assert.deepEqual(tpl?.nix?.storePaths, closure);
+    assert.deepEqual(await run((await t.s.get("tools")).id, "hello-nix"), { code: 0, out: "hello from a nix closure\n" });
+    // Applied again unchanged: the template is not rebuilt.
+    await t.s.applyDeclared(state);
+    assert.equal((await t.s.store.template("declared-tools"))?.createdAt, tpl?.createdAt);
+    assert.deepEqual((await t.s.applyDeclared(parseDeclared(JSON.stringify({ version: 1 })))).removed, ["tools"]);
+    // A path the host's store does not hold: nothing registered, an error for that sandbox alone.
+    const bad = await t.s.applyDeclared(parseDeclared(JSON.stringify({ version: 1, sandboxes: { ghost: { spec: {}, nixOutputs: [`/nix/store/${"0".repeat(32)}-ghost`] } } })));
+    assert.deepEqual(bad.errors.map((e) => e.name), ["ghost"]);
+    assert.equal(await t.s.store.template("declared-ghost"), undefined);
   });
 
   it("corral template build --nix, then corral run with the program on PATH", async () => {

@@ -25,6 +25,7 @@
  *   watch.c    the watch op: inotify on a directory (tree), its events
  *   rename.c   the rename op
  *   flow.c     the flow op: one stream's output paused and resumed
+ *   tcp.c      TCP streams to a port on the sandbox's loopback (connect)
  *   conn.c     connections: input framing, dispatch, output
  *   main.c     options, listeners and accept, the epoll loop, signals, timers
  *
@@ -157,7 +158,7 @@ struct corral_open_how {
 	uint64_t resolve;
 };
 
-#define AGENT_NAME "corral-agent/0.2" /* 0.2: pty, attach, procs, watch, rename, flow */
+#define AGENT_NAME "corral-agent/0.2" /* 0.2: pty, attach, procs, watch, rename, flow; connect, close */
 #define MAX_HEADER 65536u
 #define MAX_PAYLOAD (1024u * 1024u)
 #define CHUNK (64u * 1024u)
@@ -260,7 +261,7 @@ int get_int(const struct jdoc *d, const char *key, int64_t *out);
 
 enum {
 	OP_DATA = 1, OP_STDIN, OP_END, OP_HELLO, OP_EXEC, OP_SIGNAL,
-	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE,
+	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CONNECT, OP_CLOSE,
 };
 /* interactive ops (pty.c, ring.c, watch.c, rename.c) */
 enum { OP_RESIZE = 32, OP_ATTACH, OP_PROCS, OP_WATCH, OP_RENAME, OP_FLOW };
@@ -286,6 +287,7 @@ struct req {
 	const char *to; /* rename: the new path */
 	bool pause;     /* flow */
 	bool noreplace; /* rename: EEXIST rather than replace */
+	int64_t port;    /* connect: 1..65535 */
 };
 
 int frame_next(const char *p, size_t avail, uint32_t *hl, uint32_t *pl);
@@ -296,7 +298,7 @@ void req_free(struct req *r);
 /* ------------------------------------------------------------------ */
 /* objects                                                             */
 
-enum { W_LISTEN = 1, W_SIG, W_CONN, W_OUT, W_ERR, W_IN, W_ERRP };
+enum { W_LISTEN = 1, W_SIG, W_CONN, W_OUT, W_ERR, W_IN, W_ERRP, W_TCP };
 enum { W_INOTIFY = 32 };
 
 struct watch {
@@ -304,7 +306,9 @@ struct watch {
 	void *obj;
 };
 
-enum { S_READ = 1, S_LIST, S_WRITE };
+enum { S_READ = 1, S_LIST, S_WRITE, S_TCP };
+
+struct conn;
 
 struct stream {
 	struct stream *next;
@@ -315,6 +319,13 @@ struct stream {
 	int64_t remaining; /* read: bytes still wanted, < 0 = to EOF */
 	int64_t done;      /* bytes sent / written, or entries listed */
 	bool paused;       /* flow: not pumped */
+	/* S_TCP (tcp.c) */
+	struct conn *conn;
+	struct buf q;      /* bytes for the socket */
+	struct watch w;
+	uint32_t events;   /* registered epoll events */
+	int64_t port;
+	bool connected, tried_v6, rd_eof, wr_end, wr_shut, dead;
 };
 
 struct exec;
@@ -349,6 +360,7 @@ struct conn {
 	bool needs_input;    /* buffered frames to parse after a pause */
 	bool pipes_paused;   /* exec output not read: too much unsent */
 	struct exec *in_blocker;
+	struct stream *in_tcp_blocker; /* a TCP stream whose queue is full */
 	int64_t close_deadline;
 	struct buf in, out;
 	struct stream *streams;
@@ -490,6 +502,16 @@ bool exec_stream_set_paused(struct conn *c, uint32_t id, bool paused);
 bool watch_set_paused(struct conn *c, uint32_t id, bool paused);
 bool stream_set_paused(struct conn *c, uint32_t id, bool paused);
 void op_flow(struct conn *c, uint32_t id, const struct jdoc *d);
+/* tcp.c                                                               */
+
+extern struct stream *g_dead_streams;
+void op_connect(struct conn *c, uint32_t id, const struct jdoc *d);
+void tcp_data(struct conn *c, struct stream *s, const char *pl, size_t pll);
+void tcp_end(struct stream *s);
+void op_close(struct conn *c, uint32_t id);
+void tcp_event(struct stream *s, uint32_t ev);
+void tcp_free(struct stream *s);
+void tcp_update_conn(struct conn *c);
 
 /* ------------------------------------------------------------------ */
 /* conn.c                                                              */

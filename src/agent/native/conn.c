@@ -41,6 +41,7 @@ static void conn_detach(struct conn *c)
 		stream_free(s);
 	}
 	c->in_blocker = NULL;
+	c->in_tcp_blocker = NULL;
 	c->in_paused = false;
 	c->pipes_paused = false;
 }
@@ -131,6 +132,8 @@ static void handle_frame(struct conn *c, const char *h, size_t hl, const char *p
 	case OP_WATCH: op_watch(c, id, &d); break;
 	case OP_RENAME: op_rename(c, id, &d); break;
 	case OP_FLOW: op_flow(c, id, &d); break;
+	case OP_CONNECT: op_connect(c, id, &d); break;
+	case OP_CLOSE: op_close(c, id); break;
 	}
 	jfree(&d);
 }

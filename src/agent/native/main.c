@@ -158,6 +158,11 @@ static void end_of_tick(void)
 		free(c);
 	}
 	watch_free_dead();
+	while (g_dead_streams) {
+		struct stream *s = g_dead_streams;
+		g_dead_streams = s->next;
+		free(s);
+	}
 	while (g_dead_execs) {
 		struct exec *e = g_dead_execs;
 		g_dead_execs = e->next;
@@ -207,6 +212,12 @@ static void dispatch(struct watch *w, uint32_t ev)
 	case W_INOTIFY:
 		watch_read(w->obj);
 		break;
+	case W_TCP: {
+		struct stream *s = w->obj;
+		if (!s->dead)
+			tcp_event(s, ev);
+		break;
+	}
 	case W_ERRP: {
 		struct exec *e = w->obj;
 		if (!e->dead && !e->started && e->errp_fd >= 0)

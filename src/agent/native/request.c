@@ -32,6 +32,7 @@ int request_parse(struct jdoc *d, const char *h, size_t hl, uint32_t *id, int *o
 		{"stat", OP_STAT}, {"list", OP_LIST}, {"mkdir", OP_MKDIR}, {"remove", OP_REMOVE},
 		{"resize", OP_RESIZE}, {"attach", OP_ATTACH}, {"procs", OP_PROCS}, {"watch", OP_WATCH},
 		{"rename", OP_RENAME}, {"flow", OP_FLOW},
+		{"connect", OP_CONNECT}, {"close", OP_CLOSE},
 	};
 	if (jparse(d, h, hl) < 0 || d->n[0].type != J_OBJ)
 		return -1;
@@ -405,6 +406,12 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 		if (get_bool(d, "pause", &r->pause) != 1) {
 			*msg = "flow needs a boolean pause";
 			return EPROTO;
+		}
+		return 0;
+	case OP_CONNECT:
+		if (get_int(d, "port", &r->port) != 1 || r->port < 1 || r->port > 65535) {
+			*msg = "port must be an integer from 1 to 65535";
+			return r->port ? EINVAL : EPROTO;
 		}
 		return 0;
 	default: /* data, end, hello, procs: nothing to check */

@@ -6,10 +6,14 @@ import { nativeBinary } from "../../host/native.js";
 import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
-import { ContainerHandle, containerPaths, type ContainerParts } from "./container-handle.js";
+import { joinNamespace, NetJoiner } from "../../network/container-link.js";
+import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
+import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
+import type { Store } from "../../store/store.js";
+import { ensureClosureTree, gcClosureTrees } from "../../store/nix/closure-image.js";
 
 export { containerPaths } from "./container-handle.js";
 
@@ -21,6 +25,10 @@ export interface ContainerBackendOptions {
   readonly uidBase: number;
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
+  /** The store: a writable Nix store's lower layer is a closure tree in it (store/nix/closure-image.ts). */
+  readonly store?: Store;
+  /** A long-lived process (the daemon): keeps helpers ahead of need. */
+  readonly longLived?: boolean;
 }
 
 /** How long a sandbox has to come up: the launcher, the runtime and the agent. */
@@ -28,7 +36,7 @@ const LAUNCH_TIMEOUT_MS = 10_000;
 
 /** The options every container-like backend of a state dir shares. */
 export function containerOptions(ctx: BackendContext): ContainerBackendOptions {
-  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent };
+  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent, store: ctx.store, longLived: ctx.longLived };
 }
 
 /** The container backend of a state dir: crun, its state in `<state>/crun`. */
@@ -44,7 +52,10 @@ export function containerBackend(ctx: BackendContext): ContainerBackend {
  */
 export class ContainerBackend implements SandboxBackend {
   readonly kind: OciRuntime["kind"];
+  readonly networking: boolean;
   private readonly parts: ContainerParts;
+  /** A long-lived process's corral-netjoin server (container-link.ts); a one-shot one spawns it per join. */
+  private readonly joiner: NetJoiner | undefined;
 
   constructor(
     private readonly o: ContainerBackendOptions,
@@ -52,6 +63,8 @@ export class ContainerBackend implements SandboxBackend {
     readonly host: Host = realHost,
   ) {
     this.kind = runtime.kind;
+    this.networking = runtime.networking;
+    this.joiner = o.longLived ? new NetJoiner() : undefined;
     this.parts = { runtime, host, cgroupParent: o.cgroupParent, statuses: new Map() };
   }
 
@@ -66,6 +79,11 @@ export class ContainerBackend implements SandboxBackend {
     return { kind: this.kind, available: missing.length + own.missing.length === 0, notes: [...missing, ...own.missing, ...notes] };
   }
 
+  /** Closure trees (writable Nix stores' lower layers) no live stack holds any more. */
+  async gc(live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }> {
+    return { removed: this.o.store ? await gcClosureTrees(this.o.store, live, graceMs) : [], freedBytes: 0 };
+  }
+
   /** Sandboxes the runtime has state for (crun's directory per container, runsc's state files). */
   hostIds(): Promise<string[]> {
     return this.runtime.hostIds();
@@ -78,20 +96,45 @@ export class ContainerBackend implements SandboxBackend {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await this.host.chown(p.run, uid, uid);
-      const config = ociConfig({
-        id: req.id,
-        spec: req.spec,
-        hostname: req.hostname,
-        agentDir: this.o.agentDir,
-        runDir: p.run,
-        uidBase: uid,
-        cgroupPath: `${this.o.cgroupParent}/${req.id}`,
-        nixStore: req.nixStore,
-        ...this.runtime.configOptions(req.spec),
-      });
-      await fsp.writeFile(p.config, JSON.stringify(config));
+      if (req.net && !req.net.container) throw new BackendError(`container ${req.id}: its network attachment is not a container's`);
+      await this.writeConfig(req);
       await this.launch(req);
     });
+  }
+
+  /** A stopped persistent sandbox's bundle for a new spec: its upper dir (its disk) stays. */
+  reconfigure(req: CreateRequest): Promise<void> {
+    return this.writeConfig(req);
+  }
+
+  /** The bundle's config.json (and the share stages it names) for `req`. */
+  private async writeConfig(req: CreateRequest): Promise<void> {
+    const p = containerPaths(req.dir);
+    const shares = req.shares ?? [];
+    await makeShareStages(req.dir, shares);
+    // A writable store: an overlay corral-launch mounts on <dir>/nix-store (launchArgs), bound read-write.
+    const writable = req.nixStore?.writable === true;
+    if (writable) await fsp.mkdir(path.join(req.dir, "nix-store"), { recursive: true, mode: 0o755 });
+    const net = req.net && { hosts: p.hosts, resolv: p.resolv };
+    if (req.net) {
+      await fsp.writeFile(p.net, JSON.stringify(req.net));
+      await fsp.writeFile(p.hosts, hostsFile(req.net.address, req.hostname), { mode: 0o644 });
+      await fsp.writeFile(p.resolv, `nameserver ${req.net.dns}\n`, { mode: 0o644 });
+    }
+    const config = ociConfig({
+      id: req.id,
+      spec: req.spec,
+      hostname: req.hostname,
+      agentDir: this.o.agentDir,
+      runDir: p.run,
+      uidBase: this.o.uidBase,
+      cgroupPath: `${this.o.cgroupParent}/${req.id}`,
+      nixStore: writable ? { dir: path.join(req.dir, "nix-store"), paths: [], writable: true } : req.nixStore,
+      shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
+      net,
+      ...this.runtime.configOptions(req.spec),
+    });
+    await fsp.writeFile(p.config, JSON.stringify(config));
   }
 
   /**
@@ -125,6 +168,19 @@ export class ContainerBackend implements SandboxBackend {
     // overlayfs wants the top layer first.
     const lowers = [...req.layers].reverse().join(":");
     args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
+    const nix = req.nixStore;
+    if (nix?.writable) {
+      // The read-only store (the host's, or a tree of exactly the closure)
+      // under the sandbox's own upper: on its disk when persistent, in its
+      // tmpfs otherwise. Nothing reaches the host's store.
+      if (!nix.hostStore && !this.o.store) throw new BackendError("a writable Nix store needs the backend's store");
+      const lower = nix.hostStore ? nix.dir : await ensureClosureTree(this.o.store!, nix.closure);
+      const nixUpper = path.join(base, "nix-upper");
+      const nixWork = path.join(base, "nix-work");
+      args.push("--owned-dir", nixUpper, String(uid), "--owned-dir", nixWork, String(uid));
+      args.push("--overlay", lower, nixUpper, nixWork, path.join(req.dir, "nix-store"));
+    }
     args.push("--overlay", lowers, upper, work, p.rootfs, "--");
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;
@@ -140,12 +196,22 @@ export class ContainerBackend implements SandboxBackend {
       await this.host.launch(this.o.launcher, args, { logFd: log, timeoutMs: LAUNCH_TIMEOUT_MS, readyPipe: this.runtime.readyPipe });
       this.parts.statuses.delete(req.id);
       await this.runtime.started(req.id, req.dir, Math.max(1000, LAUNCH_TIMEOUT_MS - (Date.now() - t0)));
+      const net = await readAttachment(p.net);
+      if (net) {
+        const init = this.runtime.init(req.id, req.dir);
+        if (!init) throw new Error("its init is gone");
+        await joinNamespace(net, init, this.joiner);
+      }
     } catch (e) {
       const tail = await logTail(p.log, 3);
       throw new BackendError(`${this.kind} ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
     } finally {
       fs.closeSync(log);
     }
+  }
+
+  close(): void {
+    this.joiner?.close();
   }
 
   attach(id: string, dir: string): SandboxHandle {

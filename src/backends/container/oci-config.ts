@@ -65,7 +65,7 @@ export interface OciConfigInput {
   readonly cgroupPath: string;
   readonly seccomp?: SeccompProfile;
   /** Host Nix store paths to mount read-only at /nix/store. */
-  readonly nixStore?: NixStoreView | undefined;
+  readonly nixStore?: Pick<NixStoreView, "dir" | "paths" | "writable"> | undefined;
   /**
    * The agent says "ready" on fd 3 (default), a pipe crun passes through
    * (--preserve-fds=1). runsc passes no extra fd: there fd 3 would be the
@@ -74,6 +74,10 @@ export interface OciConfigInput {
   readonly readyFd?: boolean;
   /** The cgroup's pids limit (default the spec's). */
   readonly pidsLimit?: number;
+  /** Host shares: each bound on `stage` by corral-launch, seen at `target` (after the other mounts). */
+  readonly shares?: readonly { readonly stage: string; readonly target: string; readonly readOnly: boolean }[];
+  /** network "nat": /etc/hosts and /etc/resolv.conf (the link is moved into the container's namespace once it runs). */
+  readonly net?: { readonly hosts: string; readonly resolv: string } | undefined;
 }
 
 /**
@@ -83,8 +87,9 @@ export interface OciConfigInput {
  * of them. Plain (not recursive) binds: nothing mounted below a host path
  * comes along.
  */
-export function nixStoreMounts(v: NixStoreView): Record<string, unknown>[] {
-  const options = ["bind", "ro", "nosuid", "nodev"];
+export function nixStoreMounts(v: Pick<NixStoreView, "dir" | "paths" | "writable">): Record<string, unknown>[] {
+  // A writable store (its overlay made by corral-launch) is the one bind, read-write.
+  const options = ["bind", v.writable ? "rw" : "ro", "nosuid", "nodev"];
   return [
     { destination: "/nix/store", type: "bind", source: v.dir, options },
     ...v.paths.map((p) => ({ destination: p, type: "bind", source: p, options })),
@@ -131,6 +136,13 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       ...(i.nixStore ? nixStoreMounts(i.nixStore) : []),
+      ...(i.net
+        ? [
+            { destination: "/etc/hosts", type: "bind", source: i.net.hosts, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+            { destination: "/etc/resolv.conf", type: "bind", source: i.net.resolv, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+          ]
+        : []),
+      ...(i.shares ?? []).map((sh) => ({ destination: sh.target, type: "bind", source: sh.stage, options: ["bind", sh.readOnly ? "ro" : "rw", "nosuid", "nodev"] })),
     ],
     annotations: { "io.corral.sandbox.id": i.id },
     linux: {

@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import { encodeFrame, FrameDecoder, ProtocolError, type Header } from "../../agent/protocol.js";
 
 /** Ops that continue a stream the client opened earlier (docs/protocol.md). */
-const CONTINUATIONS = new Set(["stdin", "data", "end"]);
+const CONTINUATIONS = new Set(["stdin", "data", "end", "close"]);
 /** Agent messages that do not end their stream. */
 const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "watching", "fsevent"]);
 /** Streams the agent keeps until they are ended: ended for a client that goes. */
@@ -131,6 +131,11 @@ export class AgentMux {
         this.routes.set(globalId, { client: c, localId, op, keepAlive: header["keepAlive"] === true });
       }
       const out: Record<string, unknown> = { ...header, id: globalId };
+      if (op === "close") {
+        // A TCP stream the client is done with (the agent answers nothing).
+        this.routes.delete(globalId);
+        c.open.delete(localId);
+      }
       if (TARGETED.has(op) && Number.isInteger(header["target"])) {
         // A target the client has no open exec for must not reach another client's exec.
         out["target"] = c.open.get(header["target"] as number) ?? 0;
@@ -159,7 +164,8 @@ export class AgentMux {
       const route = this.routes.get(globalId);
       if (!route) continue;
       const ev = header["ev"];
-      const done = typeof ev !== "string" || !ONGOING.has(ev);
+      // A TCP stream (connect) lives until an error or the client's close: its "end" is one direction's.
+      const done = typeof ev !== "string" || (route.op === "connect" ? ev === "error" : !ONGOING.has(ev));
       if (done) {
         this.routes.delete(globalId);
         if (route.client.open.get(route.localId) === globalId) route.client.open.delete(route.localId);
@@ -204,6 +210,9 @@ export class AgentMux {
         this.upstream.write(encodeFrame({ op: "signal", id: this.allocate(), target: globalId, signal: 9 }));
       } else if (ENDED_BY_END.has(r.op)) {
         this.upstream.write(encodeFrame({ op: "end", id: globalId }));
+      } else if (r.op === "connect") {
+        this.upstream.write(encodeFrame({ op: "close", id: globalId }));
+        this.routes.delete(globalId);
       }
       // The route stays until the agent ends the stream, so late output is dropped, not misrouted.
     }

@@ -1,4 +1,5 @@
 import type { VmIdentity } from "./identity.js";
+import type { VmShare } from "./vm-virtiofs.js";
 
 /**
  * Everything a hypervisor needs to run one sandbox, worked out once from the
@@ -23,6 +24,8 @@ export interface VmPlan {
   readonly agent: VmAgentChannel;
   /** A tap device on the host, when the sandbox has a network. */
   readonly net?: { readonly tap: string; readonly mac: string };
+  /** Host directories over virtiofs (QEMU only), each served by its own virtiofsd. */
+  readonly shares?: readonly VmShare[];
   /** Where the guest's serial console goes (bounded by the driver). */
   readonly consoleLog: string;
   readonly identity: VmIdentity;

@@ -28,6 +28,7 @@ export const qemuDriver: VmmDriver = {
       wiring: { kind: "fds" },
       guestStop: "poweroff",
       identity: plan.identity,
+      ...(plan.shares?.length ? { helpers: plan.shares.map((s) => s.daemon) } : {}),
     };
   },
   snapshots: qemuSnapshots,

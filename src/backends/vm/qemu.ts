@@ -3,6 +3,7 @@ import { AGENT_PORT_NAME } from "./initrd.js";
 import type { VmPlan } from "./plan.js";
 import { AGENT_FD, CONSOLE_FD } from "./shim-files.js";
 import type { Accel } from "./vmm-driver.js";
+import { virtiofsQemuArgs } from "./vm-virtiofs.js";
 
 export type { Accel } from "./vmm-driver.js";
 
@@ -47,9 +48,12 @@ export function machineArgs(accel: Accel, vcpus: number, memoryMiB: number): str
  */
 export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: number): string[] {
   if (plan.agent.kind !== "virtio-serial") throw new RangeError("the QEMU driver speaks to the agent over virtio-serial");
+  const vfs = virtiofsQemuArgs(plan.shares ?? [], plan.memoryMiB);
+  const machine = machineArgs(accel, plan.vcpus, plan.memoryMiB);
+  machine[1] += vfs.machine;
   const args = [
     ...confinement(runAs),
-    ...machineArgs(accel, plan.vcpus, plan.memoryMiB),
+    ...machine,
     "-nodefaults",
     "-no-user-config",
     "-nographic",
@@ -86,6 +90,7 @@ export function qemuArgs(plan: VmPlan, accel: Accel, qmpSocket: string, runAs?: 
     const hint = d.readOnly ? `,opt_io_size=${TEMPLATE_OPT_IO_BYTES}` : "";
     args.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=${d.id},serial=corral-${d.id}${hint}`);
   }
+  args.push(...vfs.args);
   if (plan.net) {
     args.push("-netdev", `tap,id=net0,ifname=${plan.net.tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=net0,mac=${plan.net.mac}`);
   }
@@ -146,6 +151,12 @@ export interface GuestOptions {
   readonly zeroFreedPages?: boolean;
   /** The spec's resources.pids: the guest's processes (the agent's and everything under it) beyond it fail to fork. */
   readonly pids?: number;
+  /** Where /nix/store comes from (vm-nix.ts): the closure image (disk serial corral-nix) or the host's store shared. */
+  readonly nixStore?: "disk" | "share";
+  /** The store is the lower layer of a writable overlay (nix: { writable: true }). */
+  readonly nixWritable?: boolean;
+  /** network "nat": the guest's address, its gateway and resolver (corral-init sets them up, no DHCP). */
+  readonly net?: { readonly address: string; readonly prefix: number; readonly gateway: string; readonly dns: string };
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -161,5 +172,12 @@ export function guestCmdline(o: GuestOptions): string {
   if (o.upper.kind === "disk") parts.push("corral.upper=disk");
   else parts.push("corral.upper=tmpfs", `corral.size=${Math.floor(o.upper.bytes)}`);
   if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
+  if (o.nixStore !== undefined) parts.push(`corral.nix=${o.nixStore}`);
+  if (o.nixWritable) parts.push("corral.nixrw=1");
+  if (o.net) {
+    const ip = /^\d{1,3}(\.\d{1,3}){3}$/;
+    if (![o.net.address, o.net.gateway, o.net.dns].every((a) => ip.test(a))) throw new RangeError(`bad guest network ${JSON.stringify(o.net)}`);
+    parts.push(`corral.net=${o.net.address}/${Math.floor(o.net.prefix)},${o.net.gateway},${o.net.dns}`);
+  }
   return parts.join(" ");
 }

@@ -29,6 +29,7 @@ import { ConsoleLog } from "./console-log.js";
 import { AgentMux } from "./mux.js";
 import { shimPaths, type ShimConfig, type ShimExit } from "./shim-files.js";
 import { bridgeToVsock } from "./vsock-bridge.js";
+import { startHelpers, type RunningHelpers } from "./shim-helpers.js";
 
 const POWEROFF_WAIT_MS = 4000;
 
@@ -96,11 +97,23 @@ async function main(dir: string): Promise<void> {
   // (it was started as a spare), and a pid alone may be recycled.
   await fsp.writeFile(p.shimPid, `${process.pid} ${procStat(process.pid)?.startTime ?? 0}`);
   await fsp.rm(p.exit, { force: true });
+  const con = new ConsoleLog(p.console);
+  // A share's virtiofsd listens before QEMU starts: QEMU connects to it as it starts.
+  let helpers: RunningHelpers | undefined;
+  if (cfg.helpers?.length) {
+    try {
+      helpers = await startHelpers(cfg.helpers, (c) => con.write(c));
+    } catch (e) {
+      con.close();
+      say(`failed: ${(e as Error).message}`);
+      await fsp.rm(p.shimPid, { force: true });
+      process.exit(0);
+    }
+  }
   const vmm = startVmm(cfg);
   const vmmProc = vmm.child;
   await fsp.writeFile(p.vmmPid, String(vmmProc.pid ?? 0));
 
-  const con = new ConsoleLog(p.console);
   vmm.console.on("data", (c: Buffer) => con.write(c));
   vmmProc.stderr!.on("data", (c: Buffer) => con.write(Buffer.from(`\n[${cfg.vmm}] ${c.toString()}`)));
 
@@ -118,6 +131,7 @@ async function main(dir: string): Promise<void> {
     exited = true;
     server.close();
     vmm.close();
+    helpers?.stop();
     const exit: ShimExit = { requested, code, signal, at: new Date().toISOString() };
     await fsp.writeFile(p.exit, JSON.stringify(exit));
     await fsp.rm(p.agentSocket, { force: true });

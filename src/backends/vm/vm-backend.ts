@@ -22,6 +22,7 @@ import { cgroupMode, ContainerCgroup, removeSpareCgroups, type CgroupMode } from
 import { diskUsage } from "../../store/tree.js";
 import { probeAccel } from "./accel.js";
 import { gcImages } from "./erofs.js";
+import { gcClosureImages } from "../../store/nix/closure-image.js";
 import { ensureInitrd } from "./initrd.js";
 import { ensureKernel } from "./kernel.js";
 import { planVm } from "./vm-plan.js";
@@ -70,6 +71,8 @@ export function vmBackend(ctx: BackendContext): VmBackend {
  */
 export class VmBackend implements SandboxBackend {
   readonly kind = "vm" as const;
+  /** A tap on corral's bridge (CreateRequest.net), the guest set up by corral-init. */
+  readonly networking = true;
   readonly cgroupMode: CgroupMode;
   /** The accelerator probe, once per process (and per host boot across them, in /run). */
   private probed: Promise<Accel> | undefined;
@@ -99,7 +102,9 @@ export class VmBackend implements SandboxBackend {
   async gc(live: readonly (readonly string[])[], graceMs: number): Promise<{ removed: string[]; freedBytes: number }> {
     const images = await gcImages(this.o.store, live, graceMs);
     await removeSnapshotsOf(this.o.vmDir, images.removed);
-    return images;
+    // Nix closure images (vm-nix.ts): kept while a live stack holds their Nix layer.
+    const closures = await gcClosureImages(this.o.store, live, graceMs);
+    return { removed: [...images.removed, ...closures.removed], freedBytes: images.freedBytes + closures.freedBytes };
   }
 
   /** Where named snapshots live: `<state>/vm/saved/<snapshot id>`. */
@@ -156,7 +161,9 @@ export class VmBackend implements SandboxBackend {
   async create(req: CreateRequest): Promise<SandboxHandle> {
     const driver = usableVmmDriver(req.spec.vmm);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
-      if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots) return this.createWarm(req, driver, driver.snapshots);
+      // A VM with shares cannot be snapshotted (vhost-user-fs does not migrate): it boots cold.
+      const shared = (req.shares?.length ?? 0) > 0 || req.nixStore?.hostStore === true;
+      if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots && !shared) return this.createWarm(req, driver, driver.snapshots);
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         const h = await fsp.open(disk, "wx", 0o600);
@@ -223,6 +230,10 @@ export class VmBackend implements SandboxBackend {
   /** Saves the running VM in `dir` as named snapshot `snapshotId`: its own VMM arguments, memory, and disk if it has one. */
   async saveNamed(dir: string, snapshotId: string): Promise<SnapshotSaved> {
     const launch = launchOf(JSON.parse(await fsp.readFile(shimPaths(dir).config, "utf8")) as ShimConfig);
+    if (launch.helpers?.length) {
+      // QEMU 7.2 marks vhost-user-fs unmigratable: the virtiofsd's state (open files, the guest's FUSE requests) is not in the stream.
+      throw new ConflictError("this VM has host shares (virtiofs), which QEMU cannot save: a VM with shares cannot be snapshotted");
+    }
     const snaps = snapshotsOf(vmmDriver(launch.vmm));
     const out = this.savedDir(snapshotId);
     // 0711: QEMU, running as its own uid, writes into a dir of its own in here.

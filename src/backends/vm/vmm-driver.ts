@@ -3,6 +3,7 @@ import type { VmmName } from "../../core/sandbox-spec.js";
 import type { VmIdentity } from "./identity.js";
 import type { VmPlan } from "./plan.js";
 import type { Availability } from "./vmm-host.js";
+import type { VmHelper } from "./vm-virtiofs.js";
 
 /** The accelerator a VM runs under: KVM, or QEMU's TCG emulation (QEMU only). */
 export type Accel = "kvm" | "tcg";
@@ -62,6 +63,8 @@ export interface VmmLaunch {
   readonly guestStop: "poweroff" | "reboot";
   /** The identity its device properties carry (MAC, tap, vsock CID): the plan's. */
   readonly identity: VmIdentity;
+  /** Processes the VMM connects to as it starts (a share's virtiofsd): the shim starts them first and ends them with it. */
+  readonly helpers?: readonly VmHelper[];
 }
 
 /**

@@ -16,6 +16,8 @@ export const ls: Action = async (ctx, p) => {
     age(x.createdAt),
     formatSize(x.spec.resources.memory),
     x.expiresAt ? `expires in ${until(x.expiresAt)}` : x.spec.lifetime.mode,
+    // Made by the operator's declared state: a change there may recreate it.
+    x.declared ? "yes" : "-",
   ]);
-  await print(`${table(["NAME", "ID", "TEMPLATE", "BACKEND", "STATE", "AGE", "MEMORY", "LIFETIME"], rows)}\n`);
+  await print(`${table(["NAME", "ID", "TEMPLATE", "BACKEND", "STATE", "AGE", "MEMORY", "LIFETIME", "DECLARED"], rows)}\n`);
 };

@@ -36,9 +36,9 @@ export function local(s: Sandboxes): TemplateSide {
       return shown(await s.store.ensureTemplate(name, onProgress));
     },
 
-    async buildNix(name, file, shareHostStore, onProgress) {
+    async buildNix(name, file, opts, onProgress) {
       parseSpec({ template: name });
-      return shown(await s.buildNixTemplate(name, file, { shareHostStore }, onProgress));
+      return shown(await s.buildNixTemplate(name, file, opts, onProgress));
     },
 
     async importOci(name, archive, onProgress) {

@@ -35,7 +35,7 @@ export interface TemplateSide {
   list(): Promise<TemplateRow[]>;
   /** A built-in template (or one already made), built now if it is not. */
   build(name: string, onProgress: ProgressFn): Promise<MadeTemplate>;
-  buildNix(name: string, file: string, shareHostStore: boolean, onProgress: ProgressFn): Promise<MadeTemplate>;
+  buildNix(name: string, file: string, opts: { shareHostStore: boolean; base?: string }, onProgress: ProgressFn): Promise<MadeTemplate>;
   /** Template `name` of an image archive on this host. */
   importOci(name: string, archive: string, onProgress: ProgressFn): Promise<MadeTemplate>;
   /** A persistent sandbox's template plus what it wrote, as template `name`. */
@@ -75,14 +75,15 @@ export const ls: Action = async (ctx) => {
  */
 export const build: Action = async (ctx, p) => {
   const name = p.args["name"] as string;
-  const f = p.opts as { nix?: string; shareHostStore?: boolean; oci?: string };
+  const f = p.opts as { nix?: string; shareHostStore?: boolean; oci?: string; base?: string };
   if (f.shareHostStore && !f.nix) throw new InvalidArgumentError("--share-host-store needs --nix");
+  if (f.base && !f.nix) throw new InvalidArgumentError("--base needs --nix");
   if (f.nix && f.oci) throw new InvalidArgumentError("--nix and --oci exclude each other");
   const { nix: nixFile, oci } = f;
   if (oci) readableFile(oci);
   const s = await side(ctx);
   const t = await withProgress(name, (onProgress) =>
-    nixFile ? s.buildNix(name, nixFile, f.shareHostStore ?? false, onProgress) : oci ? s.importOci(name, oci, onProgress) : s.build(name, onProgress),
+    nixFile ? s.buildNix(name, nixFile, { shareHostStore: f.shareHostStore ?? false, ...(f.base ? { base: f.base } : {}) }, onProgress) : oci ? s.importOci(name, oci, onProgress) : s.build(name, onProgress),
   );
   await print(made(t));
 };

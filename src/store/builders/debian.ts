@@ -18,28 +18,40 @@ const STEPS: readonly [RegExp, string, number][] = [
 ];
 
 /** Debian minbase with bash, coreutils, python3, git, ca-certificates. */
-export const debianBuilder: TemplateBuilder = {
-  name: "debian",
-  description: `Debian ${DEBIAN_SUITE} minbase with ${DEBIAN_PACKAGES.join(", ")} (mmdebstrap)`,
-  async build(dir, progress) {
-    progress({ phase: "start", message: `mmdebstrap ${DEBIAN_SUITE}`, percent: 0 });
-    const args = [
-      "--mode=root",
-      "--variant=minbase",
-      `--include=${DEBIAN_PACKAGES.join(",")}`,
-      "--dpkgopt=path-exclude=/usr/share/doc/*",
-      "--dpkgopt=path-exclude=/usr/share/man/*",
-      "--dpkgopt=path-exclude=/usr/share/locale/*",
-      "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-      DEBIAN_SUITE,
-      dir,
-      ...mirrors(),
-    ];
-    await runCommand("mmdebstrap", args, { onStderrLine: stepParser(progress) });
-    await ensureSkeleton(dir);
-    return { source: `mmdebstrap:${DEBIAN_SUITE}:minbase+${DEBIAN_PACKAGES.join(",")}` };
-  },
-};
+export const debianBuilder: TemplateBuilder = debianWith("debian", DEBIAN_PACKAGES);
+
+/**
+ * The same with Debian's Nix (nix-bin, 2.8): a base for Nix templates whose
+ * sandboxes build with `nix: { writable: true }` (store/nix/nix-db-layer.ts).
+ */
+export const debianNixBuilder: TemplateBuilder = debianWith("debian-nix", [...DEBIAN_PACKAGES, "nix-bin"]);
+
+function debianWith(name: string, packages: readonly string[]): TemplateBuilder {
+  return {
+    name,
+    description: `Debian ${DEBIAN_SUITE} minbase with ${packages.join(", ")} (mmdebstrap)`,
+    build: (dir, progress) => buildDebian(dir, packages, progress),
+  };
+}
+
+async function buildDebian(dir: string, packages: readonly string[], progress: ProgressFn): Promise<{ source: string }> {
+  progress({ phase: "start", message: `mmdebstrap ${DEBIAN_SUITE}`, percent: 0 });
+  const args = [
+    "--mode=root",
+    "--variant=minbase",
+    `--include=${packages.join(",")}`,
+    "--dpkgopt=path-exclude=/usr/share/doc/*",
+    "--dpkgopt=path-exclude=/usr/share/man/*",
+    "--dpkgopt=path-exclude=/usr/share/locale/*",
+    "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+    DEBIAN_SUITE,
+    dir,
+    ...mirrors(),
+  ];
+  await runCommand("mmdebstrap", args, { onStderrLine: stepParser(progress) });
+  await ensureSkeleton(dir);
+  return { source: `mmdebstrap:${DEBIAN_SUITE}:minbase+${packages.join(",")}` };
+}
 
 /** Use the host's apt sources when it is a Debian of the same suite. */
 function mirrors(): string[] {

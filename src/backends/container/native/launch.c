@@ -5,6 +5,7 @@
  *   corral-launch [--unmount PATH]... [--tmpfs DIR SIZE_BYTES]
  *                 [--owned-dir DIR UID]... [--overlay LOWERS UPPER WORK TARGET]
  *                 [--ro-overlay LOWERS TARGET] [--userns BASE COUNT]
+ *                 [--bind-beneath ROOT REL STAGE ro|rw]...
  *                 -- RUNTIME ARGS...
  *
  * Every mount it makes lives only in the new namespace; the container's
@@ -19,6 +20,16 @@
  * ids [BASE, BASE+COUNT) are 0.. (the store's shifted layers then read as
  * owned by root). A forked helper, still privileged in the parent
  * namespace, writes the maps; no /etc/subuid entry is needed.
+ *
+ * --bind-beneath binds the directory REL below ROOT (a share the operator
+ * allowed: runtime/shares.ts) onto STAGE, non-recursive, nosuid, nodev,
+ * read-only with "ro"; a container's config.json or a VM's virtiofsd then
+ * takes STAGE. The daemon resolved REL with realpath before, so it holds
+ * no symlink; ROOT and REL are opened again here with openat2
+ * RESOLVE_NO_SYMLINKS (and REL RESOLVE_BENEATH), and the bind is of the fd:
+ * a symlink swapped into the path since the check (a sandbox writing to
+ * another share of the same tree, CVE-2018-15664-style check/use races)
+ * fails the open instead of binding what it points to.
  *
  *   corral-launch --set-hostname PID STARTTIME
  *
@@ -38,6 +49,7 @@
 #include <grp.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +64,41 @@ static void write_file(const char *path, const char *text) {
 	ssize_t n = write(fd, text, strlen(text));
 	if (n != (ssize_t)strlen(text)) die("write", path);
 	close(fd);
+}
+
+/* musl ships no linux/openat2.h: what --bind-beneath uses. */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct launch_open_how {
+	unsigned long long flags, mode, resolve;
+};
+#define LAUNCH_RESOLVE_NO_XDEV 0x01
+#define LAUNCH_RESOLVE_NO_MAGICLINKS 0x02
+#define LAUNCH_RESOLVE_NO_SYMLINKS 0x04
+#define LAUNCH_RESOLVE_BENEATH 0x08
+
+static int open_how(int dirfd, const char *path, unsigned long long resolve) {
+	struct launch_open_how how = {O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve | LAUNCH_RESOLVE_NO_SYMLINKS | LAUNCH_RESOLVE_NO_MAGICLINKS};
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static void bind_beneath(const char *root, const char *rel, const char *stage, const char *mode) {
+	int ro = strcmp(mode, "ro") == 0;
+	if (!ro && strcmp(mode, "rw") != 0) {
+		errno = EINVAL;
+		die("--bind-beneath mode (ro or rw)", mode);
+	}
+	int rootfd = open_how(AT_FDCWD, root, 0);
+	if (rootfd < 0) die("open share root", root);
+	int fd = open_how(rootfd, rel, LAUNCH_RESOLVE_BENEATH);
+	if (fd < 0) die("open share below its root (a symlink in the path?)", rel);
+	char at[64];
+	snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+	if (mount(at, stage, NULL, MS_BIND, NULL) != 0) die("bind share on", stage);
+	if (mount(NULL, stage, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0), NULL) != 0) die("remount share", stage);
+	close(fd);
+	close(rootfd);
 }
 
 /* Enters a new user namespace mapping [base, base+count) to 0.. and becomes its root. */
@@ -157,7 +204,8 @@ static int set_hostname(const char *pid, const char *expected_start) {
 
 static void usage(void) {
 	fprintf(stderr, "usage: corral-launch [--unmount P]... [--tmpfs DIR BYTES] [--owned-dir DIR UID]... "
-	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] -- CMD ARGS...\n"
+	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] "
+	                "[--bind-beneath ROOT REL STAGE ro|rw]... -- CMD ARGS...\n"
 	                "       corral-launch --set-hostname PID STARTTIME\n");
 	exit(125);
 }
@@ -200,6 +248,9 @@ int main(int argc, char **argv) {
 			snprintf(opts, n, "lowerdir=%s", lowers);
 			if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
 			free(opts);
+		} else if (strcmp(a, "--bind-beneath") == 0 && i + 4 < argc) {
+			bind_beneath(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]);
+			i += 4;
 		} else if (strcmp(a, "--userns") == 0 && i + 2 < argc) {
 			unsigned long base = strtoul(argv[i + 1], NULL, 10), count = strtoul(argv[i + 2], NULL, 10);
 			i += 2;

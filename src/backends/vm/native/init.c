@@ -27,9 +27,26 @@
  *   corral.upper=tmpfs|disk, corral.size=BYTES (tmpfs upper size)
  *   corral.vsock=PORT      load the vsock modules and have the agent listen
  *                          on vsock PORT (Cloud Hypervisor, Firecracker)
+ *   corral.net=ADDR/PREFIX,GATEWAY,DNS  the network (guest-net.c): the
+ *                          virtio-net modules, eth0's address and route,
+ *                          /etc/hosts and /etc/resolv.conf; the loopback
+ *                          is brought up in every guest
  *   corral.pids=N          the agent and all it starts live in the cgroup
  *                          /sys/fs/cgroup/sandbox with pids.max N (the
  *                          spec's resources.pids, as a container's cgroup)
+ *   corral.nix=disk|share  disk: mount the Nix closure image (the erofs
+ *                          disk with serial corral-nix) read-only at
+ *                          /nix/store; share: the store is a share (below);
+ *                          both put the template's profile first in the
+ *                          agent's PATH (backends/vm/vm-nix.ts)
+ *   corral.nixrw=1         the store (disk or share) is the read-only lower
+ *                          layer of an overlay at /nix/store whose upper is
+ *                          on the sandbox's writable disk or tmpfs
+ *                          (nix: { writable: true }; nix-build inside)
+ *   corral.share=TAG:ro|rw:/TARGET
+ *                          mount virtiofs TAG at TARGET (read-only with ro),
+ *                          nosuid, nodev; at most MAX_SHARES, in the order
+ *                          given (parents first: backends/vm/vm-virtiofs.ts)
  *   MODULE.PARAM=VALUE     passed to that module as it is loaded (what
  *                          modprobe does), e.g. Firecracker's
  *                          virtio_mmio.device=
@@ -55,12 +72,16 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include "../../../native/line.h"
+#include "guest-net.h"
 
 #define PROBE_MARK "corral-probe-ok"
 #define AGENT_PORT_NAME "org.corral.agent"
 #define AGENT "/run/corral/agent"
 #define NEWROOT "/newroot"
 #define SANDBOX_CGROUP "/sys/fs/cgroup/sandbox"
+/* A Nix template's profile first, then the agent's own default PATH
+ * (store/nix/nix-layer.ts NIX_PROFILE_BIN, oci-config.ts DEFAULT_PATH). */
+#define NIX_AGENT_PATH "/nix/var/nix/profiles/default/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /* Disks and ports appear as their drivers probe them: wait this long,
  * looking every POLL_MS (the agent's port comes a few ms after
  * virtio_console has loaded: its driver adds ports from the device's
@@ -144,12 +165,18 @@ static bool is_late(const char *m) { return !strcmp(m, "virtio-rng"); }
 
 static bool is_vsock(const char *m) { return !strcmp(m, "vsock") || !strncmp(m, "vmw_vsock_", 10); }
 
+/* Loaded only for a guest with a network (corral.net): ~10 ms of TCG boot the others do not pay. */
+static bool is_net(const char *m) { return !strcmp(m, "failover") || !strcmp(m, "net_failover") || !strcmp(m, "virtio_net"); }
+
 /* `module.param=value` words of the kernel command line. The kernel gives
  * them only to built-in code; for a module, modprobe reads them from
  * /proc/cmdline, and finit_module takes them as its argument. Firecracker
  * announces its virtio-mmio devices this way (virtio_mmio.device=...),
  * and virtio_mmio is a module in Debian's kernel. */
 #define MAX_MODPARAMS 16
+#define MAX_SHARES 16
+static char *shares[MAX_SHARES];
+static int n_shares;
 static const char *modparams[MAX_MODPARAMS];
 static int n_modparams;
 
@@ -180,13 +207,13 @@ static const char *params_for(const char *m, char out[static 1024])
 
 /* Loads the modules listed in /modules (one name a line, in dependency
  * order): the late ones only, or all but those. */
-static void load_modules(bool vsock, bool late)
+static void load_modules(bool vsock, bool net, bool late)
 {
 	static char list[4096];
 	if (!read_small("/modules", list, sizeof list))
 		fail("cannot read /modules: %s", strerror(errno));
 	for (char *save = NULL, *m = strtok_r(list, "\n", &save); m; m = strtok_r(NULL, "\n", &save)) {
-		if ((!vsock && is_vsock(m)) || is_late(m) != late)
+		if ((!vsock && is_vsock(m)) || (!net && is_net(m)) || is_late(m) != late)
 			continue;
 		char p[256];
 		snprintf(p, sizeof p, "/lib/modules/%s.ko", m);
@@ -296,6 +323,76 @@ static void write_file(const char *p, const char *value)
 	close(fd);
 }
 
+/*
+ * The directory `rel` (relative, '/'-separated) below the new root, made
+ * where missing, as an O_PATH fd. Each component is opened O_NOFOLLOW: a
+ * persistent VM's own disk may hold a symlink where a mount point should
+ * be (say /nix -> /), and following it here, before the switch of root,
+ * would mount over the initramfs's own directories instead. Such a path
+ * is refused.
+ */
+static int open_below_root(const char *rel)
+{
+	char part[256];
+	int fd = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fail("cannot open " NEWROOT ": %s", strerror(errno));
+	for (const char *p = rel; *p;) {
+		while (*p == '/')
+			p++;
+		size_t n = strcspn(p, "/");
+		if (!n)
+			break;
+		if (n >= sizeof part || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			fail("bad mount point /%s", rel);
+		memcpy(part, p, n);
+		part[n] = 0;
+		p += n;
+		if (mkdirat(fd, part, 0755) < 0 && errno != EEXIST)
+			fail("cannot make /%s: %s", rel, strerror(errno));
+		int next = openat(fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			fail("mount point /%s: %s is not a directory (%s)", rel, part, strerror(errno));
+		close(fd);
+		fd = next;
+	}
+	return fd;
+}
+
+/* Mounts src (type, flags, data) on the directory `rel` below the new root. */
+static void mount_below_root(const char *src, const char *rel, const char *type, unsigned long flags, const char *data)
+{
+	int fd = open_below_root(rel);
+	char at[64];
+	snprintf(at, sizeof at, "/proc/self/fd/%d", fd);
+	if (mount(src, at, type, flags, data) < 0)
+		fail("cannot mount %s (%s) on /%s: %s", src, type, rel, strerror(errno));
+	close(fd);
+}
+
+/* Where the store is mounted when it is an overlay's lower layer (corral.nixrw=1). */
+#define NIX_LOWER "/nixlower"
+
+/* Mounts one corral.share= word, TAG:ro|rw:/TARGET (virtiofs); the
+ * store's, when it is to be written over, at NIX_LOWER instead. */
+static void mount_share(char *word, bool nix_lower)
+{
+	char *mode = strchr(word, ':');
+	char *target = mode ? strchr(mode + 1, ':') : NULL;
+	if (!mode || !target || target[1] != '/')
+		fail("bad corral.share=%s (TAG:ro|rw:/TARGET)", word);
+	*mode++ = 0;
+	*target++ = 0;
+	bool ro = !strcmp(mode, "ro");
+	if (!ro && strcmp(mode, "rw"))
+		fail("bad corral.share mode %s (ro or rw)", mode);
+	unsigned long flags = MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0);
+	if (nix_lower && !strcmp(target, "/nix/store"))
+		do_mount(word, NIX_LOWER, "virtiofs", flags | MS_RDONLY, NULL);
+	else
+		mount_below_root(word, target + 1, "virtiofs", flags, NULL);
+}
+
 /* This process (the agent once it execs, and so all it starts) into the
  * cgroup v2 SANDBOX_CGROUP with pids.max `max`. Its kernel threads stay
  * in the root. */
@@ -347,7 +444,8 @@ int main(void)
 	static char cmdline[4096];
 	if (!read_small("/proc/cmdline", cmdline, sizeof cmdline))
 		fail("cannot read /proc/cmdline: %s", strerror(errno));
-	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL;
+	const char *host = "sandbox", *upper = "tmpfs", *size = "1073741824", *vsock = NULL, *pids = NULL, *nix = NULL, *net = NULL;
+	bool nixrw = false;
 	bool probe = false;
 	for (char *save = NULL, *a = strtok_r(cmdline, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
 		if (!strcmp(a, "corral.probe=1"))
@@ -362,6 +460,17 @@ int main(void)
 			vsock = a + 13;
 		else if (!strncmp(a, "corral.pids=", 12))
 			pids = a + 12;
+		else if (!strncmp(a, "corral.nix=", 11))
+			nix = a + 11;
+		else if (!strcmp(a, "corral.nixrw=1"))
+			nixrw = true;
+		else if (!strncmp(a, "corral.share=", 13)) {
+			if (n_shares == MAX_SHARES)
+				fail("more than %d corral.share= words", MAX_SHARES);
+			shares[n_shares++] = a + 13;
+		}
+		else if (!strncmp(a, "corral.net=", 11))
+			net = a + 11;
 		else if (strchr(a, '.') && strchr(a, '=') > strchr(a, '.') && n_modparams < MAX_MODPARAMS)
 			modparams[n_modparams++] = a;
 	}
@@ -373,8 +482,13 @@ int main(void)
 		fail("corral.vsock must be a port number, got %s", vsock);
 	if (pids && !is_number(pids))
 		fail("corral.pids must be a number, got %s", pids);
+	if (nix && strcmp(nix, "disk") && strcmp(nix, "share"))
+		fail("corral.nix must be disk or share, got %s", nix);
 
-	load_modules(vsock != NULL, false);
+	load_modules(vsock != NULL, net != NULL, false);
+	int lo_err = guest_lo_up();
+	if (lo_err)
+		fail("cannot bring the loopback up: %s", strerror(lo_err));
 	if (sethostname(host, strlen(host)) < 0)
 		fail("cannot set the hostname %s: %s", host, strerror(errno));
 
@@ -403,6 +517,27 @@ int main(void)
 	make_dir("/rw/upper", 0755);
 	make_dir("/rw/work", 0755);
 	do_mount("overlay", NEWROOT, "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+	if (nixrw && !nix)
+		fail("corral.nixrw=1 needs corral.nix=");
+	if (nixrw)
+		make_dir(NIX_LOWER, 0755);
+	if (nix && !strcmp(nix, "disk")) {
+		if (!find_disk("nix", disk))
+			fail("no Nix store disk (serial corral-nix)");
+		if (nixrw)
+			do_mount(disk, NIX_LOWER, "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+		else
+			mount_below_root(disk, "nix/store", "erofs", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+	}
+	for (int i = 0; i < n_shares; i++)
+		mount_share(shares[i], nixrw);
+	if (nixrw) {
+		/* The sandbox's own layer over the store, beside its root's upper
+		 * (on its disk when persistent): the host's store is never written. */
+		make_dir("/rw/nix-upper", 0755);
+		make_dir("/rw/nix-work", 0755);
+		mount_below_root("overlay", "nix/store", "overlay", MS_NOSUID | MS_NODEV, "lowerdir=" NIX_LOWER ",upperdir=/rw/nix-upper,workdir=/rw/nix-work");
+	}
 	static const char *const points[] = {NEWROOT "/proc", NEWROOT "/sys", NEWROOT "/dev", NEWROOT "/run", NEWROOT "/tmp"};
 	for (size_t i = 0; i < sizeof points / sizeof *points; i++)
 		make_dir(points[i], 0755);
@@ -417,6 +552,12 @@ int main(void)
 	do_mount("shm", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	if (pids)
 		limit_pids(pids);
+	if (net) {
+		char why[256] = "";
+		int err = guest_net_up(net, host, NEWROOT, DEVICE_WAIT_MS, why);
+		if (err)
+			fail("network: %s: %s", why, strerror(err));
+	}
 	bind_file("/corral/agent", NEWROOT AGENT);
 	bind_file("/bin/busybox", NEWROOT "/run/corral/busybox");
 
@@ -446,7 +587,7 @@ int main(void)
 	pid_t helper = fork();
 	if (helper == 0) {
 		if (setpriority(PRIO_PROCESS, 0, 19) < 0) { /* runs at the parent's */ }
-		load_modules(false, true);
+		load_modules(false, false, true);
 		if (rootfd >= 0)
 			empty_dir(rootfd, st.st_dev);
 		_exit(0);
@@ -459,7 +600,7 @@ int main(void)
 	if (chroot(".") < 0 || chdir("/") < 0)
 		fail("cannot change root: %s", strerror(errno));
 
-	char *argv[8];
+	char *argv[12];
 	int n = 0;
 	argv[n++] = AGENT;
 	if (port[0]) {
@@ -469,6 +610,10 @@ int main(void)
 	if (vsock) {
 		argv[n++] = "--vsock";
 		argv[n++] = (char *)vsock;
+	}
+	if (nix) {
+		argv[n++] = "--path";
+		argv[n++] = NIX_AGENT_PATH;
 	}
 	argv[n] = NULL;
 	execv(AGENT, argv);
