@@ -835,8 +835,9 @@ export interface paths {
          *     full-duplex HTTP request). The server presents the sandbox's own
          *     host key (sshHostKey) and takes the public keys registered for
          *     the tenant (addSshKey); sessions give a shell or a command (on a
-         *     terminal when asked), and the sftp subsystem (scp). Port
-         *     forwarding is refused.
+         *     terminal when asked), and the sftp subsystem (scp); direct-tcpip
+         *     channels (ssh -L, -W) reach a port on the sandbox's own loopback.
+         *     Remote forwarding (-R) is refused.
          */
         post: operations["sshSession"];
         delete?: never;

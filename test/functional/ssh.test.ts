@@ -12,6 +12,8 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
@@ -180,5 +182,60 @@ describe("ssh into sandboxes with OpenSSH", () => {
     assert.equal(sftp.code, 0, sftp.stderr);
     assert.match(sftp.stdout, /\/tmp\/sf\/c/);
     assert.equal(fs.readFileSync(path.join(dir, "got"), "utf8"), fs.readFileSync(path.join(dir, "batch"), "utf8"));
+  });
+
+  it("forwards a local port to the sandbox's loopback with ssh -L; a closed port is refused", async () => {
+    const body = randomBytes(300_000).toString("hex");
+    fs.writeFileSync(path.join(dir, "page"), body);
+    const put = await sh(`${config()}scp -F ${dir}/cfg ${opts} -i ${dir}/id ${dir}/page s1:/tmp/page`, remoteEnv());
+    assert.equal(put.code, 0, put.stderr);
+    // busybox httpd in the sandbox, on its own loopback only (no network: none).
+    const started = await ssh("s1", "'mkdir -p /tmp/www && mv /tmp/page /tmp/www/page && httpd -p 127.0.0.1:8080 -h /tmp/www'");
+    assert.equal(started.code, 0, started.stderr);
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    await sh(config(), remoteEnv());
+    const fwd = spawn("ssh", ["-F", `${dir}/cfg`, ...opts.split(" "), "-i", `${dir}/id`, "-N", "-o", "ExitOnForwardFailure=yes", "-L", `127.0.0.1:${port}:localhost:8080`, "s1"], {
+      env: { ...process.env, ...remoteEnv() },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let fwdErr = "";
+    fwd.stderr.on("data", (d) => (fwdErr += d));
+    const get = () =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${port}/page`, (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c) => (text += c));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+          })
+          .on("error", reject);
+      });
+    try {
+      let got: { status: number; text: string } | undefined;
+      for (let i = 0; i < 200 && !got && fwd.exitCode === null; i++) {
+        got = await get().catch(() => undefined);
+        if (!got) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(got, `no answer through the forward: ${fwdErr}`);
+      assert.equal(got.status, 200);
+      assert.equal(got.text, body);
+      // Two at once over the one SSH connection.
+      const both = await Promise.all([get(), get()]);
+      assert.deepEqual(both.map((b) => b.text === body), [true, true]);
+    } finally {
+      const gone = new Promise((r) => fwd.once("exit", r));
+      fwd.kill("SIGTERM");
+      await gone;
+      await ssh("s1", "'killall httpd'");
+    }
+    const refused = await sh(`${config()}ssh -F ${dir}/cfg ${opts} -i ${dir}/id -W localhost:9 s1 < /dev/null`, remoteEnv());
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /open failed/);
   });
 });

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { AgentClient } from "../../agent/client.js";
 import type { ServerContext } from "../context.js";
 import { hostKey } from "./host-keys.js";
+import { forwardTcp, MAX_FORWARDS } from "./forward.js";
 import { serveSftp } from "./sftp.js";
 
 /** A login shell where the sandbox has bash, else sh (as `corral shell`). */
@@ -22,8 +23,9 @@ const MAX_SESSIONS = 32;
  * the stream was opened with. Sessions run through the sandbox's agent:
  * a shell or a command (on a terminal when the client asks for one:
  * pty-req, window-change), and the sftp subsystem (which scp uses) on
- * the agent's file operations, so a busybox template needs no sshd. No
- * port forwarding (the agent has no TCP stream yet): -L is refused.
+ * the agent's file operations, so a busybox template needs no sshd; -L
+ * (direct-tcpip) to the sandbox's loopback through the agent's connect
+ * stream (forward.ts). Remote forwarding (-R) is refused.
  */
 export function serveSsh(ctx: ServerContext, tenant: string, sandboxId: string, stream: Duplex, log: FastifyBaseLogger): void {
   const key = hostKey(ctx.sandboxes.stateDir, sandboxId);
@@ -49,8 +51,22 @@ function onClient(ctx: ServerContext, tenant: string, sandboxId: string, client:
       session.once("close", () => sessions--);
       runSession(ctx, tenant, sandboxId, session, agentOf, log);
     });
-    // -L and -R need a TCP stream into the sandbox, which the agent does not have yet.
-    client.on("tcpip", (_accept, reject) => reject());
+    let forwards = 0;
+    client.on("tcpip", (accept, reject, info) => {
+      if (forwards >= MAX_FORWARDS) return reject();
+      forwards++;
+      const acceptCounted = () => {
+        const ch = accept();
+        ch.once("close", () => forwards--);
+        return ch;
+      };
+      const rejectCounted = () => {
+        forwards--;
+        reject();
+      };
+      void forwardTcp(info, acceptCounted, rejectCounted, () => ctx.sandboxes.agent(sandboxId, { tenant })).catch((e: Error) => log.warn({ err: e, sandbox: sandboxId }, "ssh forward failed"));
+    });
+    // -R (tcpip-forward) would listen inside the sandbox: not offered.
     client.on("request", (_accept, reject) => reject?.());
   });
   client.on("error", () => {});
