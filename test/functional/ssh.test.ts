@@ -238,4 +238,24 @@ describe("ssh into sandboxes with OpenSSH", () => {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /open failed/);
   });
+
+  it("reaches a microVM alike; a snapshot's restored copy has a host key of its own", async () => {
+    const r = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", backend: "vm", name: "vm1", resources: { memory: "192M" } } });
+    assert.equal(r.status, 201, r.text);
+    const id = r.json<{ id: string }>().id;
+    const first = await ssh("vm1", "'echo ok; tty || true'");
+    assert.equal(first.stdout, "ok\nnot a tty\n", first.stderr);
+    const k0 = await hostKeyOf(id);
+    const snap = await request(d.url, "POST", `/v1/sandboxes/${id}/snapshot`, { key, json: { name: "ssh-snap" } });
+    assert.equal(snap.status, 201, snap.text);
+    const restored = await request(d.url, "POST", "/v1/snapshots/ssh-snap/restore", { key, json: { name: "vm-copy" } });
+    assert.equal(restored.status, 201, restored.text);
+    const copy = restored.json<{ id: string }>().id;
+    assert.notEqual(await hostKeyOf(copy), k0);
+    const again = await ssh("vm-copy", "hostname");
+    assert.equal(again.stdout, "vm-copy\n", again.stderr);
+    assert.equal(await hostKeyOf(id), k0);
+    for (const sb of [copy, id]) assert.equal((await request(d.url, "DELETE", `/v1/sandboxes/${sb}`, { key })).status, 204);
+    assert.equal((await request(d.url, "DELETE", "/v1/snapshots/ssh-snap", { key })).status, 204);
+  });
 });
