@@ -815,6 +815,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/ssh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description An SSH connection to the sandbox (what `corral ssh-proxy`, ssh's
+         *     ProxyCommand, opens): the request's bytes are the client's side of
+         *     the SSH protocol and the answer's bytes the server's, for as long
+         *     as the connection lasts (over /v1/connect as binary frames, or one
+         *     full-duplex HTTP request). The server presents the sandbox's own
+         *     host key (sshHostKey) and takes the public keys registered for
+         *     the tenant (addSshKey); sessions give a shell or a command (on a
+         *     terminal when asked), and the sftp subsystem (scp); direct-tcpip
+         *     channels (ssh -L, -W) reach a port on the sandbox's own loopback.
+         *     Remote forwarding (-R) is refused.
+         */
+        post: operations["sshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/ssh/host-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The sandbox's SSH host key (ed25519, made the first time it is
+         *     asked for, kept with the sandbox: the same across stop and start,
+         *     daemon restarts and promote; a restored copy has its own), and the
+         *     known_hosts line for it under `alias` (ssh's HostKeyAlias).
+         */
+        get: operations["sshHostKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ssh-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The SSH public keys registered for the caller's tenant. */
+        get: operations["listSshKeys"];
+        put?: never;
+        /** @description Registers an SSH public key (an authorized_keys line) for the caller's tenant (at most 100; 409 for one already there). */
+        post: operations["addSshKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ssh-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["deleteSshKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/files": {
         parameters: {
             query: {
@@ -1328,6 +1420,15 @@ export interface components {
             pty?: components["schemas"]["TerminalSize"];
             /** @description A label listProcesses reports. */
             tag?: string;
+        };
+        SshKey: {
+            id: string;
+            tenant: string;
+            type: string;
+            publicKey: string;
+            fingerprint: string;
+            comment: string;
+            createdAt: string;
         };
         TerminalSize: {
             rows: number;
@@ -2469,6 +2570,133 @@ export interface operations {
         };
         responses: {
             /** @description Resized. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sshSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The server's side of the SSH connection. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sshHostKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The host key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        alias: string;
+                        publicKey: string;
+                        knownHosts: string;
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listSshKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: components["schemas"]["SshKey"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    addSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    publicKey: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SshKey"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
             204: {
                 headers: {
                     [name: string]: unknown;

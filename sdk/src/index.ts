@@ -7,6 +7,7 @@ export { Pools, type PoolInfo, type PoolSpec } from "./pools.js";
 export { Store, type StoreUsage, type GcResult } from "./store.js";
 export { Tenants, Keys, type TenantInfo, type ApiKeyInfo, type NewApiKey, type Quota } from "./admin.js";
 export { Snapshots } from "./snapshots.js";
+export { SshKeys, type SshKeyInfo } from "./ssh.js";
 export { type ConnectionOpts, DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS } from "./config.js";
 export { DEFAULT_TEMPLATE } from "./defaults.js";
 export {

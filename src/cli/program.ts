@@ -58,6 +58,25 @@ const sandboxCommands: CommandSpec[] = [
     run: lazy(() => import("./commands/shell.js"), "shell"),
   },
   {
+    name: "ssh",
+    help: "ssh into a sandbox with your own ssh client, through the daemon (keys: admin ssh-key add)",
+    args: [SANDBOX, { name: "[command...]", help: "a command instead of a shell (after --)", rest: true }],
+    options: [{ flags: "-i, --identity <file>", help: "the private key ssh logs in with (ssh -i; default: ssh's own)" }],
+    run: lazy(() => import("./commands/ssh.js"), "ssh"),
+  },
+  {
+    name: "ssh-config",
+    help: "print ssh config Host blocks (ProxyCommand through the daemon, host keys in corral's known_hosts) for running sandboxes",
+    args: [{ name: "[sandbox...]", help: "only these (default: all running)" }],
+    run: lazy(() => import("./commands/ssh.js"), "sshConfig"),
+  },
+  {
+    name: "ssh-proxy",
+    help: "ssh's ProxyCommand (ssh-config writes it): the SSH connection to a sandbox through the daemon on stdin and stdout",
+    args: [SANDBOX],
+    run: lazy(() => import("./commands/ssh.js"), "sshProxy"),
+  },
+  {
     name: "cp",
     help: "copy a file between the host and a sandbox: cp SRC SANDBOX:PATH or cp SANDBOX:PATH DST",
     args: [{ name: "<src>" }, { name: "<dst>" }],
@@ -234,6 +253,32 @@ const resourceCommands: CommandSpec[] = [
             run: lazy(() => import("./commands/admin.js"), "keyLs"),
           },
           { name: "revoke", help: "revoke an API key", args: [{ name: "<id>", help: "the key's id (admin key ls)" }], run: lazy(() => import("./commands/admin.js"), "keyRevoke") },
+        ],
+      },
+      {
+        name: "ssh-key",
+        help: "SSH public keys that log in to a tenant's sandboxes (corral ssh, ssh-config)",
+        commands: [
+          {
+            name: "add",
+            help: "register a public key (a .pub file, or - for stdin); prints its id and fingerprint",
+            args: [{ name: "<file>" }],
+            options: [{ flags: "--tenant <name>", help: "the tenant (state dir only; through a daemon: the API key's)" }],
+            run: lazy(() => import("./commands/ssh.js"), "sshKeyAdd"),
+          },
+          {
+            name: "ls",
+            help: "list the registered keys",
+            options: [{ flags: "--tenant <name>", help: "only this tenant's (state dir only)" }],
+            run: lazy(() => import("./commands/ssh.js"), "sshKeyLs"),
+          },
+          {
+            name: "rm",
+            help: "remove a key",
+            args: [{ name: "<id>" }],
+            options: [{ flags: "--tenant <name>", help: "the tenant (state dir only)" }],
+            run: lazy(() => import("./commands/ssh.js"), "sshKeyRm"),
+          },
         ],
       },
       {

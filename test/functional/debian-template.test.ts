@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
+import { Screen } from "../helpers/terminal.js";
 
 /**
  * A WebSocket echo server in python3's standard library (RFC 6455: the
@@ -72,6 +73,35 @@ describe("debian template", () => {
     assert.match(release ?? "", /cloud-amd64$/);
     assert.deepEqual([user, owner], ["root", "root"]);
   });
+
+  for (const backend of ["container", "vm"] as const) {
+    it(`runs bash on a terminal (${backend}): tty, stty size and a resize, Ctrl-C, the exit status`, async () => {
+      const sb = await t.s.create({ template: "debian", backend });
+      const screen = new Screen();
+      const { handle, outcome, end } = await t.s.startExec(sb.id, { argv: ["bash", "--norc", "--noprofile", "-i"], pty: { rows: 33, cols: 101 }, env: { PS1: "$ " } }, { onStdout: (b) => screen.push(b) });
+      try {
+        let m = screen.mark();
+        await handle.writeStdin("echo $BASH_VERSION; tty; stty size\n");
+        await screen.waitFor(/\n5\.[\d.()a-z-]+\r?\n\/dev\/pts\/\d+\r?\n33 101/, m);
+        await handle.resize({ rows: 44, cols: 132 });
+        m = screen.mark();
+        await handle.writeStdin("stty size\n");
+        await screen.waitFor(/44 132/, m);
+        await handle.writeStdin("sleep 100; echo not-interrupted\n");
+        await new Promise((r) => setTimeout(r, 300));
+        m = screen.mark();
+        await handle.writeStdin("\x03");
+        await handle.writeStdin("echo after $?\n");
+        await screen.waitFor(/after 130/, m);
+        assert.doesNotMatch(screen.all, /^not-interrupted/m);
+        await handle.writeStdin("exit 5\n");
+        assert.equal((await outcome).exitCode, 5);
+      } finally {
+        end();
+        await t.s.destroy(sb.id);
+      }
+    });
+  }
 
   it("serves python3 -m http.server and a WebSocket echo through port URLs, with a key only", async () => {
     const d = await testDaemon(t);

@@ -158,7 +158,7 @@ struct corral_open_how {
 	uint64_t resolve;
 };
 
-#define AGENT_NAME "corral-agent/0.2" /* 0.2: pty, attach, procs, watch, rename, flow */
+#define AGENT_NAME "corral-agent/0.2" /* 0.2: pty, attach, procs, watch, rename, flow; connect, close */
 #define MAX_HEADER 65536u
 #define MAX_PAYLOAD (1024u * 1024u)
 #define CHUNK (64u * 1024u)

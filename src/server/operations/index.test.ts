@@ -18,6 +18,7 @@ import { processOperations } from "./processes.js";
 import { processStreamOperations } from "./process-streams.js";
 import { sandboxOperations } from "./sandboxes.js";
 import { snapshotOperations } from "./snapshots.js";
+import { sshOperations } from "./ssh.js";
 import { storeOperations } from "./store.js";
 import { systemOperations } from "./system.js";
 import { templateOperations } from "./templates.js";
@@ -31,6 +32,7 @@ const ALL = [
   processStreamOperations,
   fileOperations,
   fileWatchOperations,
+  sshOperations,
   snapshotOperations,
   templateOperations,
   poolOperations,

@@ -6,6 +6,7 @@ import { processOperations } from "./processes.js";
 import { processStreamOperations } from "./process-streams.js";
 import { sandboxOperations } from "./sandboxes.js";
 import { snapshotOperations } from "./snapshots.js";
+import { sshOperations } from "./ssh.js";
 import { storeOperations } from "./store.js";
 import { systemOperations } from "./system.js";
 import { templateOperations } from "./templates.js";
@@ -19,6 +20,7 @@ const RESOURCES: readonly Operations[] = [
   processStreamOperations,
   fileOperations,
   fileWatchOperations,
+  sshOperations,
   snapshotOperations,
   templateOperations,
   poolOperations,
