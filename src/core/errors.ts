@@ -47,8 +47,21 @@ export class NotFoundError extends CorralError {
 }
 
 export class ConflictError extends CorralError {
-  constructor(message: string) {
-    super("conflict", message, 409);
+  constructor(message: string, code = "conflict") {
+    super(code, message, 409);
+  }
+}
+
+/**
+ * The sandbox is not running: stopped, or found dead (its init, shim or
+ * hypervisor gone) before the daemon's watch recorded it.
+ */
+export class SandboxNotRunningError extends ConflictError {
+  constructor(name: string, state: "stopped" | "dead") {
+    super(
+      state === "stopped" ? `sandbox "${name}" is stopped; start it first` : `sandbox "${name}" is not running (its processes have ended)`,
+      "sandbox_not_running",
+    );
   }
 }
 

@@ -1,5 +1,6 @@
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest } from "../agent/client.js";
 import type { SandboxHandle } from "../backends/backend.js";
+import { SandboxNotRunningError } from "../core/errors.js";
 import { recordEvent, type Db } from "./db.js";
 import type { ExecOutcome, SandboxRecord } from "./records.js";
 
@@ -65,12 +66,23 @@ export class Connections {
       if (c && !c.closed) return c;
       if (this.agents.get(r.id) === cached) this.agents.delete(r.id);
     }
-    const made = this.handle(r).agent();
+    const made = this.connect(r);
     this.agents.set(r.id, made);
     made.catch(() => {
       if (this.agents.get(r.id) === made) this.agents.delete(r.id);
     });
     return made;
+  }
+
+  /**
+   * A new connection to a sandbox's agent, refused at once when its host
+   * side is dead (its row not yet settled by the daemon's watch): the
+   * connect would otherwise retry for 5 s and answer 504 (issue 18).
+   */
+  private async connect(r: SandboxRecord): Promise<AgentClient> {
+    const h = this.handle(r);
+    if ((await h.status()) !== "running") throw new SandboxNotRunningError(r.name, "dead");
+    return h.agent();
   }
 
   /** Forgets what this process keeps for a sandbox that stops or goes: its agent connection (closed), its OOM count. */
@@ -122,7 +134,7 @@ export class Connections {
     const seen = this.oomSeen.get(record.id);
     const before = seen ?? (await h.oomKills());
     if (seen === undefined) this.oomSeen.set(record.id, before);
-    const client = this.longLived ? await this.sharedAgent(record) : await h.agent();
+    const client = this.longLived ? await this.sharedAgent(record) : await this.connect(record);
     let handle: ExecHandle;
     try {
       handle = client.exec({ ...req, env: { ...record.spec.env, ...req.env }, cwd: req.cwd ?? record.spec.workdir }, cb);

@@ -117,11 +117,13 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
   if (r.spec.lifetime.mode !== "persistent" || !rt.handle(r).hasDisk()) {
     throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
   }
-  rt.conns.drop(r.id);
-  await rt.handle(r).stop();
-  rt.rows.setState(r.id, "stopped");
-  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
-  return rt.info({ ...r, state: "stopped" }, "stopped");
+  return rt.guard(r.id, async () => {
+    rt.conns.drop(r.id);
+    await rt.handle(r).stop();
+    rt.rows.setState(r.id, "stopped");
+    recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+    return rt.info({ ...r, state: "stopped" }, "stopped");
+  });
 }
 
 /** Starts a stopped sandbox again, with the disk it had. */

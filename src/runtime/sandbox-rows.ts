@@ -1,4 +1,4 @@
-import { ConflictError, InvalidArgumentError, NotFoundError, QuotaError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError, NotFoundError, QuotaError, SandboxNotRunningError } from "../core/errors.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import { recordEvent, stmt, uniqueOrConflict, type Db } from "./db.js";
 import type { SandboxRecord, Scope } from "./records.js";
@@ -116,7 +116,7 @@ export class SandboxRows {
   /** A running sandbox's record; ConflictError for a stopped one. */
   running(ref: string, scope: Scope = {}): SandboxRecord {
     const r = this.find(ref, scope);
-    if (r.state === "stopped") throw new ConflictError(`sandbox "${r.name}" is stopped; start it first`);
+    if (r.state === "stopped") throw new SandboxNotRunningError(r.name, "stopped");
     return r;
   }
 

@@ -1,4 +1,5 @@
 import type { AgentClient, ExecCallbacks, ExecRequest } from "../agent/client.js";
+import { SandboxNotRunningError } from "../core/errors.js";
 import type { BackendKind, SandboxBackend, UsageSample } from "../backends/backend.js";
 import type { CgroupMode } from "../host/cgroups.js";
 import type { ProgressFn } from "../store/builders/builder.js";
@@ -14,6 +15,8 @@ import { refillPools } from "./pool-claims.js";
 import type { Pools } from "./pools.js";
 import type { ExecOutcome, SandboxInfo, SandboxRecord, Scope, SnapshotInfo } from "./records.js";
 import { reapExpired, reconcile } from "./reconcile.js";
+import { daemonServes } from "./state-dir-lock.js";
+import { watchPass } from "./dead-sandboxes.js";
 import * as snapshots from "./snapshots.js";
 import { diskUsage, gc, layersInUse, type DiskUsage } from "./storage.js";
 import { commit } from "./template-commit.js";
@@ -70,7 +73,10 @@ export class Sandboxes {
     const s = new Sandboxes(parts);
     try {
       await s.allowShares(allowedSharesOf(opts));
-      await s.reconcile();
+      // While a daemon serves the state dir it alone reconciles: a CLI's
+      // reconcile racing it could take a sandbox it is making or removing
+      // for an orphan.
+      if (parts.lock || !daemonServes(parts.stateDir)) await s.reconcile();
     } catch (e) {
       s.close();
       throw e;
@@ -93,6 +99,12 @@ export class Sandboxes {
     this.rt.conns.close();
     for (const b of this.rt.parts.backends.values()) b.close?.();
     this.db.close();
+    this.rt.parts.lock?.release();
+  }
+
+  /** Says where the daemon holding the state dir's lock listens (`<state>/daemon.json`); only with `lock`. */
+  announceDaemon(url: string): void {
+    this.rt.parts.lock?.record({ pid: process.pid, url, since: new Date().toISOString() });
   }
 
   /** The backend of a kind (tests and benches probe them). */
@@ -156,7 +168,10 @@ export class Sandboxes {
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
   async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
-    return this.rt.handle(this.running(ref, scope)).agent();
+    const r = this.running(ref, scope);
+    const h = this.rt.handle(r);
+    if ((await h.status()) !== "running") throw new SandboxNotRunningError(r.name, "dead");
+    return h.agent();
   }
 
   async stats(ref: string, scope: Scope = {}): Promise<UsageSample> {
@@ -257,6 +272,14 @@ export class Sandboxes {
   /** Removes layers no template names and no sandbox stands on. */
   async gc(graceMs?: number): Promise<{ removed: string[]; images: string[]; freedBytes: number }> {
     return gc(this.rt, graceMs);
+  }
+
+  /**
+   * Settles running sandboxes whose host side has died (dead-sandboxes.ts):
+   * the daemon calls it every 500 ms.
+   */
+  async watchDead(): Promise<{ id: string; outcome: "removed" | "stopped" }[]> {
+    return watchPass(this.rt);
   }
 
   /** Removes every sandbox whose timeout has passed; returns their ids. */

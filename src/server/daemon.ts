@@ -56,6 +56,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
     ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
     longLived: true,
+    // One daemon per state dir: a second exits with the lock's one-line error (state-dir-lock.ts).
+    lock: true,
   });
   // One application of the declared state at a time (start, SIGHUP).
   let applying: Promise<void> = Promise.resolve();
@@ -83,14 +85,19 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
   });
   let url: string;
-  if ("socket" in o.listen) {
-    fs.rmSync(o.listen.socket, { force: true });
-    await app.listen({ path: o.listen.socket });
-    fs.chmodSync(o.listen.socket, 0o660);
-    url = o.listen.socket;
-  } else {
-    const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
-    url = address;
+  try {
+    if ("socket" in o.listen) {
+      fs.rmSync(o.listen.socket, { force: true });
+      await app.listen({ path: o.listen.socket });
+      fs.chmodSync(o.listen.socket, 0o660);
+      url = o.listen.socket;
+    } else {
+      url = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
+    }
+  } catch (e) {
+    await app.close().catch(() => {});
+    sandboxes.close();
+    throw e;
   }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
@@ -106,7 +113,21 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       .catch((e: unknown) => logger.error({ err: e }, "housekeeping failed"))
       .finally(() => (reaping = false));
   }, o.reapIntervalMs ?? 1000);
-  logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");
+  // The watch: a sandbox whose init, shim or hypervisor died is settled
+  // within a second (500 ms passes; a container's status is cached 250 ms),
+  // not left "running" until someone looks (dead-sandboxes.ts).
+  let watching = false;
+  const watch = setInterval(() => {
+    if (watching) return;
+    watching = true;
+    sandboxes
+      .watchDead()
+      .then((settled) => settled.length && logger.warn({ sandboxes: settled }, "sandboxes found dead"))
+      .catch((e: unknown) => logger.error({ err: e }, "watch failed"))
+      .finally(() => (watching = false));
+  }, 500);
+  sandboxes.announceDaemon(url);
+  logger.info({ url, stateDir: sandboxes.stateDir, cgroupParent: sandboxes.cgroupParent }, "corrald listening");
   return {
     url,
     sandboxes,
@@ -116,10 +137,11 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     },
     async close() {
       clearInterval(reaper);
+      clearInterval(watch);
       await applying;
       for (const p of ctx.processes.values()) p.end();
       await app.close();
-      while (reaping) await new Promise((r) => setTimeout(r, 10));
+      while (reaping || watching) await new Promise((r) => setTimeout(r, 10));
       sandboxes.close();
     },
   };
