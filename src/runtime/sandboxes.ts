@@ -1,5 +1,4 @@
 import type { AgentClient, ExecCallbacks, ExecRequest } from "../agent/client.js";
-import { SandboxNotRunningError } from "../core/errors.js";
 import type { BackendKind, SandboxBackend, UsageSample } from "../backends/backend.js";
 import type { CgroupMode } from "../host/cgroups.js";
 import type { ProgressFn } from "../store/builders/builder.js";
@@ -168,10 +167,7 @@ export class Sandboxes {
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
   async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
-    const r = this.running(ref, scope);
-    const h = this.rt.handle(r);
-    if ((await h.status()) !== "running") throw new SandboxNotRunningError(r.name, "dead");
-    return h.agent();
+    return this.rt.conns.connect(this.running(ref, scope));
   }
 
   async stats(ref: string, scope: Scope = {}): Promise<UsageSample> {
@@ -194,6 +190,11 @@ export class Sandboxes {
   /** Starts a command and hands back its handle and outcome (connections.ts startExec); the caller calls `end`. */
   async startExec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<StartedExec> {
     return this.rt.conns.startExec(this.running(ref, scope), req, cb);
+  }
+
+  /** What to report for a command that failed to start: sandbox_not_running when its host side died (connections.ts deadOr). */
+  async whyFailed(r: SandboxRecord, e: unknown): Promise<unknown> {
+    return this.rt.conns.deadOr(r, e);
   }
 
   /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
