@@ -154,3 +154,10 @@ export class QuotaError extends CorralError {
     this.over = { quota, limit, requested };
   }
 }
+
+/** A filesystem corral writes to (the state dir's, a sandbox's disk) is full: nothing was half done. */
+export class StorageFullError extends CorralError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("storage_full", message, 507, options);
+  }
+}

@@ -12,6 +12,7 @@ import { Pools } from "./pools.js";
 import { Tenants } from "./tenants.js";
 import { SharePolicy } from "./shares.js";
 import type { StateDirLock } from "./state-dir-lock.js";
+import { SpaceReserve } from "./state-space.js";
 
 /** What the runtime reads of the host itself (the backends do the rest). */
 export type RuntimeHost = Pick<Host, "cgroupMode" | "cgroupChildren" | "pidAlive">;
@@ -46,6 +47,8 @@ export class RuntimeContext {
   readonly claiming = new Set<string>();
   /** The host directories sandboxes may see (shares.ts). */
   readonly shares: SharePolicy;
+  /** Room kept to record what has happened when the state filesystem is full (state-space.ts). */
+  readonly space: SpaceReserve;
   /** The backend of a create whose spec names none (the declared state's defaultBackend); unset: the spec's default. */
   defaultBackend: BackendKind | undefined;
 
@@ -56,6 +59,8 @@ export class RuntimeContext {
     this.pools = new Pools(parts.db, this.rows);
     this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
     this.shares = new SharePolicy(parts.stateDir);
+    this.space = new SpaceReserve(parts.stateDir);
+    this.space.ensure();
   }
 
   get db(): Db {
@@ -122,8 +127,10 @@ export class RuntimeContext {
       this.conns.drop(id);
       if (spec) await this.handle({ id, spec }).destroy();
       else await this.destroyUnknown(id);
-      this.rows.delete(id);
-      recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+      this.space.record(this.db, () => {
+        this.rows.delete(id);
+        recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+      });
     });
   }
 

@@ -16,8 +16,10 @@ export async function settleDead(rt: RuntimeContext, r: SandboxRecord, status: s
   }
   rt.conns.drop(r.id);
   await rt.handle(r).stop();
-  rt.rows.setState(r.id, "stopped");
-  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped", detail: { reason: `found ${status}` } });
+  rt.space.record(rt.db, () => {
+    rt.rows.setState(r.id, "stopped");
+    recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped", detail: { reason: `found ${status}` } });
+  });
   return "stopped";
 }
 

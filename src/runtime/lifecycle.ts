@@ -74,6 +74,7 @@ export async function startNew(
 ): Promise<SandboxInfo> {
   const { spec, tenant, pool } = n;
   const backend = rt.backend(spec.backend);
+  rt.space.checkRoom();
   const id = randomBytes(8).toString("hex");
   const now = new Date();
   const record: SandboxRecord = {
@@ -120,8 +121,10 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
   return rt.guard(r.id, async () => {
     rt.conns.drop(r.id);
     await rt.handle(r).stop();
-    rt.rows.setState(r.id, "stopped");
-    recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+    rt.space.record(rt.db, () => {
+      rt.rows.setState(r.id, "stopped");
+      recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+    });
     return rt.info({ ...r, state: "stopped" }, "stopped");
   });
 }
@@ -141,8 +144,10 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
     nixStore: stands.nixStore,
     shares: stands.shares,
   });
-  rt.rows.setState(r.id, "running");
-  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+  rt.space.record(rt.db, () => {
+    rt.rows.setState(r.id, "running");
+    recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+  });
   return rt.info({ ...r, state: "running" }, "running");
 }
 

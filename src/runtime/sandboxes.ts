@@ -285,6 +285,7 @@ export class Sandboxes {
 
   /** Removes every sandbox whose timeout has passed; returns their ids. */
   async reapExpired(now = Date.now()): Promise<string[]> {
+    this.rt.space.ensure();
     return reapExpired(this.rt, now);
   }
 

@@ -268,6 +268,12 @@ struct stream {
 	DIR *dir;
 	int64_t remaining; /* read: bytes still wanted, < 0 = to EOF */
 	int64_t done;      /* bytes sent / written, or entries listed */
+	/* write: the file this stream made or truncated, removed again if
+	 * the write fails (ENOSPC: no partial file left); pfd < 0 when not */
+	int pfd;
+	char *base;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct exec;
