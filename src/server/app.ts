@@ -60,6 +60,17 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   const app = Fastify({
     loggerInstance: o.logger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    // Above the longest name (a template's, 128: core/names.ts), so an
+    // over-long one gets the name check's 400 with its code, not the
+    // router's bare 414; longer still, the 414 goes through the error handler.
+    maxParamLength: 1024,
+    // The router's own refusals (a bad URL, an over-long parameter) in the API's error shape, with a code.
+    frameworkErrors: (e, _req, reply) => {
+      const status = (e as { statusCode?: number }).statusCode ?? 400;
+      const code = status === 414 ? "uri_too_long" : "bad_request";
+      const r = reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } };
+      void r.code(status).type("application/json").send({ error: { code, message: e.message } });
+    },
     // A client dribbling its headers is cut off after headersTimeout,
     // checked every second, whatever else the server is doing.
     // A request for a sandbox's port (by its Host header) goes to the port proxy, never to the API.
