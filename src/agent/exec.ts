@@ -84,7 +84,14 @@ export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallb
   if (req.stdin) header["stdin"] = true;
   if (req.timeoutMs) header["timeoutMs"] = req.timeoutMs;
   if (req.keepAlive) header["keepAlive"] = true;
-  conn.send(header);
+  try {
+    conn.send(header);
+  } catch (e) {
+    // Never sent (too large for a frame): the stream goes, and nothing of it rejects later, unheard.
+    conn.end(id);
+    result.catch(() => {});
+    throw e;
+  }
   return new ExecHandle(conn, id, pid, result);
 }
 

@@ -190,6 +190,7 @@ const resourceCommands: CommandSpec[] = [
       { flags: "--socket <path>", help: "listen on a unix socket instead" },
       { flags: "--body-limit <bytes>", help: "largest JSON request body", default: "1048576" },
       { flags: "--admin-tenant <name>", help: "a tenant whose keys may change what all tenants share: templates, pools, the store, tenants, keys", repeat: true },
+      { flags: "--public-metrics", help: "serve GET /metrics without a key (it names every tenant; default: an admin tenant's key)" },
       { flags: "--template-import-tenant <name>", help: "a tenant whose keys may import image archives as templates, shared by all tenants", repeat: true },
       { flags: "--allow-share <dir>", help: "a host directory sandboxes may see (shares below it); never / or the state dir", repeat: true },
       { flags: "--declared <file>", help: "the operator's declared state (JSON, as the NixOS module renders it): applied on start and on SIGHUP" },

@@ -34,6 +34,8 @@ export interface AppOptions {
   readonly templateImporters?: readonly string[];
   /** Largest image archive upload, bytes (default 8 GiB). */
   readonly importLimit?: number;
+  /** Serve GET /metrics without a key (it names every tenant): the operator's opt-out. */
+  readonly publicMetrics?: boolean;
   /** The domain of port URLs (`http://PORT-ID.DOMAIN:DAEMONPORT/`; default localhost). */
   readonly portDomain?: string;
   /** The network of a sandbox whose spec names none (default "none"). */
@@ -63,7 +65,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     // Above the longest name (a template's, 128: core/names.ts), so an
     // over-long one gets the name check's 400 with its code, not the
     // router's bare 414; longer still, the 414 goes through the error handler.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // The router's own refusals (a bad URL, an over-long parameter) in the API's error shape, with a code.
     frameworkErrors: (e, _req, reply) => {
       const status = (e as { statusCode?: number }).statusCode ?? 400;
@@ -90,6 +92,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     admins: new Set(o.adminTenants ?? []),
     templateImporters: new Set(o.templateImporters ?? []),
     importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
+    publicMetrics: o.publicMetrics === true,
     observe: () => {},
     metrics: async () => ({ type: "text/plain", text: "" }),
     channels: 0,
@@ -103,7 +106,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   app.addHook("onRequest", (req, _reply, done) => {
     ctx.activity.touch();
     const op = req.routeOptions.config.operationId;
-    if (op ? openapi.operation(op).public : !req.url.startsWith("/v1/")) return done();
+    if (op ? openapi.operation(op).public || (op === "metrics" && o.publicMetrics === true) : !req.url.startsWith("/v1/")) return done();
     try {
       req.tenant = o.sandboxes.tenants.authenticate(apiKeyOf(req.headers));
     } catch (e) {

@@ -34,6 +34,8 @@ export interface ServerContext {
   readonly templateImporters: ReadonlySet<string>;
   /** Largest image archive accepted by PUT /v1/templates/{name}/oci, bytes. */
   readonly importLimit: number;
+  /** GET /metrics without a key (corral daemon --public-metrics); otherwise an admin tenant's key. */
+  readonly publicMetrics: boolean;
   /** Counts an answered operation in the metrics (set by metrics.ts). */
   observe: (operation: string, status: number, seconds: number) => void;
   /** The Prometheus exposition (set by metrics.ts). */

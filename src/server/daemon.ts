@@ -21,6 +21,8 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** GET /metrics without a key (it names every tenant; default: an admin tenant's key). */
+  readonly publicMetrics?: boolean;
   /** Host directories sandboxes may see through shares (runtime/shares.ts). */
   readonly allowedShares?: readonly string[];
   /**
@@ -92,6 +94,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.publicMetrics ? { publicMetrics: true } : {}),
     ...(o.portDomain ? { portDomain: o.portDomain } : {}),
     ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });

@@ -9,7 +9,7 @@ export const daemon: Action = async (ctx, p) => {
     socket?: string;
     bodyLimit: string;
     adminTenant: string[];
-    templateImportTenant: string[];
+    templateImportTenant: string[]; publicMetrics?: boolean;
     allowShare: string[];
     declared?: string;
     defaultNetwork: string;
@@ -35,6 +35,7 @@ export const daemon: Action = async (ctx, p) => {
     bodyLimit,
     adminTenants: f.adminTenant,
     templateImporters: f.templateImportTenant,
+    ...(f.publicMetrics ? { publicMetrics: true } : {}),
     ...(f.allowShare.length ? { allowedShares: f.allowShare } : {}),
     ...(f.declared ? { declaredFile: f.declared } : {}),
     defaultNetwork: f.defaultNetwork,
