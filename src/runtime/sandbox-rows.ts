@@ -29,11 +29,21 @@ const toRecord = (r: Row): SandboxRecord => ({
 
 const nameTaken = (name: string) => `a sandbox named "${name}" already exists`;
 
+/** The warm pools' reserved tenant (pools.ts POOL_TENANT; not imported: pools.ts imports this file). */
+const POOL_TENANT_ID = "_pool";
+
 /**
  * The sandboxes table: every statement that reads or writes it, and the
  * quota check that goes with an insert or a claim in one transaction.
  */
 export class SandboxRows {
+  /**
+   * The quota of a tenant that has none of its own (set by the daemon:
+   * corral daemon --default-max-sandboxes/--default-max-memory); the
+   * pools' tenant is bounded by the pool targets instead. Null: none.
+   */
+  defaultQuota: { maxSandboxes: number | null; maxMemory: number | null } = { maxSandboxes: null, maxMemory: null };
+
   constructor(
     private readonly db: Db,
     private readonly tenants: Tenants,
@@ -41,7 +51,9 @@ export class SandboxRows {
 
   /** Throws QuotaError when one more sandbox of `memory` bytes would put the tenant over a quota. */
   private checkQuota(tenant: string, memory: number): void {
-    const t = this.tenants.get(tenant);
+    const own = this.tenants.get(tenant);
+    const d = tenant === POOL_TENANT_ID ? { maxSandboxes: null, maxMemory: null } : this.defaultQuota;
+    const t = { maxSandboxes: own.maxSandboxes ?? d.maxSandboxes, maxMemory: own.maxMemory ?? d.maxMemory };
     if (t.maxSandboxes === null && t.maxMemory === null) return;
     const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?").get(
       tenant,

@@ -113,6 +113,11 @@ export class Sandboxes {
     this.rt.parts.lock?.record({ pid: process.pid, url, since: new Date().toISOString() });
   }
 
+  /** The quota of tenants without their own (sandbox-rows.ts checkQuota); the daemon sets it from its flags. */
+  setDefaultQuota(q: { readonly maxSandboxes: number | null; readonly maxMemory: number | null }): void {
+    this.rt.rows.defaultQuota = { maxSandboxes: q.maxSandboxes, maxMemory: q.maxMemory };
+  }
+
   /** The backend of a kind (tests and benches probe them). */
   backend(kind: BackendKind): SandboxBackend {
     return this.rt.backend(kind);

@@ -1,3 +1,4 @@
+import { CreateLimiter, type CreateRate } from "./rate-limit.js";
 import http from "node:http";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -36,6 +37,8 @@ export interface AppOptions {
   readonly importLimit?: number;
   /** Serve GET /metrics without a key (it names every tenant): the operator's opt-out. */
   readonly publicMetrics?: boolean;
+  /** Sandbox starts each tenant may make (rate-limit.ts); undefined: no limit. */
+  readonly createRate?: CreateRate;
   /** The domain of port URLs (`http://PORT-ID.DOMAIN:DAEMONPORT/`; default localhost). */
   readonly portDomain?: string;
   /** The network of a sandbox whose spec names none (default "none"). */
@@ -93,6 +96,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     templateImporters: new Set(o.templateImporters ?? []),
     importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
     publicMetrics: o.publicMetrics === true,
+    creates: new CreateLimiter(o.createRate),
     observe: () => {},
     metrics: async () => ({ type: "text/plain", text: "" }),
     channels: 0,

@@ -3,6 +3,7 @@ import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
+import type { CreateRate } from "./rate-limit.js";
 import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
@@ -23,6 +24,10 @@ export interface DaemonOptions {
   readonly importLimit?: number;
   /** GET /metrics without a key (it names every tenant; default: an admin tenant's key). */
   readonly publicMetrics?: boolean;
+  /** The quota of a tenant that has none of its own (null fields: no limit); default none. */
+  readonly defaultQuota?: { readonly maxSandboxes: number | null; readonly maxMemory: number | null };
+  /** Sandbox starts per tenant through the API (server/rate-limit.ts); default none. `corral daemon` sets both. */
+  readonly createRate?: CreateRate;
   /** Host directories sandboxes may see through shares (runtime/shares.ts). */
   readonly allowedShares?: readonly string[];
   /**
@@ -70,6 +75,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     // One daemon per state dir: a second exits with the lock's one-line error (state-dir-lock.ts).
     lock: true,
   });
+  if (o.defaultQuota) sandboxes.setDefaultQuota(o.defaultQuota);
   // One application of the declared state at a time (start, SIGHUP).
   let applying: Promise<void> = Promise.resolve();
   const applyDeclared = async () => {
@@ -95,6 +101,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
     ...(o.publicMetrics ? { publicMetrics: true } : {}),
+    ...(o.createRate ? { createRate: o.createRate } : {}),
     ...(o.portDomain ? { portDomain: o.portDomain } : {}),
     ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
