@@ -30,7 +30,8 @@ export class StateDirLock {
 
   /** Takes the lock or throws ConflictError naming the daemon that holds it. */
   static acquire(stateDir: string): StateDirLock {
-    const db = open(stateDir);
+    // A probe (daemonServes) holds it for microseconds: wait that out, not a daemon.
+    const db = open(stateDir, 250);
     try {
       db.exec("BEGIN EXCLUSIVE");
     } catch (e) {
@@ -59,9 +60,9 @@ export class StateDirLock {
   }
 }
 
-function open(stateDir: string): Database.Database {
+function open(stateDir: string, timeoutMs = 0): Database.Database {
   // Rollback journal (SQLite's default), never WAL: a WAL reader would not wait for the lock.
-  return new Database(path.join(stateDir, LOCK_FILE), { timeout: 0 });
+  return new Database(path.join(stateDir, LOCK_FILE), { timeout: timeoutMs });
 }
 
 /** Whether a daemon holds the state dir's lock now (a probe: it may start or stop right after). */
