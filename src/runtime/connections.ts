@@ -83,7 +83,7 @@ export class Connections {
    */
   async connect(r: SandboxRecord): Promise<AgentClient> {
     const h = this.handle(r);
-    if ((await h.status()) !== "running") throw new SandboxNotRunningError(r.name, "dead");
+    if ((await h.status({ fresh: true })) !== "running") throw new SandboxNotRunningError(r.name, "dead");
     const made = h.agent();
     let done = false;
     const died = (async () => {

@@ -34,7 +34,7 @@ export async function watchPass(rt: RuntimeContext): Promise<{ id: string; outco
   const settled: { id: string; outcome: "removed" | "stopped" }[] = [];
   for (const r of rt.rows.allRunning()) {
     if (rt.busy.has(r.id)) continue;
-    const status = await rt.handle(r).status();
+    const status = await rt.handle(r).status({ fresh: true });
     if (status === "running") continue;
     // Read again: an operation may have finished with it meanwhile.
     const now = rt.rows.allRunning().find((x) => x.id === r.id);
