@@ -27,7 +27,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Prometheus text exposition (requests, latency, sandboxes by tenant and state, pools). */
+        /**
+         * @description Prometheus text exposition (requests, latency, sandboxes by tenant
+         *     and state, pools). It names every tenant: an admin tenant's key is
+         *     needed, unless the daemon runs with --public-metrics.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -1557,6 +1561,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            default: components["responses"]["Error"];
         };
     };
     listTemplates: {

@@ -118,7 +118,14 @@ export function execStream(conn: AgentConnection, header: Record<string, unknown
     },
     fail: (e) => rejectAll(e),
   });
-  conn.send({ ...header, id });
+  try {
+    conn.send({ ...header, id });
+  } catch (e) {
+    // Never sent (too large for a frame): the stream goes, and nothing of it rejects later, unheard.
+    conn.end(id);
+    result.catch(() => {});
+    throw e;
+  }
   return new ExecHandle(conn, id, pid, result, detaching);
 }
 

@@ -2,6 +2,8 @@
  * Framing of the agent protocol (docs/protocol.md): every frame is
  * u32 BE header length, u32 BE payload length, a JSON header, a payload.
  */
+import { CorralError } from "../core/errors.js";
+
 export const MAX_HEADER = 65536;
 export const MAX_PAYLOAD = 1024 * 1024;
 export const CHUNK = 64 * 1024;
@@ -17,7 +19,14 @@ const EMPTY = Buffer.alloc(0);
 
 export function encodeFrame(header: Header, payload: Buffer = EMPTY): Buffer {
   const h = Buffer.from(JSON.stringify(header), "utf8");
-  if (h.length > MAX_HEADER) throw new RangeError(`frame header of ${h.length} bytes exceeds ${MAX_HEADER}`);
+  // The caller's to fix (an argv or env too large for one frame): a 400 with a code, not `internal` (issue 18).
+  if (h.length > MAX_HEADER) {
+    throw new CorralError(
+      "request_too_large",
+      `the ${String(header["op"] ?? "request")} request is ${h.length} bytes of argv, env and paths; the agent protocol takes at most ${MAX_HEADER} in one (pass large data on stdin or as a file)`,
+      400,
+    );
+  }
   if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
   const prefix = Buffer.allocUnsafe(8);
   prefix.writeUInt32BE(h.length, 0);

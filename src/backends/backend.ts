@@ -105,7 +105,8 @@ export interface SandboxHandle {
   readonly id: string;
   /** The one channel for exec and files. Each call opens a new connection. */
   agent(timeoutMs?: number): Promise<AgentClient>;
-  status(): Promise<SandboxStatus>;
+  /** `fresh`: not a recent answer a backend may keep (a claim, the daemon's watch). */
+  status(opts?: { fresh?: boolean }): Promise<SandboxStatus>;
   stats(): Promise<UsageSample>;
   /** Times the kernel's OOM killer has killed a process in the sandbox. */
   oomKills(): Promise<number>;

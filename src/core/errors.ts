@@ -47,8 +47,21 @@ export class NotFoundError extends CorralError {
 }
 
 export class ConflictError extends CorralError {
-  constructor(message: string) {
-    super("conflict", message, 409);
+  constructor(message: string, code = "conflict") {
+    super(code, message, 409);
+  }
+}
+
+/**
+ * The sandbox is not running: stopped, or found dead (its init, shim or
+ * hypervisor gone) before the daemon's watch recorded it.
+ */
+export class SandboxNotRunningError extends ConflictError {
+  constructor(name: string, state: "stopped" | "dead") {
+    super(
+      state === "stopped" ? `sandbox "${name}" is stopped; start it first` : `sandbox "${name}" is not running (its processes have ended)`,
+      "sandbox_not_running",
+    );
   }
 }
 
@@ -139,5 +152,12 @@ export class QuotaError extends CorralError {
   constructor(quota: string, limit: number, requested: number) {
     super("quota_exceeded", `tenant quota exceeded: ${quota} would be ${requested}, the limit is ${limit}`, 429);
     this.over = { quota, limit, requested };
+  }
+}
+
+/** A filesystem corral writes to (the state dir's, a sandbox's disk) is full: nothing was half done. */
+export class StorageFullError extends CorralError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("storage_full", message, 507, options);
   }
 }

@@ -78,6 +78,17 @@ export class ContainerCgroup {
     await fsp.writeFile(this.file("cpu", "cpu.cfs_quota_us"), String(quota));
   }
 
+  /** Caps the memory of everything in this cgroup (the host OOM-kills inside it past that). */
+  async limitMemory(bytes: number): Promise<void> {
+    if (this.mode === "v2") {
+      const parent = path.dirname(path.join(CGROUP_ROOT, this.rel));
+      await fsp.writeFile(path.join(parent, "cgroup.subtree_control"), "+memory").catch(() => {});
+      await fsp.writeFile(this.file("memory", "memory.max"), String(bytes));
+      return;
+    }
+    await fsp.writeFile(this.file("memory", "memory.limit_in_bytes"), String(bytes));
+  }
+
   /**
    * Gives this cgroup the name `rel` (same parent), with what is in it: on
    * v1 hierarchies a rename(2) of each controller's directory, where

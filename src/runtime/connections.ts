@@ -1,5 +1,6 @@
 import type { AgentClient, ExecCallbacks, ExecHandle, ExecRequest } from "../agent/client.js";
 import type { SandboxHandle } from "../backends/backend.js";
+import { SandboxNotRunningError } from "../core/errors.js";
 import { recordEvent, type Db } from "./db.js";
 import type { ExecOutcome, SandboxRecord } from "./records.js";
 
@@ -65,12 +66,61 @@ export class Connections {
       if (c && !c.closed) return c;
       if (this.agents.get(r.id) === cached) this.agents.delete(r.id);
     }
-    const made = this.handle(r).agent();
+    const made = this.connect(r);
     this.agents.set(r.id, made);
     made.catch(() => {
       if (this.agents.get(r.id) === made) this.agents.delete(r.id);
     });
     return made;
+  }
+
+  /**
+   * A new connection to a sandbox's agent, refused at once when its host
+   * side is dead (its row not yet settled by the daemon's watch): the
+   * connect alone would retry a socket nobody listens on for 5 s and
+   * answer 504 (issue 18). The status is asked again every 100 ms while
+   * the connect retries (a container's is cached for 250 ms).
+   */
+  async connect(r: SandboxRecord): Promise<AgentClient> {
+    const h = this.handle(r);
+    if ((await h.status({ fresh: true })) !== "running") throw new SandboxNotRunningError(r.name, "dead");
+    const made = h.agent();
+    let done = false;
+    const died = (async () => {
+      while (!done) {
+        await new Promise((res) => setTimeout(res, 100));
+        if (!done && (await h.status().catch(() => "running")) !== "running") return true;
+      }
+      return false;
+    })();
+    try {
+      const first = await Promise.race([made, died]);
+      if (first === true) {
+        made.then((c) => c.close(), () => {});
+        throw new SandboxNotRunningError(r.name, "dead");
+      }
+      return first as AgentClient;
+    } finally {
+      done = true;
+    }
+  }
+
+  /**
+   * The error to report for a command whose agent connection failed
+   * (agent_unavailable): that the sandbox is not running when its host
+   * side has died (a kept connection notices the death a moment after the
+   * watch could), else `e` itself. The status is asked for up to 1 s: a
+   * container's is cached for 250 ms, and a VM's shim outlives its QEMU
+   * by a moment.
+   */
+  async deadOr(r: SandboxRecord, e: unknown): Promise<unknown> {
+    if ((e as { code?: string }).code !== "agent_unavailable") return e;
+    const h = this.handle(r);
+    for (let i = 0; i < 10; i++) {
+      if ((await h.status().catch(() => "running")) !== "running") return new SandboxNotRunningError(r.name, "dead");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return e;
   }
 
   /** Forgets what this process keeps for a sandbox that stops or goes: its agent connection (closed), its OOM count. */
@@ -122,7 +172,7 @@ export class Connections {
     const seen = this.oomSeen.get(record.id);
     const before = seen ?? (await h.oomKills());
     if (seen === undefined) this.oomSeen.set(record.id, before);
-    const client = this.longLived ? await this.sharedAgent(record) : await h.agent();
+    const client = this.longLived ? await this.sharedAgent(record) : await this.connect(record);
     let handle: ExecHandle;
     try {
       handle = client.exec({ ...req, env: { ...record.spec.env, ...req.env }, cwd: req.cwd ?? record.spec.workdir }, cb);
@@ -131,12 +181,17 @@ export class Connections {
       throw e;
     }
     let ended = false;
-    const outcome = handle.result.then(async (r) => {
-      if (r.signal !== 9) return { ...r, oomKilled: false };
-      const now = await h.oomKills();
-      this.oomSeen.set(record.id, Math.max(now, this.oomSeen.get(record.id) ?? 0));
-      return { ...r, oomKilled: now > before };
-    });
+    const outcome = handle.result.then(
+      async (r) => {
+        if (r.signal !== 9) return { ...r, oomKilled: false };
+        const now = await h.oomKills();
+        this.oomSeen.set(record.id, Math.max(now, this.oomSeen.get(record.id) ?? 0));
+        return { ...r, oomKilled: now > before };
+      },
+      async (e: unknown) => {
+        throw await this.deadOr(record, e);
+      },
+    );
     outcome.catch(() => {}).finally(() => (ended = true)); // a command that never started is reported through handle.pid
     const end = this.longLived
       ? () => {

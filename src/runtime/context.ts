@@ -13,6 +13,8 @@ import { SandboxRows } from "./sandbox-rows.js";
 import { Pools } from "./pools.js";
 import { Tenants } from "./tenants.js";
 import { SharePolicy } from "./shares.js";
+import type { StateDirLock } from "./state-dir-lock.js";
+import { SpaceReserve } from "./state-space.js";
 
 /** What the runtime reads of the host itself (the backends do the rest). */
 export type RuntimeHost = Pick<Host, "cgroupMode" | "cgroupChildren" | "pidAlive">;
@@ -27,6 +29,8 @@ export interface StateDirParts {
   readonly backends: ReadonlyMap<BackendKind, SandboxBackend>;
   readonly host: RuntimeHost;
   readonly longLived: boolean;
+  /** Held while open by the daemon (state-dir-lock.ts). */
+  readonly lock?: StateDirLock;
   /** Networking of the state dir (absent over injected backends: only network "none"). */
   readonly net?: Networks;
 }
@@ -47,6 +51,8 @@ export class RuntimeContext {
   readonly claiming = new Set<string>();
   /** The host directories sandboxes may see (shares.ts). */
   readonly shares: SharePolicy;
+  /** Room kept to record what has happened when the state filesystem is full (state-space.ts). */
+  readonly space: SpaceReserve;
   /** The backend of a create whose spec names none (the declared state's defaultBackend); unset: the spec's default. */
   defaultBackend: BackendKind | undefined;
 
@@ -57,6 +63,8 @@ export class RuntimeContext {
     this.pools = new Pools(parts.db, this.rows);
     this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
     this.shares = new SharePolicy(parts.stateDir);
+    this.space = new SpaceReserve(parts.stateDir);
+    this.space.ensure();
   }
 
   get db(): Db {
@@ -100,14 +108,41 @@ export class RuntimeContext {
     return this.info(r, r.state === "stopped" ? "stopped" : await this.handle(r).status());
   }
 
+  /**
+   * Sandboxes an operation of this process is changing (a stop, a start,
+   * a removal), with how many: the watch (dead-sandboxes.ts) leaves them
+   * to it rather than take a stop in progress for a death.
+   */
+  private readonly working = new Map<string, number>();
+
+  /** Runs `fn` with sandbox `id` marked busy. */
+  async guard<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.working.set(id, (this.working.get(id) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      const n = (this.working.get(id) ?? 1) - 1;
+      if (n > 0) this.working.set(id, n);
+      else this.working.delete(id);
+    }
+  }
+
+  get busy(): { has(id: string): boolean } {
+    return this.working;
+  }
+
   /** Removes a sandbox from the host and the database, recording why. */
   async remove(id: string, tenant: string | undefined, reason: string, spec?: ResolvedSpec): Promise<void> {
-    this.conns.drop(id);
-    if (spec) await this.handle({ id, spec }).destroy();
-    else await this.destroyUnknown(id);
-    await this.parts.net?.detach(id);
-    this.rows.delete(id);
-    recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+    await this.guard(id, async () => {
+      this.conns.drop(id);
+      if (spec) await this.handle({ id, spec }).destroy();
+      else await this.destroyUnknown(id);
+      await this.parts.net?.detach(id);
+      this.space.record(this.db, () => {
+        this.rows.delete(id);
+        recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
+      });
+    });
   }
 
   /**

@@ -23,7 +23,7 @@ test("creates, finds, lists, stops, starts and destroys a sandbox through its ba
 
     assert.equal((await f.s.stop("pet")).status, "stopped");
     assert.equal((await f.s.get("pet")).status, "stopped");
-    await assert.rejects(f.s.agent("pet"), { code: "conflict" }); // stopped: start it first
+    await assert.rejects(f.s.agent("pet"), { code: "sandbox_not_running" }); // stopped: start it first
     assert.equal((await f.s.start("pet")).status, "running");
     await f.s.destroy("pet");
     await assert.rejects(f.s.get("pet"), { code: "sandbox_not_found" });

@@ -77,6 +77,7 @@ export async function startNew(
 ): Promise<SandboxInfo> {
   const { spec, tenant, pool } = n;
   const backend = rt.backend(spec.backend);
+  rt.space.checkRoom();
   const id = randomBytes(8).toString("hex");
   const now = new Date();
   const record: SandboxRecord = {
@@ -140,11 +141,15 @@ export async function stop(rt: RuntimeContext, r: SandboxRecord): Promise<Sandbo
   if (r.spec.lifetime.mode !== "persistent" || !rt.handle(r).hasDisk()) {
     throw new ConflictError(`sandbox "${r.name}" keeps its files in memory (it was created ephemeral); only sandboxes created persistent can be stopped`);
   }
-  rt.conns.drop(r.id);
-  await rt.handle(r).stop();
-  rt.rows.setState(r.id, "stopped");
-  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
-  return rt.info({ ...r, state: "stopped" }, "stopped");
+  return rt.guard(r.id, async () => {
+    rt.conns.drop(r.id);
+    await rt.handle(r).stop();
+    rt.space.record(rt.db, () => {
+      rt.rows.setState(r.id, "stopped");
+      recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped" });
+    });
+    return rt.info({ ...r, state: "stopped" }, "stopped");
+  });
 }
 
 /** Starts a stopped sandbox again, with the disk it had. */
@@ -163,8 +168,10 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
     nixStore: stands.nixStore,
     shares: stands.shares,
   });
-  rt.rows.setState(r.id, "running");
-  recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+  rt.space.record(rt.db, () => {
+    rt.rows.setState(r.id, "running");
+    recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "started" });
+  });
   return rt.info({ ...r, state: "running" }, "running");
 }
 

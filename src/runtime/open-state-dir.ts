@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import type { BackendKind, SandboxBackend } from "../backends/backend.js";
@@ -10,6 +12,7 @@ import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
 import { rangeBase, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
+import { StateDirLock } from "./state-dir-lock.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
 /**
@@ -27,8 +30,17 @@ export function allowedSharesOf(opts: SandboxesOptions): readonly string[] {
 export interface SandboxesOptions {
   readonly stateDir?: string;
   readonly uidBase?: number;
-  /** Parent cgroup for all sandboxes of this state dir (default $CORRAL_CGROUP_PARENT or "corral"). */
+  /**
+   * Parent cgroup for all sandboxes of this state dir: this, else
+   * $CORRAL_CGROUP_PARENT, else the one the state dir recorded when first
+   * opened (cgroupParentOf).
+   */
   readonly cgroupParent?: string;
+  /**
+   * Take the state dir's daemon lock (state-dir-lock.ts) for as long as
+   * it is open: the daemon. A second one is refused (ConflictError).
+   */
+  readonly lock?: boolean;
   /**
    * A long-lived process (the daemon, a benchmark standing in for it):
    * keeps a VM shim started ahead of need (~0.1 s off each VM start) and
@@ -61,14 +73,49 @@ async function openCommon(opts: SandboxesOptions & { stateDir: string }): Promis
   if (!Number.isInteger(uidBase) || uidBase < UID_RANGE || rangeBase(uidBase, UID_SLOTS) > 0xffffffff) {
     throw new HostError(`uid base ${uidBase} leaves no room for ${UID_SLOTS} sandbox uid ranges of ${UID_RANGE} below 2^32-1`);
   }
-  const cgroupParent = opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"] ?? "corral";
   await fsp.mkdir(stateDir, { recursive: true, mode: 0o711 });
   await fsp.chmod(stateDir, 0o711);
-  const store = new Store(path.join(stateDir, "store"), uidBase);
-  await store.init();
-  await fsp.mkdir(path.join(stateDir, "sandboxes"), { recursive: true, mode: 0o711 });
-  const db = openDatabase(path.join(stateDir, "corral.db"));
-  return { stateDir, uidBase, cgroupParent, store, db, longLived: opts.longLived ?? false };
+  const lock = opts.lock ? StateDirLock.acquire(stateDir) : undefined;
+  try {
+    const cgroupParent = await cgroupParentOf(stateDir, opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"]);
+    const store = new Store(path.join(stateDir, "store"), uidBase);
+    await store.init();
+    await fsp.mkdir(path.join(stateDir, "sandboxes"), { recursive: true, mode: 0o711 });
+    const db = openDatabase(path.join(stateDir, "corral.db"));
+    return { stateDir, uidBase, cgroupParent, store, db, longLived: opts.longLived ?? false, ...(lock ? { lock } : {}) };
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
+}
+
+/** The cgroup parent every corral release before the state dir recorded its own; shared by all state dirs. */
+export const LEGACY_CGROUP_PARENT = "corral";
+
+/**
+ * The state dir's cgroup parent, recorded in `<state>/cgroup-parent`: the
+ * one given, else the recorded one, else for a new state dir
+ * `corral-<12 hex of sha256(real path)>`, its own. Before, every state dir
+ * defaulted to `corral`, and a reconcile in one destroyed the other's
+ * sandboxes (issue 18: 20 of 20); a state dir that has a database but no
+ * record is from then and keeps `corral`, where its sandboxes are
+ * (reconcile.ts then removes only cgroups it has a trace of).
+ */
+export async function cgroupParentOf(stateDir: string, given: string | undefined): Promise<string> {
+  const file = path.join(stateDir, "cgroup-parent");
+  const recorded = (await fsp.readFile(file, "utf8").catch(() => "")).trim() || undefined;
+  const parent =
+    given ?? recorded ?? (fs.existsSync(path.join(stateDir, "corral.db")) ? LEGACY_CGROUP_PARENT : derivedCgroupParent(stateDir));
+  if (parent !== recorded) {
+    await fsp.writeFile(`${file}.${process.pid}`, `${parent}\n`);
+    await fsp.rename(`${file}.${process.pid}`, file);
+  }
+  return parent;
+}
+
+/** The cgroup parent a state dir gets by default: a name only its real path gives. */
+export function derivedCgroupParent(stateDir: string): string {
+  return `corral-${createHash("sha256").update(fs.realpathSync(stateDir)).digest("hex").slice(0, 12)}`;
 }
 
 /**
@@ -89,6 +136,7 @@ export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDi
     return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network) };
   } catch (e) {
     common.db.close();
+    common.lock?.release();
     throw e;
   }
 }

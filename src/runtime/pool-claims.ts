@@ -16,11 +16,13 @@ import { defaultName, expiryFrom, type SandboxInfo, type SandboxRecord } from ".
 export async function claim(rt: RuntimeContext, key: string, spec: ResolvedSpec, tenant: string): Promise<SandboxInfo | undefined> {
   for (let attempt = 0; attempt < 3; attempt++) {
     // Skips the candidates other claims in this process are checking.
-    const pooled = rt.rows.poolCandidates(key, rt.claiming.size + 1).find((r) => !rt.claiming.has(r.id));
+    // ... and those the daemon's watch is settling (dead-sandboxes.ts).
+    const pooled = rt.rows.poolCandidates(key, rt.claiming.size + 8).find((r) => !rt.claiming.has(r.id) && !rt.busy.has(r.id));
     if (!pooled) return undefined;
     rt.claiming.add(pooled.id);
     try {
-      if ((await rt.handle(pooled).status()) !== "running") {
+      // Fresh: the watch's reads keep a recent answer that a death since would not change.
+      if ((await rt.handle(pooled).status({ fresh: true })) !== "running") {
         await rt.remove(pooled.id, POOL_TENANT, "pooled sandbox found dead at claim", pooled.spec);
         continue;
       }

@@ -1,6 +1,8 @@
 import fsp from "node:fs/promises";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent } from "./db.js";
+import { LEGACY_CGROUP_PARENT } from "./open-state-dir.js";
+import { settleDead } from "./dead-sandboxes.js";
 
 /** A sandbox id: what names its directory, cgroup and runtime state. */
 const ID_PATTERN = /^[0-9a-f]{16}$/;
@@ -32,21 +34,22 @@ export async function reconcile(rt: RuntimeContext): Promise<{ removed: string[]
   // An ephemeral sandbox whose init has died is gone for good; a
   // persistent one keeps its disk and is marked stopped.
   for (const r of rt.rows.allRunning()) {
-    if ((await rt.handle(r).status()) === "running") continue;
-    if (r.spec.lifetime.mode === "ephemeral") {
-      await rt.remove(r.id, r.tenant, "exited", r.spec);
-      removed.push(r.id);
-    } else {
-      await rt.handle(r).stop();
-      rt.rows.setState(r.id, "stopped");
-      recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "stopped", detail: { reason: "found dead on reconcile" } });
-    }
+    const status = await rt.handle(r).status();
+    if (status === "running") continue;
+    if ((await settleDead(rt, r, status)) === "removed") removed.push(r.id);
   }
   // What is on the host is listed before the rows are read: a creator
   // inserts its row before it makes anything, so whatever a live creator
   // has made by now has a row we are about to see.
-  const onHost = new Set<string>([...(await fsp.readdir(rt.sandboxesDir)), ...(await host.cgroupChildren(cgroupParent))]);
+  const onHost = new Set<string>(await fsp.readdir(rt.sandboxesDir));
   for (const b of backends.values()) for (const id of (await b.hostIds?.()) ?? []) onHost.add(id);
+  // A cgroup parent of its own (open-state-dir.ts cgroupParentOf): all
+  // under it is this state dir's. Under the old shared `corral`, a cgroup
+  // with no trace here (directory, runtime state) may be another state
+  // dir's sandbox, so it is left alone (issue 18: opening one state dir
+  // destroyed 20 of 20 of another's sandboxes).
+  const cgroups = await host.cgroupChildren(cgroupParent);
+  for (const id of cgroups) if (cgroupParent !== LEGACY_CGROUP_PARENT) onHost.add(id);
   const known = rt.rows.ids();
   for (const id of onHost) {
     if (!ID_PATTERN.test(id) || known.has(id)) continue;

@@ -1,4 +1,4 @@
-import { ConflictError, InvalidArgumentError, NotFoundError, QuotaError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError, NotFoundError, QuotaError, SandboxNotRunningError } from "../core/errors.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import { recordEvent, stmt, uniqueOrConflict, type Db } from "./db.js";
 import type { SandboxRecord, Scope } from "./records.js";
@@ -30,11 +30,21 @@ const toRecord = (r: Row): SandboxRecord => ({
 
 const nameTaken = (name: string) => `a sandbox named "${name}" already exists`;
 
+/** The warm pools' reserved tenant (pools.ts POOL_TENANT; not imported: pools.ts imports this file). */
+const POOL_TENANT_ID = "_pool";
+
 /**
  * The sandboxes table: every statement that reads or writes it, and the
  * quota check that goes with an insert or a claim in one transaction.
  */
 export class SandboxRows {
+  /**
+   * The quota of a tenant that has none of its own (set by the daemon:
+   * corral daemon --default-max-sandboxes/--default-max-memory); the
+   * pools' tenant is bounded by the pool targets instead. Null: none.
+   */
+  defaultQuota: { maxSandboxes: number | null; maxMemory: number | null } = { maxSandboxes: null, maxMemory: null };
+
   constructor(
     private readonly db: Db,
     private readonly tenants: Tenants,
@@ -42,7 +52,9 @@ export class SandboxRows {
 
   /** Throws QuotaError when one more sandbox of `memory` bytes would put the tenant over a quota. */
   private checkQuota(tenant: string, memory: number): void {
-    const t = this.tenants.get(tenant);
+    const own = this.tenants.get(tenant);
+    const d = tenant === POOL_TENANT_ID ? { maxSandboxes: null, maxMemory: null } : this.defaultQuota;
+    const t = { maxSandboxes: own.maxSandboxes ?? d.maxSandboxes, maxMemory: own.maxMemory ?? d.maxMemory };
     if (t.maxSandboxes === null && t.maxMemory === null) return;
     const use = stmt(this.db, "SELECT count(*) AS n, coalesce(sum(json_extract(spec, '$.resources.memory')), 0) AS mem FROM sandboxes WHERE tenant_id = ?").get(
       tenant,
@@ -128,7 +140,7 @@ export class SandboxRows {
   /** A running sandbox's record; ConflictError for a stopped one. */
   running(ref: string, scope: Scope = {}): SandboxRecord {
     const r = this.find(ref, scope);
-    if (r.state === "stopped") throw new ConflictError(`sandbox "${r.name}" is stopped; start it first`);
+    if (r.state === "stopped") throw new SandboxNotRunningError(r.name, "stopped");
     return r;
   }
 

@@ -16,6 +16,8 @@ import { refillPools } from "./pool-claims.js";
 import type { Pools } from "./pools.js";
 import type { ExecOutcome, SandboxInfo, SandboxRecord, Scope, SnapshotInfo } from "./records.js";
 import { reapExpired, reconcile } from "./reconcile.js";
+import { daemonServes } from "./state-dir-lock.js";
+import { watchPass } from "./dead-sandboxes.js";
 import * as snapshots from "./snapshots.js";
 import { diskUsage, gc, layersInUse, type DiskUsage } from "./storage.js";
 import { commit } from "./template-commit.js";
@@ -76,7 +78,10 @@ export class Sandboxes {
     const s = new Sandboxes(parts);
     try {
       await s.allowShares(allowedSharesOf(opts));
-      await s.reconcile();
+      // While a daemon serves the state dir it alone reconciles: a CLI's
+      // reconcile racing it could take a sandbox it is making or removing
+      // for an orphan.
+      if (parts.lock || !daemonServes(parts.stateDir)) await s.reconcile();
     } catch (e) {
       s.close();
       throw e;
@@ -104,6 +109,17 @@ export class Sandboxes {
     this.rt.conns.close();
     for (const b of this.rt.parts.backends.values()) b.close?.();
     this.db.close();
+    this.rt.parts.lock?.release();
+  }
+
+  /** Says where the daemon holding the state dir's lock listens (`<state>/daemon.json`); only with `lock`. */
+  announceDaemon(url: string): void {
+    this.rt.parts.lock?.record({ pid: process.pid, url, since: new Date().toISOString() });
+  }
+
+  /** The quota of tenants without their own (sandbox-rows.ts checkQuota); the daemon sets it from its flags. */
+  setDefaultQuota(q: { readonly maxSandboxes: number | null; readonly maxMemory: number | null }): void {
+    this.rt.rows.defaultQuota = { maxSandboxes: q.maxSandboxes, maxMemory: q.maxMemory };
   }
 
   /** The backend of a kind (tests and benches probe them). */
@@ -172,7 +188,7 @@ export class Sandboxes {
 
   /** A fresh connection to the sandbox's agent; the caller closes it. */
   async agent(ref: string, scope: Scope = {}): Promise<AgentClient> {
-    return this.rt.handle(this.running(ref, scope)).agent();
+    return this.rt.conns.connect(this.running(ref, scope));
   }
 
   async stats(ref: string, scope: Scope = {}): Promise<UsageSample> {
@@ -195,6 +211,11 @@ export class Sandboxes {
   /** Starts a command and hands back its handle and outcome (connections.ts startExec); the caller calls `end`. */
   async startExec(ref: string, req: ExecRequest, cb: ExecCallbacks = {}, scope: Scope = {}): Promise<StartedExec> {
     return this.rt.conns.startExec(this.running(ref, scope), req, cb);
+  }
+
+  /** What to report for a command that failed to start: sandbox_not_running when its host side died (connections.ts deadOr). */
+  async whyFailed(r: SandboxRecord, e: unknown): Promise<unknown> {
+    return this.rt.conns.deadOr(r, e);
   }
 
   /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
@@ -280,8 +301,17 @@ export class Sandboxes {
     return gc(this.rt, graceMs);
   }
 
+  /**
+   * Settles running sandboxes whose host side has died (dead-sandboxes.ts):
+   * the daemon calls it every 500 ms.
+   */
+  async watchDead(): Promise<{ id: string; outcome: "removed" | "stopped" }[]> {
+    return watchPass(this.rt);
+  }
+
   /** Removes every sandbox whose timeout has passed; returns their ids. */
   async reapExpired(now = Date.now()): Promise<string[]> {
+    this.rt.space.ensure();
     return reapExpired(this.rt, now);
   }
 

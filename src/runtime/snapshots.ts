@@ -2,12 +2,12 @@ import { networkMode } from "../core/network-spec.js";
 import { randomBytes } from "node:crypto";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
+import { checkName } from "../core/names.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent, stmt, uniqueOrConflict } from "./db.js";
 import { startNew } from "./lifecycle.js";
 import { LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope, type SnapshotInfo } from "./records.js";
 
-const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 interface SnapshotRow {
   tenant_id: string;
@@ -33,7 +33,7 @@ const nameTaken = (name: string) => `a snapshot named "${name}" already exists`;
  * SandboxHandle.snapshot (microVMs) can.
  */
 export async function snapshot(rt: RuntimeContext, running: () => SandboxRecord, name: string): Promise<SnapshotInfo> {
-  if (!SNAPSHOT_NAME.test(name)) throw new InvalidArgumentError(`a snapshot name is 1-63 lowercase letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`);
+  checkName("snapshot", name, "snapshot name");
   const r = running();
   const h = rt.handle(r);
   if (!h.snapshot) throw new ConflictError(`sandbox "${r.name}" is a ${r.spec.backend}: only microVM sandboxes can be snapshotted`);

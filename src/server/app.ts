@@ -1,3 +1,4 @@
+import { CreateLimiter, type CreateRate } from "./rate-limit.js";
 import http from "node:http";
 import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "pino";
@@ -34,6 +35,10 @@ export interface AppOptions {
   readonly templateImporters?: readonly string[];
   /** Largest image archive upload, bytes (default 8 GiB). */
   readonly importLimit?: number;
+  /** Serve GET /metrics without a key (it names every tenant): the operator's opt-out. */
+  readonly publicMetrics?: boolean;
+  /** Sandbox starts each tenant may make (rate-limit.ts); undefined: no limit. */
+  readonly createRate?: CreateRate;
   /** The domain of port URLs (`http://PORT-ID.DOMAIN:DAEMONPORT/`; default localhost). */
   readonly portDomain?: string;
   /** The network of a sandbox whose spec names none (default "none"). */
@@ -60,6 +65,17 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   const app = Fastify({
     loggerInstance: o.logger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
+    // Above the longest name (a template's, 128: core/names.ts), so an
+    // over-long one gets the name check's 400 with its code, not the
+    // router's bare 414; longer still, the 414 goes through the error handler.
+    routerOptions: { maxParamLength: 1024 },
+    // The router's own refusals (a bad URL, an over-long parameter) in the API's error shape, with a code.
+    frameworkErrors: (e, _req, reply) => {
+      const status = (e as { statusCode?: number }).statusCode ?? 400;
+      const code = status === 414 ? "uri_too_long" : "bad_request";
+      const r = reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } };
+      void r.code(status).type("application/json").send({ error: { code, message: e.message } });
+    },
     // A client dribbling its headers is cut off after headersTimeout,
     // checked every second, whatever else the server is doing.
     // A request for a sandbox's port (by its Host header) goes to the port proxy, never to the API.
@@ -79,6 +95,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     admins: new Set(o.adminTenants ?? []),
     templateImporters: new Set(o.templateImporters ?? []),
     importLimit: o.importLimit ?? DEFAULT_IMPORT_LIMIT,
+    publicMetrics: o.publicMetrics === true,
+    creates: new CreateLimiter(o.createRate),
     observe: () => {},
     metrics: async () => ({ type: "text/plain", text: "" }),
     channels: 0,
@@ -92,7 +110,7 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   app.addHook("onRequest", (req, _reply, done) => {
     ctx.activity.touch();
     const op = req.routeOptions.config.operationId;
-    if (op ? openapi.operation(op).public : !req.url.startsWith("/v1/")) return done();
+    if (op ? openapi.operation(op).public || (op === "metrics" && o.publicMetrics === true) : !req.url.startsWith("/v1/")) return done();
     try {
       req.tenant = o.sandboxes.tenants.authenticate(apiKeyOf(req.headers));
     } catch (e) {

@@ -67,7 +67,7 @@ export async function startCommand(ctx: ServerContext, tenant: string, ref: stri
     pid = await handle.pid;
   } catch (e) {
     end();
-    throw e;
+    throw await ctx.sandboxes.whyFailed(rec, e);
   }
   const key = processKey(rec.id, pid);
   const finished: Promise<Record<string, unknown>> = outcome.then(

@@ -1,3 +1,4 @@
+import type { CreateLimiter } from "./rate-limit.js";
 import type { IncomingHttpHeaders } from "node:http";
 import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes.js";
 import type { ExecHandle } from "../agent/client.js";
@@ -34,6 +35,10 @@ export interface ServerContext {
   readonly templateImporters: ReadonlySet<string>;
   /** Largest image archive accepted by PUT /v1/templates/{name}/oci, bytes. */
   readonly importLimit: number;
+  /** GET /metrics without a key (corral daemon --public-metrics); otherwise an admin tenant's key. */
+  readonly publicMetrics: boolean;
+  /** Sandbox starts per tenant (rate-limit.ts). */
+  readonly creates: CreateLimiter;
   /** Counts an answered operation in the metrics (set by metrics.ts). */
   observe: (operation: string, status: number, seconds: number) => void;
   /** The Prometheus exposition (set by metrics.ts). */

@@ -4,6 +4,7 @@ import { Sandboxes } from "../runtime/sandboxes.js";
 import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
 import type { E2bApp } from "./e2b/e2b-app.js";
+import type { CreateRate } from "./rate-limit.js";
 import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
@@ -22,6 +23,12 @@ export interface DaemonOptions {
   /** Tenants that may import image archives as templates (PUT /v1/templates/{name}/oci), besides the admins. */
   readonly templateImporters?: readonly string[];
   readonly importLimit?: number;
+  /** GET /metrics without a key (it names every tenant; default: an admin tenant's key). */
+  readonly publicMetrics?: boolean;
+  /** The quota of a tenant that has none of its own (null fields: no limit); default none. */
+  readonly defaultQuota?: { readonly maxSandboxes: number | null; readonly maxMemory: number | null };
+  /** Sandbox starts per tenant through the API (server/rate-limit.ts); default none. `corral daemon` sets both. */
+  readonly createRate?: CreateRate;
   /** Host directories sandboxes may see through shares (runtime/shares.ts). */
   readonly allowedShares?: readonly string[];
   /**
@@ -73,7 +80,10 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     // Four container slots made ahead of need once the network is up: a create with nat then only moves its link.
     network: { spares: 4, ...o.network },
     longLived: true,
+    // One daemon per state dir: a second exits with the lock's one-line error (state-dir-lock.ts).
+    lock: true,
   });
+  if (o.defaultQuota) sandboxes.setDefaultQuota(o.defaultQuota);
   // One application of the declared state at a time (start, SIGHUP).
   let applying: Promise<void> = Promise.resolve();
   const applyDeclared = async () => {
@@ -98,19 +108,27 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.publicMetrics ? { publicMetrics: true } : {}),
+    ...(o.createRate ? { createRate: o.createRate } : {}),
     ...(o.portDomain ? { portDomain: o.portDomain } : {}),
     ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
   let url: string;
-  if ("socket" in o.listen) {
-    fs.rmSync(o.listen.socket, { force: true });
-    await app.listen({ path: o.listen.socket });
-    fs.chmodSync(o.listen.socket, 0o660);
-    url = o.listen.socket;
-  } else {
-    const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
-    url = address;
-    if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
+  try {
+    if ("socket" in o.listen) {
+      fs.rmSync(o.listen.socket, { force: true });
+      await app.listen({ path: o.listen.socket });
+      fs.chmodSync(o.listen.socket, 0o660);
+      url = o.listen.socket;
+    } else {
+      url = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
+      if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(url).port);
+    }
+  } catch (e) {
+    await app.close().catch(() => {});
+    await sandboxes.releaseNetworkSpares().catch(() => {});
+    sandboxes.close();
+    throw e;
   }
   let e2b: E2bApp | undefined;
   let e2bUrl: string | undefined;
@@ -150,7 +168,21 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       .catch((e: unknown) => logger.error({ err: e }, "housekeeping failed"))
       .finally(() => (reaping = false));
   }, o.reapIntervalMs ?? 1000);
-  logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");
+  // The watch: a sandbox whose init, shim or hypervisor died is settled
+  // within a second (500 ms passes; a container's status is cached 250 ms),
+  // not left "running" until someone looks (dead-sandboxes.ts).
+  let watching = false;
+  const watch = setInterval(() => {
+    if (watching) return;
+    watching = true;
+    sandboxes
+      .watchDead()
+      .then((settled) => settled.length && logger.warn({ sandboxes: settled }, "sandboxes found dead"))
+      .catch((e: unknown) => logger.error({ err: e }, "watch failed"))
+      .finally(() => (watching = false));
+  }, 500);
+  sandboxes.announceDaemon(url);
+  logger.info({ url, stateDir: sandboxes.stateDir, cgroupParent: sandboxes.cgroupParent }, "corrald listening");
   return {
     url,
     e2bUrl,
@@ -161,11 +193,12 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     },
     async close() {
       clearInterval(reaper);
+      clearInterval(watch);
       await applying;
       for (const p of ctx.processes.values()) p.end();
       await e2b?.close();
       await app.close();
-      while (reaping) await new Promise((r) => setTimeout(r, 10));
+      while (reaping || watching) await new Promise((r) => setTimeout(r, 10));
       await sandboxes.releaseNetworkSpares();
       sandboxes.close();
     },

@@ -19,6 +19,10 @@ export function toHttpError(e: unknown): HttpError {
     return { status: e.status, body: { error } };
   }
   const fe = e as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+  // A full state filesystem wherever it was met (SQLite, a mkdir, a write): 507, not 500 (issue 18).
+  if (fe.code === "SQLITE_FULL" || fe.code === "ENOSPC" || fe.code === "EDQUOT") {
+    return { status: 507, body: { error: { code: "storage_full", message: "the daemon's state filesystem is full" } } };
+  }
   if (fe.validation) return { status: 400, body: { error: { code: "invalid_request", message: fe.message ?? "invalid request" } } };
   if (fe.statusCode === 413) return { status: 413, body: { error: { code: "payload_too_large", message: fe.message ?? "request body too large" } } };
   if (fe.statusCode === 415) return { status: 415, body: { error: { code: "unsupported_media_type", message: fe.message ?? "unsupported content type" } } };

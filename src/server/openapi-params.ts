@@ -1,5 +1,6 @@
 import type { ValidateFunction } from "ajv/dist/2020.js";
 import { InvalidArgumentError } from "../core/errors.js";
+import { checkName, pathParameterKind, type NameKind } from "../core/names.js";
 import type { OpenApi, Operation, Parameter } from "./openapi.js";
 
 type Json = Record<string, unknown>;
@@ -20,9 +21,19 @@ export interface CheckedParams {
 export class ParamChecker {
   private readonly checks = new Map<string, { op: Operation; path: ValidateFunction; query: ValidateFunction }>();
 
+  /** Each operation's string path parameters and their name kind (core/names.ts). */
+  private readonly names = new Map<string, [string, NameKind][]>();
+
   constructor(private readonly openapi: OpenApi) {
     for (const op of openapi.operations()) {
       this.checks.set(op.id, { op, path: this.compile(op, "path"), query: this.compile(op, "query") });
+      const named: [string, NameKind][] = [];
+      for (const p of op.parameters.filter((x) => x.in === "path" && (x.schema as { type?: string }).type === "string")) {
+        const kind = pathParameterKind(op.path, p.name);
+        if (!kind) throw new Error(`path parameter ${p.name} of ${op.id} has no name kind (core/names.ts pathParameterKind)`);
+        named.push([p.name, kind]);
+      }
+      this.names.set(op.id, named);
     }
   }
 
@@ -39,7 +50,10 @@ export class ParamChecker {
   check(operationId: string, path: Readonly<Record<string, unknown>>, query: Readonly<Record<string, unknown>>): CheckedParams {
     const c = this.checks.get(operationId);
     if (!c) throw new InvalidArgumentError(`unknown operation ${JSON.stringify(operationId)}`);
-    return { params: this.one(c.op, "path", c.path, path), query: this.one(c.op, "query", c.query, query) };
+    const params = this.one(c.op, "path", c.path, path);
+    // The one name type, whatever the document's pattern says.
+    for (const [name, kind] of this.names.get(operationId) ?? []) checkName(kind, params[name], `path parameter "${name}"`);
+    return { params, query: this.one(c.op, "query", c.query, query) };
   }
 
   private one(op: Operation, where: "path" | "query", v: ValidateFunction, given: Readonly<Record<string, unknown>>): Record<string, unknown> {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, CorralError, NotFoundError } from "../core/errors.js";
 import { parseSpec } from "../core/index.js";
+import { checkName } from "../core/names.js";
 import type { BaseContext, ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder, debianNixBuilder } from "./builders/debian.js";
@@ -162,6 +163,7 @@ export class Store {
   }
 
   async template(name: string): Promise<TemplateRecord | undefined> {
+    checkName("template", name, "template name");
     return readJson<TemplateRecord>(path.join(this.templatesDir, `${name}.json`));
   }
 
@@ -277,6 +279,7 @@ export class Store {
     source: string,
     extra: { readonly nix?: NixPart | undefined; readonly image?: ImageConfig | undefined } = {},
   ): Promise<TemplateRecord> {
+    checkName("template", name, "template name");
     const record: TemplateRecord = {
       name,
       layers,

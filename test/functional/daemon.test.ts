@@ -51,7 +51,7 @@ describe("corrald", () => {
   });
 
   it("exports Prometheus metrics", async () => {
-    const d = await testDaemon(t);
+    const d = await testDaemon(t, { publicMetrics: true });
     try {
       const key = d.sandboxes.tenants.createKey("metrics").key;
       const created = await request(d.url, "POST", "/v1/sandboxes", { key, json: { template: "busybox", name: "m1" } });

@@ -42,7 +42,7 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
     // Read by every connection that does not say otherwise (the keys made below too).
     process.env["CORRAL_TRANSPORT"] = transport;
     t = await freshState(`sdk-${transport}`);
-    d = await testDaemon(t, { adminTenants: ["ops"] });
+    d = await testDaemon(t, { adminTenants: ["ops"], publicMetrics: true });
     conn = { apiUrl: d.url, apiKey: t.s.tenants.createKey("alice").key };
     sb = await Sandbox.create({ ...conn, template: "busybox", envs: { GREETING: "hello" } });
   });

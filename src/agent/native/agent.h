@@ -319,6 +319,12 @@ struct stream {
 	int64_t remaining; /* read: bytes still wanted, < 0 = to EOF */
 	int64_t done;      /* bytes sent / written, or entries listed */
 	bool paused;       /* flow: not pumped */
+	/* write: the file this stream made or truncated, removed again if
+	 * the write fails (ENOSPC: no partial file left); pfd < 0 when not */
+	int pfd;
+	char *base;
+	dev_t dev;
+	ino_t ino;
 	/* S_TCP (tcp.c) */
 	struct conn *conn;
 	struct buf q;      /* bytes for the socket */

@@ -377,6 +377,16 @@ int main(int argc, char **argv)
 	}
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		logmsg("corral-agent: PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	/* Undumpable: sandbox code (root in the sandbox's user namespace, as
+	 * the agent, but without CAP_SYS_PTRACE) can no longer ptrace the
+	 * agent or open /proc/<agent>/mem, environ or fd/ (issue 18: it could
+	 * open /proc/1/mem read-write and take over the process holding the
+	 * host's connection). Commands are unaffected: execve makes their
+	 * memory dumpable again. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		logmsg("corral-agent: PR_SET_DUMPABLE: %s", strerror(errno));
+		return 1;
+	}
 	int ofd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (ofd >= 0) {
 		if (write(ofd, "-1000", 5) < 0) { /* needs CAP_SYS_RESOURCE: best effort */ }

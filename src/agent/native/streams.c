@@ -13,6 +13,9 @@ void stream_free(struct stream *s)
 		closedir(s->dir);
 	else if (s->fd >= 0)
 		close(s->fd);
+	if (s->pfd >= 0)
+		close(s->pfd);
+	free(s->base);
 	free(s);
 }
 
@@ -24,6 +27,7 @@ static struct stream *stream_new(struct conn *c, int kind, uint32_t id)
 	s->kind = kind;
 	s->id = id;
 	s->fd = -1;
+	s->pfd = -1;
 	s->next = c->streams;
 	c->streams = s;
 	return s;
@@ -90,6 +94,8 @@ static struct stream *stream_attach(struct conn *c, int kind, uint32_t id, int f
 	return s;
 }
 
+static void write_undo_prepare(struct stream *s, const char *path, const struct stat *st);
+
 void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 {
 	struct req r;
@@ -124,7 +130,37 @@ void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 			err = errno;
 	}
-	stream_attach(c, S_WRITE, id, fd, err, path);
+	struct stream *s = stream_attach(c, S_WRITE, id, fd, err, path);
+	if (s && S_ISREG(st.st_mode) && !r.append)
+		write_undo_prepare(s, path, &st);
+}
+
+/* Remembers where a write's file is (its parent by fd, its name and
+ * inode), so a failed write can remove it: an upload that fails on a full
+ * disk answers ENOSPC (507) and leaves no partial file behind (issue 18).
+ * Best effort: without it a failure leaves the file as before. */
+static void write_undo_prepare(struct stream *s, const char *path, const struct stat *st)
+{
+	const char *parent, *base;
+	char *dup = split_path(path, &parent, &base);
+	if (dup && base && strcmp(base, ".") && strcmp(base, "..")) {
+		s->pfd = ropen(parent, O_PATH | O_DIRECTORY, 0);
+		s->base = s->pfd >= 0 ? strdup(base) : NULL;
+		s->dev = st->st_dev;
+		s->ino = st->st_ino;
+	}
+	free(dup);
+}
+
+/* Removes a failed write's file, if the name still names the same inode
+ * (the sandbox may have renamed something over it meanwhile). */
+static void write_undo(struct stream *s)
+{
+	struct stat st;
+	if (s->pfd < 0 || !s->base)
+		return;
+	if (fstatat(s->pfd, s->base, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlinkat(s->pfd, s->base, 0);
 }
 
 void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll)
@@ -137,7 +173,9 @@ void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll)
 	if (!s || s->kind != S_WRITE)
 		return; /* after an error: ignored */
 	if (write_full(s->fd, pl, pll) < 0) {
-		send_error(c, id, errno, "write failed", NULL);
+		int err = errno;
+		write_undo(s);
+		send_error(c, id, err, "write failed", NULL);
 		stream_remove(c, s);
 		return;
 	}
@@ -156,11 +194,14 @@ void op_end(struct conn *c, uint32_t id)
 	int64_t size = s->done;
 	int fd = s->fd;
 	s->fd = -1;
-	stream_remove(c, s);
 	if (close(fd) < 0 && errno != EINTR) { /* NFS and friends report late errors here */
-		send_error(c, id, errno, "close failed", NULL);
+		int err = errno;
+		write_undo(s);
+		stream_remove(c, s);
+		send_error(c, id, err, "close failed", NULL);
 		return;
 	}
+	stream_remove(c, s);
 	hb_begin("ok", id);
 	hb_kint("size", size);
 	conn_send(c, NULL, 0);

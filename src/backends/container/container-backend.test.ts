@@ -40,6 +40,8 @@ test("an ephemeral sandbox: tmpfs of its disk size, overlay top layer first, cru
         "launch /bin/corral-launch --unmount /sys/fs/cgroup/unified",
         `--tmpfs ${scratch} ${64 * 1024 ** 2}`,
         `--owned-dir ${scratch}/upper ${UID} --owned-dir ${scratch}/work ${UID}`,
+        // The agent's directory as a tmpfs copy: no store path in the sandbox's mountinfo.
+        `--copy-tmpfs /agent ${x.dir}/agent`,
         `--overlay /l/top:/l/bottom ${scratch}/upper ${scratch}/work ${x.dir}/rootfs --`,
         `crun --root ${x.crunRoot} --cgroup-manager=cgroupfs run --detach --preserve-fds=1 --bundle ${x.dir} ${ID}`,
       ].join(" "),

@@ -131,7 +131,8 @@ export class ContainerBackend implements SandboxBackend {
       id: req.id,
       spec: req.spec,
       hostname: req.hostname,
-      agentDir: this.o.agentDir,
+      // A tmpfs copy of the store's agent directory (launchArgs --copy-tmpfs): no host path in the sandbox's mountinfo.
+      agentDir: path.join(req.dir, "agent"),
       runDir: p.run,
       uidBase: this.uidOf(req),
       cgroupPath: `${this.o.cgroupParent}/${req.id}`,
@@ -181,6 +182,7 @@ export class ContainerBackend implements SandboxBackend {
     const idmapped = uid !== this.o.uidBase;
     if (idmapped) args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
     for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
+    args.push("--copy-tmpfs", this.o.agentDir, path.join(req.dir, "agent"));
     const nix = req.nixStore;
     if (nix?.writable) {
       // The read-only store (the host's, or a tree of exactly the closure)

@@ -84,9 +84,9 @@ export class ContainerHandle implements SandboxHandle {
    * (reconcile asks for every sandbox). A dead init left as a zombie (under
    * a pid 1 that does not reap) is not running.
    */
-  async status(): Promise<SandboxStatus> {
+  async status(opts: { fresh?: boolean } = {}): Promise<SandboxStatus> {
     const cached = this.p.statuses.get(this.id);
-    if (cached && Date.now() - cached.at < STATUS_TTL_MS) return cached.status;
+    if (cached && !opts.fresh && Date.now() - cached.at < STATUS_TTL_MS) return cached.status;
     let status: SandboxStatus;
     const init = this.p.runtime.init(this.id, this.dir);
     if (!init) status = this.p.runtime.hasState(this.id, this.dir) ? "stopped" : "missing";

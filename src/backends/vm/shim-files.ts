@@ -11,6 +11,8 @@ export interface ShimConfig extends VmmLaunch {
   readonly cgroup?: string;
   /** CPU time the VMM may use, in cores, when the spec's vcpus is a fraction (the vCPU count is its ceiling). */
   readonly cpuShare?: number;
+  /** The host memory the VM's cgroup (shim, VMM, virtiofsd) may use, bytes (vm-backend.ts VM_HOST_OVERHEAD). */
+  readonly memoryLimit?: number;
   /**
    * This start only: a saved VM's state to resume from (QEMU's migration
    * stream in a file), opened by the shim and read by the VMM on fd 5

@@ -92,6 +92,7 @@ async function main(dir: string): Promise<void> {
     }
     spare = undefined;
     if (cfg.cpuShare !== undefined) await cg.limitCpu(cfg.cpuShare);
+    if (cfg.memoryLimit !== undefined) await cg.limitMemory(cfg.memoryLimit);
   }
   // With its start time: the shim's command line does not name its VM
   // (it was started as a spare), and a pid alone may be recycled.

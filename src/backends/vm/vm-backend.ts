@@ -33,6 +33,17 @@ import { readSnapshot, reidentify, removeSnapshotsOf, saveSnapshot, type VmSnaps
 import type { Accel, VmmDriver, VmmLaunch, VmmSnapshots } from "./vmm-driver.js";
 import { usableVmmDriver, VMM_DRIVERS, vmmDriver } from "./vmm-drivers.js";
 
+
+/**
+ * Host memory a VM's cgroup may use beyond the guest's own: the shim (a
+ * Node process, ~45 MiB), QEMU itself and its TCG translation cache,
+ * virtiofsd. Without a cap a 256 MiB VM's QEMU reached 444 MiB under a
+ * guest memory bomb (issue 18); here the cgroup of a 256 MiB VM peaked at
+ * 328 MiB filling a guest tmpfs until the guest's OOM killer acted. Past
+ * the cap the host OOM-kills inside the VM's cgroup and the daemon's watch
+ * settles the VM as dead.
+ */
+export const VM_HOST_OVERHEAD = 256 * 1024 * 1024;
 export interface VmBackendOptions {
   /** Kernel, initrd and probe results: `<state>/vm`. */
   readonly vmDir: string;
@@ -291,6 +302,7 @@ export class VmBackend implements SandboxBackend {
       cgroup: `${this.o.cgroupParent}/${req.id}`,
       // A whole number of vCPUs is its own bound; a fraction is a share of them.
       ...(Number.isInteger(req.spec.resources.vcpus) ? {} : { cpuShare: req.spec.resources.vcpus }),
+      memoryLimit: req.spec.resources.memory + VM_HOST_OVERHEAD,
     };
     for (const [file, content] of Object.entries(launch.files ?? {})) await fsp.writeFile(file, content, { mode: 0o600 });
     await fsp.writeFile(p.config, JSON.stringify(cfg, null, 2), { mode: 0o600 });

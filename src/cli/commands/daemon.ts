@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from "../../core/errors.js";
 import { print } from "../stdio.js";
+import { parseSize } from "../../core/size.js";
 import type { Action } from "./action.js";
 
 /** `corral daemon`: corrald on a loopback address or a unix socket, until SIGTERM or SIGINT. */
@@ -10,6 +11,11 @@ export const daemon: Action = async (ctx, p) => {
     bodyLimit: string;
     adminTenant: string[];
     templateImportTenant: string[];
+    publicMetrics?: boolean;
+    defaultMaxSandboxes: string;
+    defaultMaxMemory: string;
+    createRate: string;
+    createBurst: string;
     allowShare: string[];
     declared?: string;
     e2bListen?: string;
@@ -25,6 +31,16 @@ export const daemon: Action = async (ctx, p) => {
   const e2b = f.e2bListen === undefined ? undefined : hostPort("--e2b-listen", f.e2bListen, true);
   const bodyLimit = Number(f.bodyLimit);
   if (!Number.isInteger(bodyLimit) || bodyLimit < 1) throw new InvalidArgumentError(`--body-limit must be a number of bytes, got "${f.bodyLimit}"`);
+  const count = (flag: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a whole number (0: none), got "${v}"`);
+    return n;
+  };
+  const maxSandboxes = count("--default-max-sandboxes", f.defaultMaxSandboxes);
+  const maxMemory = f.defaultMaxMemory === "0" ? 0 : parseSize(f.defaultMaxMemory);
+  if (maxMemory === undefined) throw new InvalidArgumentError(`--default-max-memory must be a size (64G, 512M; 0: none), got "${f.defaultMaxMemory}"`);
+  const perSecond = count("--create-rate", f.createRate);
+  const burst = count("--create-burst", f.createBurst);
   const { startDaemon } = await import("../../server/daemon.js");
   const stateDir = ctx.stateDir;
   const listen = f.socket ? { socket: f.socket } : { host, port };
@@ -35,6 +51,9 @@ export const daemon: Action = async (ctx, p) => {
     bodyLimit,
     adminTenants: f.adminTenant,
     templateImporters: f.templateImportTenant,
+    ...(f.publicMetrics ? { publicMetrics: true } : {}),
+    defaultQuota: { maxSandboxes: maxSandboxes || null, maxMemory: maxMemory || null },
+    ...(perSecond ? { createRate: { perSecond, burst: Math.max(1, burst) } } : {}),
     ...(f.allowShare.length ? { allowedShares: f.allowShare } : {}),
     ...(f.declared ? { declaredFile: f.declared } : {}),
     ...(e2b ? { e2b: { listen: { host: e2b[0], port: e2b[1] }, backend: f.e2bBackend as "container" | "vm" | "gvisor" } } : {}),

@@ -9,6 +9,7 @@ export const sandboxOperations: Operations = {
   async createSandbox(ctx, req) {
     // The spec is checked here, by parseSpec (zod), as for the library: one message per mistake.
     const body = req.body as Record<string, unknown> | null;
+    ctx.creates.take(req.tenant);
     const spec = ctx.defaultNetwork && body && typeof body === "object" && body["network"] === undefined ? { ...body, network: ctx.defaultNetwork } : req.body;
     const sb = await ctx.sandboxes.create(spec, { tenant: req.tenant });
     req.sandbox = sb.id;

@@ -25,6 +25,7 @@ export const snapshotOperations: Operations = {
   },
 
   async restoreSnapshot(ctx, req) {
+    ctx.creates.take(req.tenant);
     const body = (req.body ?? {}) as { name?: string };
     const sb = await ctx.sandboxes.restoreSnapshot(param(req, "name"), { tenant: req.tenant, ...(body.name ? { name: body.name } : {}) });
     req.sandbox = sb.id;

@@ -1,5 +1,5 @@
 import { CorralError } from "../../core/errors.js";
-import { ok, type Operations } from "./types.js";
+import { ok, requireAdmin, type Operations } from "./types.js";
 
 export const VERSION = "0.1.0";
 
@@ -9,7 +9,9 @@ export const systemOperations: Operations = {
     return ok({ status: "ok", version: VERSION });
   },
 
-  async metrics(ctx) {
+  // Tenants' names and counts: an admin tenant's key, unless the operator opted out (issue 18).
+  async metrics(ctx, req) {
+    if (!ctx.publicMetrics) requireAdmin(ctx, req, "read the metrics (they name every tenant)");
     const m = await ctx.metrics();
     return { status: 200, type: m.type, body: m.text };
   },

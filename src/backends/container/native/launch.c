@@ -7,7 +7,7 @@
  *                 [--ro-overlay LOWERS TARGET] [--userns BASE COUNT]
  *                 [--idmap FROM TO COUNT MNTDIR]
  *                 [--idmapped-overlay LOWERS UPPER WORK TARGET]
- *                 [--bind-beneath ROOT REL STAGE ro|rw]...
+ *                 [--bind-beneath ROOT REL STAGE ro|rw]... [--copy-tmpfs SRC DEST]
  *                 -- RUNTIME ARGS...
  *
  * Every mount it makes lives only in the new namespace; the container's
@@ -65,6 +65,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static void die(const char *what, const char *arg) {
@@ -253,15 +254,6 @@ static char *idmap_lowers(const char *lowers, int userns, const char *mntdir, in
 	return out;
 }
 
-static void overlay(const char *lowers, const char *upper, const char *work, const char *target) {
-	size_t n = strlen(lowers) + strlen(upper) + strlen(work) + 64;
-	char *opts = malloc(n);
-	if (!opts) die("malloc", NULL);
-	snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work);
-	if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
-	free(opts);
-}
-
 /* Field 22 of /proc/PID/stat (after the last ')'), 0 if unreadable. */
 static unsigned long long start_time(const char *pid) {
 	char path[64], buf[1024];
@@ -331,11 +323,112 @@ static int set_hostname(const char *pid, const char *expected_start) {
 	return 0;
 }
 
+
+/* basename of a path without trailing slash (points into p) */
+static const char *base_of(const char *p) {
+	const char *b = strrchr(p, '/');
+	return b ? b + 1 : p;
+}
+
+/*
+ * Mounts an overlay on TARGET whose options name neutral paths (/l0, /l1,
+ * ..., /u/upper, /u/work), not the state dir's: overlayfs shows its option
+ * strings in /proc/self/mountinfo, which the sandbox reads, and they named
+ * every layer's and the sandbox's own host path (issue 18). The layers and
+ * the upper's directory are bound into a staging tmpfs beside TARGET, a
+ * child chroots there and mounts the overlay with the short names, the
+ * mount is moved onto TARGET and the staging is detached. UPPER and WORK
+ * must share a parent (they do: <dir>/upper and <dir>/work).
+ */
+static void mount_overlay(const char *lowers, const char *upper, const char *work, const char *target) {
+	char stage[4096], path[4200];
+	const char *slash = strrchr(target, '/');
+	if (!slash || snprintf(stage, sizeof stage, "%.*s/.stage-%d", (int)(slash - target), target, (int)getpid()) >= (int)sizeof stage)
+		die("target path", target);
+	if (mkdir(stage, 0700) != 0 && errno != EEXIST) die("mkdir", stage);
+	if (mount("corral-stage", stage, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700") != 0) die("mount tmpfs on", stage);
+	size_t cap = strlen(lowers) + 256;
+	char *lopts = malloc(cap), *list = strdup(lowers);
+	if (!lopts || !list) die("malloc", NULL);
+	lopts[0] = 0;
+	int n = 0;
+	for (char *save = NULL, *l = strtok_r(list, ":", &save); l; l = strtok_r(NULL, ":", &save), n++) {
+		snprintf(path, sizeof path, "%s/l%d", stage, n);
+		if (mkdir(path, 0700) != 0) die("mkdir", path);
+		if (mount(l, path, NULL, MS_BIND, NULL) != 0) die("bind", l);
+		size_t len = strlen(lopts);
+		snprintf(lopts + len, cap - len, "%s/l%d", n ? ":" : "", n);
+	}
+	free(list);
+	char opts[4096 + 512];
+	if (upper) {
+		size_t pl = (size_t)(strrchr(upper, '/') ? strrchr(upper, '/') - upper : 0);
+		if (!strrchr(upper, '/') || !strrchr(work, '/') || (size_t)(strrchr(work, '/') - work) != pl || strncmp(upper, work, pl) != 0)
+			die("upper and work need one parent:", work);
+		char parent[4096];
+		snprintf(parent, sizeof parent, "%.*s", (int)pl, upper);
+		snprintf(path, sizeof path, "%s/u", stage);
+		if (mkdir(path, 0700) != 0) die("mkdir", path);
+		if (mount(parent, path, NULL, MS_BIND, NULL) != 0) die("bind", parent);
+		snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=/u/%s,workdir=/u/%s", lopts, base_of(upper), base_of(work));
+	} else {
+		snprintf(opts, sizeof opts, "lowerdir=%s", lopts);
+	}
+	free(lopts);
+	snprintf(path, sizeof path, "%s/m", stage);
+	if (mkdir(path, 0700) != 0) die("mkdir", path);
+	pid_t pid = fork();
+	if (pid < 0) die("fork", NULL);
+	if (pid == 0) {
+		if (chroot(stage) != 0 || chdir("/") != 0) die("chroot", stage);
+		unsigned long fl = MS_NOSUID | MS_NODEV | (upper ? 0 : MS_RDONLY);
+		if (mount("overlay", "/m", "overlay", fl, opts) != 0) die("mount overlay on", target);
+		_exit(0);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) exit(125);
+	if (mount(path, target, NULL, MS_MOVE, NULL) != 0) die("move overlay to", target);
+	if (umount2(stage, MNT_DETACH) != 0) die("umount", stage);
+	rmdir(stage);
+}
+
+
+/*
+ * --copy-tmpfs SRC DEST: a small read-only tmpfs on DEST holding copies of
+ * SRC's regular files (the agent binary), so the bind config.json makes of
+ * DEST shows "/" of a tmpfs in the sandbox's mountinfo, not the store's
+ * host path (a bind shows its source's path within its filesystem;
+ * issue 18). ~90 KB of memory per sandbox.
+ */
+static void copy_tmpfs(const char *src, const char *dest) {
+	if (mkdir(dest, 0755) != 0 && errno != EEXIST) die("mkdir", dest);
+	if (mount("corral-agent", dest, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") != 0) die("mount tmpfs on", dest);
+	int sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC), dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0 || dfd < 0) die("open", src);
+	DIR *d = fdopendir(sfd);
+	if (!d) die("opendir", src);
+	for (struct dirent *e; (e = readdir(d));) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(sfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+		int in = openat(sfd, e->d_name, O_RDONLY | O_CLOEXEC), out = openat(dfd, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0755);
+		if (in < 0 || out < 0) die("copy", e->d_name);
+		char buf[65536];
+		for (ssize_t r; (r = read(in, buf, sizeof buf)) != 0;) {
+			if (r < 0 || write(out, buf, (size_t)r) != r) die("copy", e->d_name);
+		}
+		close(in);
+		close(out);
+	}
+	closedir(d);
+	close(dfd);
+	if (mount(NULL, dest, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) die("remount ro", dest);
+}
+
 static void usage(void) {
 	fprintf(stderr, "usage: corral-launch [--unmount P]... [--tmpfs DIR BYTES] [--owned-dir DIR UID]... "
 	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] "
 	                "[--idmap FROM TO COUNT MNTDIR] [--idmapped-overlay LOWERS UPPER WORK TARGET] "
-	                "[--bind-beneath ROOT REL STAGE ro|rw]... -- CMD ARGS...\n"
+	                "[--bind-beneath ROOT REL STAGE ro|rw]... [--copy-tmpfs SRC DEST] -- CMD ARGS...\n"
 	                "       corral-launch --set-hostname PID STARTTIME\n");
 	exit(125);
 }
@@ -365,7 +458,7 @@ int main(int argc, char **argv) {
 			if (mkdir(dir, 0755) != 0 && errno != EEXIST) die("mkdir", dir);
 			if (chown(dir, (uid_t)id, (gid_t)id) != 0) die("chown", dir);
 		} else if (strcmp(a, "--overlay") == 0 && i + 4 < argc) {
-			overlay(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]);
+			mount_overlay(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4]);
 			i += 4;
 		} else if (strcmp(a, "--idmap") == 0 && i + 4 < argc && idmap_ns < 0) {
 			unsigned long from = strtoul(argv[i + 1], NULL, 10), to = strtoul(argv[i + 2], NULL, 10), count = strtoul(argv[i + 3], NULL, 10);
@@ -377,17 +470,16 @@ int main(int argc, char **argv) {
 		} else if (strcmp(a, "--idmapped-overlay") == 0 && i + 4 < argc) {
 			if (idmap_ns < 0) usage();
 			char *lowers = idmap_lowers(argv[i + 1], idmap_ns, idmap_dir, &idmap_next);
-			overlay(lowers, argv[i + 2], argv[i + 3], argv[i + 4]);
+			mount_overlay(lowers, argv[i + 2], argv[i + 3], argv[i + 4]);
 			free(lowers);
 			i += 4;
 		} else if (strcmp(a, "--ro-overlay") == 0 && i + 2 < argc) {
-			const char *lowers = argv[++i], *target = argv[++i];
-			size_t n = strlen(lowers) + 32;
-			char *opts = malloc(n);
-			if (!opts) die("malloc", NULL);
-			snprintf(opts, n, "lowerdir=%s", lowers);
-			if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) die("mount overlay on", target);
-			free(opts);
+			const char *lowers = argv[i + 1], *target = argv[i + 2];
+			i += 2;
+			mount_overlay(lowers, NULL, NULL, target);
+		} else if (strcmp(a, "--copy-tmpfs") == 0 && i + 2 < argc) {
+			copy_tmpfs(argv[i + 1], argv[i + 2]);
+			i += 2;
 		} else if (strcmp(a, "--bind-beneath") == 0 && i + 4 < argc) {
 			bind_beneath(argv[i + 1], argv[i + 2], argv[i + 3], argv[i + 4], idmap_ns);
 			i += 4;

@@ -1,0 +1,155 @@
+// Threat: one state dir's daemon or CLI destroying another's sandboxes
+// (issue 18: two state dirs shared the cgroup parent `corral`, and opening
+// either, even for `corral admin key create`, destroyed 20 of 20 of the
+// other's), and two daemons serving one state dir. Each state dir now
+// owns a cgroup parent derived from it; a daemon holds its state dir's
+// lock. Both backends: a VM's cgroup lives under the same parent.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fsp from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { Sandboxes } from "../../src/runtime/sandboxes.js";
+import { derivedCgroupParent } from "../../src/runtime/open-state-dir.js";
+import { spawnDaemon } from "../../src/server/spawn.js";
+import { removeEmptyParent } from "../../src/host/cgroups.js";
+import { findLeaks } from "../helpers/leaks.js";
+import { request } from "../helpers/daemon.js";
+import { CLI } from "../helpers/cli.js";
+
+/** No cgroup parent from the environment: each state dir's default is the point. */
+const DEFAULT_ENV = { CORRAL_CGROUP_PARENT: undefined, CORRAL_API_URL: "" };
+
+interface Side {
+  readonly base: string;
+  readonly stateDir: string;
+  key: string;
+  daemon?: { proc: ChildProcess; url: string };
+  ids: string[];
+}
+
+async function newSide(label: string): Promise<Side> {
+  const base = await fsp.mkdtemp(path.join(os.tmpdir(), `corral-own-${label}-`));
+  await fsp.chmod(base, 0o711);
+  return { base, stateDir: path.join(base, "state"), key: "", ids: [] };
+}
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...DEFAULT_ENV }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+    c.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    c.on("error", reject);
+    c.on("exit", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function stopDaemon(s: Side): Promise<void> {
+  const d = s.daemon;
+  if (!d) return;
+  const gone = new Promise((r) => d.proc.once("exit", r));
+  d.proc.kill("SIGKILL");
+  await gone;
+  delete s.daemon;
+}
+
+describe("state dir ownership", () => {
+  const a: Side[] = [];
+  before(async () => {
+    a.push(await newSide("a"), await newSide("b"));
+    for (const s of a) {
+      const k = await run(["--state-dir", s.stateDir, "admin", "key", "create", "--tenant", "owner"]);
+      assert.equal(k.code, 0, k.stderr);
+      s.key = k.stdout.trim().split(/\s+/).find((w) => w.startsWith("crl_")) ?? "";
+      assert.ok(s.key, k.stdout);
+    }
+  });
+  after(async () => {
+    for (const s of a) {
+      await stopDaemon(s);
+      const sb = await Sandboxes.open({ stateDir: s.stateDir, cgroupParent: derivedCgroupParent(s.stateDir) });
+      for (const x of await sb.list()) await sb.destroy(x.id).catch(() => {});
+      const parent = sb.cgroupParent;
+      const mode = sb.cgroupMode;
+      sb.close();
+      const leaks = await findLeaks(s.stateDir, parent, mode);
+      await removeEmptyParent(mode, parent);
+      await fsp.rm(s.base, { recursive: true, force: true });
+      assert.deepEqual(leaks, []);
+    }
+  });
+
+  const alive = async (s: Side, id: string) => {
+    const r = await request(s.daemon!.url, "POST", `/v1/sandboxes/${id}/exec`, { key: s.key, json: { cmd: "echo up" } });
+    return r.status === 200 && r.text.includes('"exit"') && r.text.includes(Buffer.from("up\n").toString("base64"));
+  };
+
+  it("gives each state dir its own cgroup parent, recorded in the state dir", async () => {
+    const parents = await Promise.all(a.map((s) => fsp.readFile(path.join(s.stateDir, "cgroup-parent"), "utf8")));
+    assert.deepEqual(
+      parents.map((p) => p.trim()),
+      a.map((s) => derivedCgroupParent(s.stateDir)),
+    );
+    assert.notEqual(parents[0], parents[1]);
+  });
+
+  it("runs two daemons side by side; restarts in any order and a CLI on either leave the other's sandboxes alone", async () => {
+    for (const s of a) {
+      s.daemon = await spawnDaemon(s.stateDir, DEFAULT_ENV);
+      for (const [i, backend] of ["container", "container", "vm"].entries()) {
+        const persistent = i === 1;
+        const r = await request(s.daemon.url, "POST", "/v1/sandboxes", {
+          key: s.key,
+          json: { template: "busybox", backend, ...(backend === "vm" ? { resources: { memory: "128M" } } : {}), lifetime: { mode: persistent ? "persistent" : "ephemeral" } },
+        });
+        assert.equal(r.status, 201, r.text);
+        s.ids.push(r.json<{ id: string }>().id);
+      }
+    }
+    const [sa, sb] = a as [Side, Side];
+    const check = async () => {
+      for (const s of a) for (const id of s.ids) assert.ok(await alive(s, id), `${id} of ${s.stateDir} is alive`);
+    };
+    await check();
+    // A restarted, then B, then B before A.
+    for (const order of [[sa, sb], [sb, sa]]) {
+      for (const s of order) {
+        await stopDaemon(s);
+        s.daemon = await spawnDaemon(s.stateDir, DEFAULT_ENV);
+      }
+      await check();
+    }
+    // The CLI opening B's state dir (which used to reconcile the shared parent).
+    const k = await run(["--state-dir", sb.stateDir, "admin", "key", "create", "--tenant", "other"]);
+    assert.equal(k.code, 0, k.stderr);
+    const ls = await run(["--state-dir", sa.stateDir, "ls"]);
+    assert.equal(ls.code, 0, ls.stderr);
+    await check();
+  });
+
+  it("refuses a second daemon on a served state dir with one line", async () => {
+    const s = a[0]!;
+    assert.ok(s.daemon, "the first daemon runs");
+    const second = await run(["--state-dir", s.stateDir, "daemon", "--listen", "127.0.0.1:0"]);
+    assert.notEqual(second.code, 0);
+    const lines = second.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, second.stderr);
+    assert.match(lines[0]!, /already served by a corral daemon \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)/);
+    // The first still serves, its sandboxes untouched.
+    for (const id of s.ids) assert.ok(await alive(s, id));
+  });
+
+  it("refuses a second daemon in the same process too", async () => {
+    const { startDaemon } = await import("../../src/server/daemon.js");
+    const { pino } = await import("pino");
+    const s = a[1]!;
+    await assert.rejects(
+      startDaemon({ stateDir: s.stateDir, listen: { host: "127.0.0.1", port: 0 }, logger: pino({ level: "silent" }) }),
+      { code: "conflict", message: /already served/ },
+    );
+    for (const id of s.ids) assert.ok(await alive(s, id));
+  });
+});
