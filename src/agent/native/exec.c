@@ -31,7 +31,7 @@ static struct exec *find_exec(const struct conn *c, uint32_t id)
  * reporting EPOLLHUP). */
 void exec_update_pipes(struct exec *e)
 {
-	bool want = e->started && !(e->conn && e->conn->pipes_paused);
+	bool want = e->started && !(e->conn && (e->conn->pipes_paused || (e->window && e->unacked >= e->window)));
 	int *fds[2] = {&e->out_fd, &e->err_fd};
 	bool *regs[2] = {&e->out_reg, &e->err_reg};
 	struct watch *ws[2] = {&e->w_out, &e->w_err};
@@ -98,6 +98,7 @@ void exec_pump_stdin(struct exec *e)
 		ssize_t w = write(e->in_fd, e->in_pend.p + e->in_pend.off, buf_used(&e->in_pend));
 		if (w > 0) {
 			e->in_pend.off += (size_t)w;
+			e->in_acked += w;
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -108,6 +109,14 @@ void exec_pump_stdin(struct exec *e)
 		return;
 	}
 	buf_settle(&e->in_pend);
+	/* per-exec flow control: the host may send `window` bytes of stdin
+	 * unacknowledged; acknowledge what the child has taken */
+	if (e->window && usable(e->conn) && e->in_acked > 0 && (e->in_acked >= (int64_t)CHUNK || !buf_used(&e->in_pend))) {
+		hb_begin("credit", e->id);
+		hb_kint("bytes", e->in_acked);
+		conn_send(e->conn, NULL, 0);
+		e->in_acked = 0;
+	}
 	if (!buf_used(&e->in_pend) && e->stdin_eof) {
 		exec_close_stdin(e);
 		return;
@@ -155,9 +164,17 @@ int exec_read_pipe(struct exec *e, int which)
 		return 0;
 	ssize_t n;
 	if (usable(e->conn)) {
-		n = frame_read(e->conn, which ? "stderr" : "stdout", e->id, fd, CHUNK);
+		size_t max = CHUNK;
+		if (e->window && e->unacked < e->window && e->window - e->unacked < (int64_t)CHUNK)
+			max = (size_t)(e->window - e->unacked);
+		n = frame_read(e->conn, which ? "stderr" : "stdout", e->id, fd, max);
 		if (n > 0 && buf_used(&e->conn->out) > OUT_HIGH)
 			conn_set_pipes_paused(e->conn, true);
+		if (n > 0 && e->window) {
+			e->unacked += n;
+			if (e->unacked >= e->window)
+				exec_update_pipes(e);
+		}
 	} else {
 		char sink[8192];
 		do
@@ -200,6 +217,8 @@ bool exec_check_started(struct exec *e, bool final)
 	e->argv0 = e->cwd = NULL;
 	hb_begin("started", e->id);
 	hb_kint("pid", e->pid);
+	if (e->window)
+		hb_kint("window", e->window);
 	conn_send(e->conn, NULL, 0);
 	exec_update_pipes(e);
 	return true;
@@ -333,6 +352,7 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	e->err_fd = err_pipe[0];
 	e->errp_fd = rep[0];
 	e->keepalive = r.keepalive;
+	e->window = r.window;
 	e->deadline = r.timeout > 0 ? g_now + r.timeout : 0;
 	e->w_out = (struct watch){W_OUT, e};
 	e->w_err = (struct watch){W_ERR, e};
@@ -394,4 +414,19 @@ void op_signal(struct conn *c, uint32_t id, const struct jdoc *d)
 		return;
 	}
 	send_ok_or_error(c, id, kill_group(e->pid, (int)r.signal), "cannot signal the process group", NULL);
+}
+
+/* The host took `bytes` of an exec's output (per-exec flow control): its
+ * pipes are read again while less than its window is unacknowledged. No
+ * reply; a credit for an exec that is gone is ignored. */
+void op_credit(struct conn *c, uint32_t id, const struct jdoc *d)
+{
+	struct req r;
+	if (!req_get(c, id, OP_CREDIT, d, &r))
+		return;
+	struct exec *e = find_exec(c, id);
+	if (!e || !e->window)
+		return;
+	e->unacked = r.window >= e->unacked ? 0 : e->unacked - r.window;
+	exec_update_pipes(e);
 }

@@ -2,9 +2,9 @@ import type { Duplex } from "node:stream";
 import { encodeFrame, FrameDecoder, ProtocolError, type Header } from "../../agent/protocol.js";
 
 /** Ops that continue a stream the client opened earlier (docs/protocol.md). */
-const CONTINUATIONS = new Set(["stdin", "data", "end"]);
+const CONTINUATIONS = new Set(["stdin", "data", "end", "credit"]);
 /** Agent messages that do not end their stream. */
-const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry"]);
+const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "credit"]);
 /** Stop reading the agent while one client has this much unsent. */
 const HIGH_WATER = 1024 * 1024;
 const MAX_ID = 0x7fffffff;
