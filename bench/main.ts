@@ -17,6 +17,8 @@ import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
 import { benchVm } from "./vm.js";
 import { benchCli } from "./cli.js";
+import { BENCH_NETWORK, benchNetworkCreate, benchPortProxy, networkTable } from "./network.js";
+import { LOCAL_TENANT } from "../src/runtime/sandboxes.js";
 
 const N = Number(process.env["CORRAL_BENCH_RUNS"] ?? 50);
 const COLD = "create→true→delete";
@@ -30,7 +32,8 @@ interface Row {
 }
 
 async function main(): Promise<void> {
-  const { s, cgroupParent, dispose } = await benchState("bench");
+  // Sandbox networks in 198.19.250.0/24, DNS to nobody: the bench sends nothing off the host.
+  const { s, cgroupParent, dispose } = await benchState("bench", { network: BENCH_NETWORK });
   const base = path.dirname(s.stateDir);
   const rows: Row[] = [];
   const extra: string[] = [];
@@ -38,6 +41,8 @@ async function main(): Promise<void> {
   const sdkRows: string[] = [];
   let vmTable = "";
   let cliTable = "";
+  let netTable = "";
+  let netCreate: string[] = [];
   try {
     await s.store.ensureTemplate("busybox");
     const [layer] = await s.store.templateLayerDirs("busybox");
@@ -125,8 +130,15 @@ async function main(): Promise<void> {
     extra.push(`agent binary: ${fs.statSync(nativeBinary("corral-agent")).size} bytes, static`);
     await s.destroy(sb.id);
 
+    // network nat against none, interleaved, with spare slots as corrald keeps them.
+    netCreate = await benchNetworkCreate(s, N);
+
     // The API, corrald in its own process.
-    const d = await spawnDaemon(s.stateDir, { CORRAL_CGROUP_PARENT: cgroupParent });
+    const d = await spawnDaemon(s.stateDir, {
+      CORRAL_CGROUP_PARENT: cgroupParent,
+      CORRAL_NET_RANGE: BENCH_NETWORK.range,
+      CORRAL_DNS_UPSTREAM: BENCH_NETWORK.dnsUpstream.join(","),
+    });
     try {
       const key = s.tenants.createKey("bench").key;
       const created = await fetch(`${d.url}/v1/sandboxes`, {
@@ -220,6 +232,8 @@ async function main(): Promise<void> {
       api.push(`| GET /v1/sandboxes (6 sandboxes) | ${list.tool} | 16 | ${list.count} | ${list.perSecond.toFixed(0)} | ${list.p50.toFixed(2)} | ${list.p99.toFixed(2)} | ≥ 2000 |`);
       const exec = await loadWithWrk(d.url, key, { method: "POST", path: "/v1/sandboxes/bench-api/exec", body: '{"argv":["/bin/true"]}' });
       api.push(`| POST exec /bin/true, one sandbox | ${exec.tool} | 16 | ${exec.count} | ${exec.perSecond.toFixed(0)} | ${exec.p50.toFixed(2)} | ${exec.p99.toFixed(2)} | ≥ 300 |`);
+      // The port proxy against a direct connection to the same server (the library's sandbox: the local tenant's key).
+      netTable = networkTable(netCreate, await benchPortProxy(s, d.url, s.tenants.createKey(LOCAL_TENANT).key));
     } finally {
       d.proc.kill("SIGTERM");
       await new Promise((r) => d.proc.once("exit", r));
@@ -268,6 +282,8 @@ async function main(): Promise<void> {
   console.log(apiTable);
   console.log();
   console.log(vmTable);
+  console.log();
+  console.log(netTable);
   for (const e of extra) console.log(e);
   const doc = `# Benchmarks
 
@@ -293,6 +309,10 @@ ${cliTable}
 ${apiTable}
 
 ${vmTable}
+
+Networks (docs/networking.md; target: a cold create with nat ≤ 10 ms over none at p50):
+
+${netTable}
 
 ${extra.map((e) => `- ${e}`).join("\n")}
 `;

@@ -31,7 +31,8 @@ function agentSources() {
 const targets = [
   { name: "corral-agent", srcs: agentSources(), flags: ["-flto"] },
   { name: "corral-launch", srcs: ["src/backends/container/native/launch.c"], flags: [] },
-  { name: "corral-init", srcs: ["src/backends/vm/native/init.c", ...shared], flags: [] },
+  { name: "corral-init", srcs: ["src/backends/vm/native/init.c", "src/backends/vm/native/guest-net.c", ...shared], flags: [] },
+  { name: "corral-netjoin", srcs: ["src/network/native/netjoin.c"], flags: [] },
 ];
 const cc = process.env.CORRAL_CC ?? "musl-gcc";
 

@@ -27,7 +27,9 @@ fi
 # runsc: gVisor (Debian's 2022-12 build), the OCI runtime of `backend:
 # "gvisor"` sandboxes (src/backends/gvisor/). systemd: `systemd-analyze
 # verify` of the unit the NixOS module renders (test/functional/nix-module.test.ts).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc systemd)
+# nftables, iproute2: sandbox networks (src/network/: the bridge, veth pairs
+# and taps, the egress rules).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc systemd nftables iproute2)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

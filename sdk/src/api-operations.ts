@@ -23,6 +23,8 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   "get /v1/sandboxes": "listSandboxes",
   "get /v1/sandboxes/{id}": "getSandbox",
   "delete /v1/sandboxes/{id}": "deleteSandbox",
+  "patch /v1/sandboxes/{id}": "updateSandbox",
+  "get /v1/sandboxes/{id}/ports/{port}": "sandboxPort",
   "get /v1/sandboxes/{id}/stats": "sandboxStats",
   "post /v1/sandboxes/{id}/timeout": "setSandboxTimeout",
   "post /v1/sandboxes/{id}/promote": "promoteSandbox",

@@ -210,7 +210,8 @@ export interface paths {
         /**
          * @description Keeps `size` sandboxes of a template and resource shape started
          *     ahead of need (admin tenants only); 0 empties the pool. A create
-         *     of the same shape (template, backend, resources) claims one.
+         *     of the same shape (template, backend, resources, network mode)
+         *     claims one.
          */
         put: operations["setPool"];
         post?: never;
@@ -380,6 +381,28 @@ export interface paths {
         put?: never;
         post?: never;
         delete: operations["deleteSandbox"];
+        options?: never;
+        head?: never;
+        /** @description Changes a running sandbox's network (its egress policy, named networks and ports), in force at once, without a restart. Its mode ("none" or "nat") stays: a different one is 409. */
+        patch: operations["updateSandbox"];
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/ports/{port}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                port: number;
+            };
+            cookie?: never;
+        };
+        /** @description The URL the daemon serves a port of the sandbox at (http://PORT-ID.DOMAIN:DAEMONPORT/, routed by the Host header; HTTP and WebSocket upgrades), reached through the sandbox's agent, so any network mode will do. It takes the tenant's API key, or the access token (once as ?corral_token=, or the X-Corral-Token header), unless the spec makes the port public. */
+        get: operations["sandboxPort"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -902,11 +925,28 @@ export interface components {
             };
             /** @default / */
             workdir?: string;
-            /**
-             * @default none
-             * @enum {string}
-             */
-            network?: "none";
+            /** @default none */
+            network?: ("none" | "nat") | {
+                /**
+                 * @default nat
+                 * @enum {string}
+                 */
+                mode?: "none" | "nat";
+                /** @default {} */
+                egress?: {
+                    allow?: string[];
+                    /** @default [] */
+                    deny?: string[];
+                };
+                /** @default [] */
+                networks?: string[];
+                /** @default [] */
+                ports?: (number | {
+                    port: number;
+                    /** @default false */
+                    public?: boolean;
+                })[];
+            };
             /** @default {} */
             lifetime?: {
                 /**
@@ -948,8 +988,19 @@ export interface components {
                 [key: string]: string;
             };
             workdir: string;
-            /** @enum {string} */
-            network: "none";
+            network: ("none" | "nat") | {
+                /** @enum {string} */
+                mode: "none" | "nat";
+                egress: {
+                    allow?: string[];
+                    deny: string[];
+                };
+                networks: string[];
+                ports: (number | {
+                    port: number;
+                    public: boolean;
+                })[];
+            };
             lifetime: {
                 /** @enum {string} */
                 mode: "ephemeral" | "persistent";
@@ -1010,6 +1061,11 @@ export interface components {
         Pool: {
             key: string;
             template: string;
+            /**
+             * @description nat: its sandboxes wait on corral's network; a claim applies the claimant's egress policy and named networks.
+             * @enum {string}
+             */
+            network: "none" | "nat";
             /** @description vm pools fill by restoring a snapshot of a VM of the same shape */
             backend: components["schemas"]["ResolvedSpec"]["backend"];
             resources: components["schemas"]["ResolvedSpec"]["resources"];
@@ -1026,6 +1082,12 @@ export interface components {
             template: string;
             backend?: components["schemas"]["SandboxSpec"]["backend"];
             resources?: components["schemas"]["SandboxSpec"]["resources"];
+            /**
+             * @description The network mode its sandboxes start with: a create with nat, or with the object form in mode nat, claims from a nat pool.
+             * @default none
+             * @enum {string}
+             */
+            network?: "none" | "nat";
             /** @description How many sandboxes to keep ready; 0 empties the pool. */
             size: number;
         };
@@ -1682,6 +1744,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    updateSandbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    network: components["schemas"]["SandboxSpec"]["network"];
+                };
+            };
+        };
+        responses: {
+            /** @description The sandbox with its new network. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sandbox"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sandboxPort: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                port: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where to reach the port. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        port: number;
+                        url: string;
+                        /** @description Listed public in the spec's network.ports: no key or token needed. */
+                        public: boolean;
+                        /** @description The sandbox's access token for its ports. */
+                        token: string;
+                        /** @description The URL with the token */
+                        tokenUrl?: string;
+                    };
+                };
             };
             default: components["responses"]["Error"];
         };

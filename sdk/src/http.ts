@@ -15,7 +15,7 @@ interface Cut {
 // whose path, parameters or body disagree with api/openapi.yaml does not
 // compile.
 
-export type Method = "get" | "put" | "post" | "delete";
+export type Method = "get" | "put" | "post" | "patch" | "delete";
 export type ApiPath = keyof paths;
 /** The methods the spec defines on a path. */
 export type MethodOf<P extends ApiPath> = { [M in Method]: paths[P][M] extends undefined ? never : M }[Method];

@@ -130,6 +130,21 @@ export class Sandbox {
     return toInfo(await this.http.json("post", "/v1/sandboxes/{id}/promote", { path: { id: this.sandboxId } }));
   }
 
+  /**
+   * Where the daemon serves port `port` of the sandbox:
+   * `http://PORT-ID.localhost:DAEMONPORT/`, and the sandbox's access token
+   * for it (the tenant's key works too; `tokenUrl` carries the token, for
+   * a browser). Any network mode will do.
+   */
+  async getHost(port: number): Promise<{ port: number; url: string; public: boolean; token: string; tokenUrl?: string }> {
+    return this.http.json("get", "/v1/sandboxes/{id}/ports/{port}", { path: { id: this.sandboxId, port } });
+  }
+
+  /** Changes its network (egress policy, named networks, ports) at once; its mode stays. */
+  async setNetwork(network: NonNullable<components["schemas"]["SandboxSpec"]["network"]>): Promise<SandboxInfo> {
+    return toInfo(await this.http.json("patch", "/v1/sandboxes/{id}", { path: { id: this.sandboxId }, json: { network } }));
+  }
+
   /** The last 64 KiB of its console (a VM's serial console) or runtime log (a container). */
   async logs(): Promise<string> {
     return this.http.text("get", "/v1/sandboxes/{id}/logs", { path: { id: this.sandboxId } });

@@ -1,5 +1,5 @@
 import type net from "node:net";
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { TimeoutError } from "../core/errors.js";
 import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
 import { connectUnixNoFollow } from "./unix-socket.js";
@@ -7,6 +7,7 @@ import type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat } from 
 import { AgentConnection, AgentUnavailableError } from "./connection.js";
 import { ExecHandle, sendSignal, startExec } from "./exec.js";
 import * as files from "./file-ops.js";
+import { connectTcp } from "./tcp-stream.js";
 
 export type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat } from "./client-types.js";
 export { AgentUnavailableError } from "./connection.js";
@@ -153,4 +154,15 @@ export class AgentClient {
   async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
     await this.conn.request({ op: "remove", path, recursive: opts.recursive ?? false }, "ok");
   }
+  /**
+   * A TCP connection to `port` on the sandbox's loopback (127.0.0.1, then
+   * ::1), through this agent connection, as a Duplex (tcp-stream.ts): the
+   * daemon's port proxy, and SSH -L forwarding. Works whatever the
+   * sandbox's network (none included) and for VMs alike. Closing the
+   * client closes the socket.
+   */
+  connectTcp(port: number): Promise<Duplex> {
+    return connectTcp(this.conn, port);
+  }
+
 }

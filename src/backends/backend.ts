@@ -1,5 +1,6 @@
 import type { AgentClient } from "../agent/client.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
+import type { NetAttachment } from "../network/networks.js";
 import type { NixStoreView, Store } from "../store/store.js";
 
 /**
@@ -58,6 +59,8 @@ export interface CreateRequest {
   readonly nixStore?: NixStoreView | undefined;
   /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */
   readonly warm?: boolean;
+  /** Its place on corral's network (spec network "nat" or an object): a namespace to join, or a tap. */
+  readonly net?: NetAttachment | undefined;
   /** Host directories the sandbox sees, resolved and allowed (runtime/shares.ts), parents before children. */
   readonly shares?: readonly HostShare[] | undefined;
 }
@@ -121,6 +124,8 @@ export interface SandboxHandle {
 
 export interface SandboxBackend {
   readonly kind: BackendKind;
+  /** Whether it can put a sandbox on corral's network (CreateRequest.net); absent: only network "none". */
+  readonly networking?: boolean;
   probe(): Promise<BackendReport>;
   create(req: CreateRequest): Promise<SandboxHandle>;
   /** Runs a stopped sandbox again from its directory. */

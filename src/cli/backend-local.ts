@@ -1,4 +1,5 @@
-import { CorralError } from "../core/errors.js";
+import { CorralError, InvalidArgumentError } from "../core/errors.js";
+import type { NetworkInput } from "../core/network-spec.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { withProgress } from "./progress.js";
 import { stderr, stdout } from "./stdio.js";
@@ -86,6 +87,14 @@ export class LocalTarget implements CliTarget {
 
   async promote(ref: string): Promise<void> {
     (await this.state()).promote(ref);
+  }
+
+  async setNetwork(ref: string, network: NonNullable<SpecInput["network"]>): Promise<void> {
+    await (await this.state()).setNetwork(ref, network as NetworkInput);
+  }
+
+  async port(): Promise<{ url: string; public: boolean }> {
+    throw new InvalidArgumentError("ports are served by a daemon: give --api-url (or $CORRAL_API_URL)");
   }
 
   async setRunning(ref: string, running: boolean): Promise<void> {

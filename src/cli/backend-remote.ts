@@ -108,6 +108,14 @@ export class RemoteTarget implements CliTarget {
     await (await Sandbox.connect(ref, this.conn)).promote();
   }
 
+  async setNetwork(ref: string, network: NonNullable<SpecInput["network"]>): Promise<void> {
+    await (await Sandbox.connect(ref, this.conn)).setNetwork(network as Parameters<Sandbox["setNetwork"]>[0]);
+  }
+
+  async port(ref: string, port: number): Promise<{ url: string; tokenUrl?: string; public: boolean }> {
+    return (await Sandbox.connect(ref, this.conn)).getHost(port);
+  }
+
   async setRunning(ref: string, running: boolean): Promise<void> {
     const sb = await Sandbox.connect(ref, this.conn);
     await (running ? sb.start() : sb.stop());

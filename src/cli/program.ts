@@ -7,7 +7,7 @@
 import type { CommandSpec, Parsed } from "./args.js";
 import { Context, type Globals } from "./context.js";
 import type { Action } from "./commands/action.js";
-import { POOL_RESOURCE_OPTIONS, SPEC_OPTIONS } from "./spec-flags.js";
+import { NETWORK_OPTIONS, POOL_RESOURCE_OPTIONS, SPEC_OPTIONS } from "./spec-flags.js";
 
 /** `run` for a command whose code is export `name` of the module `load` imports. */
 function lazy<K extends string, M extends Record<K, Action>>(load: () => Promise<M>, name: K): (p: Parsed) => Promise<number | void> {
@@ -89,6 +89,25 @@ const sandboxCommands: CommandSpec[] = [
     help: "start stopped sandboxes again, with the disk they had",
     args: [SANDBOXES],
     run: lazy(() => import("./commands/start-stop.js"), "start"),
+  },
+  {
+    name: "port",
+    help: "print the URL a daemon serves a sandbox's port at (PORT-ID.localhost, with its access token)",
+    args: [SANDBOX, { name: "<port>", help: "a TCP port the sandbox listens on (its loopback will do)" }],
+    run: lazy(() => import("./commands/net.js"), "port"),
+  },
+  {
+    name: "net",
+    help: "a running sandbox's network",
+    commands: [
+      {
+        name: "set",
+        help: "replace its egress policy and named networks, at once (its mode stays)",
+        args: [SANDBOX],
+        options: NETWORK_OPTIONS.filter((o) => !o.flags.startsWith("--network")),
+        run: lazy(() => import("./commands/net.js"), "netSet"),
+      },
+    ],
   },
   {
     name: "promote",
@@ -174,6 +193,10 @@ const resourceCommands: CommandSpec[] = [
       { flags: "--template-import-tenant <name>", help: "a tenant whose keys may import image archives as templates, shared by all tenants", repeat: true },
       { flags: "--allow-share <dir>", help: "a host directory sandboxes may see (shares below it); never / or the state dir", repeat: true },
       { flags: "--declared <file>", help: "the operator's declared state (JSON, as the NixOS module renders it): applied on start and on SIGHUP" },
+      { flags: "--default-network <mode>", help: "network of sandboxes whose spec names none: none or nat", default: "none" },
+      { flags: "--net-range <cidr>", help: "IPv4 range of sandbox addresses, checked against the host's routes (default 10.213.0.0/16)" },
+      { flags: "--dns-upstream <addr>", help: "DNS server corral's resolver forwards to (default: /etc/resolv.conf's)", repeat: true },
+      { flags: "--port-domain <domain>", help: "domain of port URLs, PORT-ID.DOMAIN", default: "localhost" },
     ],
     run: lazy(() => import("./commands/daemon.js"), "daemon"),
   },
@@ -212,6 +235,7 @@ const resourceCommands: CommandSpec[] = [
               { flags: "--size <n>", help: "how many to keep ready", required: true },
               ...POOL_RESOURCE_OPTIONS,
               { flags: "--backend <kind>", help: "container or vm (vm pools fill from a snapshot)", default: "container" },
+              { flags: "--network <mode>", help: "none or nat (a claim applies the claimant's egress policy)", default: "none" },
             ],
             run: lazy(() => import("./commands/admin.js"), "poolSet"),
           },

@@ -19,6 +19,30 @@ const RESOURCE_OPTIONS: readonly OptionSpec[] = [
   { flags: "--disk <size>", help: "size of the writable layer, e.g. 1G" },
 ];
 
+/** The flags that describe a sandbox's network (run, create, net set). */
+export const NETWORK_OPTIONS: readonly OptionSpec[] = [
+  { flags: "--network <mode>", help: "none (loopback only, the default) or nat (outbound access under the egress policy)" },
+  { flags: "--allow <rule>", help: "egress allowed only to these: CIDR, hostname or *.domain (implies nat)", repeat: true },
+  { flags: "--deny <rule>", help: "egress denied to these: CIDR, hostname or *.domain (implies nat)", repeat: true },
+  { flags: "--join <network>", help: "a named network of the tenant's sandboxes to join (implies nat)", repeat: true },
+];
+
+export interface NetworkFlags {
+  network?: string;
+  allow?: string[];
+  deny?: string[];
+  join?: string[];
+}
+
+/** --network, --allow, --deny, --join → the spec's network (as given; the schema checks it), or undefined. */
+export function networkFrom(f: NetworkFlags): SpecInput["network"] {
+  const allow = f.allow ?? [];
+  const deny = f.deny ?? [];
+  const join = f.join ?? [];
+  if (!allow.length && !deny.length && !join.length) return f.network;
+  return { mode: f.network ?? "nat", egress: { ...(allow.length ? { allow } : {}), deny }, networks: join };
+}
+
 /** The flags of `run` and `create` that describe the sandbox. */
 export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "--name <name>", help: "sandbox name (default: generated)" },
@@ -29,6 +53,7 @@ export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "-w, --workdir <dir>", help: "working directory" },
   { flags: "-l, --label <KEY=VALUE>", help: "label", repeat: true },
   { flags: "--persistent", help: "keep the sandbox (and its disk) until removed" },
+  ...NETWORK_OPTIONS,
   { flags: "--timeout <seconds>", help: `remove the sandbox after this long: whole seconds from 1 to ${MAX_LIFETIME_SECONDS} (30 days), or with a unit (90s, 10m, 2h, 7d)` },
   { flags: "--share <src:target[:ro]>", help: "a host directory the sandbox sees at target (read-only with :ro); it must be below one the operator allows (corral daemon --allow-share)", repeat: true },
   { flags: "--share-host-store", help: "the host's /nix/store, read-only, at /nix/store (a share: the operator must allow /nix/store)" },
@@ -54,6 +79,10 @@ export interface SpecFlags {
   share?: string[];
   shareHostStore?: boolean;
   nixWritable?: boolean;
+  network?: string;
+  allow?: string[];
+  deny?: string[];
+  join?: string[];
 }
 
 export type ResourceFlags = Pick<SpecFlags, "memory" | "cpus" | "pids" | "disk">;
@@ -82,6 +111,8 @@ export function specFrom(f: SpecFlags): SpecInput {
     lifetime,
   };
   if (f.name !== undefined) spec.name = f.name;
+  const network = networkFrom(f);
+  if (network !== undefined) spec.network = network;
   if (f.workdir !== undefined) spec.workdir = f.workdir;
   const shares = [...(f.shareHostStore ? [{ source: "/nix/store", target: "/nix/store", readOnly: true }] : []), ...(f.share ?? []).map(shareFrom)];
   if (shares.length) spec.shares = shares;

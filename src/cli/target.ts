@@ -24,6 +24,10 @@ export interface CliTarget {
   promote(ref: string): Promise<void>;
   /** Ends a persistent sandbox's processes, keeping its disk; or runs a stopped one again. */
   setRunning(ref: string, running: boolean): Promise<void>;
+  /** Changes a sandbox's network (egress policy, named networks) at once. */
+  setNetwork(ref: string, network: NonNullable<SpecInput["network"]>): Promise<void>;
+  /** Where the daemon serves one of a sandbox's ports (a daemon only: the port proxy is its). */
+  port(ref: string, port: number): Promise<{ url: string; tokenUrl?: string; public: boolean }>;
   /** Removes a sandbox; one that does not exist is an error unless `missingOk`. */
   remove(ref: string, missingOk: boolean): Promise<void>;
   /** Called once the command is over (its exit code set). */
@@ -42,6 +46,8 @@ export interface SpecInput {
   workdir?: string;
   shares?: { source: string; target: string; readOnly: boolean }[];
   nix?: { writable: boolean };
+  /** "none", "nat", or the object form (core/network-spec.ts). */
+  network?: string | { mode: string; egress: { allow?: string[]; deny: string[] }; networks: string[] };
 }
 
 export interface ExecInput {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { InvalidSpecError, type SpecIssue } from "./errors.js";
 import { parseSize } from "./size.js";
 import { NixSpecSchema, SharesSchema, type NixSpec, type ShareSpec } from "./share-spec.js";
+import { NetworkSchema, type ResolvedNetworkField } from "./network-spec.js";
 
 /** DNS-label-like: safe as a path component, a hostname and a cgroup name. */
 export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -68,7 +69,7 @@ export const SandboxSpecSchema = z
       .record(z.string().regex(ENV_KEY, "environment variable names are letters, digits and '_'"), z.string().refine(noNul, "must not contain NUL"))
       .default({}),
     workdir: absolutePath.default("/"),
-    network: z.enum(["none"]).default("none"),
+    network: NetworkSchema,
     lifetime: lifetime.prefault({}),
     labels: z
       .record(z.string().regex(LABEL_KEY, "label keys are letters, digits and '._/-'"), z.string().max(256).refine(noNul, "must not contain NUL"))
@@ -104,7 +105,8 @@ export interface ResolvedSpec {
   };
   readonly env: Readonly<Record<string, string>>;
   readonly workdir: string;
-  readonly network: "none";
+  /** "none", "nat" or an object (core/network-spec.ts; networkPolicy() reads any of them). */
+  readonly network: ResolvedNetworkField;
   readonly lifetime: {
     readonly mode: "ephemeral" | "persistent";
     /** Seconds until the sandbox is removed; undefined: never (persistent). */
@@ -124,13 +126,25 @@ export interface ResolvedSpec {
 export function parseSpec(input: unknown): ResolvedSpec {
   const r = SandboxSpecSchema.safeParse(input);
   if (!r.success) {
-    const issues: SpecIssue[] = r.error.issues.map((i) => ({
+    const issues: SpecIssue[] = r.error.issues.flatMap(unionBranch).map((i) => ({
       path: i.path.map(String).join("."),
       message: issueMessage(i),
     }));
     throw new InvalidSpecError(issues);
   }
   return resolve(r.data);
+}
+
+/**
+ * A field that takes one of several shapes (network: a word or an object)
+ * fails as a whole in zod; the user needs the issues of the shape they
+ * meant: the branch whose first issue is not about the value's type.
+ */
+function unionBranch(i: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (i.code !== "invalid_union" || i.errors.length === 0) return [i];
+  const meant = i.errors.find((b) => b.length > 0 && !(b[0]!.path.length === 0 && (b[0]!.code === "invalid_type" || b[0]!.code === "invalid_value")));
+  if (!meant) return [{ ...i, message: i.errors.flat().map((b) => b.message).filter((m, n, all) => all.indexOf(m) === n).join(", or ") }];
+  return meant.flatMap((b) => unionBranch({ ...b, path: [...i.path, ...b.path] }));
 }
 
 function issueMessage(i: z.core.$ZodIssue): string {

@@ -3,6 +3,7 @@ import type { BackendKind, SandboxBackend, SandboxHandle, SandboxStatus } from "
 import { HostError } from "../core/errors.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { Host } from "../host/host.js";
+import type { Networks } from "../network/networks.js";
 import type { Store } from "../store/store.js";
 import { Connections } from "./connections.js";
 import { recordEvent, stmt, type Db } from "./db.js";
@@ -25,6 +26,8 @@ export interface StateDirParts {
   readonly backends: ReadonlyMap<BackendKind, SandboxBackend>;
   readonly host: RuntimeHost;
   readonly longLived: boolean;
+  /** Networking of the state dir (absent over injected backends: only network "none"). */
+  readonly net?: Networks;
 }
 
 /**
@@ -95,6 +98,7 @@ export class RuntimeContext {
     this.conns.drop(id);
     if (spec) await this.handle({ id, spec }).destroy();
     else await this.destroyUnknown(id);
+    await this.parts.net?.detach(id);
     this.rows.delete(id);
     recordEvent(this.db, { ...(tenant ? { tenant } : {}), sandbox: id, type: "destroyed", detail: { reason } });
   }

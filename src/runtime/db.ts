@@ -117,6 +117,10 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX declared_sandbox ON declared (sandbox_id) WHERE sandbox_id IS NOT NULL;
   `,
+  // Pools of sandboxes on corral's network (nat) beside those without one.
+  `
+  ALTER TABLE pools ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -1,7 +1,8 @@
 import fsp from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import type { CreateRequest } from "../backends/backend.js";
-import { ConflictError, InvalidArgumentError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError, InvalidSpecError } from "../core/errors.js";
+import { networkMode } from "../core/network-spec.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import type { RuntimeContext } from "./context.js";
@@ -37,6 +38,7 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
     }
   }
   const backend = rt.backend(spec.backend);
+  checkNetworking(rt, spec);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
   // Checked before anything is recorded or made: a refused share leaves nothing.
   const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
@@ -91,7 +93,9 @@ export async function startNew(
   try {
     await fsp.mkdir(dir, { mode: 0o711 });
     // A pooled sandbox already answers to the name an unnamed claim gives it.
-    await start({ id, spec, hostname: pool ? defaultName(id) : record.name, layers: n.layers.map((d) => rt.store.layerDir(d)), dir });
+    const hostname = pool ? defaultName(id) : record.name;
+    const net = networkMode(spec.network) === "nat" ? await attachNetwork(rt, { id, tenant, name: hostname, spec }) : undefined;
+    await start({ id, spec, hostname, layers: n.layers.map((d) => rt.store.layerDir(d)), dir, net });
     rt.rows.setState(id, "running");
     recordEvent(rt.db, { tenant, sandbox: id, ...event(record) });
     rt.conns.started(record, n.fresh ?? true);
@@ -100,10 +104,27 @@ export async function startNew(
     if (n.failedReason) await rt.remove(id, tenant, n.failedReason, spec).catch(() => {});
     else {
       await backend.attach(id, dir).destroy().catch(() => {});
+      await rt.parts.net?.detach(id).catch(() => {});
       rt.rows.delete(id);
     }
     throw e;
   }
+}
+
+/** Refuses network "nat" where it cannot be had (a backend without networking, a state dir over injected backends). */
+export function checkNetworking(rt: RuntimeContext, spec: ResolvedSpec): void {
+  if (networkMode(spec.network) === "none") return;
+  if (!rt.backend(spec.backend).networking) {
+    throw new InvalidSpecError([{ path: "network", message: `backend "${spec.backend}" cannot put a sandbox on a network yet: use network "none"` }]);
+  }
+  if (!rt.parts.net) throw new InvalidSpecError([{ path: "network", message: "this state dir was opened without networking" }]);
+}
+
+async function attachNetwork(rt: RuntimeContext, s: { id: string; tenant: string; name: string; spec: ResolvedSpec }) {
+  checkNetworking(rt, s.spec);
+  const kind = s.spec.backend === "vm" ? "vm" : "container";
+  const mac = rt.backend(s.spec.backend).identity?.(s.name).mac;
+  return rt.parts.net!.attach({ id: s.id, tenant: s.tenant, name: s.name, kind, network: s.spec.network, ...(mac ? { mac } : {}) });
 }
 
 /**

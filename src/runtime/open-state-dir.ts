@@ -5,6 +5,7 @@ import { openBackends } from "../backends/registry.js";
 import { HostError } from "../core/errors.js";
 import { realHost } from "../host/host.js";
 import { nativeBinary } from "../host/native.js";
+import { Networks, type NetworkOptions } from "../network/networks.js";
 import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
@@ -39,6 +40,8 @@ export interface SandboxesOptions {
    * default $CORRAL_ALLOW_SHARES (':'-separated), else none.
    */
   readonly allowedShares?: readonly string[];
+  /** Sandbox networking: the address range, the resolver's upstream servers (network/networks.ts). */
+  readonly network?: NetworkOptions;
 }
 
 /** Sandboxes over backends the caller made (a fake in unit tests: no root, nothing on the host). */
@@ -78,7 +81,7 @@ export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDi
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
     const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
-    return { ...common, backends, host: realHost };
+    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network) };
   } catch (e) {
     common.db.close();
     throw e;

@@ -1,3 +1,4 @@
+import { networkMode } from "../core/network-spec.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import type { RuntimeContext } from "./context.js";
 import { POOL_TENANT } from "./pools.js";
@@ -33,6 +34,13 @@ export async function claim(rt: RuntimeContext, key: string, spec: ResolvedSpec,
         expiresAt: expiryFrom(now, spec.lifetime.timeoutSeconds),
       };
       if (rt.rows.claim(r, key)) {
+        // The claimant's egress policy and named networks, before anyone can use it.
+        if (networkMode(spec.network) === "nat") {
+          await rt.parts.net?.update(r.id, { tenant, name: r.name, network: spec.network }).catch(async (e: unknown) => {
+            await rt.remove(r.id, tenant, "network policy failed at claim", spec).catch(() => {});
+            throw e;
+          });
+        }
         if (r.name !== defaultName(r.id)) rt.conns.rename(r);
         return rt.info(r, "running");
       }
@@ -62,7 +70,7 @@ export async function refillPools(
     const waiting = rt.pools.waiting(c.key);
     for (let n = waiting.length; n < c.target; n++) {
       await opts.beforeStart?.();
-      await create({ template: c.template, backend: c.backend, resources: c.resources }, { pool: c.key });
+      await create({ template: c.template, backend: c.backend, resources: c.resources, network: c.network }, { pool: c.key });
       started++;
     }
     for (const extra of waiting.filter((w) => w.state === "running").slice(c.target)) {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.js";
+import { networkMode } from "../core/network-spec.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import { stmt, type Db } from "./db.js";
 import type { SandboxRows } from "./sandbox-rows.js";
@@ -12,6 +13,8 @@ export interface PoolConfig {
   readonly template: string;
   readonly backend: ResolvedSpec["backend"];
   readonly resources: ResolvedSpec["resources"];
+  /** "nat": its sandboxes wait on the network; a claim gives them the claimant's policy. */
+  readonly network: "none" | "nat";
   /** How many sandboxes to keep ready. */
   readonly target: number;
 }
@@ -27,7 +30,9 @@ export interface PoolStats extends PoolConfig {
 
 /**
  * What a pooled sandbox must share with a request to stand in for it: all
- * that is fixed when a sandbox starts (template, backend, limits, network).
+ * that is fixed when a sandbox starts (template, backend, limits, network
+ * mode: a "nat" sandbox's egress policy and named networks are applied
+ * when it is claimed, so "none" keys are those made before networks).
  * Env, workdir, labels, name and timeout are applied at claim time.
  */
 export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resources" | "network" | "vmm">): string {
@@ -35,7 +40,7 @@ export function poolKey(spec: Pick<ResolvedSpec, "template" | "backend" | "resou
   // A VM's hypervisor is part of its shape; QEMU's (the default, and the
   // only one pools fill with) is left out so keys made before vmm existed hold.
   const vmm = spec.vmm !== undefined && spec.vmm !== "qemu" ? [spec.vmm] : [];
-  const shape = JSON.stringify([spec.template, spec.backend, spec.network, r.vcpus, r.memory, r.pids, r.disk, ...vmm]);
+  const shape = JSON.stringify([spec.template, spec.backend, networkMode(spec.network), r.vcpus, r.memory, r.pids, r.disk, ...vmm]);
   return createHash("sha256").update(shape).digest("hex").slice(0, 16);
 }
 
@@ -49,15 +54,16 @@ export class Pools {
   ) {}
 
   /** Sets the target of the pool for a template and resource shape (0 empties it). */
-  set(template: string, resources: unknown, target: number, backend: unknown = "container"): PoolConfig {
+  set(template: string, resources: unknown, target: number, backend: unknown = "container", network: unknown = "none"): PoolConfig {
     if (!Number.isInteger(target) || target < 0 || target > 10_000) throw new InvalidArgumentError("a pool's size is a whole number from 0 to 10000");
-    const spec = parseSpec({ template, resources, backend });
+    const spec = parseSpec({ template, resources, backend, network });
+    const mode = networkMode(spec.network);
     const key = poolKey(spec);
     stmt(
       this.db,
-      "INSERT INTO pools (key, template, resources, target, created_at, backend) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target",
-    ).run(key, template, JSON.stringify(spec.resources), target, new Date().toISOString(), spec.backend);
-    return { key, template, backend: spec.backend, resources: spec.resources, target };
+      "INSERT INTO pools (key, template, resources, target, created_at, backend, network) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET target = excluded.target",
+    ).run(key, template, JSON.stringify(spec.resources), target, new Date().toISOString(), spec.backend, mode);
+    return { key, template, backend: spec.backend, resources: spec.resources, network: mode, target };
   }
 
   remove(key: string): void {
@@ -70,9 +76,10 @@ export class Pools {
       template: string;
       backend: PoolConfig["backend"];
       resources: string;
+      network: "none" | "nat";
       target: number;
     }[];
-    return rows.map((r) => ({ key: r.key, template: r.template, backend: r.backend, resources: JSON.parse(r.resources) as PoolConfig["resources"], target: r.target }));
+    return rows.map((r) => ({ key: r.key, template: r.template, backend: r.backend, resources: JSON.parse(r.resources) as PoolConfig["resources"], network: r.network, target: r.target }));
   }
 
   /** Sandboxes waiting (or being started) in a pool. */

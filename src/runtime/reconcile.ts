@@ -54,5 +54,8 @@ export async function reconcile(rt: RuntimeContext): Promise<{ removed: string[]
     recordEvent(rt.db, { sandbox: id, type: "destroyed", detail: { reason: "reconcile: no record" } });
     removed.push(id);
   }
+  // Network slots of sandboxes that have no row (any more), and the
+  // state dir's network itself once no slot is left.
+  await rt.parts.net?.reconcile(rt.rows.ids());
   return { removed };
 }

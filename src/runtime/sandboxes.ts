@@ -10,6 +10,8 @@ import type { StartedExec } from "./connections.js";
 import type { Db } from "./db.js";
 import * as lifecycle from "./lifecycle.js";
 import { allowedSharesOf, openInjected, openStateDir, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
+import { setNetwork } from "./network.js";
+import type { NetworkInput } from "../core/network-spec.js";
 import { refillPools } from "./pool-claims.js";
 import type { Pools } from "./pools.js";
 import type { ExecOutcome, SandboxInfo, SandboxRecord, Scope, SnapshotInfo } from "./records.js";
@@ -86,6 +88,11 @@ export class Sandboxes {
   /** Opens a state dir over the caller's backends (unit tests: a fake backend, no root), reconciling it. */
   static async openWith(opts: InjectedOptions): Promise<Sandboxes> {
     return Sandboxes.opened(await openInjected(opts), opts);
+  }
+
+  /** Lets go of the network slots this process made ahead of need (a daemon closing: before close()). */
+  async releaseNetworkSpares(): Promise<void> {
+    await this.rt.parts.net?.releaseSpares();
   }
 
   close(): void {
@@ -184,6 +191,11 @@ export class Sandboxes {
   /** Sets (seconds from now) or clears (null) when the sandbox is removed. */
   setTimeout(ref: string, seconds: number | null, scope: Scope = {}): SandboxRecord {
     return lifecycle.setTimeout(this.rt, this.record(ref, scope), seconds);
+  }
+
+  /** Changes a sandbox's egress policy, named networks and ports, at once (runtime/network.ts). */
+  async setNetwork(ref: string, network: NetworkInput, scope: Scope = {}): Promise<SandboxRecord> {
+    return setNetwork(this.rt, this.record(ref, scope), network);
   }
 
   /** Makes an ephemeral sandbox persistent: no timeout, kept until removed. */

@@ -12,6 +12,8 @@ import { setUpMetrics } from "./metrics.js";
 import { connectChannel } from "./connect.js";
 import { logRequest } from "./dispatch.js";
 import { registerHttpRoutes } from "./http-routes.js";
+import { PortProxy } from "./port-proxy.js";
+import type { Duplex } from "node:stream";
 import { checkedOperationTable } from "./operations/index.js";
 import type { Operations } from "./operations/types.js";
 
@@ -32,6 +34,10 @@ export interface AppOptions {
   readonly templateImporters?: readonly string[];
   /** Largest image archive upload, bytes (default 8 GiB). */
   readonly importLimit?: number;
+  /** The domain of port URLs (`http://PORT-ID.DOMAIN:DAEMONPORT/`; default localhost). */
+  readonly portDomain?: string;
+  /** The network of a sandbox whose spec names none (default "none"). */
+  readonly defaultNetwork?: "none" | "nat";
   /** Another OpenAPI document and other handlers (tests of the table's checks). */
   readonly openapiFile?: string;
   readonly operations?: readonly Operations[];
@@ -49,14 +55,19 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
   const table = checkedOperationTable(openapi, o.operations);
   openapi.precompileRequestBodies();
   const params = new ParamChecker(openapi);
+  const portProxy = new PortProxy(o.sandboxes, o.portDomain);
   // Typed as a plain FastifyInstance: route modules need not know the logger type.
   const app = Fastify({
     loggerInstance: o.logger,
     bodyLimit: o.bodyLimit ?? 1024 * 1024,
     // A client dribbling its headers is cut off after headersTimeout,
     // checked every second, whatever else the server is doing.
+    // A request for a sandbox's port (by its Host header) goes to the port proxy, never to the API.
     serverFactory: (handler) =>
-      http.createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000 }, handler),
+      http.createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000 }, (req, res) => {
+        if (portProxy.claims(req)) void portProxy.handle(req, res);
+        else handler(req, res);
+      }),
     // One line per request, written below once its answer is complete (fastify's own two are off).
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
@@ -71,6 +82,8 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     observe: () => {},
     metrics: async () => ({ type: "text/plain", text: "" }),
     channels: 0,
+    portProxy,
+    ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   };
   setUpMetrics(ctx);
 
@@ -123,6 +136,9 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
 
   const checkedEvent = (op: string, event: unknown) => openapi.checkedEvent(op, event, o.validateResponses === true);
   registerHttpRoutes(app, ctx, params, table, checkedEvent);
+  app.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (portProxy.claims(req)) void portProxy.upgrade(req, socket, head);
+  });
   connectChannel(app, ctx, { params, table, maxPayload: o.bodyLimit ?? 1024 * 1024, validateResponses: o.validateResponses === true, checkedEvent });
   return { app, ctx };
 }

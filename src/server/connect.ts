@@ -64,6 +64,7 @@ export function connectChannel(app: FastifyInstance, ctx: ServerContext, o: Chan
   });
   app.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => {});
+    if (ctx.portProxy?.claims(req)) return; // a sandbox's port: the port proxy's upgrade
     if ((req.url ?? "").split("?")[0] !== CONNECT_PATH) return refuse(socket, 404, "route_not_found", `no WebSocket at ${(req.url ?? "").split("?")[0]}`);
     const key = apiKeyOf(req.headers);
     let tenant: string;

@@ -3,6 +3,7 @@ import type { Sandboxes, SandboxInfo, SandboxRecord } from "../runtime/sandboxes
 import type { ExecHandle } from "../agent/client.js";
 import type { OpenApi } from "./openapi.js";
 import type { Activity } from "./activity.js";
+import type { PortProxy } from "./port-proxy.js";
 
 export interface ProcessEntry {
   readonly handle: ExecHandle;
@@ -39,6 +40,10 @@ export interface ServerContext {
   metrics: () => Promise<{ type: string; text: string }>;
   /** /v1/connect WebSockets open now. */
   channels: number;
+  /** Sandboxes' ports on the daemon's listener (port-proxy.ts). */
+  readonly portProxy?: PortProxy;
+  /** The network of a sandbox whose spec names none (corrald --default-network). */
+  readonly defaultNetwork?: "none" | "nat";
 }
 
 declare module "fastify" {

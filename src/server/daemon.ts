@@ -3,6 +3,7 @@ import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
+import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
   readonly stateDir?: string;
@@ -28,6 +29,12 @@ export interface DaemonOptions {
    * stops the start) and on every reload().
    */
   readonly declaredFile?: string;
+  /** The domain of sandboxes' port URLs (default localhost). */
+  readonly portDomain?: string;
+  /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
+  readonly network?: NetworkOptions;
+  /** The network of a sandbox whose spec names none (default "none"). */
+  readonly defaultNetwork?: "none" | "nat";
 }
 
 export interface Daemon {
@@ -55,6 +62,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.cgroupParent ? { cgroupParent: o.cgroupParent } : {}),
     ...(o.allowedShares ? { allowedShares: o.allowedShares } : {}),
+    // Four container slots made ahead of need once the network is up: a create with nat then only moves its link.
+    network: { spares: 4, ...o.network },
     longLived: true,
   });
   // One application of the declared state at a time (start, SIGHUP).
@@ -81,6 +90,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.adminTenants ? { adminTenants: o.adminTenants } : {}),
     ...(o.templateImporters ? { templateImporters: o.templateImporters } : {}),
     ...(o.importLimit ? { importLimit: o.importLimit } : {}),
+    ...(o.portDomain ? { portDomain: o.portDomain } : {}),
+    ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
   });
   let url: string;
   if ("socket" in o.listen) {
@@ -91,6 +102,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   } else {
     const address = await app.listen({ host: o.listen.host ?? "127.0.0.1", port: o.listen.port });
     url = address;
+    if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
   }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
@@ -120,6 +132,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       for (const p of ctx.processes.values()) p.end();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
+      await sandboxes.releaseNetworkSpares();
       sandboxes.close();
     },
   };

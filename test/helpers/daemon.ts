@@ -12,6 +12,7 @@ export function testDaemon(t: TestState, extra: Partial<DaemonOptions> = {}): Pr
     logger: pino({ level: process.env["CORRAL_TEST_LOG"] ?? "silent" }),
     validateResponses: true,
     reapIntervalMs: 200,
+    network: t.network,
     ...extra,
   });
 }

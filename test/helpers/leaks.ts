@@ -3,6 +3,8 @@ import path from "node:path";
 import { mountPoints } from "../../src/host/mounts.js";
 import { processRunning } from "../../src/host/process.js";
 import { listChildren, SPARE_PREFIX, type CgroupMode } from "../../src/host/cgroups.js";
+import { runCommand } from "../../src/host/command.js";
+import { netNames } from "../../src/network/names.js";
 
 /**
  * Everything a sandbox may leave on the host, looked for directly: mounts
@@ -27,9 +29,21 @@ export async function findLeaks(stateDir: string, cgroupParent: string, mode: Cg
       leaks.push(`process ${pid} in ${cgroupParent}/${where}: ${cmd.slice(0, 120)}`);
     }
   }
-  for (const sub of ["sandboxes", "crun", "runsc"]) {
+  leaks.push(...(await networkLeaks(stateDir)));
+  for (const sub of ["sandboxes", "crun", "runsc", "net/slots"]) {
     const entries = await fsp.readdir(path.join(stateDir, sub)).catch(() => []);
     for (const e of entries) leaks.push(`${sub}/${e}`);
   }
+  return leaks;
+}
+
+/** The state dir's network objects: namespaces, links (veth ends, taps, the bridge) and nftables tables, all named after it. */
+export async function networkLeaks(stateDir: string): Promise<string[]> {
+  const names = netNames(stateDir);
+  const leaks: string[] = [];
+  for (const ns of await fsp.readdir("/run/netns").catch(() => [])) if (ns.startsWith(`corral-${names.tag}-`)) leaks.push(`netns ${ns}`);
+  for (const link of await fsp.readdir("/sys/class/net")) if (link.startsWith(`crl${names.tag}`)) leaks.push(`link ${link}`);
+  const tables = (await runCommand("nft", ["list", "tables"], { allowFailure: true })).stdout;
+  for (const t of tables.split("\n")) if (t.endsWith(` ${names.table}`)) leaks.push(`nftables ${t.trim()}`);
   return leaks;
 }

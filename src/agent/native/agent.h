@@ -20,6 +20,7 @@
  *   files.c    stat, mkdir, remove: every path resolved by openat2
  *              RESOLVE_IN_ROOT inside --root, with no fallback
  *   streams.c  the write, read and list streams and their flow control
+ *   tcp.c      TCP streams to a port on the sandbox's loopback (connect)
  *   conn.c     connections: input framing, dispatch, output
  *   main.c     options, listeners and accept, the epoll loop, signals, timers
  *
@@ -235,7 +236,7 @@ int get_int(const struct jdoc *d, const char *key, int64_t *out);
 
 enum {
 	OP_DATA = 1, OP_STDIN, OP_END, OP_HELLO, OP_EXEC, OP_SIGNAL,
-	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CREDIT,
+	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CONNECT, OP_CLOSE, OP_CREDIT,
 };
 
 /* A request's fields, decoded by req_check for its op. */
@@ -250,6 +251,7 @@ struct req {
 	bool want_stdin, keepalive;
 	int64_t timeout; /* ms, 0 = none */
 	int64_t window;  /* exec: per-exec flow control, bytes (0 = off); credit: bytes */
+	int64_t port;    /* connect: 1..65535 */
 };
 
 int frame_next(const char *p, size_t avail, uint32_t *hl, uint32_t *pl);
@@ -260,14 +262,16 @@ void req_free(struct req *r);
 /* ------------------------------------------------------------------ */
 /* objects                                                             */
 
-enum { W_LISTEN = 1, W_SIG, W_CONN, W_OUT, W_ERR, W_IN, W_ERRP };
+enum { W_LISTEN = 1, W_SIG, W_CONN, W_OUT, W_ERR, W_IN, W_ERRP, W_TCP };
 
 struct watch {
 	int kind;
 	void *obj;
 };
 
-enum { S_READ = 1, S_LIST, S_WRITE };
+enum { S_READ = 1, S_LIST, S_WRITE, S_TCP };
+
+struct conn;
 
 struct stream {
 	struct stream *next;
@@ -277,6 +281,13 @@ struct stream {
 	DIR *dir;
 	int64_t remaining; /* read: bytes still wanted, < 0 = to EOF */
 	int64_t done;      /* bytes sent / written, or entries listed */
+	/* S_TCP (tcp.c) */
+	struct conn *conn;
+	struct buf q;      /* bytes for the socket */
+	struct watch w;
+	uint32_t events;   /* registered epoll events */
+	int64_t port;
+	bool connected, tried_v6, rd_eof, wr_end, wr_shut, dead;
 };
 
 struct exec;
@@ -292,6 +303,7 @@ struct conn {
 	bool needs_input;    /* buffered frames to parse after a pause */
 	bool pipes_paused;   /* exec output not read: too much unsent */
 	struct exec *in_blocker;
+	struct stream *in_tcp_blocker; /* a TCP stream whose queue is full */
 	int64_t close_deadline;
 	struct buf in, out;
 	struct stream *streams;
@@ -394,6 +406,18 @@ void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll);
 void op_end(struct conn *c, uint32_t id);
 void op_read(struct conn *c, uint32_t id, const struct jdoc *d);
 void op_list(struct conn *c, uint32_t id, const struct jdoc *d);
+
+/* ------------------------------------------------------------------ */
+/* tcp.c                                                               */
+
+extern struct stream *g_dead_streams;
+void op_connect(struct conn *c, uint32_t id, const struct jdoc *d);
+void tcp_data(struct conn *c, struct stream *s, const char *pl, size_t pll);
+void tcp_end(struct stream *s);
+void op_close(struct conn *c, uint32_t id);
+void tcp_event(struct stream *s, uint32_t ev);
+void tcp_free(struct stream *s);
+void tcp_update_conn(struct conn *c);
 
 /* ------------------------------------------------------------------ */
 /* conn.c                                                              */

@@ -37,6 +37,7 @@ static void conn_detach(struct conn *c)
 		stream_free(s);
 	}
 	c->in_blocker = NULL;
+	c->in_tcp_blocker = NULL;
 	c->in_paused = false;
 	c->pipes_paused = false;
 }
@@ -119,6 +120,8 @@ static void handle_frame(struct conn *c, const char *h, size_t hl, const char *p
 	case OP_LIST: op_list(c, id, &d); break;
 	case OP_MKDIR: op_mkdir(c, id, &d); break;
 	case OP_REMOVE: op_remove(c, id, &d); break;
+	case OP_CONNECT: op_connect(c, id, &d); break;
+	case OP_CLOSE: op_close(c, id); break;
 	}
 	jfree(&d);
 }

@@ -59,6 +59,7 @@ void conn_set_pipes_paused(struct conn *c, bool paused)
 	for (struct exec *e = g_execs; e; e = e->next)
 		if (e->conn == c)
 			exec_update_pipes(e);
+	tcp_update_conn(c);
 }
 
 static void exec_close_pipe(struct exec *e, int which)
@@ -74,6 +75,7 @@ static void exec_close_pipe(struct exec *e, int which)
 void conn_unblock(struct conn *c)
 {
 	c->in_blocker = NULL;
+	c->in_tcp_blocker = NULL;
 	c->in_paused = false;
 	c->needs_input = true; /* frames already read are parsed at the end of the tick */
 }

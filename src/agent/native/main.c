@@ -157,6 +157,11 @@ static void end_of_tick(void)
 		buf_free(&c->out);
 		free(c);
 	}
+	while (g_dead_streams) {
+		struct stream *s = g_dead_streams;
+		g_dead_streams = s->next;
+		free(s);
+	}
 	while (g_dead_execs) {
 		struct exec *e = g_dead_execs;
 		g_dead_execs = e->next;
@@ -203,6 +208,12 @@ static void dispatch(struct watch *w, uint32_t ev)
 		struct exec *e = w->obj;
 		if (!e->dead)
 			exec_pump_stdin(e);
+		break;
+	}
+	case W_TCP: {
+		struct stream *s = w->obj;
+		if (!s->dead)
+			tcp_event(s, ev);
 		break;
 	}
 	case W_ERRP: {

@@ -30,6 +30,7 @@ int request_parse(struct jdoc *d, const char *h, size_t hl, uint32_t *id, int *o
 		{"data", OP_DATA}, {"stdin", OP_STDIN}, {"end", OP_END}, {"hello", OP_HELLO},
 		{"exec", OP_EXEC}, {"signal", OP_SIGNAL}, {"write", OP_WRITE}, {"read", OP_READ},
 		{"stat", OP_STAT}, {"list", OP_LIST}, {"mkdir", OP_MKDIR}, {"remove", OP_REMOVE},
+		{"connect", OP_CONNECT}, {"close", OP_CLOSE},
 		{"credit", OP_CREDIT},
 	};
 	if (jparse(d, h, hl) < 0 || d->n[0].type != J_OBJ)
@@ -310,6 +311,12 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 		if (get_bool(d, "recursive", &r->recursive) < 0) {
 			*msg = "recursive must be a boolean";
 			return EPROTO;
+		}
+		return 0;
+	case OP_CONNECT:
+		if (get_int(d, "port", &r->port) != 1 || r->port < 1 || r->port > 65535) {
+			*msg = "port must be an integer from 1 to 65535";
+			return r->port ? EINVAL : EPROTO;
 		}
 		return 0;
 	default: /* data, end, hello: nothing to check */

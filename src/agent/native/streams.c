@@ -5,6 +5,10 @@
 
 void stream_free(struct stream *s)
 {
+	if (s->kind == S_TCP) {
+		tcp_free(s);
+		return;
+	}
 	if (s->dir)
 		closedir(s->dir);
 	else if (s->fd >= 0)
@@ -126,6 +130,10 @@ void op_write(struct conn *c, uint32_t id, const struct jdoc *d)
 void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll)
 {
 	struct stream *s = find_stream(c, id);
+	if (s && s->kind == S_TCP) {
+		tcp_data(c, s, pl, pll);
+		return;
+	}
 	if (!s || s->kind != S_WRITE)
 		return; /* after an error: ignored */
 	if (write_full(s->fd, pl, pll) < 0) {
@@ -139,6 +147,10 @@ void op_data(struct conn *c, uint32_t id, const char *pl, size_t pll)
 void op_end(struct conn *c, uint32_t id)
 {
 	struct stream *s = find_stream(c, id);
+	if (s && s->kind == S_TCP) {
+		tcp_end(s);
+		return;
+	}
 	if (!s || s->kind != S_WRITE)
 		return;
 	int64_t size = s->done;
@@ -261,7 +273,7 @@ static bool stream_pump(struct conn *c, struct stream *s)
 bool has_pumpable(const struct conn *c)
 {
 	for (const struct stream *s = c->streams; s; s = s->next)
-		if (s->kind != S_WRITE)
+		if (s->kind == S_READ || s->kind == S_LIST)
 			return true;
 	return false;
 }
@@ -274,7 +286,7 @@ void conn_pump(struct conn *c)
 		progress = false;
 		for (struct stream **pp = &c->streams; *pp && usable(c) && buf_used(&c->out) < OUT_LOW;) {
 			struct stream *s = *pp;
-			if (s->kind == S_WRITE) {
+			if (s->kind == S_WRITE || s->kind == S_TCP) {
 				pp = &s->next;
 				continue;
 			}

@@ -6,7 +6,8 @@ import { nativeBinary } from "../../host/native.js";
 import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
-import { ContainerHandle, containerPaths, type ContainerParts } from "./container-handle.js";
+import { joinNamespace, NetJoiner } from "../../network/container-link.js";
+import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
@@ -26,6 +27,8 @@ export interface ContainerBackendOptions {
   readonly cgroupParent: string;
   /** The store: a writable Nix store's lower layer is a closure tree in it (store/nix/closure-image.ts). */
   readonly store?: Store;
+  /** A long-lived process (the daemon): keeps helpers ahead of need. */
+  readonly longLived?: boolean;
 }
 
 /** How long a sandbox has to come up: the launcher, the runtime and the agent. */
@@ -33,7 +36,7 @@ const LAUNCH_TIMEOUT_MS = 10_000;
 
 /** The options every container-like backend of a state dir shares. */
 export function containerOptions(ctx: BackendContext): ContainerBackendOptions {
-  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent, store: ctx.store };
+  return { agentDir: ctx.agentDir, launcher: nativeBinary("corral-launch"), uidBase: ctx.uidBase, cgroupParent: ctx.cgroupParent, store: ctx.store, longLived: ctx.longLived };
 }
 
 /** The container backend of a state dir: crun, its state in `<state>/crun`. */
@@ -49,7 +52,10 @@ export function containerBackend(ctx: BackendContext): ContainerBackend {
  */
 export class ContainerBackend implements SandboxBackend {
   readonly kind: OciRuntime["kind"];
+  readonly networking: boolean;
   private readonly parts: ContainerParts;
+  /** A long-lived process's corral-netjoin server (container-link.ts); a one-shot one spawns it per join. */
+  private readonly joiner: NetJoiner | undefined;
 
   constructor(
     private readonly o: ContainerBackendOptions,
@@ -57,6 +63,8 @@ export class ContainerBackend implements SandboxBackend {
     readonly host: Host = realHost,
   ) {
     this.kind = runtime.kind;
+    this.networking = runtime.networking;
+    this.joiner = o.longLived ? new NetJoiner() : undefined;
     this.parts = { runtime, host, cgroupParent: o.cgroupParent, statuses: new Map() };
   }
 
@@ -88,6 +96,7 @@ export class ContainerBackend implements SandboxBackend {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
       await this.host.chown(p.run, uid, uid);
+      if (req.net && !req.net.container) throw new BackendError(`container ${req.id}: its network attachment is not a container's`);
       await this.writeConfig(req);
       await this.launch(req);
     });
@@ -106,6 +115,12 @@ export class ContainerBackend implements SandboxBackend {
     // A writable store: an overlay corral-launch mounts on <dir>/nix-store (launchArgs), bound read-write.
     const writable = req.nixStore?.writable === true;
     if (writable) await fsp.mkdir(path.join(req.dir, "nix-store"), { recursive: true, mode: 0o755 });
+    const net = req.net && { hosts: p.hosts, resolv: p.resolv };
+    if (req.net) {
+      await fsp.writeFile(p.net, JSON.stringify(req.net));
+      await fsp.writeFile(p.hosts, hostsFile(req.net.address, req.hostname), { mode: 0o644 });
+      await fsp.writeFile(p.resolv, `nameserver ${req.net.dns}\n`, { mode: 0o644 });
+    }
     const config = ociConfig({
       id: req.id,
       spec: req.spec,
@@ -116,6 +131,7 @@ export class ContainerBackend implements SandboxBackend {
       cgroupPath: `${this.o.cgroupParent}/${req.id}`,
       nixStore: writable ? { dir: path.join(req.dir, "nix-store"), paths: [], writable: true } : req.nixStore,
       shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
+      net,
       ...this.runtime.configOptions(req.spec),
     });
     await fsp.writeFile(p.config, JSON.stringify(config));
@@ -180,12 +196,22 @@ export class ContainerBackend implements SandboxBackend {
       await this.host.launch(this.o.launcher, args, { logFd: log, timeoutMs: LAUNCH_TIMEOUT_MS, readyPipe: this.runtime.readyPipe });
       this.parts.statuses.delete(req.id);
       await this.runtime.started(req.id, req.dir, Math.max(1000, LAUNCH_TIMEOUT_MS - (Date.now() - t0)));
+      const net = await readAttachment(p.net);
+      if (net) {
+        const init = this.runtime.init(req.id, req.dir);
+        if (!init) throw new Error("its init is gone");
+        await joinNamespace(net, init, this.joiner);
+      }
     } catch (e) {
       const tail = await logTail(p.log, 3);
       throw new BackendError(`${this.kind} ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
     } finally {
       fs.closeSync(log);
     }
+  }
+
+  close(): void {
+    this.joiner?.close();
   }
 
   attach(id: string, dir: string): SandboxHandle {

@@ -9,6 +9,7 @@ import type { ProcStat } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupUsage } from "../cgroup-usage.js";
 import type { InitProcess, OciRuntime } from "./oci-runtime.js";
+import type { NetAttachment } from "../../network/networks.js";
 
 /**
  * Per-sandbox paths, all under the sandbox's directory, which is also the
@@ -24,7 +25,23 @@ export function containerPaths(dir: string) {
     socket: path.join(dir, "run", "agent.sock"),
     scratch: path.join(dir, "scratch"),
     log: path.join(dir, "container.log"),
+    /** A networked sandbox's /etc/hosts and /etc/resolv.conf (bind-mounted read-only). */
+    hosts: path.join(dir, "hosts"),
+    resolv: path.join(dir, "resolv.conf"),
+    /** Its NetAttachment, for a start again and a stop. */
+    net: path.join(dir, "net.json"),
   };
+}
+
+/** A networked sandbox's attachment (net.json), or undefined. */
+export async function readAttachment(file: string): Promise<NetAttachment | undefined> {
+  const text = await fsp.readFile(file, "utf8").catch(() => undefined);
+  return text === undefined ? undefined : (JSON.parse(text) as NetAttachment);
+}
+
+/** /etc/hosts of a networked sandbox: loopback, and its own name at its address. */
+export function hostsFile(address: string, hostname: string): string {
+  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${address}\t${hostname}\n`;
 }
 
 /**
@@ -115,6 +132,17 @@ export class ContainerHandle implements SandboxHandle {
     const init = this.liveInit();
     if (!init) throw new BackendError(`container ${this.id} is not running`);
     await this.p.runtime.rename(this.id, init, hostname);
+    // Written in place: the sandbox's /etc/hosts is a bind mount of this very inode.
+    const net = await readAttachment(this.paths.net);
+    if (net) {
+      const f = await fsp.open(this.paths.hosts, "r+");
+      try {
+        await f.truncate(0);
+        await f.write(hostsFile(net.address, hostname), 0);
+      } finally {
+        await f.close();
+      }
+    }
   }
 
   /**
@@ -136,6 +164,7 @@ export class ContainerHandle implements SandboxHandle {
     await cg.remove();
     await this.p.runtime.removeState(this.id, this.dir, !hadCgroup && this.p.runtime.hasState(this.id, this.dir));
     this.p.statuses.delete(this.id);
+
   }
 
   /**

@@ -15,6 +15,7 @@ export class CrunRuntime implements OciRuntime {
   readonly kind = "container" as const;
   readonly install = "apt-get install crun";
   readonly readyPipe = true;
+  readonly networking = true;
   /** crun's record of each container's init (pid, start time); it never changes while the container lives. */
   private readonly inits = new Map<string, InitProcess>();
 

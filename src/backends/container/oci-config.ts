@@ -76,6 +76,8 @@ export interface OciConfigInput {
   readonly pidsLimit?: number;
   /** Host shares: each bound on `stage` by corral-launch, seen at `target` (after the other mounts). */
   readonly shares?: readonly { readonly stage: string; readonly target: string; readonly readOnly: boolean }[];
+  /** network "nat": /etc/hosts and /etc/resolv.conf (the link is moved into the container's namespace once it runs). */
+  readonly net?: { readonly hosts: string; readonly resolv: string } | undefined;
 }
 
 /**
@@ -134,6 +136,12 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
       { destination: AGENT_DIR_IN_SANDBOX, type: "bind", source: i.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: RUN_DIR_IN_SANDBOX, type: "bind", source: i.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       ...(i.nixStore ? nixStoreMounts(i.nixStore) : []),
+      ...(i.net
+        ? [
+            { destination: "/etc/hosts", type: "bind", source: i.net.hosts, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+            { destination: "/etc/resolv.conf", type: "bind", source: i.net.resolv, options: ["bind", "ro", "nosuid", "nodev", "noexec"] },
+          ]
+        : []),
       ...(i.shares ?? []).map((sh) => ({ destination: sh.target, type: "bind", source: sh.stage, options: ["bind", sh.readOnly ? "ro" : "rw", "nosuid", "nodev"] })),
     ],
     annotations: { "io.corral.sandbox.id": i.id },

@@ -33,6 +33,8 @@ export interface OciRuntime {
   readonly root: string;
   /** How to get it, for probe(). */
   readonly install: string;
+  /** Whether it can run a sandbox in a network namespace corral made (network "nat"). */
+  readonly networking: boolean;
   /** Whether a "ready" line comes on the launcher's fd 3 (else started() waits for the agent). */
   readonly readyPipe: boolean;
   configOptions(spec: ResolvedSpec): RuntimeConfigOptions;

@@ -31,6 +31,12 @@ export class RunscRuntime implements OciRuntime {
   readonly kind = "gvisor" as const;
   readonly install = "apt-get install runsc";
   readonly readyPipe = false;
+  /**
+   * Not yet: runsc's own netstack would take over a namespace corral made
+   * (--network=sandbox), but the bridge rules then see the sentry, not the
+   * sandbox; network "nat" is refused for gvisor with the field path.
+   */
+  readonly networking = false;
   private readonly inits = new Map<string, InitProcess>();
   private platform: Promise<PlatformChoice> | undefined;
 

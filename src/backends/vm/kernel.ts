@@ -30,6 +30,10 @@ export const GUEST_MODULES = [
   "vsock",
   "vmw_vsock_virtio_transport_common",
   "vmw_vsock_virtio_transport",
+  // Loaded by corral-init only for a guest with a network (corral.net=).
+  "failover",
+  "net_failover",
+  "virtio_net",
 ] as const;
 
 export interface GuestKernel {

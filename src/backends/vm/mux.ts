@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import { encodeFrame, FrameDecoder, ProtocolError, type Header } from "../../agent/protocol.js";
 
 /** Ops that continue a stream the client opened earlier (docs/protocol.md). */
-const CONTINUATIONS = new Set(["stdin", "data", "end", "credit"]);
+const CONTINUATIONS = new Set(["stdin", "data", "end", "close", "credit"]);
 /** Agent messages that do not end their stream. */
 const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "credit"]);
 /** Stop reading the agent while one client has this much unsent. */
@@ -103,6 +103,11 @@ export class AgentMux {
         this.routes.set(globalId, { client: c, localId, op, keepAlive: header["keepAlive"] === true });
       }
       const out: Record<string, unknown> = { ...header, id: globalId };
+      if (op === "close") {
+        // A TCP stream the client is done with (the agent answers nothing).
+        this.routes.delete(globalId);
+        c.open.delete(localId);
+      }
       if (op === "signal" && Number.isInteger(header["target"])) {
         // A target the client has no open exec for must not reach another client's exec.
         out["target"] = c.open.get(header["target"] as number) ?? 0;
@@ -124,7 +129,8 @@ export class AgentMux {
       const route = this.routes.get(globalId);
       if (!route) continue;
       const ev = header["ev"];
-      const done = typeof ev !== "string" || !ONGOING.has(ev);
+      // A TCP stream (connect) lives until an error or the client's close: its "end" is one direction's.
+      const done = typeof ev !== "string" || (route.op === "connect" ? ev === "error" : !ONGOING.has(ev));
       if (done) {
         this.routes.delete(globalId);
         if (route.client.open.get(route.localId) === globalId) route.client.open.delete(route.localId);
@@ -155,6 +161,9 @@ export class AgentMux {
         this.upstream.write(encodeFrame({ op: "signal", id: this.allocate(), target: globalId, signal: 9 }));
       } else if (r.op === "write") {
         this.upstream.write(encodeFrame({ op: "end", id: globalId }));
+      } else if (r.op === "connect") {
+        this.upstream.write(encodeFrame({ op: "close", id: globalId }));
+        this.routes.delete(globalId);
       }
       // The route stays until the agent ends the stream, so late output is dropped, not misrouted.
     }

@@ -155,6 +155,8 @@ export interface GuestOptions {
   readonly nixStore?: "disk" | "share";
   /** The store is the lower layer of a writable overlay (nix: { writable: true }). */
   readonly nixWritable?: boolean;
+  /** network "nat": the guest's address, its gateway and resolver (corral-init sets them up, no DHCP). */
+  readonly net?: { readonly address: string; readonly prefix: number; readonly gateway: string; readonly dns: string };
 }
 
 /** The kernel command line corral's guest init reads (initrd.ts). */
@@ -172,5 +174,10 @@ export function guestCmdline(o: GuestOptions): string {
   if (o.pids !== undefined) parts.push(`corral.pids=${Math.floor(o.pids)}`);
   if (o.nixStore !== undefined) parts.push(`corral.nix=${o.nixStore}`);
   if (o.nixWritable) parts.push("corral.nixrw=1");
+  if (o.net) {
+    const ip = /^\d{1,3}(\.\d{1,3}){3}$/;
+    if (![o.net.address, o.net.gateway, o.net.dns].every((a) => ip.test(a))) throw new RangeError(`bad guest network ${JSON.stringify(o.net)}`);
+    parts.push(`corral.net=${o.net.address}/${Math.floor(o.net.prefix)},${o.net.gateway},${o.net.dns}`);
+  }
   return parts.join(" ");
 }

@@ -71,6 +71,8 @@ export function vmBackend(ctx: BackendContext): VmBackend {
  */
 export class VmBackend implements SandboxBackend {
   readonly kind = "vm" as const;
+  /** A tap on corral's bridge (CreateRequest.net), the guest set up by corral-init. */
+  readonly networking = true;
   readonly cgroupMode: CgroupMode;
   /** The accelerator probe, once per process (and per host boot across them, in /run). */
   private probed: Promise<Accel> | undefined;

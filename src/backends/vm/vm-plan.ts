@@ -50,6 +50,7 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
       zeroFreedPages: req.warm === true && !persistent && driver.snapshots !== undefined,
       pids: req.spec.resources.pids,
       ...(nix ? { nixStore: nix.cmdline, nixWritable: nix.writableInGuest } : {}),
+      ...(req.net ? { net: { address: req.net.address, prefix: req.net.prefix, gateway: req.net.gateway, dns: req.net.dns } } : {}),
     }),
     ...shareCmdline(shares),
   ].join(" ");
@@ -70,6 +71,8 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
     ],
     agent,
     ...(shares.length ? { shares } : {}),
+    // The tap is the network slot's (named after the state dir, so two state dirs never clash), the MAC the name's.
+    ...(req.net?.tap ? { net: { tap: req.net.tap, mac: req.net.mac } } : {}),
     consoleLog: p.console,
     identity,
   };

@@ -10,7 +10,7 @@ export function local(s: Sandboxes): AdminSide {
     createTenant: async (name, quota) => void s.tenants.create(name, quota),
     setQuota: async (name, quota) => void s.tenants.setQuota(name, quota),
     tenants: async () => s.tenants.list().map((t) => ({ name: t.id, maxSandboxes: t.maxSandboxes, maxMemory: t.maxMemory })),
-    setPool: async (template, resources, size, backend) => s.pools.set(template, resources, size, backend).key,
+    setPool: async (template, resources, size, backend, network) => s.pools.set(template, resources, size, backend, network).key,
     pools: async () => s.pools.list(),
     removePool: async (key) => s.pools.remove(key),
   };

@@ -24,7 +24,8 @@ export function remote(conn: Connection): AdminSide {
       await Tenants.setQuota(name, quota, conn);
     },
     tenants: async () => (await Tenants.list(conn)).map((t) => ({ name: t.name, maxSandboxes: t.maxSandboxes, maxMemory: t.maxMemory })),
-    setPool: async (template, resources, size, backend) => (await Pools.set({ template, resources, size, backend: backend as PoolSpec["backend"] }, conn)).key,
+    setPool: async (template, resources, size, backend, network) =>
+      (await Pools.set({ template, resources, size, backend: backend as PoolSpec["backend"], network: network as NonNullable<PoolSpec["network"]> }, conn)).key,
     pools: () => Pools.list(conn),
     removePool: (key) => Pools.remove(key, conn),
   };

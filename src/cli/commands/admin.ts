@@ -49,7 +49,7 @@ export interface AdminSide {
   setQuota(name: string, quota: Quota): Promise<void>;
   tenants(): Promise<TenantRow[]>;
   /** Keeps `size` sandboxes of that shape ready; resolves to the pool's key. */
-  setPool(template: string, resources: SpecInput["resources"], size: number, backend: string): Promise<string>;
+  setPool(template: string, resources: SpecInput["resources"], size: number, backend: string, network: string): Promise<string>;
   pools(): Promise<PoolRow[]>;
   removePool(key: string): Promise<void>;
 }
@@ -78,10 +78,10 @@ export const keyRevoke: Action = async (ctx, p) => {
 
 /** `admin pool set TEMPLATE --size N`: keep N sandboxes of that template and shape ready; prints the pool's key. */
 export const poolSet: Action = async (ctx, p) => {
-  const f = p.opts as ResourceFlags & { size: string; backend: string };
+  const f = p.opts as ResourceFlags & { size: string; backend: string; network: string };
   // Whole numbers only here (Number("") is 0); the state dir or the daemon checks the range.
   if (!/^[0-9]+$/.test(f.size)) throw new InvalidArgumentError(`--size must be a whole number, got "${f.size}"`);
-  await print(`${await (await side(ctx)).setPool(p.args["template"] as string, resourcesFrom(f), Number(f.size), f.backend)}\n`);
+  await print(`${await (await side(ctx)).setPool(p.args["template"] as string, resourcesFrom(f), Number(f.size), f.backend, f.network)}\n`);
 };
 
 export const poolLs: Action = async (ctx) => {

@@ -4,7 +4,20 @@ import type { Action } from "./action.js";
 
 /** `corral daemon`: corrald on a loopback address or a unix socket, until SIGTERM or SIGINT. */
 export const daemon: Action = async (ctx, p) => {
-  const f = p.opts as { listen: string; socket?: string; bodyLimit: string; adminTenant: string[]; templateImportTenant: string[]; allowShare: string[]; declared?: string };
+  const f = p.opts as {
+    listen: string;
+    socket?: string;
+    bodyLimit: string;
+    adminTenant: string[];
+    templateImportTenant: string[];
+    allowShare: string[];
+    declared?: string;
+    defaultNetwork: string;
+    netRange?: string;
+    dnsUpstream: string[];
+    portDomain: string;
+  };
+  if (f.defaultNetwork !== "none" && f.defaultNetwork !== "nat") throw new InvalidArgumentError(`--default-network is none or nat, got "${f.defaultNetwork}"`);
   const i = f.listen.lastIndexOf(":");
   const port = Number(f.listen.slice(i + 1));
   if (!f.socket && (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)) {
@@ -15,6 +28,7 @@ export const daemon: Action = async (ctx, p) => {
   const { startDaemon } = await import("../../server/daemon.js");
   const stateDir = ctx.stateDir;
   const listen = f.socket ? { socket: f.socket } : { host: f.listen.slice(0, i), port };
+  const network = { ...(f.netRange ? { range: f.netRange } : {}), ...(f.dnsUpstream.length ? { dnsUpstream: f.dnsUpstream } : {}) };
   const d = await startDaemon({
     ...(stateDir ? { stateDir } : {}),
     listen,
@@ -23,6 +37,9 @@ export const daemon: Action = async (ctx, p) => {
     templateImporters: f.templateImportTenant,
     ...(f.allowShare.length ? { allowedShares: f.allowShare } : {}),
     ...(f.declared ? { declaredFile: f.declared } : {}),
+    defaultNetwork: f.defaultNetwork,
+    network,
+    portDomain: f.portDomain,
   });
   await print(`corrald listening on ${d.url}\n`);
   const stop = () => {

@@ -9,8 +9,8 @@ export const poolOperations: Operations = {
 
   async setPool(ctx, req) {
     requireAdmin(ctx, req, "set pools");
-    const b = req.body as { template: string; backend?: string; resources?: unknown; size: number };
-    const c = ctx.sandboxes.pools.set(b.template, b.resources ?? {}, b.size, b.backend ?? "container");
+    const b = req.body as { template: string; backend?: string; resources?: unknown; network?: string; size: number };
+    const c = ctx.sandboxes.pools.set(b.template, b.resources ?? {}, b.size, b.backend ?? "container", b.network ?? "none");
     req.log.info({ pool: c.key, template: c.template, size: c.target, tenant: req.tenant }, "pool set");
     const pool = ctx.sandboxes.pools.list().find((p) => p.key === c.key);
     if (!pool) throw new NotFoundError("pool", c.key);

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "../../core/errors.js";
+import { networkPolicy, type NetworkInput } from "../../core/network-spec.js";
 import { sandboxJson } from "../context.js";
 import { templateJson } from "./templates.js";
 import { created, noContent, ok, param, requireAdmin, type Operations } from "./types.js";
@@ -7,7 +8,9 @@ import { created, noContent, ok, param, requireAdmin, type Operations } from "./
 export const sandboxOperations: Operations = {
   async createSandbox(ctx, req) {
     // The spec is checked here, by parseSpec (zod), as for the library: one message per mistake.
-    const sb = await ctx.sandboxes.create(req.body, { tenant: req.tenant });
+    const body = req.body as Record<string, unknown> | null;
+    const spec = ctx.defaultNetwork && body && typeof body === "object" && body["network"] === undefined ? { ...body, network: ctx.defaultNetwork } : req.body;
+    const sb = await ctx.sandboxes.create(spec, { tenant: req.tenant });
     req.sandbox = sb.id;
     req.log.info({ sandbox: sb.id, tenant: req.tenant, template: sb.spec.template }, "sandbox created");
     return created(sandboxJson(sb));
@@ -57,6 +60,25 @@ export const sandboxOperations: Operations = {
 
   async promoteSandbox(ctx, req) {
     return ok(sandboxJson(ctx.sandboxes.promote(param(req, "id"), { tenant: req.tenant })));
+  },
+
+  async updateSandbox(ctx, req) {
+    const { network } = req.body as { network: NetworkInput };
+    const r = await ctx.sandboxes.setNetwork(param(req, "id"), network, { tenant: req.tenant });
+    req.sandbox = r.id;
+    return ok(sandboxJson(await ctx.sandboxes.get(r.id, { tenant: req.tenant })));
+  },
+
+  async sandboxPort(ctx, req) {
+    const r = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
+    req.sandbox = r.id;
+    const port = Number(req.params["port"]);
+    const proxy = ctx.portProxy;
+    if (!proxy) throw new InvalidArgumentError("this daemon serves no ports");
+    const url = proxy.url(r.id, port);
+    const token = proxy.token(r.id);
+    const isPublic = networkPolicy(r.spec.network).ports.some((p) => p.port === port && p.public);
+    return ok({ port, url, public: isPublic, token, tokenUrl: `${url}?corral_token=${token}` });
   },
 
   async commitSandbox(ctx, req) {

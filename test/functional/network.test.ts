@@ -1,0 +1,173 @@
+// Network "nat" for containers: outbound access to the test's own
+// "upstream" namespace (standing for the internet: an HTTP server and a
+// DNS zone in 198.18.0.0/15), the destinations always refused, egress
+// policies (names through corral's resolver, CIDRs in nftables sets) and
+// their change on a running sandbox, named networks. Traffic goes only to
+// the upstream namespace, the host's own addresses and the test's
+// sandboxes; 169.254.0.0/16 is checked by reading the ruleset.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import net from "node:net";
+import os from "node:os";
+import { freshState, type TestState } from "../helpers/state.js";
+import { startUpstream, type Upstream } from "../helpers/upstream.js";
+import { runCommand } from "../../src/host/command.js";
+import { netNames } from "../../src/network/names.js";
+
+describe("network nat", () => {
+  let up: Upstream;
+  let t: TestState;
+  const sh = async (id: string, cmd: string) => {
+    const out: Buffer[] = [];
+    const t0 = Date.now();
+    const r = await t.s.exec(id, { cmd, timeoutMs: 20_000 }, { onStdout: (b) => out.push(b), onStderr: (b) => out.push(b) });
+    return { code: r.exitCode, out: Buffer.concat(out).toString(), ms: Date.now() - t0 };
+  };
+  /** An HTTP GET with busybox nc (busybox-static's wget crashes resolving in a static binary). */
+  const get = (host: string) => `printf 'GET / HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n' | nc -w 3 ${host} 80`;
+  /** Whether a TCP connect from the sandbox to host:port is refused, and how fast. */
+  const refused = async (id: string, host: string, port: number) => {
+    const r = await sh(id, `nc -w 1 ${host} ${port} </dev/null`);
+    return { refused: r.code !== 0, ms: r.ms, out: r.out };
+  };
+
+  before(async () => {
+    up = await startUpstream();
+    t = await freshState("net", { network: { dnsUpstream: [up.dns] } });
+  });
+  after(async () => {
+    await t?.close();
+    await up?.close();
+  });
+
+  it("fetches from upstream by name and by address", async () => {
+    const sb = await t.s.create({ template: "busybox", name: "fetcher", network: "nat" });
+    const byName = await sh(sb.id, get("www.upstream.test"));
+    assert.equal(byName.code, 0, byName.out);
+    assert.match(byName.out, new RegExp(`hello from ${up.hosts["www.upstream.test"]!.replaceAll(".", "\\.")}`));
+    const byAddress = await sh(sb.id, get(up.hosts["svc.upstream.test"]!));
+    assert.match(byAddress.out, /200 OK/);
+    // Its own name resolves to its own address, in /etc/hosts.
+    const self = await sh(sb.id, "hostname -i; ip -4 -o addr show eth0");
+    const [addr] = self.out.trim().split("\n");
+    assert.match(self.out, new RegExp(`inet ${addr!.replaceAll(".", "\\.")}/`));
+    // Its own sysfs: its links, not the host's.
+    assert.deepEqual((await sh(sb.id, "ls /sys/class/net")).out.trim().split(/\s+/).sort(), ["eth0", "lo"]);
+    await t.s.destroy(sb.id);
+  });
+
+  it("keeps a persistent sandbox's address across a stop and a start", async () => {
+    const sb = await t.s.create({ template: "busybox", network: "nat", lifetime: { mode: "persistent" } });
+    const before = (await sh(sb.id, "hostname -i")).out.trim();
+    await t.s.stop(sb.id);
+    await t.s.start(sb.id);
+    assert.equal((await sh(sb.id, "hostname -i")).out.trim(), before);
+    assert.match((await sh(sb.id, get("www.upstream.test"))).out, /200 OK/);
+    await t.s.destroy(sb.id);
+  });
+
+  it("puts a microVM on the same network: a tap on the bridge, the guest set up by its init", async () => {
+    const sb = await t.s.create({ template: "busybox", backend: "vm", name: "vmfetcher", network: { egress: { deny: [`${up.hosts["other.upstream.test"]}/32`] } } });
+    const byName = await sh(sb.id, get("www.upstream.test"));
+    assert.match(byName.out, /200 OK/, byName.out);
+    assert.match((await sh(sb.id, get(up.hosts["svc.upstream.test"]!))).out, /200 OK/);
+    assert.ok((await refused(sb.id, up.hosts["other.upstream.test"]!, 80)).refused, "deny holds for a VM too");
+    assert.equal((await sh(sb.id, "cat /etc/hosts | grep -c vmfetcher")).out.trim(), "1");
+    // A guest cannot take another address: the bridge drops what it sends from one not its own.
+    const other = await t.s.create({ template: "busybox", network: "nat" });
+    const otherAddr = (await sh(other.id, "hostname -i")).out.trim();
+    const spoof = await sh(sb.id, `ip addr flush dev eth0 && ip addr add ${otherAddr}/24 dev eth0 && ip route add default via ${otherAddr.replace(/\.\d+$/, ".1")} ; ${get(up.hosts["www.upstream.test"]!)}`);
+    assert.doesNotMatch(spoof.out, /200 OK/, "a spoofed source address got through");
+    await t.s.destroy(sb.id);
+    await t.s.destroy(other.id);
+  });
+
+  it("cannot reach the host, the daemon's port or a sibling, and drops link-local", async () => {
+    const a = await t.s.create({ template: "busybox", network: "nat" });
+    const b = await t.s.create({ template: "busybox", network: "nat" });
+    // A port listening on every host address, as the daemon's would.
+    const server = net.createServer((c) => c.end("host\n"));
+    await new Promise<void>((r) => server.listen(0, "0.0.0.0", r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const hostAddrs = Object.values(os.networkInterfaces())
+        .flat()
+        .filter((i) => i && i.family === "IPv4" && !i.internal)
+        .map((i) => i!.address);
+      assert.ok(hostAddrs.length > 0);
+      for (const h of hostAddrs) {
+        const r = await refused(a.id, h, port);
+        assert.ok(r.refused, `reached the host at ${h}:${port}: ${r.out}`);
+        assert.ok(r.ms < 1500, `took ${r.ms} ms`);
+      }
+      void (await sh(b.id, "nc -l -p 8080 -e echo sibling >/dev/null 2>&1 &"));
+      const bAddr = (await sh(b.id, "hostname -i")).out.trim();
+      const r = await refused(a.id, bAddr, 8080);
+      assert.ok(r.refused && r.ms < 1500, `sibling: ${JSON.stringify(r)}`);
+      // Nor from the sibling's side, to the first.
+      assert.ok((await refused(b.id, (await sh(a.id, "hostname -i")).out.trim(), 22)).refused);
+    } finally {
+      server.close();
+    }
+    const table = (await runCommand("nft", ["list", "table", "inet", netNames(t.stateDir).table])).stdout;
+    assert.match(table, /ip daddr 169\.254\.0\.0\/16 counter packets \d+ bytes \d+ drop/);
+    assert.match(table, /ip daddr 224\.0\.0\.0\/4 counter packets \d+ bytes \d+ drop/);
+    await t.s.destroy(a.id);
+    await t.s.destroy(b.id);
+  });
+
+  it("allows only what its allow list names, drops what deny names, and changes while running", async () => {
+    const svc = up.hosts["svc.upstream.test"]!;
+    const other = up.hosts["other.upstream.test"]!;
+    const www = up.hosts["www.upstream.test"]!;
+    const sb = await t.s.create({ template: "busybox", network: { egress: { allow: ["svc.upstream.test"] } } });
+    assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
+    const otherName = await sh(sb.id, get("other.upstream.test"));
+    assert.notEqual(otherName.code, 0, otherName.out);
+    assert.ok((await refused(sb.id, www, 80)).refused, "a raw address never resolved through corral's resolver");
+
+    const denied = await t.s.create({ template: "busybox", network: { egress: { deny: [`${other}/32`] } } });
+    assert.ok((await refused(denied.id, other, 80)).refused);
+    assert.match((await sh(denied.id, get(www))).out, /200 OK/);
+
+    // The allow list changed while it runs: other now, svc no more.
+    await t.s.setNetwork(sb.id, { egress: { allow: ["other.upstream.test", `${www}/32`] } });
+    assert.match((await sh(sb.id, get("other.upstream.test"))).out, /200 OK/);
+    assert.match((await sh(sb.id, get(www))).out, /200 OK/);
+    assert.ok((await refused(sb.id, svc, 80)).refused, "svc was allowed by the old policy only");
+    assert.equal(JSON.stringify(t.s.record(sb.id).spec.network.valueOf()).includes("other.upstream.test"), true);
+    await t.s.destroy(sb.id);
+    await t.s.destroy(denied.id);
+  });
+
+  it("claims from a warm pool of nat sandboxes with the claimant's name and policy", async () => {
+    const key = t.s.pools.set("busybox", {}, 1, "container", "nat").key;
+    await t.s.refillPools();
+    const sb = await t.s.create({ template: "busybox", name: "pooled", network: { egress: { allow: ["svc.upstream.test"] } } });
+    assert.equal(t.s.pools.list().find((p) => p.key === key)?.hits, 1, "claimed from the pool");
+    t.s.pools.set("busybox", {}, 0, "container", "nat");
+    assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
+    assert.ok((await refused(sb.id, up.hosts["www.upstream.test"]!, 80)).refused, "the claimant's allow list holds");
+    for (let i = 0; i < 50 && !(await sh(sb.id, "cat /etc/hosts")).out.includes("pooled"); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match((await sh(sb.id, "cat /etc/hosts; hostname")).out, /\tpooled\n[^]*^pooled$/m);
+    await t.s.destroy(sb.id);
+    await t.s.refillPools();
+  });
+
+  it("joins sandboxes of one tenant on a named network, and no one else", async () => {
+    const spec = (name: string) => ({ template: "busybox", name, network: { networks: ["job"] } });
+    t.s.tenants.create("acme");
+    t.s.tenants.create("other");
+    const a = await t.s.create(spec("alpha"), { tenant: "acme" });
+    const b = await t.s.create(spec("beta"), { tenant: "acme" });
+    const stranger = await t.s.create(spec("gamma"), { tenant: "other" });
+    void (await sh(b.id, "while true; do nc -l -p 9000 -e echo from-beta; done >/dev/null 2>&1 &"));
+    let got = "";
+    for (let i = 0; i < 50 && !got.includes("from-beta"); i++) got = (await sh(a.id, "nc -w 2 beta 9000 </dev/null")).out;
+    assert.match(got, /from-beta/);
+    const bAddr = (await sh(b.id, "hostname -i")).out.trim();
+    assert.ok((await refused(stranger.id, bAddr, 9000)).refused, "another tenant's sandbox on a network of the same name");
+    assert.notEqual((await sh(stranger.id, "nslookup beta")).out.includes(bAddr), true);
+    for (const x of [a, b, stranger]) await t.s.destroy(x.id);
+  });
+});
