@@ -72,6 +72,22 @@ test("a persistent sandbox keeps its upper dir in an ext4 image of its disk size
   }
 });
 
+test("a persistent sandbox whose disk cap the host cannot make is refused, saying why", async () => {
+  const x = await setup();
+  try {
+    x.host.onRun = (cmd) => (cmd === "mkfs.ext4" ? { code: 127, stderr: "mkfs.ext4: not found" } : {});
+    await assert.rejects(x.b.create(x.req({ template: "t", lifetime: { mode: "persistent" }, resources: { disk: "10M" } })), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "backend_failed");
+      assert.match(e.message, /cannot make a 10485760-byte disk image to cap the sandbox's disk \(mkfs\.ext4, from e2fsprogs\): .*not found/);
+      return true;
+    });
+    assert.ok(!x.host.log.some((l) => l.startsWith("launch ")), "nothing was started without its cap");
+    assert.ok(!fs.existsSync(path.join(x.dir, "disk.img")));
+  } finally {
+    await x.done();
+  }
+});
+
 test("a failed start says why with the log's tail, and leaves no directory or state behind", async () => {
   const x = await setup();
   try {
