@@ -165,7 +165,12 @@ export function guestCmdline(o: GuestOptions): string {
   if (o.zeroFreedPages) parts.push("init_on_free=1");
   if (o.accel === "tcg") {
     const khz = hostTscKhz();
-    if (khz) parts.push(`tsc_early_khz=${khz}`, "no_timer_check");
+    // tsc=reliable: the guest's TSC is the host's (invariant), but the
+    // clocksource watchdog checks it against jiffies, which lag whenever a
+    // loaded host deschedules the vCPU; it then marks the TSC unstable and
+    // the guest falls back to a periodic HZ tick for good (seen at load 10:
+    // nohz_mode 0 after 20 s, tick_handle_periodic).
+    if (khz) parts.push(`tsc_early_khz=${khz}`, "no_timer_check", "tsc=reliable");
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(o.hostname)) throw new RangeError(`bad hostname for a guest: ${o.hostname}`);
   parts.push(`corral.hostname=${o.hostname}`);
