@@ -17,6 +17,7 @@ import { Sandbox } from "../sdk/src/index.js";
 import { benchState } from "./state.js";
 import { benchVm } from "./vm.js";
 import { benchCli } from "./cli.js";
+import { benchPty } from "./pty.js";
 import { BENCH_NETWORK, benchNetworkCreate, benchPortProxy, networkTable } from "./network.js";
 import { LOCAL_TENANT } from "../src/runtime/sandboxes.js";
 
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   const sdkRows: string[] = [];
   let vmTable = "";
   let cliTable = "";
+  let ptyTable = "";
   let netTable = "";
   let netCreate: string[] = [];
   try {
@@ -160,6 +162,7 @@ async function main(): Promise<void> {
       const podmanPeer = contenders["podman run --rootfs (peer)"];
       if (podmanPeer) peers["podman run --rootfs"] = podmanPeer;
       cliTable = (await benchCli({ apiUrl: d.url, apiKey: key, sandbox: "bench-cli" }, N, peers)).table;
+      ptyTable = (await benchPty(s, { apiUrl: d.url, apiKey: key, sandbox: "bench-api" }, N * 4)).table;
       for (const n of [1, 2, 3, 4, 5]) {
         await fetch(`${d.url}/v1/sandboxes`, {
           method: "POST",
@@ -279,6 +282,8 @@ async function main(): Promise<void> {
   console.log();
   console.log(cliTable);
   console.log();
+  console.log(ptyTable);
+  console.log();
   console.log(apiTable);
   console.log();
   console.log(vmTable);
@@ -305,6 +310,8 @@ ${table}
 ${sdkTable}
 
 ${cliTable}
+
+${ptyTable}
 
 ${apiTable}
 

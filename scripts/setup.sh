@@ -28,8 +28,10 @@ fi
 # "gvisor"` sandboxes (src/backends/gvisor/). systemd: `systemd-analyze
 # verify` of the unit the NixOS module renders (test/functional/nix-module.test.ts).
 # nftables, iproute2: sandbox networks (src/network/: the bridge, veth pairs
-# and taps, the egress rules).
-packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc systemd nftables iproute2)
+# and taps, the egress rules). openssh-client: ssh, scp, sftp and
+# ssh-keygen, the user's side of `corral ssh` (test/functional/ssh.test.ts).
+# tmux: the real terminal `corral shell` is typed into (cli-shell.test.ts).
+packages=(crun busybox-static mmdebstrap musl-tools ca-certificates curl bubblewrap podman runc wrk nix-bin qemu-system-x86 erofs-utils e2fsprogs lz4 attr cpio clang libclang-rt-14-dev runsc systemd nftables iproute2 openssh-client tmux)
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -42,9 +44,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# npm dependencies, again only when the lock file changed.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm dependencies, again only when the lock file changed: by its hash, not
+# its mtime (a checkout or merge can leave an older mtime on a newer lock).
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.corral-lock-sha256 2>/dev/null)" != "$lock_hash" ]; then
   npm ci --no-audit --no-fund
+  echo "$lock_hash" > node_modules/.corral-lock-sha256
 fi
 
 npm run --silent build

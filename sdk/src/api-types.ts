@@ -153,9 +153,10 @@ export interface paths {
          *       event each); the last is an `exit`, `done` or `error` event.
          *       An operation that fails before its stream starts gets a
          *       ConnectReply with its error.
-         *     - A byte answer (readFile) comes as binary frames, ended by an
-         *       empty one; a ConnectReply with an error status ends it instead
-         *       when it fails, before or during the bytes.
+         *     - A byte answer (readFile, connectProcess with `raw`: a
+         *       terminal's screen) comes as binary frames, ended by an empty
+         *       one; a ConnectReply with an error status ends it instead when
+         *       it fails, before or during the bytes.
          *     - `{"id", "op": "cancel", "body": {"request": N}}` gives up request
          *       N: a foreground command it started is killed, a stream stopped
          *       (as when an HTTP client leaves). Answered 204.
@@ -707,8 +708,9 @@ export interface paths {
          * @description Long poll for a background command's end: 200 with its `exit` (or
          *     `error`) event once it has ended (kept for the daemon's life, the
          *     last 10,000), or 202 with its `start` event if it still runs after
-         *     `timeoutMs`. 404 for a pid the daemon does not know (a daemon
-         *     restarted since the command started).
+         *     `timeoutMs`. A command this daemon did not start (a daemon
+         *     restarted since) is waited for through the sandbox's agent while
+         *     it runs; 404 once it has ended (its exit is then not known).
          */
         post: operations["waitProcess"];
         delete?: never;
@@ -732,6 +734,174 @@ export interface paths {
         put?: never;
         post: operations["signalProcess"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/processes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The commands the sandbox's agent runs (started through any
+         *     transport, by this daemon or an earlier one), by pid.
+         */
+        get: operations["listProcesses"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/processes/{pid}/output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description Joins a running command: a background one's last 64 KiB of output
+         *     first (what it printed before), then its output as it comes, then
+         *     its `exit`: every byte once, in order. NDJSON events as exec's
+         *     (`start`, `stdout`, `stderr`, `exit`); with `raw=true` the output
+         *     bytes alone (a terminal's screen: over /v1/connect binary frames,
+         *     no base64), ending when the command does (its exit status from
+         *     waitProcess). Leaving the stream leaves the command running,
+         *     unless `killOnClose=true`: then it is killed (SIGKILL) if the
+         *     stream ends before it does. 404 when the sandbox runs no such
+         *     command.
+         */
+        get: operations["connectProcess"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/processes/{pid}/resize": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Sets the size of a command's terminal (400 `sandbox_enotty` for a command without one); its foreground process group gets SIGWINCH. */
+        post: operations["resizeProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/ssh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description An SSH connection to the sandbox (what `corral ssh-proxy`, ssh's
+         *     ProxyCommand, opens): the request's bytes are the client's side of
+         *     the SSH protocol and the answer's bytes the server's, for as long
+         *     as the connection lasts (over /v1/connect as binary frames, or one
+         *     full-duplex HTTP request). The server presents the sandbox's own
+         *     host key (sshHostKey) and takes the public keys registered for
+         *     the tenant (addSshKey); sessions give a shell or a command (on a
+         *     terminal when asked), and the sftp subsystem (scp); direct-tcpip
+         *     channels (ssh -L, -W) reach a port on the sandbox's own loopback.
+         *     Remote forwarding (-R) is refused.
+         */
+        post: operations["sshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/ssh/host-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The sandbox's SSH host key (ed25519, made the first time it is
+         *     asked for, kept with the sandbox: the same across stop and start,
+         *     daemon restarts and promote; a restored copy has its own), and the
+         *     known_hosts line for it under `alias` (ssh's HostKeyAlias).
+         */
+        get: operations["sshHostKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ssh-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The SSH public keys registered for the caller's tenant. */
+        get: operations["listSshKeys"];
+        put?: never;
+        /** @description Registers an SSH public key (an authorized_keys line) for the caller's tenant (at most 100; 409 for one already there). */
+        post: operations["addSshKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/ssh-keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["deleteSshKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -817,6 +987,60 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["makeDir"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/files/rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Renames (moves) a file, directory or symlink (never its target)
+         *     inside the sandbox. `to` is replaced if it exists, unless
+         *     `noReplace` (then 409).
+         */
+        post: operations["renameFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/files/watch": {
+        parameters: {
+            query: {
+                /** @description Absolute path inside the sandbox. */
+                path: components["parameters"]["FilePath"];
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description Watches a directory (with `recursive`, every directory under it,
+         *     those made later too, up to 8192) and streams its changes as
+         *     WatchEvents until the caller leaves or the directory goes
+         *     (`done`). Events wait in the kernel's queue (16384 per watch by
+         *     default) while the reader is behind; when it fills, events are
+         *     dropped and an `overflow` event says so.
+         */
+        get: operations["watchDir"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1181,8 +1405,61 @@ export interface components {
              *     (base64) written to stdin, which is then closed.
              */
             stdin?: boolean | string;
-            /** @description Return after start; the command outlives the request. */
+            /**
+             * @description Return after start; the command outlives the request. The
+             *     sandbox's agent keeps its last 64 KiB of output, which
+             *     connectProcess replays before the output that follows.
+             */
             background?: boolean;
+            /**
+             * @description Run on a new pseudo-terminal of this size (rows x cols): stdin
+             *     is the terminal (implied), and what the command writes to it
+             *     comes as `stdout`. Resize it with resizeProcess; a Ctrl-C
+             *     (byte 3) written to stdin interrupts its foreground command.
+             */
+            pty?: components["schemas"]["TerminalSize"];
+            /** @description A label listProcesses reports. */
+            tag?: string;
+        };
+        SshKey: {
+            id: string;
+            tenant: string;
+            type: string;
+            publicKey: string;
+            fingerprint: string;
+            comment: string;
+            createdAt: string;
+        };
+        TerminalSize: {
+            rows: number;
+            cols: number;
+        };
+        ProcessInfo: {
+            pid: number;
+            /** @description As started (a `cmd` is /bin/sh -c CMD), at most 4 KiB of it. */
+            argv: string[];
+            cwd: string;
+            tag: string | null;
+            pty: boolean;
+            /** @description It outlives its caller (and its last 64 KiB of output are kept). */
+            background: boolean;
+            /** @description argv was longer than 4 KiB and is cut. */
+            truncated: boolean;
+        };
+        WatchEvent: {
+            /**
+             * @description `watching` once the watch is in place; `create` (a name made or
+             *     moved in), `write`, `remove`, `rename` (a name moved away: its
+             *     old name), `chmod` (metadata); `overflow`: events were lost
+             *     (the reader fell behind the kernel's queue); `done` last, when
+             *     the directory is gone (or `error`).
+             * @enum {string}
+             */
+            type: "watching" | "create" | "write" | "remove" | "rename" | "chmod" | "overflow" | "done" | "error";
+            /** @description Relative to the watched directory. */
+            name?: string;
+            dir?: boolean;
+            error?: components["schemas"]["Error"]["error"];
         };
         ExecEvent: {
             /** @enum {string} */
@@ -2220,6 +2497,215 @@ export interface operations {
             default: components["responses"]["Error"];
         };
     };
+    listProcesses: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The running commands. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        processes: components["schemas"]["ProcessInfo"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    connectProcess: {
+        parameters: {
+            query?: {
+                raw?: boolean;
+                killOnClose?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The command's output until it ends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["ExecEvent"];
+                    "application/octet-stream": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    resizeProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+                pid: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TerminalSize"];
+            };
+        };
+        responses: {
+            /** @description Resized. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sshSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The server's side of the SSH connection. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sshHostKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The host key. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        alias: string;
+                        publicKey: string;
+                        knownHosts: string;
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listSshKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        keys: components["schemas"]["SshKey"][];
+                    };
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    addSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    publicKey: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Registered. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SshKey"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteSshKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
     readFile: {
         parameters: {
             query: {
@@ -2391,6 +2877,65 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    renameFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    from: string;
+                    to: string;
+                    /** @default false */
+                    noReplace?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Renamed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    watchDir: {
+        parameters: {
+            query: {
+                /** @description Absolute path inside the sandbox. */
+                path: components["parameters"]["FilePath"];
+                recursive?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Events until the watch ends. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["WatchEvent"];
+                };
             };
             default: components["responses"]["Error"];
         };

@@ -3,6 +3,7 @@ import type WebSocket from "ws";
 import type { components } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
 import { CorralSdkError, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
+import { parseBinaryFrame, UploadSink } from "./channel-bytes.js";
 
 type ConnectRequest = components["schemas"]["ConnectRequest"];
 /** An operationId of api/openapi.yaml, or "cancel". */
@@ -35,13 +36,27 @@ export interface Answer {
   readonly body?: unknown;
 }
 
-/** How a request over the channel ended: a reply, or (exec) its events all delivered. */
-export type Outcome = Answer | { readonly events: true };
+/** How a request over the channel ended: a reply, or its events (exec) or bytes (connectProcess raw) all delivered. */
+export type Outcome = Answer | { readonly events: true } | { readonly bytes: true };
+
+/**
+ * What a caller may do with a request under way: `cancel` gives it up
+ * (the daemon stops its stream; the request rejects with `reason`), and,
+ * for one sent with `upload`, `upload` writes its bytes.
+ */
+export interface RequestControl {
+  cancel?: (reason?: Error) => void;
+  upload?: UploadSink;
+  /** Called once the request is on the connection (its upload may be written from then on). */
+  onSent?: () => void;
+}
 
 interface Pending {
   readonly resolve: (o: Outcome) => void;
   readonly reject: (e: unknown) => void;
   readonly onEvent: ((e: Event) => unknown) | undefined;
+  readonly onBytes: ((b: Buffer) => unknown) | undefined;
+  readonly upload: UploadSink | undefined;
   /** Events are handed over one after the other, each awaited. */
   chain: Promise<void>;
   /** Bytes of events consumed and not yet credited back. */
@@ -91,13 +106,31 @@ export class Channel {
     op: ConnectOp,
     params: Record<string, string> | undefined,
     body: unknown,
-    opts: { timeoutMs: number; query?: ConnectRequest["query"]; onEvent?: (e: Event) => unknown },
+    opts: {
+      timeoutMs: number;
+      query?: ConnectRequest["query"];
+      onEvent?: (e: Event) => unknown;
+      /** The answer's bytes (binary frames), each awaited before more is credited. */
+      onBytes?: (b: Buffer) => unknown;
+      /** The request's bytes follow as binary frames: written through control.upload. */
+      upload?: boolean;
+      control?: RequestControl;
+    },
   ): Promise<Outcome | undefined> {
     const ws = this.ws?.readyState === OPEN ? this.ws : await this.connect(opts.timeoutMs);
     if (!ws) return undefined;
     const id = this.next++;
     return new Promise<Outcome>((resolve, reject) => {
-      const p: Pending = { resolve, reject, onEvent: opts.onEvent, chain: Promise.resolve(), consumed: 0, timer: undefined, failed: false };
+      const upload = opts.upload ? new UploadSink(id, WINDOW, (frame) => this.sendBinary(frame)) : undefined;
+      const p: Pending = { resolve, reject, onEvent: opts.onEvent, onBytes: opts.onBytes, upload, chain: Promise.resolve(), consumed: 0, timer: undefined, failed: false };
+      if (opts.control) {
+        if (upload) opts.control.upload = upload;
+        opts.control.cancel = (reason) => {
+          if (!this.pending.has(id)) return;
+          this.fail(id, reason ?? new SandboxError("cancelled", `${op}: cancelled`));
+          this.send({ id: this.next++, op: "cancel", body: { request: id } });
+        };
+      }
       if (opts.timeoutMs > 0) {
         p.timer = setTimeout(() => {
           this.fail(id, new TimeoutError("request_timeout", `${op}: no answer within ${opts.timeoutMs} ms`));
@@ -107,8 +140,16 @@ export class Channel {
       }
       this.pending.set(id, p);
       this.holdOpen();
-      const message: ConnectRequest = { id, op, ...(params ? { params } : {}), ...(opts.query ? { query: opts.query } : {}), ...(body !== undefined ? { body } : {}) };
+      const message: ConnectRequest = {
+        id,
+        op,
+        ...(params ? { params } : {}),
+        ...(opts.query ? { query: opts.query } : {}),
+        ...(body !== undefined ? { body } : {}),
+        ...(opts.upload ? { upload: true } : {}),
+      };
       this.send(message);
+      opts.control?.onSent?.();
     });
   }
 
@@ -147,8 +188,8 @@ export class Channel {
         resolve(ws);
       });
       ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
-        // Binary frames carry bytes of operations this SDK sends over HTTP.
-        if (!isBinary) this.onMessage(data as Buffer);
+        if (isBinary) this.onBinary(data as Buffer);
+        else this.onMessage(data as Buffer);
       });
       ws.on("error", (e: Error & { code?: string }) => {
         if (settled) return;
@@ -166,11 +207,42 @@ export class Channel {
     });
   }
 
+  /** A binary frame: bytes of a request's answer, an empty one their end. */
+  private onBinary(data: Buffer): void {
+    const frame = parseBinaryFrame(data);
+    const p = frame && this.pending.get(frame.id);
+    if (!frame || !p) return;
+    const id = frame.id;
+    clearTimeout(p.timer);
+    p.timer = undefined;
+    p.chain = p.chain.then(async () => {
+      if (p.failed) return;
+      if (frame.payload.length === 0) return this.settle(id, { bytes: true });
+      try {
+        await p.onBytes?.(frame.payload);
+      } catch (e) {
+        this.fail(id, e);
+        this.send({ id: this.next++, op: "cancel", body: { request: id } });
+        return;
+      }
+      p.consumed += frame.payload.length;
+      if (p.consumed >= WINDOW / 4) {
+        this.send({ credit: id, bytes: p.consumed });
+        p.consumed = 0;
+      }
+    });
+  }
+
   private onMessage(data: Buffer): void {
-    let m: { id?: number; status?: number; body?: unknown; event?: Event };
+    let m: { id?: number; status?: number; body?: unknown; event?: Event; credit?: number; bytes?: number };
     try {
       m = JSON.parse(data.toString()) as typeof m;
     } catch {
+      return;
+    }
+    if (typeof m.credit === "number") {
+      // The daemon has consumed some of an upload: the window moves on.
+      this.pending.get(m.credit)?.upload?.credit(m.bytes ?? 0);
       return;
     }
     const p = m.id === undefined ? undefined : this.pending.get(m.id);
@@ -221,11 +293,16 @@ export class Channel {
   private forget(id: number, p: Pending): void {
     clearTimeout(p.timer);
     this.pending.delete(id);
+    p.upload?.fail(new SandboxError("request_over", "the request was answered: its upload has ended"));
     this.holdOpen();
   }
 
   private send(message: unknown): void {
     if (this.ws?.readyState === OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  private sendBinary(frame: Buffer): void {
+    if (this.ws?.readyState === OPEN) this.ws.send(frame);
   }
 
   /** The socket keeps the process alive only while an answer is awaited. */

@@ -1,10 +1,19 @@
 import type { components } from "./api-types.js";
+import type { RequestControl } from "./channel.js";
 import { errorFor, NotFoundError, SandboxError } from "./errors.js";
 import type { Http } from "./http.js";
 import { OutputDecoder } from "./output.js";
 
 type ExecRequest = components["schemas"]["ExecRequest"];
 type ExecEvent = components["schemas"]["ExecEvent"];
+/** A command the sandbox runs (commands.list). */
+export type ProcessInfo = components["schemas"]["ProcessInfo"];
+
+export interface ConnectOpts {
+  /** Each piece of stdout (UTF-8 text): first what the command printed before (its last 64 KiB, for a background one), then as it comes. */
+  onStdout?: ((data: string) => unknown) | undefined;
+  onStderr?: ((data: string) => unknown) | undefined;
+}
 
 export interface CommandOpts {
   /** Working directory inside the sandbox (absolute). Default: the sandbox's workdir. */
@@ -82,6 +91,47 @@ export class Commands {
     return this.runToEnd(cmd, opts);
   }
 
+  /**
+   * Joins a running command by pid (started in the background by anyone,
+   * this process or another, before a daemon restart too): `onStdout` and
+   * `onStderr` get what it printed before (a background command's last
+   * 64 KiB) and then its output as it comes, every byte once, in order.
+   * The handle's `wait` resolves with its exit and all the output seen;
+   * `disconnect` leaves it running. NotFoundError when no such command runs.
+   */
+  async connect(pid: number, opts: ConnectOpts = {}): Promise<CommandHandle> {
+    const collect = collector(opts);
+    const control: RequestControl = {};
+    let started!: () => void;
+    const start = new Promise<void>((r) => (started = r));
+    const done = this.http.follow(
+      "get",
+      "/v1/sandboxes/{id}/processes/{pid}/output",
+      { path: { id: this.sandboxId, pid } },
+      {
+        onEvent: (e) => {
+          if ((e as ExecEvent).type === "start") started();
+          return collect.onEvent(e);
+        },
+      },
+      control,
+    );
+    await Promise.race([start, done]);
+    const result = done.then(() => {
+      const r = collect.result();
+      if (!r) throw new SandboxError("bad_response", "connect: the stream ended before the command's exit event");
+      return r;
+    });
+    result.catch(() => {});
+    return new CommandHandle(this, pid, { result, control });
+  }
+
+  /** The commands running in the sandbox (background ones and terminals included), by pid. */
+  async list(): Promise<ProcessInfo[]> {
+    const r = await this.http.json("get", "/v1/sandboxes/{id}/processes", { path: { id: this.sandboxId } });
+    return r.processes;
+  }
+
   /** Sends a signal (default SIGKILL) to a command's process group; false if it is gone. */
   async kill(pid: number, signal = SIGKILL): Promise<boolean> {
     try {
@@ -114,47 +164,8 @@ export class Commands {
   }
 
   private async runToEnd(cmd: string | readonly string[], opts: RunOpts): Promise<CommandResult> {
-    const out = new OutputDecoder();
-    const err = new OutputDecoder();
-    let result: CommandResult | undefined;
-    const onEvent = (value: unknown) => {
-      if (result) return;
-      const ev = value as ExecEvent;
-      switch (ev.type) {
-        case "stdout": {
-          const text = out.push(ev.data ?? "");
-          return text ? opts.onStdout?.(text) : undefined;
-        }
-        case "stderr": {
-          const text = err.push(ev.data ?? "");
-          return text ? opts.onStderr?.(text) : undefined;
-        }
-        case "exit": {
-          const done = () => {
-            result = {
-              exitCode: ev.exitCode ?? null,
-              stdout: out.text(),
-              stderr: err.text(),
-              signal: ev.signal ?? null,
-              timedOut: ev.timedOut ?? false,
-              oomKilled: ev.oomKilled ?? false,
-            };
-          };
-          const outTail = out.end();
-          const errTail = err.end();
-          if (!outTail && !errTail) return done();
-          return (async () => {
-            if (outTail) await opts.onStdout?.(outTail);
-            if (errTail) await opts.onStderr?.(errTail);
-            done();
-          })();
-        }
-        case "error":
-          throw errorFor({ status: 0, code: ev.error?.code ?? "exec_failed", message: ev.error?.message ?? "the command failed", issues: ev.error?.issues, over: ev.error?.over });
-        default:
-          return undefined; // "start", and kinds a newer server may add
-      }
-    };
+    const collect = collector(opts);
+    const onEvent = collect.onEvent;
     const body = this.request(cmd, opts);
     if (!(await this.http.execEvents(this.sandboxId, body, onEvent, opts.requestTimeoutMs))) {
       const res = await this.http.stream("post", "/v1/sandboxes/{id}/exec", {
@@ -167,6 +178,7 @@ export class Commands {
       // instead of keeping it for the next request.
       await this.http.ndjson(res, onEvent);
     }
+    const result = collect.result();
     if (result) return result;
     throw new SandboxError("bad_response", "exec: the stream ended before the command's exit event");
   }
@@ -222,24 +234,77 @@ export class Commands {
 }
 
 /**
- * A command running in the background. Its output is not streamed back in
- * this version (the API has no endpoint for it): redirect it to a file.
+ * What an exec's (or a connect's) events add up to: output to the
+ * callbacks as UTF-8 text (a character split between chunks waits for its
+ * end), and the result at the exit event.
+ */
+function collector(opts: ConnectOpts): { onEvent: (value: unknown) => unknown; result: () => CommandResult | undefined } {
+  const out = new OutputDecoder();
+  const err = new OutputDecoder();
+  let result: CommandResult | undefined;
+  const onEvent = (value: unknown) => {
+    if (result) return;
+    const ev = value as ExecEvent;
+    switch (ev.type) {
+      case "stdout": {
+        const text = out.push(ev.data ?? "");
+        return text ? opts.onStdout?.(text) : undefined;
+      }
+      case "stderr": {
+        const text = err.push(ev.data ?? "");
+        return text ? opts.onStderr?.(text) : undefined;
+      }
+      case "exit": {
+        const done = () => {
+          result = {
+            exitCode: ev.exitCode ?? null,
+            stdout: out.text(),
+            stderr: err.text(),
+            signal: ev.signal ?? null,
+            timedOut: ev.timedOut ?? false,
+            oomKilled: ev.oomKilled ?? false,
+          };
+        };
+        const outTail = out.end();
+        const errTail = err.end();
+        if (!outTail && !errTail) return done();
+        return (async () => {
+          if (outTail) await opts.onStdout?.(outTail);
+          if (errTail) await opts.onStderr?.(errTail);
+          done();
+        })();
+      }
+      case "error":
+        throw errorFor({ status: 0, code: ev.error?.code ?? "exec_failed", message: ev.error?.message ?? "the command failed", issues: ev.error?.issues, over: ev.error?.over });
+      default:
+        return undefined; // "start", and kinds a newer server may add
+    }
+  };
+  return { onEvent, result: () => result };
+}
+
+/**
+ * A command running in the background. From `run(..., { background: true
+ * })` its output is not streamed (`commands.connect(pid)` joins it, with
+ * what it printed so far); from `connect` it is.
  */
 export class CommandHandle {
   constructor(
     private readonly commands: Commands,
     /** The id for the stdin and signal endpoints (the process id in the sandbox). */
     readonly pid: number,
+    private readonly stream?: { readonly result: Promise<CommandResult>; readonly control: RequestControl },
   ) {}
 
   /**
-   * Resolves when the command has ended, with its exit code or signal (its
-   * output is not streamed back: stdout and stderr are empty). If the daemon
-   * restarted since the command started it no longer knows the exit: then
-   * this polls the sandbox every `pollMs` (default 200) until the process is
-   * gone and exitCode and signal are null.
+   * Resolves when the command has ended, with its exit code or signal, and
+   * for a handle from `connect` the output it streamed (otherwise stdout
+   * and stderr are empty). Without a stream, if neither the daemon nor the
+   * sandbox knows the pid any more, this polls the sandbox every `pollMs`
+   * (default 200) until the process is gone and exitCode and signal are null.
    */
   async wait(opts: { pollMs?: number } = {}): Promise<CommandResult> {
+    if (this.stream) return this.stream.result;
     const ended = await this.commands.waitFor(this.pid);
     if (ended) return ended;
     const pollMs = opts.pollMs ?? 200;
@@ -258,5 +323,11 @@ export class CommandHandle {
 
   closeStdin(): Promise<void> {
     return this.commands.closeStdin(this.pid);
+  }
+
+  /** Stops streaming a connected command's output; it runs on (`wait` then rejects). */
+  async disconnect(): Promise<void> {
+    this.stream?.control.cancel?.(new SandboxError("disconnected", `command ${this.pid}: disconnected`));
+    await this.stream?.result.catch(() => {});
   }
 }

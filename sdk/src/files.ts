@@ -1,5 +1,6 @@
 import type { components } from "./api-types.js";
-import { InvalidArgumentError, NotFoundError } from "./errors.js";
+import type { RequestControl } from "./channel.js";
+import { errorFor, InvalidArgumentError, NotFoundError, SandboxError } from "./errors.js";
 import type { Http, RawBody } from "./http.js";
 
 export type FileStat = components["schemas"]["FileStat"];
@@ -21,6 +22,32 @@ export interface WriteOpts {
 
 export interface ReadOpts {
   requestTimeoutMs?: number | undefined;
+}
+
+/** A change in a watched directory (E2B's FilesystemEvent, and `overflow`). */
+export interface FilesystemEvent {
+  /**
+   * create (a name made, or moved in), write, remove, rename (a name
+   * moved away: its old name), chmod; overflow: events were lost while the
+   * reader was behind (the kernel's queue filled), `name` is "".
+   */
+  type: "create" | "write" | "remove" | "rename" | "chmod" | "overflow";
+  /** Relative to the watched directory ("src/a.ts"). */
+  name: string;
+  dir: boolean;
+}
+
+export interface WatchOpts {
+  /** Watch every directory under it too (those made later as well). */
+  recursive?: boolean | undefined;
+  /** Called once when the watch ends: the directory went (no error), the connection failed, or stop(). */
+  onExit?: ((err?: Error) => void) | undefined;
+}
+
+/** A directory watch from `files.watchDir`. */
+export interface WatchHandle {
+  /** Ends the watch. */
+  stop(): Promise<void>;
 }
 
 /** Files in one sandbox. Paths are absolute paths inside it. */
@@ -91,6 +118,58 @@ export class Files {
   async stat(path: string): Promise<FileStat> {
     absolute(path, "stat");
     return this.http.json("get", "/v1/sandboxes/{id}/files/stat", { path: { id: this.sandboxId }, query: { path } });
+  }
+
+  /**
+   * Renames (moves) a file, directory or symlink (never its target);
+   * `to` is replaced if it exists, unless `noReplace` (ConflictError).
+   */
+  async rename(from: string, to: string, opts: { noReplace?: boolean } = {}): Promise<void> {
+    absolute(from, "rename");
+    absolute(to, "rename");
+    await this.http.json("post", "/v1/sandboxes/{id}/files/rename", { path: { id: this.sandboxId }, json: { from, to, ...(opts.noReplace ? { noReplace: true } : {}) } });
+  }
+
+  /**
+   * Watches a directory (inotify in the sandbox): `onEvent` gets each
+   * change as it happens; a returned promise is awaited before the next
+   * (while it waits, changes queue in the sandbox's kernel, and an
+   * `overflow` event says when some were dropped). Resolves once the
+   * watch is in place.
+   */
+  async watchDir(path: string, onEvent: (e: FilesystemEvent) => unknown, opts: WatchOpts = {}): Promise<WatchHandle> {
+    absolute(path, "watchDir");
+    const control: RequestControl = {};
+    let ready!: () => void;
+    const watching = new Promise<void>((r) => (ready = r));
+    let stopped = false;
+    const done = this.http.follow(
+      "get",
+      "/v1/sandboxes/{id}/files/watch",
+      { path: { id: this.sandboxId }, query: { path, ...(opts.recursive ? { recursive: true } : {}) } },
+      {
+        onEvent: (value) => {
+          const e = value as components["schemas"]["WatchEvent"];
+          if (e.type === "watching") return ready();
+          if (e.type === "done") return undefined;
+          if (e.type === "error") throw errorFor({ status: 0, code: e.error?.code ?? "watch_failed", message: e.error?.message ?? "the watch failed" });
+          return onEvent({ type: e.type, name: e.name ?? "", dir: e.dir ?? false });
+        },
+      },
+      control,
+    );
+    await Promise.race([watching, done]);
+    void done.then(
+      () => opts.onExit?.(),
+      (e: unknown) => opts.onExit?.(stopped ? undefined : (e as Error)),
+    );
+    return {
+      async stop() {
+        stopped = true;
+        control.cancel?.(new SandboxError("stopped", `watch of ${path}: stopped`));
+        await done.catch(() => {});
+      },
+    };
   }
 
   /** Whether anything exists at the path. */

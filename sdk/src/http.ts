@@ -1,7 +1,7 @@
 import type { paths } from "./api-types.js";
 import type { ConnectionConfig } from "./config.js";
 import { OPERATION_IDS } from "./api-operations.js";
-import { Channel } from "./channel.js";
+import { Channel, type RequestControl } from "./channel.js";
 import { CorralSdkError, errorFromBody, errorFromResponse, SandboxError, TimeoutError } from "./errors.js";
 import { eachNdjson } from "./ndjson.js";
 import { send, type Outgoing, type Reply } from "./transport.js";
@@ -173,6 +173,76 @@ export class Http {
       throw new SandboxError("bad_response", `exec: a reply where events were expected: ${JSON.stringify(outcome.body)?.slice(0, 200)}`, outcome.status);
     }
     return true;
+  }
+
+  /**
+   * A streamed answer (connectProcess, watchDir) for as long as it lasts:
+   * its NDJSON events (`onEvent`) or its bytes (`onBytes`), each awaited
+   * before more is read, over /v1/connect when there is one (bytes as
+   * binary frames) and HTTP otherwise. Resolves at the stream's end;
+   * `control.cancel` ends it early (the request then rejects with the
+   * reason given). No timeout: a quiet stream (a terminal nobody types
+   * in) is not a dead one.
+   */
+  async follow<P extends ApiPath, M extends MethodOf<P>>(
+    method: M,
+    path: P,
+    opts: RequestOpts<Operation<P, M>>,
+    sink: { onEvent?: (e: unknown) => unknown; onBytes?: (b: Buffer) => unknown },
+    control: RequestControl,
+  ): Promise<void> {
+    const o = opts as LooseOpts;
+    const op = OPERATION_IDS[`${method} ${path}`];
+    if (this.channel && op) {
+      const outcome = await this.channel.request(op, stringParams(o.path), o.json, {
+        timeoutMs: 0,
+        ...(o.query ? { query: definedOnly(o.query) } : {}),
+        ...(sink.onEvent ? { onEvent: sink.onEvent } : {}),
+        ...(sink.onBytes ? { onBytes: sink.onBytes } : {}),
+        control,
+      });
+      if (outcome) {
+        if ("status" in outcome && (outcome.status < 200 || outcome.status >= 300)) throw errorFromBody(outcome.status, outcome.body);
+        return;
+      }
+    }
+    const res = await this.stream(method, path, { ...opts, timeoutMs: 0 } as RequestOpts<Operation<P, M>>);
+    const body = res.stream();
+    let cancelled: Error | undefined;
+    control.cancel = (reason) => {
+      cancelled = reason ?? new SandboxError("cancelled", `${method.toUpperCase()} ${path}: cancelled`);
+      body.destroy();
+    };
+    try {
+      if (sink.onEvent) await this.ndjson(res, sink.onEvent);
+      else for await (const chunk of body) await sink.onBytes?.(chunk as Buffer);
+    } catch (e) {
+      throw cancelled ?? this.translate(e, undefined);
+    }
+    if (cancelled) throw cancelled;
+  }
+
+  /**
+   * A request whose bytes are written as they come (a terminal's input),
+   * over /v1/connect: `control.upload` takes them, in order, under the
+   * channel's flow control. Undefined when the daemon has no /v1/connect
+   * (the caller then sends each write as its own HTTP request).
+   */
+  uploading<P extends ApiPath, M extends MethodOf<P>>(method: M, path: P, opts: RequestOpts<Operation<P, M>>, control: RequestControl): Promise<void> | undefined {
+    const o = opts as LooseOpts;
+    const op = OPERATION_IDS[`${method} ${path}`];
+    if (!this.channel || !op) return undefined;
+    return this.channel
+      .request(op, stringParams(o.path), undefined, { timeoutMs: 0, ...(o.query ? { query: definedOnly(o.query) } : {}), upload: true, control })
+      .then((outcome) => {
+        if (!outcome) throw new SandboxError("connection_failed", "the daemon has no /v1/connect");
+        if ("status" in outcome && (outcome.status < 200 || outcome.status >= 300)) throw errorFromBody(outcome.status, outcome.body);
+      });
+  }
+
+  /** Whether requests go over the daemon's /v1/connect (when it offers one). */
+  get hasChannel(): boolean {
+    return this.channel !== undefined;
   }
 
   /**

@@ -5,6 +5,7 @@ import { DEFAULT_TEMPLATE } from "./defaults.js";
 import { InvalidArgumentError, NotFoundError } from "./errors.js";
 import { Files } from "./files.js";
 import { Http } from "./http.js";
+import { Pty } from "./pty.js";
 import { Snapshots, type SnapshotInfo } from "./snapshots.js";
 import type { TemplateInfo } from "./templates.js";
 
@@ -69,6 +70,7 @@ export interface ListOpts extends ConnectionOpts {
 export class Sandbox {
   readonly commands: Commands;
   readonly files: Files;
+  readonly pty: Pty;
 
   private constructor(
     private readonly http: Http,
@@ -76,6 +78,7 @@ export class Sandbox {
   ) {
     this.commands = new Commands(http, sandboxId);
     this.files = new Files(http, sandboxId);
+    this.pty = new Pty(http, sandboxId, this.commands);
   }
 
   /** Creates a sandbox and resolves once it is running. */

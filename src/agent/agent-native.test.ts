@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { nativeBinary } from "../host/native.js";
 
 const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../src/agent/native/test_agent.py");
+const interactive = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../src/agent/native/test_interactive.py");
 
 test("corral-agent passes its protocol suite", (t) => {
   const r = spawnSync("python3", [script, nativeBinary("corral-agent")], { encoding: "utf8", timeout: 240_000 });
@@ -24,5 +25,18 @@ test("corral-agent passes its protocol suite", (t) => {
   assert.deepEqual(failures, [], `failed behaviours:\n${failures.join("\n")}`);
   assert.equal(summary[2], "0");
   assert.ok(Number(summary[1]) > 50, `only ${summary[1]} tests passed`);
+  assert.equal(r.status, 0, r.stderr);
+});
+
+// Terminals, attach and the output ring, procs, watch, rename: native/test_interactive.py.
+test("corral-agent passes its interactive suite", (t) => {
+  const r = spawnSync("python3", [interactive, nativeBinary("corral-agent")], { encoding: "utf8", timeout: 240_000 });
+  const lines = r.stdout.split("\n");
+  const summary = /^(\d+) passed, (\d+) failed, (\d+) skipped$/m.exec(r.stdout);
+  for (const l of lines.filter((x) => x.startsWith("SKIP") || x.startsWith("  ("))) t.diagnostic(l);
+  assert.ok(summary, `no summary from test_interactive.py:\n${r.stdout}\n${r.stderr}`);
+  const failures = lines.filter((l) => l.startsWith("FAIL "));
+  assert.deepEqual(failures, [], `failed behaviours:\n${failures.join("\n")}`);
+  assert.ok(Number(summary[1]) >= 20, `only ${summary[1]} tests passed`);
   assert.equal(r.status, 0, r.stderr);
 });

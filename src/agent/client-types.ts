@@ -9,8 +9,46 @@ export interface ExecRequest {
   /** Keep stdin open as a pipe (otherwise /dev/null). */
   readonly stdin?: boolean;
   readonly timeoutMs?: number;
-  /** Let the process outlive this connection. */
+  /** Let the process outlive this connection; the agent then keeps its last 64 KiB of output for `attach`. */
   readonly keepAlive?: boolean;
+  /** Run on a new pseudo-terminal of this size (stdin implied, output all on stdout). */
+  readonly pty?: TerminalSize;
+  /** Output only to attach streams (and the ring), not to this one: it gets the start and the exit. */
+  readonly detached?: boolean;
+  /** A label `processes()` reports (at most 256 bytes). */
+  readonly tag?: string;
+}
+
+/** A terminal's size in character cells. */
+export interface TerminalSize {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** A command the agent runs (AgentClient.processes). */
+export interface ProcessInfo {
+  readonly pid: number;
+  /** Its argv as started; cut when longer than 4 KiB (`truncated`). */
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly tag: string | null;
+  readonly pty: boolean;
+  readonly keepAlive: boolean;
+  readonly detached: boolean;
+  readonly truncated: boolean;
+}
+
+/** What a directory watch reports (AgentClient.watch). */
+export interface WatchEvent {
+  /**
+   * create (also a name moved in), write, remove, rename (a name moved
+   * away: the old name), chmod; overflow: events were lost (the kernel's
+   * queue filled while the reader was behind), `name` is then "".
+   */
+  readonly type: "create" | "write" | "remove" | "rename" | "chmod" | "overflow";
+  /** Relative to the watched directory ("sub/file"). */
+  readonly name: string;
+  readonly dir: boolean;
 }
 
 /**

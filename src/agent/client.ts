@@ -3,15 +3,18 @@ import type { Duplex, Readable } from "node:stream";
 import { TimeoutError } from "../core/errors.js";
 import { connectHybridVsock, VsockHandshakeError } from "./hybrid-vsock.js";
 import { connectUnixNoFollow } from "./unix-socket.js";
-import type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat } from "./client-types.js";
+import type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat, ProcessInfo, TerminalSize, WatchEvent } from "./client-types.js";
 import { AgentConnection, AgentUnavailableError } from "./connection.js";
-import { ExecHandle, sendSignal, startExec } from "./exec.js";
+import { ExecHandle, execStream, sendSignal, startExec } from "./exec.js";
 import * as files from "./file-ops.js";
+import * as procs from "./processes.js";
+import { watchDir, type WatchHandle } from "./watch.js";
 import { connectTcp } from "./tcp-stream.js";
 
-export type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat } from "./client-types.js";
+export type { DirEntry, ExecCallbacks, ExecRequest, ExecResult, FileStat, ProcessInfo, TerminalSize, WatchEvent } from "./client-types.js";
 export { AgentUnavailableError } from "./connection.js";
 export { ExecHandle } from "./exec.js";
+export type { WatchHandle } from "./watch.js";
 export { connectUnixNoFollow } from "./unix-socket.js";
 
 /**
@@ -114,6 +117,46 @@ export class AgentClient {
 
   signal(target: number, signal: number): Promise<void> {
     return sendSignal(this.conn, target, signal);
+  }
+
+  /**
+   * Joins a command the agent runs (started by any connection): its last
+   * 64 KiB of output first when it is keepAlive, then its output live and
+   * its exit, as `exec` gives them. The handle's stdin, kill and resize
+   * reach the command; `detach` lets go of it. ESRCH when no such command.
+   */
+  attach(pid: number, cb: ExecCallbacks = {}): ExecHandle {
+    return execStream(this.conn, { op: "attach", pid }, cb);
+  }
+
+  /** The commands the agent runs, whoever started them. */
+  processes(): Promise<ProcessInfo[]> {
+    return procs.processes(this.conn);
+  }
+
+  /** Sends `signal` to the process group of the command with this pid (ESRCH: the agent runs none). */
+  async signalPid(pid: number, signal: number): Promise<void> {
+    await this.conn.request({ op: "signal", pid, signal }, "ok");
+  }
+
+  /** Sets the terminal size of the command with this pid (ESRCH, or ENOTTY without a pty). */
+  async resize(pid: number, size: TerminalSize): Promise<void> {
+    await this.conn.request({ op: "resize", pid, rows: size.rows, cols: size.cols }, "ok");
+  }
+
+  /** Writes to the stdin of the command with this pid (dropped, as the agent does, if it has none); `eof` closes it. */
+  writeStdinPid(pid: number, data: Buffer | undefined, eof = false): Promise<void> {
+    return procs.writeStdinPid(this.conn, pid, data, eof);
+  }
+
+  /** Watches a directory inside the sandbox (inotify in the agent); see watchDir. */
+  watch(path: string, opts: { recursive?: boolean }, onEvent: (e: WatchEvent) => unknown): WatchHandle {
+    return watchDir(this.conn, path, opts, onEvent);
+  }
+
+  /** Renames a file or directory inside the sandbox (EEXIST with noReplace when `to` exists, EXDEV across mounts). */
+  async rename(from: string, to: string, opts: { noReplace?: boolean } = {}): Promise<void> {
+    await this.conn.request({ op: "rename", path: from, to, noReplace: opts.noReplace ?? false }, "ok");
   }
 
   /** Streams `source` into a file inside the sandbox. */

@@ -1,97 +1,9 @@
 import { CHUNK } from "./protocol.js";
-import type { ExecCallbacks, ExecRequest, ExecResult } from "./client-types.js";
+import type { ExecCallbacks, ExecRequest, ExecResult, TerminalSize } from "./client-types.js";
 import { AgentUnavailableError, agentError, type AgentConnection } from "./connection.js";
+import { EXEC_WINDOW, ExecFlow } from "./exec-flow.js";
 
-/**
- * Bytes of a command's output the agent may send unacknowledged, and of its
- * stdin the host may send unacknowledged (docs/protocol.md, exec
- * `window`). A stalled consumer thus holds at most this much of one
- * command's output here (plus the drain at its exit, ≤ 4 MiB), and stops
- * that command only: the connection's other commands go on. 256 KiB is
- * four quarter-window credits in flight: `cat /dev/zero` to a fast reader
- * ran at the same rate as with no window (the agent's own 1 MiB
- * connection pause), measured here.
- */
-export const EXEC_WINDOW = 256 * 1024;
-
-/**
- * Per-command flow control, once the agent said (in `started`) that it
- * speaks it: output is credited back as its consumer takes it, and stdin
- * waits for the agent's acknowledgements. An older agent (no `window` in
- * `started`) gets the connection-wide pause instead (AgentConnection.hold).
- */
-class ExecFlow {
-  /** The agent acknowledged `window` in `started`. */
-  enabled = false;
-  private holds = 0;
-  private owed = 0; // output taken by its consumer, not yet credited
-  private stdinOut = 0; // stdin sent, not yet acknowledged
-  private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private over: Error | undefined;
-
-  constructor(
-    private readonly conn: AgentConnection,
-    private readonly id: number,
-  ) {}
-
-  /** A chunk of output went to its consumer; `pending` (its promise, if any) holds the credit until it settles. */
-  delivered(bytes: number, pending: unknown): void {
-    if (!this.enabled) {
-      this.conn.holdFor(pending);
-      return;
-    }
-    if (typeof (pending as PromiseLike<unknown> | undefined)?.then === "function") {
-      const release = this.hold();
-      (pending as PromiseLike<unknown>).then(release, release);
-    }
-    this.owed += bytes;
-    this.maybeCredit();
-  }
-
-  /** Stops crediting this command's output until released (holds nest). */
-  hold(): () => void {
-    this.holds++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.holds--;
-      this.maybeCredit();
-    };
-  }
-
-  private maybeCredit(): void {
-    if (this.holds > 0 || this.over || this.owed < EXEC_WINDOW / 4) return;
-    const bytes = this.owed;
-    this.owed = 0;
-    try {
-      this.conn.send({ op: "credit", id: this.id, bytes });
-    } catch {
-      // The connection is gone: the command's stream fails through it.
-    }
-  }
-
-  /** Waits until `bytes` more of stdin fit in the window (at once for an older agent). */
-  async room(bytes: number): Promise<void> {
-    while (this.enabled && !this.over && this.stdinOut > 0 && this.stdinOut + bytes > EXEC_WINDOW) {
-      await new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    }
-    if (this.over) throw this.over;
-    this.stdinOut += bytes;
-  }
-
-  /** The agent acknowledged `bytes` of stdin. */
-  acknowledged(bytes: number): void {
-    this.stdinOut = Math.max(0, this.stdinOut - bytes);
-    for (const w of this.waiters.splice(0)) w.resolve();
-  }
-
-  /** The command's stream is over: stdin still waiting is dropped, as the agent drops it. */
-  end(e: Error): void {
-    this.over ??= e;
-    for (const w of this.waiters.splice(0)) w.reject(e);
-  }
-}
+export { EXEC_WINDOW } from "./exec-flow.js";
 
 /** A command started by AgentClient.exec: its pid, its end, its stdin and signals. */
 export class ExecHandle {
@@ -100,10 +12,22 @@ export class ExecHandle {
     readonly id: number,
     /** Resolves once the program is running. */
     readonly pid: Promise<number>,
-    /** Resolves when it exits; rejects if it could not start. */
+    /** Resolves when it exits; rejects if it could not start. Never settles after `detach`. */
     readonly result: Promise<ExecResult>,
     private readonly flow: ExecFlow,
+    private readonly detaching: { wanted: (() => void) | undefined },
   ) {}
+
+  /**
+   * Stops this stream's output (an attach stream; the command runs on):
+   * resolves once the agent has let go. `result` does not settle after it.
+   */
+  detach(): Promise<void> {
+    return new Promise((resolve) => {
+      this.detaching.wanted = resolve;
+      this.conn.send({ op: "end", id: this.id });
+    });
+  }
 
   writeStdin(data: Buffer | string): Promise<void> {
     return sendStdin(this.conn, this.flow, this.id, typeof data === "string" ? Buffer.from(data) : data);
@@ -116,6 +40,11 @@ export class ExecHandle {
   /** Sends `signal` (default SIGKILL) to the command's process group. */
   kill(signal = 9): Promise<void> {
     return sendSignal(this.conn, this.id, signal);
+  }
+
+  /** Sets the size of the command's terminal (ENOTTY for one without a pty); its foreground process group gets SIGWINCH. */
+  async resize(size: TerminalSize): Promise<void> {
+    await this.conn.request({ op: "resize", target: this.id, rows: size.rows, cols: size.cols }, "ok");
   }
 
   /**
@@ -131,6 +60,26 @@ export class ExecHandle {
 
 /** Starts a command; its output goes to `cb`, whose promises hold its credit (or, with an older agent, the connection). */
 export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallbacks): ExecHandle {
+  const header: Record<string, unknown> = { op: "exec" };
+  if (req.argv) header["argv"] = req.argv;
+  if (req.cmd !== undefined) header["cmd"] = req.cmd;
+  if (req.env) header["env"] = req.env;
+  if (req.cwd) header["cwd"] = req.cwd;
+  if (req.stdin) header["stdin"] = true;
+  if (req.timeoutMs) header["timeoutMs"] = req.timeoutMs;
+  if (req.keepAlive) header["keepAlive"] = true;
+  if (req.pty) header["pty"] = { rows: req.pty.rows, cols: req.pty.cols };
+  if (req.detached) header["detached"] = true;
+  if (req.tag !== undefined) header["tag"] = req.tag;
+  return execStream(conn, header, cb);
+}
+
+/**
+ * A command's stream: `header` (an exec, or an attach to a running
+ * command) answered by started, output, exit. The handle's stdin, signals
+ * and resize go by this stream's id.
+ */
+export function execStream(conn: AgentConnection, header: Record<string, unknown>, cb: ExecCallbacks): ExecHandle {
   let resolvePid!: (pid: number) => void;
   let resolveResult!: (r: ExecResult) => void;
   let rejectAll!: (e: Error) => void;
@@ -148,9 +97,14 @@ export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallb
   });
   pid.catch(() => {}); // callers may only await `result`
   let flow!: ExecFlow;
+  const detaching: { wanted: (() => void) | undefined } = { wanted: undefined };
   const id = conn.open({
     frame: (f) => {
       switch (f.header["ev"]) {
+        case "ok": // the end of an attach stream (detach)
+          conn.end(id);
+          detaching.wanted?.();
+          break;
         case "started":
           flow.enabled = f.header["window"] === EXEC_WINDOW;
           resolvePid(Number(f.header["pid"]));
@@ -185,16 +139,11 @@ export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallb
     },
   });
   flow = new ExecFlow(conn, id);
-  const header: Record<string, unknown> = { op: "exec", id, window: EXEC_WINDOW };
-  if (req.argv) header["argv"] = req.argv;
-  if (req.cmd !== undefined) header["cmd"] = req.cmd;
-  if (req.env) header["env"] = req.env;
-  if (req.cwd) header["cwd"] = req.cwd;
-  if (req.stdin) header["stdin"] = true;
-  if (req.timeoutMs) header["timeoutMs"] = req.timeoutMs;
-  if (req.keepAlive) header["keepAlive"] = true;
-  conn.send(header);
-  return new ExecHandle(conn, id, pid, result, flow);
+  // A command this stream starts gets a window (per-command flow control);
+  // an attach stream does not: the daemon gives each its own connection,
+  // whose hold (or the mux's flow op) pauses it (docs/protocol.md).
+  conn.send(header["op"] === "exec" ? { ...header, id, window: EXEC_WINDOW } : { ...header, id });
+  return new ExecHandle(conn, id, pid, result, flow, detaching);
 }
 
 /**

@@ -16,7 +16,11 @@ export type BackendKind = ResolvedSpec["backend"];
 export interface BackendContext {
   readonly stateDir: string;
   readonly store: Store;
-  /** Host uid of root inside every container sandbox (65536 ids from it). */
+  /**
+   * The store's uid range (65536 ids from it): the owners of the shared
+   * layers. Each sandbox is root at its own range above it
+   * (CreateRequest.uidBase, runtime/uid-ranges.ts).
+   */
   readonly uidBase: number;
   /** Parent cgroup of every sandbox of this state dir. */
   readonly cgroupParent: string;
@@ -55,6 +59,12 @@ export interface CreateRequest {
   readonly layers: readonly string[];
   /** The sandbox's own directory (exists, empty). */
   readonly dir: string;
+  /**
+   * The host uid (and gid) that is root inside: the sandbox's own range of
+   * 65536 (runtime/uid-ranges.ts). Unset: the state dir's shared `uidBase`
+   * (sandboxes recorded before ranges existed).
+   */
+  readonly uidBase?: number | undefined;
   /** Host Nix store paths to mount read-only at /nix/store (Nix templates). */
   readonly nixStore?: NixStoreView | undefined;
   /** For a pool: the backend may start it from a snapshot of one of the same shape (VMs). */

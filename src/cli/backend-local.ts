@@ -3,7 +3,17 @@ import type { NetworkInput } from "../core/network-spec.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import { withProgress } from "./progress.js";
 import { stderr, stdout } from "./stdio.js";
-import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
+import {
+  onInterrupt,
+  type CliTarget,
+  type ExecEnd,
+  type ExecInput,
+  type SandboxFiles,
+  type SandboxSummary,
+  type SpecInput,
+  type TerminalInput,
+  type TerminalSession,
+} from "./target.js";
 
 /** The sandbox commands on the state dir, through the library (no daemon needed). */
 export class LocalTarget implements CliTarget {
@@ -56,6 +66,26 @@ export class LocalTarget implements CliTarget {
       unwatch();
       end();
     }
+  }
+
+  async terminal(ref: string, req: TerminalInput): Promise<TerminalSession> {
+    const s = await this.state();
+    // Its own agent connection (not keepAlive): the command dies with this process.
+    const { record, handle, outcome, end } = await s.startExec(
+      ref,
+      { argv: req.argv, env: req.env, ...(req.workdir ? { cwd: req.workdir } : {}), pty: req.size },
+      { onStdout: (b) => req.onOutput(b), onStderr: (b) => req.onOutput(b) },
+    );
+    const done = outcome.then(
+      (r): ExecEnd => ({ exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oom: r.oomKilled ? { memoryLimit: record.spec.resources.memory } : null }),
+    );
+    void done.finally(end).catch(() => {});
+    return {
+      write: (data) => handle.writeStdin(data),
+      resize: (size) => handle.resize(size),
+      kill: () => handle.kill(9),
+      done,
+    };
   }
 
   async files(ref: string): Promise<SandboxFiles> {

@@ -3,7 +3,17 @@ import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { Sandbox, type SandboxInfo, type SandboxOpts } from "../../sdk/src/index.js";
 import type { Connection } from "./context.js";
 import { stderr, stdout, type Output } from "./stdio.js";
-import { onInterrupt, type CliTarget, type ExecEnd, type ExecInput, type SandboxFiles, type SandboxSummary, type SpecInput } from "./target.js";
+import {
+  onInterrupt,
+  type CliTarget,
+  type ExecEnd,
+  type ExecInput,
+  type SandboxFiles,
+  type SandboxSummary,
+  type SpecInput,
+  type TerminalInput,
+  type TerminalSession,
+} from "./target.js";
 
 /**
  * The sandbox commands on a corral daemon, through the SDK. Limits of the
@@ -76,6 +86,40 @@ export class RemoteTarget implements CliTarget {
     } finally {
       stop();
     }
+  }
+
+  /**
+   * A terminal over /v1/connect (keystrokes and screen as binary frames:
+   * worth the WebSocket's load here), killed by the daemon if this
+   * process goes without a word (killOnDisconnect).
+   */
+  async terminal(ref: string, req: TerminalInput): Promise<TerminalSession> {
+    const sb = await Sandbox.connect(ref, { ...this.conn, transport: "auto" });
+    const pty = await sb.pty.create({
+      rows: req.size.rows,
+      cols: req.size.cols,
+      cmd: req.argv,
+      envs: req.env,
+      cwd: req.workdir,
+      killOnDisconnect: true,
+      onData: (b) => req.onOutput(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+    });
+    const done = pty.wait().then(
+      async (r): Promise<ExecEnd> => ({
+        exitCode: r.exitCode,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        oom: r.oomKilled ? { memoryLimit: (await sb.info()).spec.resources.memory } : null,
+      }),
+    );
+    return {
+      write: (data) => pty.sendInput(data),
+      resize: (size) => pty.resize(size),
+      kill: async () => {
+        await pty.kill();
+      },
+      done,
+    };
   }
 
   async files(ref: string): Promise<SandboxFiles> {

@@ -13,6 +13,8 @@ export interface CliTarget {
   create(spec: SpecInput): Promise<{ id: string; name: string }>;
   /** Runs a command with the terminal's streams; Ctrl-C and SIGTERM reach the command. */
   exec(ref: string, req: ExecInput): Promise<ExecEnd>;
+  /** Starts a command on a terminal in the sandbox (`shell`, `exec -t`); it dies with this process. */
+  terminal(ref: string, req: TerminalInput): Promise<TerminalSession>;
   /** File access to one sandbox, for `cp`; close it when done. */
   files(ref: string): Promise<SandboxFiles>;
   list(): Promise<SandboxSummary[]>;
@@ -58,6 +60,27 @@ export interface ExecInput {
   /** Pass the CLI's stdin to the command. */
   stdin: boolean;
   timeoutSeconds?: number;
+}
+
+export interface TerminalInput {
+  argv: string[];
+  /** Over the sandbox's env (TERM included). */
+  env: Record<string, string>;
+  workdir?: string;
+  size: { rows: number; cols: number };
+  /** Its output, as it comes; a returned promise (a full stdout) holds the rest back. */
+  onOutput(data: Buffer): Promise<void> | undefined;
+}
+
+/** A command on a terminal in a sandbox (terminal.ts drives it from the user's terminal). */
+export interface TerminalSession {
+  /** Keystrokes, in order. */
+  write(data: Buffer): Promise<void>;
+  resize(size: { rows: number; cols: number }): Promise<void>;
+  /** Kills it (the CLI is going). */
+  kill(): Promise<void>;
+  /** Its end, once its output has all been handed to onOutput. */
+  readonly done: Promise<ExecEnd>;
 }
 
 export interface ExecEnd {

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { rangeBase } from "./uid-ranges.js";
 import type { BackendKind, SandboxBackend, SandboxHandle, SandboxStatus } from "../backends/backend.js";
 import { HostError } from "../core/errors.js";
 import type { ResolvedSpec } from "../core/sandbox-spec.js";
@@ -68,6 +69,12 @@ export class RuntimeContext {
 
   dirOf(id: string): string {
     return path.join(this.sandboxesDir, id);
+  }
+
+  /** The host uid that is root in sandbox `id` (its own range); undefined for a row from before ranges (the shared one). */
+  uidBaseOf(id: string): number | undefined {
+    const slot = this.rows.uidSlotOf(id);
+    return slot === null ? undefined : rangeBase(this.parts.uidBase, slot);
   }
 
   /** The backend of a kind. */

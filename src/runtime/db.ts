@@ -121,6 +121,25 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE pools ADD COLUMN network TEXT NOT NULL DEFAULT 'none';
   `,
+  // Each sandbox's own host uid range (runtime/uid-ranges.ts): its slot,
+  // unique; NULL for rows from before (they keep the shared range).
+  `
+  ALTER TABLE sandboxes ADD COLUMN uid_slot INTEGER;
+  CREATE UNIQUE INDEX sandboxes_uid_slot ON sandboxes (uid_slot) WHERE uid_slot IS NOT NULL;
+  `,
+  // SSH public keys a tenant's users log in to its sandboxes with (issue 15).
+  `
+  CREATE TABLE ssh_keys (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    type TEXT NOT NULL,
+    blob BLOB NOT NULL,
+    comment TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (tenant_id, fingerprint)
+  );
+  `,
 ];
 
 /** Opens (creating if needed) the state database: WAL, foreign keys, migrated. */

@@ -10,6 +10,7 @@ import { recordEvent } from "./db.js";
 import { claim } from "./pool-claims.js";
 import { sandboxStore } from "./nix-view.js";
 import { POOL_TENANT, poolKey } from "./pools.js";
+import { rangeBase } from "./uid-ranges.js";
 import { defaultName, expiryFrom, LOCAL_TENANT, type SandboxInfo, type SandboxRecord, type Scope } from "./records.js";
 
 export interface CreateOptions extends Scope {
@@ -88,14 +89,15 @@ export async function startNew(
     state: "creating",
     creatorPid: process.pid,
   };
-  rt.rows.insertWithinQuota(record, pool ?? null, n.layers);
+  const slot = rt.rows.insertWithinQuota(record, pool ?? null, n.layers);
   const dir = rt.dirOf(id);
   try {
     await fsp.mkdir(dir, { mode: 0o711 });
     // A pooled sandbox already answers to the name an unnamed claim gives it.
     const hostname = pool ? defaultName(id) : record.name;
     const net = networkMode(spec.network) === "nat" ? await attachNetwork(rt, { id, tenant, name: hostname, spec }) : undefined;
-    await start({ id, spec, hostname, layers: n.layers.map((d) => rt.store.layerDir(d)), dir, net });
+    const uidBase = rangeBase(rt.parts.uidBase, slot);
+    await start({ id, spec, hostname, layers: n.layers.map((d) => rt.store.layerDir(d)), dir, net, uidBase });
     rt.rows.setState(id, "running");
     recordEvent(rt.db, { tenant, sandbox: id, ...event(record) });
     rt.conns.started(record, n.fresh ?? true);
@@ -156,6 +158,7 @@ export async function start(rt: RuntimeContext, r: SandboxRecord): Promise<Sandb
     hostname: r.name,
     layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
+    uidBase: rt.uidBaseOf(r.id),
     // A VM plans its devices again at every start: its Nix store's too.
     nixStore: stands.nixStore,
     shares: stands.shares,
@@ -189,6 +192,7 @@ export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: Re
     hostname: r.name,
     layers: stands.layers.map((d) => rt.store.layerDir(d)),
     dir: rt.dirOf(r.id),
+    uidBase: rt.uidBaseOf(r.id),
     nixStore: stands.nixStore,
     shares: stands.shares,
   });

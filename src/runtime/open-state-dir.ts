@@ -9,6 +9,7 @@ import { Networks, type NetworkOptions } from "../network/networks.js";
 import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
+import { rangeBase, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
 
 export const DEFAULT_STATE_DIR = "/var/lib/corral";
 /**
@@ -56,6 +57,10 @@ export interface InjectedOptions extends SandboxesOptions {
 async function openCommon(opts: SandboxesOptions & { stateDir: string }): Promise<Omit<StateDirParts, "backends" | "host">> {
   const stateDir = path.resolve(opts.stateDir);
   const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
+  // Every sandbox's range (runtime/uid-ranges.ts) must be a valid uid, below (uid_t)-1.
+  if (!Number.isInteger(uidBase) || uidBase < UID_RANGE || rangeBase(uidBase, UID_SLOTS) > 0xffffffff) {
+    throw new HostError(`uid base ${uidBase} leaves no room for ${UID_SLOTS} sandbox uid ranges of ${UID_RANGE} below 2^32-1`);
+  }
   const cgroupParent = opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"] ?? "corral";
   await fsp.mkdir(stateDir, { recursive: true, mode: 0o711 });
   await fsp.chmod(stateDir, 0o711);

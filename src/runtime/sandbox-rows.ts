@@ -3,6 +3,7 @@ import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import { recordEvent, stmt, uniqueOrConflict, type Db } from "./db.js";
 import type { SandboxRecord, Scope } from "./records.js";
 import type { Tenants } from "./tenants.js";
+import { freeSlot } from "./uid-ranges.js";
 
 interface Row {
   id: string;
@@ -51,19 +52,30 @@ export class SandboxRows {
     if (t.maxMemory !== null && mem > t.maxMemory) throw new QuotaError("memory", t.maxMemory, mem);
   }
 
-  /** Checks the tenant's quotas and inserts the row, atomically. */
-  insertWithinQuota(r: SandboxRecord, pool: string | null, layers: readonly string[]): void {
-    this.db
-      .transaction(() => {
+  /**
+   * Checks the tenant's quotas and inserts the row with a free uid slot
+   * (runtime/uid-ranges.ts), atomically; returns the slot.
+   */
+  insertWithinQuota(r: SandboxRecord, pool: string | null, layers: readonly string[]): number {
+    return this.db
+      .transaction((): number => {
         this.checkQuota(r.tenant, r.spec.resources.memory);
+        const slot = freeSlot(this.db);
         uniqueOrConflict(nameTaken(r.name), () =>
           stmt(
             this.db,
-            "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid, pool_key, layers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-          ).run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid, pool, JSON.stringify(layers)),
+            "INSERT INTO sandboxes (id, tenant_id, name, spec, state, created_at, expires_at, creator_pid, pool_key, layers, uid_slot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          ).run(r.id, r.tenant, r.name, JSON.stringify(r.spec), r.state, r.createdAt, r.expiresAt, r.creatorPid, pool, JSON.stringify(layers), slot),
         );
+        return slot;
       })
       .immediate();
+  }
+
+  /** A sandbox's uid slot; null for rows from before slots were recorded (and for no row). */
+  uidSlotOf(id: string): number | null {
+    const row = stmt(this.db, "SELECT uid_slot FROM sandboxes WHERE id = ?").get(id) as { uid_slot: number | null } | undefined;
+    return row?.uid_slot ?? null;
   }
 
   /**

@@ -22,6 +22,7 @@ import { commit } from "./template-commit.js";
 import { applyDeclared, type DeclaredReport } from "./declared.js";
 import type { DeclaredState } from "./declared-state.js";
 import type { Tenants } from "./tenants.js";
+import { SshKeys } from "./ssh-keys.js";
 
 export { DEFAULT_STATE_DIR, DEFAULT_UID_BASE, type InjectedOptions, type SandboxesOptions } from "./open-state-dir.js";
 export { LOCAL_TENANT, type ExecOutcome, type SandboxInfo, type SandboxRecord, type Scope, type SnapshotInfo } from "./records.js";
@@ -40,6 +41,8 @@ export class Sandboxes {
   readonly store: Store;
   readonly db: Db;
   readonly tenants: Tenants;
+  /** Tenants' SSH public keys (issue 15: SSH into sandboxes). */
+  readonly sshKeys: SshKeys;
   readonly pools: Pools;
   /** How this host's cgroups are mounted (v2, hybrid or v1). */
   readonly cgroupMode: CgroupMode;
@@ -52,6 +55,7 @@ export class Sandboxes {
     this.cgroupMode = parts.host.cgroupMode;
     this.rt = new RuntimeContext(parts);
     this.tenants = this.rt.tenants;
+    this.sshKeys = new SshKeys(parts.db, this.rt.tenants);
     this.pools = this.rt.pools;
     const db = parts.db;
     if (parts.longLived) {
@@ -143,6 +147,11 @@ export class Sandboxes {
   /** Finds a sandbox (running or stopped) by id or name, within the scope's tenant. */
   record(ref: string, scope: Scope = {}): SandboxRecord {
     return this.rt.rows.find(ref, scope);
+  }
+
+  /** The host uid that is root in the sandbox: the first of its own 65536 (runtime/uid-ranges.ts). */
+  uidBaseOf(ref: string, scope: Scope = {}): number {
+    return this.rt.uidBaseOf(this.record(ref, scope).id) ?? this.uidBase;
   }
 
   async get(ref: string, scope: Scope = {}): Promise<SandboxInfo> {

@@ -28,7 +28,8 @@ export async function commit(rt: RuntimeContext, find: () => SandboxRecord, temp
   const copy = rt.store.workPath(`commit-${r.id}`);
   try {
     await rt.handle(r).exportWritableLayer(copy, rt.store.workPath(`mnt-${r.id}`));
-    const layer = await rt.store.addLayer(copy, `commit:${r.name}`);
+    // Its files are owned by the sandbox's own uid range: shifted to the store's.
+    const layer = await rt.store.addLayer(copy, `commit:${r.name}`, undefined, rt.uidBaseOf(r.id));
     // A Nix template's store paths come along (a sandbox cannot write to them).
     const t = await rt.store.registerTemplate(templateName, [...base, layer.digest], `commit of sandbox ${r.name} on ${r.spec.template}`, { nix: from?.nix });
     recordEvent(rt.db, { tenant: r.tenant, sandbox: r.id, type: "committed", detail: { template: templateName, layer: layer.digest } });

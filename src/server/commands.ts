@@ -12,6 +12,8 @@ export interface ExecBody {
   timeoutMs?: number;
   stdin?: boolean | string;
   background?: boolean;
+  pty?: { rows: number; cols: number };
+  tag?: string;
 }
 
 /** A command the API started. */
@@ -26,7 +28,8 @@ export interface StartedCommand {
 /**
  * Starts a command in a tenant's sandbox and registers it for stdin,
  * signals and wait. A foreground command's output goes to its events
- * (stdout/stderr, base64) as it comes; a background one's is not kept.
+ * (stdout/stderr, base64) as it comes; a background one's stays in the
+ * agent (its last 64 KiB, for connectProcess).
  * Resolves once the command has a pid (a short one may already have
  * ended: its exit then follows at once).
  */
@@ -46,6 +49,10 @@ export async function startCommand(ctx: ServerContext, tenant: string, ref: stri
       ...(body.timeoutMs ? { timeoutMs: body.timeoutMs } : {}),
       stdin: body.stdin !== undefined && body.stdin !== false,
       keepAlive: background,
+      // A background command's output goes to the agent's ring (connectProcess), not here.
+      ...(background ? { detached: true } : {}),
+      ...(body.pty ? { pty: body.pty } : {}),
+      ...(body.tag !== undefined ? { tag: body.tag } : {}),
     },
     events
       ? {

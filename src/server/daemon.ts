@@ -3,6 +3,7 @@ import { pino, type Logger } from "pino";
 import { Sandboxes } from "../runtime/sandboxes.js";
 import { parseDeclared } from "../runtime/declared-state.js";
 import { buildApp } from "./app.js";
+import type { E2bApp } from "./e2b/e2b-app.js";
 import type { NetworkOptions } from "../network/networks.js";
 
 export interface DaemonOptions {
@@ -29,6 +30,11 @@ export interface DaemonOptions {
    * stops the start) and on every reload().
    */
   readonly declaredFile?: string;
+  /**
+   * E2B compatibility (off unless given): E2B's sandbox and in-sandbox APIs
+   * on a listener of their own (src/server/e2b/, docs/e2b.md).
+   */
+  readonly e2b?: { readonly listen: { readonly host?: string; readonly port: number }; readonly backend?: "container" | "vm" | "gvisor" };
   /** The domain of sandboxes' port URLs (default localhost). */
   readonly portDomain?: string;
   /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
@@ -40,6 +46,8 @@ export interface DaemonOptions {
 export interface Daemon {
   /** Base URL (http://host:port) or the socket path. */
   readonly url: string;
+  /** The E2B listener's base URL (E2B_API_URL and E2B_SANDBOX_URL), when it is on. */
+  readonly e2bUrl: string | undefined;
   readonly sandboxes: Sandboxes;
   /** Stops serving; sandboxes keep running. */
   close(): Promise<void>;
@@ -104,6 +112,30 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     url = address;
     if (ctx.portProxy) ctx.portProxy.listenPort = Number(new URL(address).port);
   }
+  let e2b: E2bApp | undefined;
+  let e2bUrl: string | undefined;
+  if (o.e2b) {
+    try {
+      // Loaded only when asked for: Connect and the generated envd code stay out of a daemon without it.
+      const { buildE2bApp } = await import("./e2b/e2b-app.js");
+      e2b = buildE2bApp({
+        sandboxes,
+        logger,
+        ...(o.e2b.backend ? { backend: o.e2b.backend } : {}),
+        ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
+        ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
+        ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
+      });
+      e2bUrl = await e2b.app.listen({ host: o.e2b.listen.host ?? "127.0.0.1", port: o.e2b.listen.port });
+    } catch (e) {
+      await e2b?.close();
+      await app.close();
+      await sandboxes.releaseNetworkSpares();
+      sandboxes.close();
+      throw e;
+    }
+    logger.info({ url: e2bUrl }, "corrald's E2B API listening");
+  }
   // One housekeeping pass at a time: expired sandboxes out, pools refilled.
   let reaping = false;
   const reaper = setInterval(() => {
@@ -121,6 +153,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   logger.info({ url, stateDir: sandboxes.stateDir }, "corrald listening");
   return {
     url,
+    e2bUrl,
     sandboxes,
     reload() {
       applying = applying.then(applyDeclared).catch((e: unknown) => logger.error({ err: e, file: o.declaredFile }, "declared state not applied"));
@@ -130,6 +163,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
       clearInterval(reaper);
       await applying;
       for (const p of ctx.processes.values()) p.end();
+      await e2b?.close();
       await app.close();
       while (reaping) await new Promise((r) => setTimeout(r, 10));
       await sandboxes.releaseNetworkSpares();

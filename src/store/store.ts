@@ -3,9 +3,10 @@ import path from "node:path";
 import { randomBytes, createHash } from "node:crypto";
 import { ConflictError, CorralError, NotFoundError } from "../core/errors.js";
 import { parseSpec } from "../core/index.js";
-import type { ProgressFn, TemplateBuilder } from "./builders/builder.js";
+import type { BaseContext, ProgressFn, TemplateBuilder } from "./builders/builder.js";
 import { busyboxBuilder } from "./builders/busybox.js";
 import { debianBuilder, debianNixBuilder } from "./builders/debian.js";
+import { e2bBaseBuilder } from "./builders/e2b-base.js";
 import { buildOciTemplate } from "./builders/oci.js";
 import type { ImageConfig } from "./builders/oci-archive.js";
 import { diskUsage, finalizeTree } from "./tree.js";
@@ -76,6 +77,7 @@ export const BUILTIN_TEMPLATES: ReadonlyMap<string, TemplateBuilder> = new Map([
   [busyboxBuilder.name, busyboxBuilder],
   [debianBuilder.name, debianBuilder],
   [debianNixBuilder.name, debianNixBuilder],
+  [e2bBaseBuilder.name, e2bBaseBuilder],
 ]);
 
 /**
@@ -182,7 +184,8 @@ export class Store {
 
   /**
    * Returns the template, building it first if it is a built-in one that is
-   * not in the store yet.
+   * not in the store yet (a built-in over another, its base first: the
+   * template is the base's layers plus its own).
    */
   async ensureTemplate(name: string, progress: ProgressFn = () => {}): Promise<TemplateRecord> {
     const existing = await this.template(name);
@@ -191,11 +194,12 @@ export class Store {
     if (!builder) {
       throw new NotFoundError("template", name);
     }
+    const base = builder.base === undefined ? undefined : await this.ensureTemplate(builder.base, progress);
     return this.withTemplateLock(name, async () => {
       const again = await this.template(name);
       if (again) return again;
-      const layer = await this.buildLayer(builder, progress);
-      return this.registerTemplate(name, [layer.digest], layer.source);
+      const layer = await this.buildLayer(builder, progress, base && { layers: base.layers.map((d) => this.layerDir(d)), uidBase: this.uidBase });
+      return this.registerTemplate(name, [...(base?.layers ?? []), layer.digest], base ? `${layer.source} over ${base.source}` : layer.source);
     });
   }
 
@@ -229,11 +233,11 @@ export class Store {
   }
 
   /** Runs a builder into a fresh directory and moves the result into the store. */
-  async buildLayer(builder: TemplateBuilder, progress: ProgressFn): Promise<LayerRecord> {
+  async buildLayer(builder: TemplateBuilder, progress: ProgressFn, base?: BaseContext): Promise<LayerRecord> {
     const work = this.workPath(`build-${builder.name}`);
     await fsp.mkdir(work, { mode: 0o755 });
     try {
-      const { source } = await builder.build(work, progress);
+      const { source } = await builder.build(work, progress, base);
       return await this.addLayer(work, source, progress);
     } finally {
       await fsp.rm(work, { recursive: true, force: true });
@@ -243,10 +247,12 @@ export class Store {
   /**
    * Takes ownership of a built root filesystem: shifts owners, computes its
    * digest and renames it into place (a no-op when that digest is stored).
+   * `fromUidBase`: the tree was written by a sandbox root at that host uid
+   * (its own range, a commit): its owners move to the store's range.
    */
-  async addLayer(dir: string, source: string, progress: ProgressFn = () => {}): Promise<LayerRecord> {
+  async addLayer(dir: string, source: string, progress: ProgressFn = () => {}, fromUidBase?: number): Promise<LayerRecord> {
     progress({ phase: "finalize", message: "hashing and shifting ownership", percent: 92 });
-    const summary = await finalizeTree(dir, this.uidBase);
+    const summary = await finalizeTree(dir, this.uidBase, fromUidBase);
     const target = this.layerDir(summary.digest);
     const existing = await this.layer(summary.digest);
     if (existing) return existing;

@@ -4,6 +4,9 @@ import path from "node:path";
 import { createHash } from "node:crypto";
 import { overlayXattrs } from "../host/overlay-marks.js";
 
+/** Ids in a uid range (the store's, a sandbox's). */
+const RANGE = 65536;
+
 export interface TreeSummary {
   /** sha256 over every entry's path, type, mode, owner, content and overlayfs xattrs. */
   readonly digest: string;
@@ -14,8 +17,9 @@ export interface TreeSummary {
 /**
  * Makes a freshly built root filesystem ready to be a shared layer, in one
  * walk: shifts every owner by `uidBase` (so root in the sandbox's user
- * namespace owns what host root owned in the build) and computes the tree's
- * content address.
+ * namespace owns what host root owned in the build; with `fromUidBase`, a
+ * sandbox's own range moves onto the store's, id for id: a commit of its
+ * writable layer) and computes the tree's content address.
  *
  * chown clears setuid/setgid bits (and file capabilities), so modes are
  * restored after it; file capabilities are not carried over. Other xattrs
@@ -23,7 +27,10 @@ export interface TreeSummary {
  * directory): two layers that differ only by an opaque marker show
  * different contents when stacked, so they must not share a digest.
  */
-export async function finalizeTree(root: string, uidBase: number): Promise<TreeSummary> {
+export async function finalizeTree(root: string, uidBase: number, fromUidBase?: number): Promise<TreeSummary> {
+  // A sandbox's range (its 65536 ids) maps onto the store's, id for id.
+  const shift = (id: number) =>
+    fromUidBase !== undefined && fromUidBase !== uidBase && id >= fromUidBase && id < fromUidBase + RANGE ? id - fromUidBase + uidBase : id < uidBase ? id + uidBase : id;
   const hash = createHash("sha256");
   const xattrs = await overlayXattrs(root);
   let bytes = 0;
@@ -31,8 +38,8 @@ export async function finalizeTree(root: string, uidBase: number): Promise<TreeS
 
   async function visit(abs: string, rel: string): Promise<void> {
     const st = await fsp.lstat(abs);
-    const uid = st.uid < uidBase ? st.uid + uidBase : st.uid;
-    const gid = st.gid < uidBase ? st.gid + uidBase : st.gid;
+    const uid = shift(st.uid);
+    const gid = shift(st.gid);
     if (uid !== st.uid || gid !== st.gid) {
       await fsp.lchown(abs, uid, gid);
       if (!st.isSymbolicLink() && st.mode & 0o6000) await fsp.chmod(abs, st.mode & 0o7777);

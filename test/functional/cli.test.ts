@@ -132,7 +132,7 @@ describe("corral CLI", () => {
     const typo = await corral("template", "build", "debian2");
     assert.deepEqual(
       [typo.code, typo.stderr],
-      [1, 'corral: "debian2" is not a built-in template (those are busybox, debian, debian-nix); to make a new one give --nix FILE (a Nix expression) or --oci ARCHIVE (docker/podman save, an OCI layout tar)\n'],
+      [1, 'corral: "debian2" is not a built-in template (those are busybox, debian, debian-nix, e2b-base); to make a new one give --nix FILE (a Nix expression) or --oci ARCHIVE (docker/podman save, an OCI layout tar)\n'],
     );
   });
 

@@ -56,7 +56,8 @@ sandboxCases("vm", (ctx) => {
     const pid = Number(fs.readFileSync(path.join(t.stateDir, "sandboxes", sb.id, "vmm.pid"), "utf8"));
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
     const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status)!.slice(1).map(Number);
-    assert.ok(uids.every((u) => u === uids[0] && u > t.s.uidBase + 65535), `QEMU uids ${uids.join(",")}`);
+    // The root of the sandbox's own uid range (runtime/uid-ranges.ts): no other sandbox has it.
+    assert.ok(uids.every((u) => u === t.s.uidBaseOf(sb.id) && u > t.s.uidBase + 65535), `QEMU uids ${uids.join(",")}`);
     assert.match(status, /^Seccomp:\s+2$/m);
     assert.match(status, /^NoNewPrivs:\s+1$/m);
     assert.match(status, /^CapEff:\s+0+$/m);

@@ -20,6 +20,11 @@
  *   files.c    stat, mkdir, remove: every path resolved by openat2
  *              RESOLVE_IN_ROOT inside --root, with no fallback
  *   streams.c  the write, read and list streams and their flow control
+ *   pty.c      terminals: an exec's pseudo-terminal, and the resize op
+ *   ring.c     the output ring of a background command, attach and procs
+ *   watch.c    the watch op: inotify on a directory (tree), its events
+ *   rename.c   the rename op
+ *   flow.c     the flow op: one stream's output paused and resumed
  *   tcp.c      TCP streams to a port on the sandbox's loopback (connect)
  *   conn.c     connections: input framing, dispatch, output
  *   main.c     options, listeners and accept, the epoll loop, signals, timers
@@ -72,12 +77,29 @@
  *   than 1 MiB unsent, and again below 256 KiB. At exit the pipes are
  *   drained (at most 4 MiB) before "exit" is sent.
  * - exec "window" (1..1 MiB) turns on per-exec flow control, echoed in
- *   "started": at most window bytes of stdout+stderr go out unacknowledged
- *   (the host's {"op":"credit","id":E,"bytes":N} acknowledges), and the
- *   agent acknowledges stdin written to the child with {"ev":"credit",...}
- *   (batched: every CHUNK, or when the queue empties). A slow reader of one
- *   command then stops that command only, not the connection. The drain at
- *   exit ignores the window (bounded by DRAIN_MAX).
+ *   "started": at most window bytes of stdout+stderr go out to the starter
+ *   unacknowledged (the host's {"op":"credit","id":E,"bytes":N}
+ *   acknowledges), and the agent acknowledges stdin written to the child
+ *   with {"ev":"credit",...} (batched: every CHUNK, or when the queue
+ *   empties). A slow reader of one command then stops that command only,
+ *   not the connection. The drain at exit ignores the window (bounded by
+ *   DRAIN_MAX). Attach streams have no window: the flow op (or their
+ *   connection's 1 MiB pause) holds them.
+ * - An exec's output goes to its starter's connection (unless "detached")
+ *   and to every attach stream on it; its pipes are paused while any of
+ *   those connections has more than 1 MiB unsent. With none of them (a
+ *   detached exec nobody attached to, or a keepAlive one whose connection
+ *   went) the pipes are read on and the output kept only in the ring.
+ * - A keepAlive exec keeps its last RING_CAP bytes of output (stdout and
+ *   stderr in the order the agent read them; the oldest chunk kept is cut
+ *   at its start) from its first output to its exit; attach replays them,
+ *   then sends the output live.
+ * - The pty of an exec is the master of a pseudo-terminal from
+ *   /dev/pts/ptmx (or /dev/ptmx); the child is its session leader with the
+ *   slave as controlling terminal on fds 0-2. Its output is "stdout".
+ * - watch reads inotify events only while the connection has less than
+ *   1 MiB unsent; the kernel queues max_queued_events (16384 by default)
+ *   per watch meanwhile and then reports an overflow, sent as one.
  */
 #ifndef CORRAL_AGENT_H
 #define CORRAL_AGENT_H
@@ -98,6 +120,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -143,7 +167,7 @@ struct corral_open_how {
 	uint64_t resolve;
 };
 
-#define AGENT_NAME "corral-agent/0.1"
+#define AGENT_NAME "corral-agent/0.2" /* 0.2: pty, attach, procs, watch, rename, flow; connect, close */
 #define MAX_HEADER 65536u
 #define MAX_PAYLOAD (1024u * 1024u)
 #define CHUNK (64u * 1024u)
@@ -152,6 +176,17 @@ struct corral_open_how {
 #define STDIN_HIGH (1024u * 1024u) /* stop reading a connection above this */
 #define WINDOW_MAX (1024u * 1024u) /* most an exec's "window" may be */
 #define DRAIN_MAX (4u * 1024u * 1024u)
+/* Output a keepAlive exec keeps for attach: the last 64 KiB. A dev
+ * server's recent log lines or a shell's screen, at most 128 KiB of memory
+ * per background command (the buffer is twice this, so the ring moves its
+ * bytes once per 64 KiB written, not once per chunk). */
+#define RING_CAP (64u * 1024u)
+/* procs: argv, cwd and tag kept per exec, at most this much (an argv
+ * longer than that is cut, with "truncated":true) */
+#define INFO_MAX 4096u
+#define TAG_MAX 256u
+/* watch: at most this many directories watched per recursive watch */
+#define WATCH_DIRS_MAX 8192u
 #define MSG_PATH_MAX 1024 /* bytes of a path echoed in an error message */
 #define SHUTDOWN_WAIT_MS 2000
 #define CLOSE_LINGER_MS 2000
@@ -238,6 +273,8 @@ enum {
 	OP_DATA = 1, OP_STDIN, OP_END, OP_HELLO, OP_EXEC, OP_SIGNAL,
 	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CONNECT, OP_CLOSE, OP_CREDIT,
 };
+/* interactive ops (pty.c, ring.c, watch.c, rename.c) */
+enum { OP_RESIZE = 32, OP_ATTACH, OP_PROCS, OP_WATCH, OP_RENAME, OP_FLOW };
 
 /* A request's fields, decoded by req_check for its op. */
 struct req {
@@ -251,6 +288,16 @@ struct req {
 	bool want_stdin, keepalive;
 	int64_t timeout; /* ms, 0 = none */
 	int64_t window;  /* exec: per-exec flow control, bytes (0 = off); credit: bytes */
+	/* exec: a pty of rows x cols (pty), output only to attach streams
+	 * (detached), a tag for procs; resize: rows, cols; attach, signal,
+	 * stdin, resize: pid (0 = none given: the stream id is the target) */
+	bool pty, detached;
+	int64_t rows, cols, pid;
+	const char *tag;
+	size_t tagl;
+	const char *to; /* rename: the new path */
+	bool pause;     /* flow */
+	bool noreplace; /* rename: EEXIST rather than replace */
 	int64_t port;    /* connect: 1..65535 */
 };
 
@@ -263,6 +310,7 @@ void req_free(struct req *r);
 /* objects                                                             */
 
 enum { W_LISTEN = 1, W_SIG, W_CONN, W_OUT, W_ERR, W_IN, W_ERRP, W_TCP };
+enum { W_INOTIFY = 32 };
 
 struct watch {
 	int kind;
@@ -281,6 +329,7 @@ struct stream {
 	DIR *dir;
 	int64_t remaining; /* read: bytes still wanted, < 0 = to EOF */
 	int64_t done;      /* bytes sent / written, or entries listed */
+	bool paused;       /* flow: not pumped */
 	/* S_TCP (tcp.c) */
 	struct conn *conn;
 	struct buf q;      /* bytes for the socket */
@@ -291,6 +340,25 @@ struct stream {
 };
 
 struct exec;
+struct watcher;
+
+/* A stream of another connection (or of the starter's, under another id)
+ * that gets an exec's output and exit: the attach op. */
+struct attach {
+	struct attach *next;
+	struct conn *conn;
+	uint32_t id;
+	bool paused; /* flow */
+};
+
+/* The last RING_CAP bytes of an exec's output (the oldest chunk cut at
+ * its start), as records of a 4-byte header (bit 31: stderr, the rest:
+ * length) and the bytes, in p[off..len) of a buffer of 2 * RING_CAP
+ * allocated at the first output. */
+struct ring {
+	char *p;
+	size_t off, len;
+};
 
 struct conn {
 	struct conn *next;
@@ -326,6 +394,14 @@ struct exec {
 	struct buf in_pend;
 	char *argv0, *cwd; /* for the error message until started */
 	struct watch w_out, w_err, w_in, w_errp;
+	/* pty.c, ring.c: a pty's master is out_fd (and a dup of it in_fd) */
+	bool pty, detached;
+	bool out_paused;        /* flow: the starter's stream takes no output now */
+	struct ring ring;       /* keepAlive execs only */
+	struct attach *attaches;
+	char *info;             /* procs: argv NUL-separated, then cwd, then tag */
+	size_t info_argc;
+	bool info_cut;          /* argv longer than INFO_MAX: the rest not kept */
 };
 
 static inline bool usable(const struct conn *c) { return c && !c->dead && !c->broken; }
@@ -357,6 +433,7 @@ struct spawn_args {
 	char **argv, **envp, **shv;
 	const char *path, *cwd;
 	int in, out, err, rep;
+	bool ctty; /* in is a pty slave: make it the controlling terminal */
 	sigset_t oldmask;
 };
 
@@ -408,6 +485,38 @@ void op_read(struct conn *c, uint32_t id, const struct jdoc *d);
 void op_list(struct conn *c, uint32_t id, const struct jdoc *d);
 
 /* ------------------------------------------------------------------ */
+/* pty.c, ring.c, watch.c, rename.c                                    */
+
+int pty_open(int64_t rows, int64_t cols, int *master, int *slave);
+void op_resize(struct conn *c, uint32_t id, const struct jdoc *d);
+
+struct exec *find_exec_pid(pid_t pid);
+struct exec *find_exec_stream(const struct conn *c, uint32_t id);
+bool exec_has_readers(const struct exec *e);
+bool exec_readers_paused(const struct exec *e);
+void exec_output(struct exec *e, int which, const char *p, size_t n);
+void exec_send_all(struct exec *e); /* the header built, to the starter and every attach */
+bool attach_end(struct conn *c, uint32_t id);
+void attach_drop_conn(struct conn *c);
+void exec_free_extras(struct exec *e);
+int exec_keep_info(struct exec *e, const struct req *r);
+void op_attach(struct conn *c, uint32_t id, const struct jdoc *d);
+void op_procs(struct conn *c, uint32_t id, const struct jdoc *d);
+
+void op_watch(struct conn *c, uint32_t id, const struct jdoc *d);
+bool watch_end(struct conn *c, uint32_t id);
+bool watch_id_in_use(const struct conn *c, uint32_t id);
+void watch_read(struct watcher *w);
+void watch_update_conn(struct conn *c);
+void watch_drop_conn(struct conn *c);
+void watch_free_dead(void);
+
+void op_rename(struct conn *c, uint32_t id, const struct jdoc *d);
+
+bool exec_stream_set_paused(struct conn *c, uint32_t id, bool paused);
+bool watch_set_paused(struct conn *c, uint32_t id, bool paused);
+bool stream_set_paused(struct conn *c, uint32_t id, bool paused);
+void op_flow(struct conn *c, uint32_t id, const struct jdoc *d);
 /* tcp.c                                                               */
 
 extern struct stream *g_dead_streams;

@@ -25,12 +25,16 @@ static void conn_detach(struct conn *c)
 	for (struct exec *e = g_execs; e; e = e->next) {
 		if (e->conn != c)
 			continue;
-		exec_close_stdin(e);
+		/* a terminal's input stays open for whoever attaches next */
+		if (!(e->pty && e->keepalive))
+			exec_close_stdin(e);
 		if (!e->keepalive)
 			kill_group(e->pid, SIGKILL);
 		e->conn = NULL;
 		exec_update_pipes(e);
 	}
+	attach_drop_conn(c);
+	watch_drop_conn(c);
 	while (c->streams) {
 		struct stream *s = c->streams;
 		c->streams = s->next;
@@ -102,7 +106,10 @@ static void handle_frame(struct conn *c, const char *h, size_t hl, const char *p
 	switch (op) {
 	case OP_DATA: op_data(c, id, pl, pll); break;
 	case OP_STDIN: op_stdin(c, id, &d, pl, pll); break;
-	case OP_END: op_end(c, id); break;
+	case OP_END: /* the end of an attach or watch stream, else of a write */
+		if (!attach_end(c, id) && !watch_end(c, id))
+			op_end(c, id);
+		break;
 	case OP_HELLO:
 		hb_begin("hello", id);
 		hb_kint("version", 1);
@@ -120,6 +127,12 @@ static void handle_frame(struct conn *c, const char *h, size_t hl, const char *p
 	case OP_LIST: op_list(c, id, &d); break;
 	case OP_MKDIR: op_mkdir(c, id, &d); break;
 	case OP_REMOVE: op_remove(c, id, &d); break;
+	case OP_RESIZE: op_resize(c, id, &d); break;
+	case OP_ATTACH: op_attach(c, id, &d); break;
+	case OP_PROCS: op_procs(c, id, &d); break;
+	case OP_WATCH: op_watch(c, id, &d); break;
+	case OP_RENAME: op_rename(c, id, &d); break;
+	case OP_FLOW: op_flow(c, id, &d); break;
 	case OP_CONNECT: op_connect(c, id, &d); break;
 	case OP_CLOSE: op_close(c, id); break;
 	}

@@ -18,20 +18,12 @@ int kill_group(pid_t pid, int sig)
 	return errno;
 }
 
-static struct exec *find_exec(const struct conn *c, uint32_t id)
-{
-	for (struct exec *e = g_execs; e; e = e->next)
-		if (e->conn == c && e->id == id)
-			return e;
-	return NULL;
-}
-
 /* Registers or unregisters the output pipes according to backpressure.
  * Paused pipes are removed from epoll (a hung-up pipe would otherwise keep
  * reporting EPOLLHUP). */
 void exec_update_pipes(struct exec *e)
 {
-	bool want = e->started && !(e->conn && (e->conn->pipes_paused || (e->window && e->unacked >= e->window)));
+	bool want = e->started && !exec_readers_paused(e);
 	int *fds[2] = {&e->out_fd, &e->err_fd};
 	bool *regs[2] = {&e->out_reg, &e->err_reg};
 	struct watch *ws[2] = {&e->w_out, &e->w_err};
@@ -56,9 +48,10 @@ void conn_set_pipes_paused(struct conn *c, bool paused)
 	if (c->pipes_paused == paused)
 		return;
 	c->pipes_paused = paused;
+	/* every exec: c may be the starter's or an attach stream's connection */
 	for (struct exec *e = g_execs; e; e = e->next)
-		if (e->conn == c)
-			exec_update_pipes(e);
+		exec_update_pipes(e);
+	watch_update_conn(c);
 	tcp_update_conn(c);
 }
 
@@ -80,6 +73,14 @@ void conn_unblock(struct conn *c)
 	c->needs_input = true; /* frames already read are parsed at the end of the tick */
 }
 
+/* Connections waiting for e's stdin queue to drain read again. */
+static void unblock_for(struct exec *e)
+{
+	for (struct conn *c = g_conns; c; c = c->next)
+		if (c->in_blocker == e)
+			conn_unblock(c);
+}
+
 void exec_close_stdin(struct exec *e)
 {
 	if (e->in_reg)
@@ -87,8 +88,7 @@ void exec_close_stdin(struct exec *e)
 	e->in_reg = false;
 	xclose(&e->in_fd);
 	buf_free(&e->in_pend);
-	if (e->conn && e->conn->in_blocker == e)
-		conn_unblock(e->conn);
+	unblock_for(e);
 }
 
 /* Writes queued stdin; closes it at EOF or when the child closed its end. */
@@ -132,15 +132,15 @@ void exec_pump_stdin(struct exec *e)
 		}
 		e->in_reg = want;
 	}
-	if (e->conn && e->conn->in_blocker == e && buf_used(&e->in_pend) < STDIN_HIGH / 4)
-		conn_unblock(e->conn);
+	if (buf_used(&e->in_pend) < STDIN_HIGH / 4)
+		unblock_for(e);
 }
 
 /* Frees the exec's fds and moves it to the graveyard (freed after the tick). */
 static void exec_destroy(struct exec *e)
 {
-	if (e->conn && e->conn->in_blocker == e)
-		conn_unblock(e->conn);
+	unblock_for(e);
+	exec_free_extras(e);
 	exec_close_stdin(e);
 	exec_close_pipe(e, 0);
 	exec_close_pipe(e, 1);
@@ -165,23 +165,34 @@ int exec_read_pipe(struct exec *e, int which)
 	if (fd < 0)
 		return 0;
 	ssize_t n;
-	if (usable(e->conn)) {
-		size_t max = CHUNK;
-		if (e->window && e->unacked < e->window && e->window - e->unacked < (int64_t)CHUNK)
-			max = (size_t)(e->window - e->unacked);
+	/* per-exec flow control: read no more than the starter's window has
+	 * room for (the drain at exit, with the window full, reads CHUNK) */
+	bool windowed = e->window && !e->detached && usable(e->conn);
+	size_t max = CHUNK;
+	if (windowed && e->unacked < e->window && e->window - e->unacked < (int64_t)CHUNK)
+		max = (size_t)(e->window - e->unacked);
+	if (e->keepalive || e->detached || e->attaches) {
+		/* the ring and attach streams (ring.c) */
+		static char chunk[CHUNK];
+		do
+			n = read(fd, chunk, max);
+		while (n < 0 && errno == EINTR);
+		if (n > 0)
+			exec_output(e, which, chunk, (size_t)n);
+	} else if (usable(e->conn)) {
 		n = frame_read(e->conn, which ? "stderr" : "stdout", e->id, fd, max);
 		if (n > 0 && buf_used(&e->conn->out) > OUT_HIGH)
 			conn_set_pipes_paused(e->conn, true);
-		if (n > 0 && e->window) {
-			e->unacked += n;
-			if (e->unacked >= e->window)
-				exec_update_pipes(e);
-		}
 	} else {
 		char sink[8192];
 		do
 			n = read(fd, sink, sizeof sink);
 		while (n < 0 && errno == EINTR);
+	}
+	if (n > 0 && windowed) {
+		e->unacked += n;
+		if (e->unacked >= e->window)
+			exec_update_pipes(e);
 	}
 	if (n > 0)
 		return (int)n;
@@ -240,20 +251,32 @@ static void exec_exited(struct exec *e, int status)
 			total += (size_t)n;
 		}
 	}
-	hb_begin("exit", e->id);
-	hb_key("code");
-	if (WIFEXITED(status))
-		hb_int(WEXITSTATUS(status));
-	else
-		hb_lit("null");
-	hb_key("signal");
-	if (WIFSIGNALED(status))
-		hb_int(WTERMSIG(status));
-	else
-		hb_lit("null");
-	hb_key("timedOut");
-	hb_lit(e->timed_out ? "true" : "false");
-	conn_send(e->conn, NULL, 0);
+	/* to the starter, then to each attach stream under its own id */
+	struct attach *a = NULL;
+	for (;;) {
+		hb_begin("exit", a ? a->id : e->id);
+		hb_key("code");
+		if (WIFEXITED(status))
+			hb_int(WEXITSTATUS(status));
+		else
+			hb_lit("null");
+		hb_key("signal");
+		if (WIFSIGNALED(status))
+			hb_int(WTERMSIG(status));
+		else
+			hb_lit("null");
+		hb_key("timedOut");
+		hb_lit(e->timed_out ? "true" : "false");
+		conn_send(a ? a->conn : e->conn, NULL, 0);
+		a = a ? a->next : e->attaches;
+		if (!a)
+			break;
+	}
+	while (e->attaches) { /* told: they end here */
+		a = e->attaches;
+		e->attaches = a->next;
+		free(a);
+	}
 	exec_destroy(e);
 }
 
@@ -279,7 +302,7 @@ void reap_all(void)
 
 bool id_in_use(const struct conn *c, uint32_t id)
 {
-	if (find_exec(c, id))
+	if (find_exec_stream(c, id) || watch_id_in_use(c, id))
 		return true;
 	for (const struct stream *s = c->streams; s; s = s->next)
 		if (s->id == id)
@@ -305,8 +328,17 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	if (!req_get(c, id, OP_EXEC, d, &r))
 		return;
 
-	/* pipes: parent ends non-blocking; every fd close-on-exec */
-	if (r.want_stdin) {
+	/* pipes: parent ends non-blocking; every fd close-on-exec. A pty: the
+	 * master is read as stdout and written as stdin (a dup, so each has its
+	 * own epoll registration), the slave is the child's 0-2. */
+	int pty_slave = -1;
+	if (r.pty) {
+		if ((err = pty_open(r.rows, r.cols, &out_pipe[0], &pty_slave)))
+			goto fail;
+		if ((in_pipe[1] = fcntl(out_pipe[0], F_DUPFD_CLOEXEC, 3)) < 0)
+			goto fail_errno;
+		in_pipe[0] = out_pipe[1] = err_pipe[1] = pty_slave;
+	} else if (r.want_stdin) {
 		if (pipe2(in_pipe, O_CLOEXEC) < 0)
 			goto fail_errno;
 	} else {
@@ -317,10 +349,10 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 			xclose(&in_pipe[1]);
 		}
 	}
-	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+	if ((!r.pty && (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0)) || pipe2(rep, O_CLOEXEC) < 0)
 		goto fail_errno;
 	if ((in_pipe[1] >= 0 && set_nonblock(in_pipe[1]) < 0) || set_nonblock(out_pipe[0]) < 0 ||
-	    set_nonblock(err_pipe[0]) < 0 || set_nonblock(rep[0]) < 0)
+	    (err_pipe[0] >= 0 && set_nonblock(err_pipe[0]) < 0) || set_nonblock(rep[0]) < 0)
 		goto fail_errno;
 	e = calloc(1, sizeof *e);
 	if (!e) {
@@ -329,19 +361,22 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	}
 	e->argv0 = strdup(r.argv[0]);
 	e->cwd = strndup(r.cwd, r.cwdl);
-	if (!e->argv0 || !e->cwd) {
+	if (!e->argv0 || !e->cwd || exec_keep_info(e, &r) < 0) {
 		err = ENOMEM;
 		goto fail;
 	}
 
 	struct spawn_args sa = {
 		.argv = r.argv, .envp = r.envp, .path = r.envpath, .shv = r.shv, .cwd = e->cwd,
-		.in = in_pipe[0], .out = out_pipe[1], .err = err_pipe[1], .rep = rep[1],
+		.in = in_pipe[0], .out = out_pipe[1], .err = err_pipe[1], .rep = rep[1], .ctty = r.pty,
 	};
 	pid_t pid = spawn_child(&sa);
 	if (pid < 0)
 		goto fail_errno;
 
+	if (r.pty) /* one fd on the three child ends */
+		in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
+	xclose(&pty_slave);
 	xclose(&in_pipe[0]);
 	xclose(&out_pipe[1]);
 	xclose(&err_pipe[1]);
@@ -355,6 +390,8 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	e->errp_fd = rep[0];
 	e->keepalive = r.keepalive;
 	e->window = r.window;
+	e->pty = r.pty;
+	e->detached = r.detached;
 	e->deadline = r.timeout > 0 ? g_now + r.timeout : 0;
 	e->w_out = (struct watch){W_OUT, e};
 	e->w_err = (struct watch){W_ERR, e};
@@ -372,7 +409,13 @@ fail:
 	if (e) {
 		free(e->argv0);
 		free(e->cwd);
+		free(e->info);
 		free(e);
+	}
+	if (r.pty) {
+		if (in_pipe[0] == pty_slave)
+			in_pipe[0] = out_pipe[1] = err_pipe[1] = -1;
+		xclose(&pty_slave);
 	}
 	for (int k = 0; k < 2; k++) {
 		xclose(&in_pipe[k]);
@@ -386,10 +429,11 @@ out:
 
 void op_stdin(struct conn *c, uint32_t id, const struct jdoc *d, const char *pl, size_t pll)
 {
-	struct exec *e = find_exec(c, id);
 	struct req r;
 	if (!req_get(c, id, OP_STDIN, d, &r))
 		return;
+	/* by pid (any exec), or the exec or attach stream id on this connection */
+	struct exec *e = r.pid ? find_exec_pid((pid_t)r.pid) : find_exec_stream(c, id);
 	if (!e || e->in_fd < 0 || e->stdin_eof)
 		return; /* dropped, as documented */
 	if (pll && buf_put(&e->in_pend, pl, pll) < 0) {
@@ -410,7 +454,8 @@ void op_signal(struct conn *c, uint32_t id, const struct jdoc *d)
 	struct req r;
 	if (!req_get(c, id, OP_SIGNAL, d, &r))
 		return;
-	struct exec *e = (r.target >= 1 && r.target <= INT32_MAX) ? find_exec(c, (uint32_t)r.target) : NULL;
+	struct exec *e = r.pid ? find_exec_pid((pid_t)r.pid)
+		: (r.target >= 1 && r.target <= INT32_MAX) ? find_exec_stream(c, (uint32_t)r.target) : NULL;
 	if (!e) {
 		send_error(c, id, ESRCH, "no such exec", NULL);
 		return;
@@ -426,7 +471,10 @@ void op_credit(struct conn *c, uint32_t id, const struct jdoc *d)
 	struct req r;
 	if (!req_get(c, id, OP_CREDIT, d, &r))
 		return;
-	struct exec *e = find_exec(c, id);
+	/* the starter's stream only: attach streams have no window */
+	struct exec *e = g_execs;
+	while (e && !(e->conn == c && e->id == id))
+		e = e->next;
 	if (!e || !e->window)
 		return;
 	e->unacked = r.window >= e->unacked ? 0 : e->unacked - r.window;

@@ -157,6 +157,7 @@ static void end_of_tick(void)
 		buf_free(&c->out);
 		free(c);
 	}
+	watch_free_dead();
 	while (g_dead_streams) {
 		struct stream *s = g_dead_streams;
 		g_dead_streams = s->next;
@@ -210,6 +211,9 @@ static void dispatch(struct watch *w, uint32_t ev)
 			exec_pump_stdin(e);
 		break;
 	}
+	case W_INOTIFY:
+		watch_read(w->obj);
+		break;
 	case W_TCP: {
 		struct stream *s = w->obj;
 		if (!s->dead)

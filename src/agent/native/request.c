@@ -30,7 +30,8 @@ int request_parse(struct jdoc *d, const char *h, size_t hl, uint32_t *id, int *o
 		{"data", OP_DATA}, {"stdin", OP_STDIN}, {"end", OP_END}, {"hello", OP_HELLO},
 		{"exec", OP_EXEC}, {"signal", OP_SIGNAL}, {"write", OP_WRITE}, {"read", OP_READ},
 		{"stat", OP_STAT}, {"list", OP_LIST}, {"mkdir", OP_MKDIR}, {"remove", OP_REMOVE},
-		{"connect", OP_CONNECT}, {"close", OP_CLOSE},
+		{"resize", OP_RESIZE}, {"attach", OP_ATTACH}, {"procs", OP_PROCS}, {"watch", OP_WATCH},
+		{"rename", OP_RENAME}, {"flow", OP_FLOW}, {"connect", OP_CONNECT}, {"close", OP_CLOSE},
 		{"credit", OP_CREDIT},
 	};
 	if (jparse(d, h, hl) < 0 || d->n[0].type != J_OBJ)
@@ -86,6 +87,58 @@ static int check_mode(int64_t mode, const char **msg)
 	return 0;
 }
 
+/* A terminal size: rows and cols 1..65535 (a struct winsize holds u16). */
+static int check_size(const struct jdoc *d, int obj, struct req *r, const char **msg)
+{
+	int ir = jget(d, obj, "rows"), ic = jget(d, obj, "cols");
+	if (ir < 0 || ic < 0 || d->n[ir].type != J_NUM || d->n[ic].type != J_NUM || !d->n[ir].isint || !d->n[ic].isint) {
+		*msg = "a terminal size needs integer rows and cols";
+		return EPROTO;
+	}
+	r->rows = d->n[ir].i;
+	r->cols = d->n[ic].i;
+	if (r->rows < 1 || r->rows > 65535 || r->cols < 1 || r->cols > 65535) {
+		*msg = "rows and cols must be 1..65535";
+		return EINVAL;
+	}
+	return 0;
+}
+
+/* exec's "pty":{"rows":R,"cols":C} (or null), "detached", "tag". */
+static int check_exec_pty(const struct jdoc *d, struct req *r, const char **msg)
+{
+	int ip = jget(d, 0, "pty");
+	if (ip >= 0 && d->n[ip].type == J_OBJ) {
+		int err = check_size(d, ip, r, msg);
+		if (err)
+			return err;
+		r->pty = true;
+	} else if (ip >= 0 && d->n[ip].type != J_NULL && d->n[ip].type != J_FALSE) {
+		*msg = "pty must be an object with rows and cols";
+		return EPROTO;
+	}
+	if (get_bool(d, "detached", &r->detached) < 0 || get_str(d, "tag", &r->tag, &r->tagl) < 0) {
+		*msg = "malformed exec request";
+		return EPROTO;
+	}
+	if (r->tag && (r->tagl > TAG_MAX || has_nul(r->tag, r->tagl))) {
+		*msg = "tag must be at most 256 bytes without NUL";
+		return EINVAL;
+	}
+	return 0;
+}
+
+/* "pid" of an existing process, optional: 0 when absent. */
+static int check_pid(const struct jdoc *d, struct req *r, const char **msg)
+{
+	int g = get_int(d, "pid", &r->pid);
+	if (g < 0 || (g == 1 && (r->pid < 1 || r->pid > INT32_MAX))) {
+		*msg = "pid must be a positive integer";
+		return EPROTO;
+	}
+	return 0;
+}
+
 /* argv (or cmd run by /bin/sh -c), cwd, env, stdin, keepAlive, timeoutMs.
  * Builds argv, shv and envp; returns ENOMEM if it cannot. */
 static int check_exec(const struct jdoc *d, const char *default_path, struct req *r, const char **msg)
@@ -125,6 +178,9 @@ static int check_exec(const struct jdoc *d, const char *default_path, struct req
 		*msg = "exec needs argv or cmd";
 		return EPROTO;
 	}
+	int err = check_exec_pty(d, r, msg);
+	if (err)
+		return err;
 	if (rw == 1 && (r->cwdl == 0 || r->cwd[0] != '/' || has_nul(r->cwd, r->cwdl))) {
 		*msg = "cwd must be an absolute path";
 		return EINVAL;
@@ -245,7 +301,7 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 			*msg = "eof must be a boolean";
 			return EPROTO;
 		}
-		return 0;
+		return check_pid(d, r, msg);
 	case OP_CREDIT:
 		if (get_int(d, "bytes", &r->window) != 1 || r->window < 0) {
 			*msg = "credit needs a non-negative integer bytes";
@@ -253,8 +309,10 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 		}
 		return 0;
 	case OP_SIGNAL:
-		if (get_int(d, "target", &r->target) != 1 || get_int(d, "signal", &r->signal) != 1) {
-			*msg = "signal needs integer target and signal";
+		if ((err = check_pid(d, r, msg)))
+			return err;
+		if ((!r->pid && get_int(d, "target", &r->target) != 1) || get_int(d, "signal", &r->signal) != 1) {
+			*msg = "signal needs an integer target (or pid) and signal";
 			return EPROTO;
 		}
 		if (r->signal < 0 || r->signal > 64) {
@@ -313,13 +371,61 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 			return EPROTO;
 		}
 		return 0;
+	case OP_RESIZE:
+		if ((err = check_pid(d, r, msg)))
+			return err;
+		if (!r->pid && get_int(d, "target", &r->target) != 1) {
+			*msg = "resize needs an integer target (or pid)";
+			return EPROTO;
+		}
+		return check_size(d, 0, r, msg);
+	case OP_ATTACH:
+		if ((err = check_pid(d, r, msg)))
+			return err;
+		if (!r->pid) {
+			*msg = "attach needs a pid";
+			return EPROTO;
+		}
+		return 0;
+	case OP_WATCH:
+		if ((err = check_path(d, r, msg)))
+			return err;
+		if (get_bool(d, "recursive", &r->recursive) < 0) {
+			*msg = "recursive must be a boolean";
+			return EPROTO;
+		}
+		return 0;
+	case OP_RENAME: {
+		if ((err = check_path(d, r, msg)))
+			return err;
+		const char *to;
+		size_t tol;
+		if (get_str(d, "to", &to, &tol) != 1 || get_bool(d, "noReplace", &r->noreplace) < 0) {
+			*msg = "rename needs a string path and to";
+			return EPROTO;
+		}
+		if (!tol || to[0] != '/' || has_nul(to, tol)) {
+			*msg = "to must be absolute and hold no NUL";
+			return EINVAL;
+		}
+		if (tol >= PATH_MAX)
+			return ENAMETOOLONG;
+		r->to = to;
+		return 0;
+	}
+	case OP_FLOW:
+		if (get_bool(d, "pause", &r->pause) != 1) {
+			*msg = "flow needs a boolean pause";
+			return EPROTO;
+		}
+		return 0;
 	case OP_CONNECT:
 		if (get_int(d, "port", &r->port) != 1 || r->port < 1 || r->port > 65535) {
 			*msg = "port must be an integer from 1 to 65535";
 			return r->port ? EINVAL : EPROTO;
 		}
 		return 0;
-	default: /* data, end, hello: nothing to check */
+	default: /* data, end, hello, procs, close: nothing to check */
 		return 0;
 	}
 }

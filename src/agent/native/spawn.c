@@ -95,6 +95,8 @@ static int spawn_main(void *p)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
+	if (a->ctty && ioctl(a->in, TIOCSCTTY, 0) < 0)
+		child_fail(a->rep, 1, errno);
 	int ofd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (ofd >= 0) {
 		if (write(ofd, "0", 1) < 0) { /* ignored */ }

@@ -273,9 +273,20 @@ static bool stream_pump(struct conn *c, struct stream *s)
 bool has_pumpable(const struct conn *c)
 {
 	for (const struct stream *s = c->streams; s; s = s->next)
-		if (s->kind == S_READ || s->kind == S_LIST)
+		if ((s->kind == S_READ || s->kind == S_LIST) && !s->paused)
 			return true;
 	return false;
+}
+
+bool stream_set_paused(struct conn *c, uint32_t id, bool paused)
+{
+	struct stream *s = find_stream(c, id);
+	if (!s)
+		return false;
+	s->paused = paused;
+	if (s->kind == S_TCP)
+		tcp_update_conn(c); /* its socket read on or off */
+	return true;
 }
 
 /* Runs read/list streams round robin while the unsent output is small. */
@@ -286,7 +297,7 @@ void conn_pump(struct conn *c)
 		progress = false;
 		for (struct stream **pp = &c->streams; *pp && usable(c) && buf_used(&c->out) < OUT_LOW;) {
 			struct stream *s = *pp;
-			if (s->kind == S_WRITE || s->kind == S_TCP) {
+			if (s->kind == S_WRITE || s->kind == S_TCP || s->paused) {
 				pp = &s->next;
 				continue;
 			}

@@ -32,7 +32,8 @@ static void tcp_set_events(struct stream *s)
 	if (!s->connected)
 		ev = EPOLLOUT;
 	else {
-		if (!s->rd_eof && !(c && c->pipes_paused))
+		/* the connection's pause, or this stream's own (the flow op) */
+		if (!s->rd_eof && !(c && c->pipes_paused) && !s->paused)
 			ev |= EPOLLIN;
 		if (buf_used(&s->q) || (s->wr_end && !s->wr_shut))
 			ev |= EPOLLOUT;

@@ -57,6 +57,25 @@ test("an ephemeral sandbox: tmpfs of its disk size, overlay top layer first, cru
   }
 });
 
+test("a sandbox of its own uid range: id-mapped layers, its range owns upper, run dir and user namespace", async () => {
+  const x = await setup("v2");
+  const own = UID + 17 * 65536;
+  try {
+    await x.b.create({ ...x.req({ template: "t" }), uidBase: own });
+    const scratch = path.join(x.dir, "scratch");
+    const [line] = x.host.log;
+    assert.ok(line?.includes(`--owned-dir ${scratch}/upper ${own} --owned-dir ${scratch}/work ${own}`), line);
+    assert.ok(line?.includes(`--idmap ${UID} ${own} 65536 ${scratch}/lowers`), line);
+    assert.ok(line?.includes(`--idmapped-overlay /l/top:/l/bottom ${scratch}/upper ${scratch}/work ${x.dir}/rootfs --`), line);
+    assert.ok(!line?.includes("--overlay "), line);
+    const config = JSON.parse(fs.readFileSync(path.join(x.dir, "config.json"), "utf8")) as { linux: { uidMappings: unknown[]; gidMappings: unknown[] } };
+    assert.deepEqual(config.linux.uidMappings, [{ containerID: 0, hostID: own, size: 65536 }]);
+    assert.deepEqual(config.linux.gidMappings, [{ containerID: 0, hostID: own, size: 65536 }]);
+  } finally {
+    await x.done();
+  }
+});
+
 test("a persistent sandbox keeps its upper dir in an ext4 image of its disk size; v2 hosts unmount nothing", async () => {
   const x = await setup("v2");
   try {

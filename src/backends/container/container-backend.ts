@@ -9,7 +9,7 @@ import { createOrUndo, startAgain, type BackendContext, type BackendReport, type
 import { joinNamespace, NetJoiner } from "../../network/container-link.js";
 import { ContainerHandle, containerPaths, hostsFile, LOG_MAX, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
-import { ociConfig } from "./oci-config.js";
+import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
 import { makeDiskImage } from "../disk-image.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
@@ -23,6 +23,7 @@ export interface ContainerBackendOptions {
   readonly agentDir: string;
   /** Path of the corral-launch binary on the host. */
   readonly launcher: string;
+  /** The store's uid range (the shared layers' owners); a request's own range is id-mapped onto it. */
   readonly uidBase: number;
   /** Parent cgroup of every sandbox, e.g. "corral". */
   readonly cgroupParent: string;
@@ -90,6 +91,11 @@ export class ContainerBackend implements SandboxBackend {
     return this.runtime.hostIds();
   }
 
+  /** The host uid that is root in `req`'s sandbox. */
+  private uidOf(req: CreateRequest): number {
+    return req.uidBase ?? this.o.uidBase;
+  }
+
   create(req: CreateRequest): Promise<SandboxHandle> {
     const p = containerPaths(req.dir);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
@@ -127,7 +133,7 @@ export class ContainerBackend implements SandboxBackend {
       hostname: req.hostname,
       agentDir: this.o.agentDir,
       runDir: p.run,
-      uidBase: this.o.uidBase,
+      uidBase: this.uidOf(req),
       cgroupPath: `${this.o.cgroupParent}/${req.id}`,
       nixStore: writable ? { dir: path.join(req.dir, "nix-store"), paths: [], writable: true } : req.nixStore,
       shares: shares.map((s, i) => ({ stage: shareStage(req.dir, i), target: s.target, readOnly: s.readOnly })),
@@ -154,7 +160,7 @@ export class ContainerBackend implements SandboxBackend {
   /** The arguments of corral-launch: the tmpfs and overlay in its own mount namespace, then the runtime's run. */
   async launchArgs(req: CreateRequest): Promise<string[]> {
     const p = containerPaths(req.dir);
-    const uid = this.o.uidBase;
+    const uid = this.uidOf(req);
     const persistent = req.spec.lifetime.mode === "persistent";
     // A persistent sandbox's disk is its ext4 image (capped at its size),
     // or, made before there was one, its directory (not capped).
@@ -175,6 +181,12 @@ export class ContainerBackend implements SandboxBackend {
     // overlayfs wants the top layer first.
     const lowers = [...req.layers].reverse().join(":");
     args.push("--owned-dir", upper, String(uid), "--owned-dir", work, String(uid));
+    // The sandbox's own range: the shared layers (and shares, which belong
+    // to the store's range as VMs' do) are id-mapped onto it
+    // (mount_setattr MOUNT_ATTR_IDMAP): nothing copied or chowned per
+    // sandbox. Their mount points: a tmpfs in launch's namespace.
+    const idmapped = uid !== this.o.uidBase;
+    if (idmapped) args.push("--idmap", String(this.o.uidBase), String(uid), String(UID_RANGE), path.join(base, "lowers"));
     for (const [i, s] of (req.shares ?? []).entries()) args.push(...bindShareArgs(req.dir, s, i));
     const nix = req.nixStore;
     if (nix?.writable) {
@@ -188,7 +200,7 @@ export class ContainerBackend implements SandboxBackend {
       args.push("--owned-dir", nixUpper, String(uid), "--owned-dir", nixWork, String(uid));
       args.push("--overlay", lower, nixUpper, nixWork, path.join(req.dir, "nix-store"));
     }
-    args.push("--overlay", lowers, upper, work, p.rootfs, "--");
+    args.push(idmapped ? "--idmapped-overlay" : "--overlay", lowers, upper, work, p.rootfs, "--");
     args.push(...(await this.runtime.runArgs(req.id, p.bundle)));
     return args;
   }
@@ -206,7 +218,8 @@ export class ContainerBackend implements SandboxBackend {
       // file there (issue 18: 60 MiB written to /run/corral, a host
       // directory outside the disk cap, from a 20 MiB sandbox) and cannot
       // replace the socket.
-      await this.host.chown(p.run, this.o.uidBase, this.o.uidBase);
+      const uid = this.uidOf(req);
+      await this.host.chown(p.run, uid, uid);
       await this.host.launch(this.o.launcher, args, { logFd: log, timeoutMs: LAUNCH_TIMEOUT_MS, readyPipe: this.runtime.readyPipe });
       this.parts.statuses.delete(req.id);
       await this.runtime.started(req.id, req.dir, Math.max(1000, LAUNCH_TIMEOUT_MS - (Date.now() - t0)));

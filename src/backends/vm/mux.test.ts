@@ -105,5 +105,81 @@ describe("AgentMux", () => {
       good.close();
     }
   });
-});
 
+  it("carries terminals, attach streams, stdin and signals by pid, and watches", async () => {
+    const a = await AgentClient.connect(sock);
+    const b = await AgentClient.connect(sock);
+    try {
+      const out: Buffer[] = [];
+      const h = a.exec({ argv: ["sh", "-c", "read l; stty size; echo got-$l"], pty: { rows: 5, cols: 7 }, keepAlive: true }, { onStdout: (d) => out.push(d) });
+      const pid = await h.pid;
+      await h.resize({ rows: 9, cols: 11 }); // its target is a's own stream, renamed upstream
+      await assert.rejects(b.resize(pid + 100000, { rows: 1, cols: 1 }), { errno: "ESRCH" });
+      const seen: Buffer[] = [];
+      const att = b.attach(pid, { onStdout: (d) => seen.push(d) });
+      assert.equal(await att.pid, pid);
+      await b.writeStdinPid(pid, Buffer.from("x\n"));
+      const r = await att.result;
+      assert.equal(r.exitCode, 0);
+      assert.match(Buffer.concat(seen).toString(), /9 11[\s\S]*got-x/);
+      assert.match(Buffer.concat(out).toString(), /got-x/);
+
+      const wdir = await fsp.mkdtemp(path.join(dir, "w-"));
+      const events: string[] = [];
+      const w = b.watch(wdir, {}, (e) => void events.push(`${e.type} ${e.name}`));
+      await w.ready;
+      await fsp.writeFile(path.join(wdir, "f"), "");
+      for (let i = 0; i < 100 && !events.includes("create f"); i++) await new Promise((res) => setTimeout(res, 20));
+      assert.ok(events.includes("create f"), events.join(","));
+      await w.stop();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it("pauses only the streams of a client that falls behind: the others' go on", async () => {
+    const slow = await AgentClient.connect(sock);
+    const other = await AgentClient.connect(sock);
+    try {
+      let got = 0;
+      const release = slow.hold(); // slow reads nothing for now
+      const big = slow.exec({ cmd: "head -c 20000000 /dev/zero" }, { onStdout: (b) => void (got += b.length) });
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await other.run({ cmd: "echo other" });
+      assert.equal(r.stdout.toString(), "other\n");
+      release();
+      assert.equal((await big.result).exitCode, 0);
+      assert.equal(got, 20_000_000);
+    } finally {
+      slow.close();
+      other.close();
+    }
+  });
+
+  it("ends a lost client's attach and watch streams upstream", async () => {
+    const a = await AgentClient.connect(sock);
+    const h = a.exec({ cmd: "sleep 30", keepAlive: true }, {});
+    const pid = await h.pid;
+    const b = await AgentClient.connect(sock);
+    void b.attach(pid, {}).result.catch(() => {});
+    const w = b.watch(dir, {}, () => {});
+    await w.ready;
+    b.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const c = await AgentClient.connect(sock);
+    try {
+      const procs = await c.processes();
+      assert.ok(procs.some((p) => p.pid === pid && p.keepAlive));
+      await c.signalPid(pid, 9);
+      assert.equal((await h.result).signal, 9);
+      // The agent ended b's streams: it holds no inotify instance any more.
+      const fds = await fsp.readdir(`/proc/${agent.pid}/fd`);
+      const links = await Promise.all(fds.map((f) => fsp.readlink(`/proc/${agent.pid}/fd/${f}`).catch(() => "")));
+      assert.equal(links.filter((l) => l.includes("inotify")).length, 0, links.join(","));
+    } finally {
+      a.close();
+      c.close();
+    }
+  });
+});

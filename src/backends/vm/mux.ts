@@ -4,8 +4,12 @@ import { encodeFrame, FrameDecoder, ProtocolError, type Header } from "../../age
 /** Ops that continue a stream the client opened earlier (docs/protocol.md). */
 const CONTINUATIONS = new Set(["stdin", "data", "end", "close", "credit"]);
 /** Agent messages that do not end their stream. */
-const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "credit"]);
-/** Stop reading the agent while one client has this much unsent. */
+const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "watching", "fsevent", "credit"]);
+/** Streams the agent keeps until they are ended: ended for a client that goes. */
+const ENDED_BY_END = new Set(["write", "attach", "watch"]);
+/** Ops whose `target` names one of the sender's exec (or attach) streams. */
+const TARGETED = new Set(["signal", "resize"]);
+/** A client with this much unsent has its streams paused at the agent (the flow op) until it has read it all. */
 const HIGH_WATER = 1024 * 1024;
 const MAX_ID = 0x7fffffff;
 
@@ -22,6 +26,8 @@ interface Client {
   /** local stream id -> global id, while the stream is open */
   readonly open: Map<number, number>;
   closed: boolean;
+  /** Its streams are paused at the agent: it has more than HIGH_WATER unsent. */
+  paused: boolean;
 }
 
 /**
@@ -34,8 +40,12 @@ interface Client {
  * connection, never the shared one.
  *
  * When a client goes away the mux does what the agent does for a lost
- * connection: SIGKILL to its execs that are not keepAlive, and open writes
- * are ended; late output for its streams is dropped.
+ * connection: SIGKILL to its execs that are not keepAlive, and its open
+ * writes, attach streams and watches are ended; late output for its
+ * streams is dropped. A `signal` or `resize` by `target` reaches only the
+ * sender's own streams; by `pid` (and `stdin` by pid) it reaches any
+ * command in the guest, as it would on the agent's own socket: every
+ * client is a process of the host.
  */
 export class AgentMux {
   private readonly routes = new Map<number, Route>();
@@ -43,6 +53,15 @@ export class AgentMux {
   private readonly decoder = new FrameDecoder();
   private nextId = 1;
   private upstreamClosed = false;
+  /**
+   * Whether the agent has the flow op (corral-agent/0.2 on): asked with a
+   * hello when the first client comes (a VM restored from an older
+   * snapshot runs an older agent). Until it is known, or without it, a
+   * client that falls behind pauses the whole upstream, as before.
+   */
+  private flowOp: boolean | undefined;
+  private helloId = 0;
+  private upstreamPaused = false;
 
   constructor(private readonly upstream: Duplex) {
     upstream.on("data", (chunk: Buffer) => this.fromAgent(chunk));
@@ -55,14 +74,18 @@ export class AgentMux {
   }
 
   attach(sock: Duplex): void {
-    const c: Client = { sock, decoder: new FrameDecoder(), open: new Map(), closed: false };
+    const c: Client = { sock, decoder: new FrameDecoder(), open: new Map(), closed: false, paused: false };
     if (this.upstreamClosed) {
       sock.destroy();
       return;
     }
     this.clients.add(c);
+    if (!this.helloId) {
+      this.helloId = this.allocate();
+      this.upstream.write(encodeFrame({ op: "hello", id: this.helloId }));
+    }
     sock.on("data", (chunk: Buffer) => this.fromClient(c, chunk));
-    sock.on("drain", () => this.maybeResume());
+    sock.on("drain", () => this.flow(c, false));
     sock.on("close", () => this.detach(c));
     sock.on("error", () => this.detach(c));
   }
@@ -91,6 +114,11 @@ export class AgentMux {
       }
       const localId = id as number;
       let globalId = c.open.get(localId);
+      if (op === "stdin" && Number.isInteger(header["pid"])) {
+        // By pid: it opens no stream and has no reply (docs/protocol.md).
+        this.upstream.write(encodeFrame({ ...header, id: this.allocate() }, payload));
+        continue;
+      }
       if (CONTINUATIONS.has(op)) {
         if (globalId === undefined) continue; // the agent drops these for unknown streams too
       } else {
@@ -108,11 +136,13 @@ export class AgentMux {
         this.routes.delete(globalId);
         c.open.delete(localId);
       }
-      if (op === "signal" && Number.isInteger(header["target"])) {
+      if (TARGETED.has(op) && Number.isInteger(header["target"])) {
         // A target the client has no open exec for must not reach another client's exec.
         out["target"] = c.open.get(header["target"] as number) ?? 0;
       }
       this.upstream.write(encodeFrame(out as Header, payload));
+      // A stream opened while its client is behind starts paused.
+      if (c.paused && this.flowOp && !CONTINUATIONS.has(op)) this.upstream.write(encodeFrame({ op: "flow", id: globalId, pause: true }));
     }
   }
 
@@ -126,6 +156,11 @@ export class AgentMux {
     }
     for (const { header, payload } of frames) {
       const globalId = header["id"] as number;
+      if (globalId === this.helloId && this.flowOp === undefined) {
+        const m = /^corral-agent\/(\d+)\.(\d+)/.exec(String(header["agent"] ?? ""));
+        this.flowOp = !!m && (Number(m[1]) > 0 || Number(m[2]) >= 2);
+        continue;
+      }
       const route = this.routes.get(globalId);
       if (!route) continue;
       const ev = header["ev"];
@@ -142,12 +177,26 @@ export class AgentMux {
   private toClient(c: Client, frame: Buffer): void {
     if (c.closed) return;
     c.sock.write(frame);
-    if (c.sock.writableLength > HIGH_WATER) this.upstream.pause();
+    if (c.sock.writableLength > HIGH_WATER) this.flow(c, true);
   }
 
-  private maybeResume(): void {
-    for (const c of this.clients) if (c.sock.writableLength > HIGH_WATER) return;
-    this.upstream.resume();
+  /**
+   * Pauses (or resumes) every stream of a client that fell behind, at the
+   * agent: the others' streams on the one upstream go on. What the agent
+   * had already sent still arrives (at most its 1 MiB of unsent output
+   * and what is in the channel), so a client's backlog stays bounded.
+   */
+  private flow(c: Client, pause: boolean): void {
+    if (c.paused === pause || this.upstreamClosed) return;
+    c.paused = pause;
+    if (this.flowOp) {
+      for (const globalId of c.open.values()) this.upstream.write(encodeFrame({ op: "flow", id: globalId, pause }));
+    }
+    // Without the flow op (an older agent, or not known yet): the whole upstream waits for the slowest client.
+    const behind = [...this.clients].some((x) => x.paused && !x.closed);
+    if (behind && !this.flowOp && !this.upstreamPaused) this.upstream.pause();
+    if (!behind && this.upstreamPaused) this.upstream.resume();
+    this.upstreamPaused = behind && !this.flowOp;
   }
 
   private detach(c: Client): void {
@@ -159,7 +208,7 @@ export class AgentMux {
       if (!r || this.upstreamClosed) continue;
       if (r.op === "exec" && !r.keepAlive) {
         this.upstream.write(encodeFrame({ op: "signal", id: this.allocate(), target: globalId, signal: 9 }));
-      } else if (r.op === "write") {
+      } else if (ENDED_BY_END.has(r.op)) {
         this.upstream.write(encodeFrame({ op: "end", id: globalId }));
       } else if (r.op === "connect") {
         this.upstream.write(encodeFrame({ op: "close", id: globalId }));
@@ -169,7 +218,7 @@ export class AgentMux {
     }
     c.open.clear();
     c.sock.destroy();
-    this.maybeResume();
+    this.flow(c, false);
   }
 
   private upstreamGone(): void {

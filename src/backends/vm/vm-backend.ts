@@ -41,9 +41,10 @@ export interface VmBackendOptions {
   /** Parent cgroup of every sandbox, shared with containers. */
   readonly cgroupParent: string;
   /**
-   * First of the host uids QEMU processes run as (2^20 of them, one picked
-   * per VM from its id); just past the containers' range. Undefined: QEMU
-   * keeps root (tests of the drivers alone).
+   * First of the host uids QEMU of a VM recorded before uid ranges runs
+   * as (2^20 of them, one picked per VM from its id); a newer VM's QEMU
+   * runs as its own range's root (vmUid). Undefined: QEMU keeps root
+   * (tests of the drivers alone).
    */
   readonly vmUidBase?: number;
   /** Force an accelerator instead of probing (CORRAL_VM_ACCEL). */
@@ -55,7 +56,7 @@ export interface VmBackendOptions {
 
 /**
  * The VM backend of a state dir: kernels, images and snapshots under
- * `<state>/vm`; QEMU runs as uids just past the containers' range.
+ * `<state>/vm`; QEMU runs as the root of the sandbox's own uid range.
  */
 export function vmBackend(ctx: BackendContext): VmBackend {
   return new VmBackend({ vmDir: path.join(ctx.stateDir, "vm"), store: ctx.store, cgroupParent: ctx.cgroupParent, vmUidBase: ctx.uidBase + 65536, spareShim: ctx.longLived });
@@ -168,7 +169,7 @@ export class VmBackend implements SandboxBackend {
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         await makeDiskImage(disk, req.spec.resources.disk);
-        await this.giveToVmm(driver, req.id, disk);
+        await this.giveToVmm(driver, req, disk);
       }
       await this.launch(req, driver);
     });
@@ -183,16 +184,20 @@ export class VmBackend implements SandboxBackend {
   private async coldLaunch(req: CreateRequest, driver: VmmDriver): Promise<VmmLaunch> {
     const accel = await this.accelFor(driver);
     const plan = await planVm(this.o.vmDir, this.o.store, req, driver, accel);
-    return driver.render(plan, { dir: req.dir, accel, runAs: this.vmUid(req.id) });
+    return driver.render(plan, { dir: req.dir, accel, runAs: this.vmUid(req) });
   }
 
   /**
-   * The uid QEMU of sandbox `id` runs as: one of 2^20 from the id's first
-   * 20 bits. Two VMs rarely share one (they then could signal each other's
-   * QEMU, never reach root or containers).
+   * The uid QEMU of sandbox `req` runs as: the root of the sandbox's own
+   * range (runtime/uid-ranges.ts), which no other sandbox's processes or
+   * files have. The guest's own uids live inside the VM, so on the host
+   * the range is only QEMU and what it opens (its disk image). A sandbox
+   * recorded before ranges existed keeps the older choice: one of 2^20
+   * from the id's first 20 bits (two VMs could share one).
    */
-  vmUid(id: string): number | undefined {
-    return this.o.vmUidBase === undefined ? undefined : this.o.vmUidBase + (parseInt(id.slice(0, 5), 16) & 0xfffff);
+  vmUid(req: Pick<CreateRequest, "id" | "uidBase">): number | undefined {
+    if (this.o.vmUidBase === undefined) return undefined;
+    return req.uidBase ?? this.o.vmUidBase + (parseInt(req.id.slice(0, 5), 16) & 0xfffff);
   }
 
   /**
@@ -200,8 +205,8 @@ export class VmBackend implements SandboxBackend {
    * migration (snapshot) completes, after it has dropped root. The other
    * VMMs keep root.
    */
-  private async giveToVmm(driver: VmmDriver, id: string, file: string): Promise<void> {
-    const uid = this.vmUid(id);
+  private async giveToVmm(driver: VmmDriver, req: CreateRequest, file: string): Promise<void> {
+    const uid = this.vmUid(req);
     if (uid !== undefined && driver.name === "qemu") await fsp.chown(file, uid, uid);
   }
 
@@ -260,11 +265,11 @@ export class VmBackend implements SandboxBackend {
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
   private async restoreFrom(req: CreateRequest, snaps: VmmSnapshots, snap: VmSnapshot): Promise<void> {
-    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: vmIdentity(req.hostname), runAs: this.vmUid(req.id) });
+    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: vmIdentity(req.hostname), runAs: this.vmUid(req) });
     const disk = path.join(snap.dir, "disk.img");
     if (fs.existsSync(disk)) {
       await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
-      await this.giveToVmm(vmmDriver(launch.vmm), req.id, path.join(req.dir, "disk.img"));
+      await this.giveToVmm(vmmDriver(launch.vmm), req, path.join(req.dir, "disk.img"));
     }
     await this.launch(req, vmmDriver(launch.vmm), launch);
     await reidentify(this.attach(req.id, req.dir), req.hostname, req.warm === true);

@@ -12,17 +12,33 @@ import { buildApp } from "../app.js";
 import { OpenApi, OPENAPI_PATH } from "../openapi.js";
 import { operationTable, tableProblems } from "./index.js";
 import { fileOperations } from "./files.js";
+import { fileWatchOperations } from "./file-watch.js";
 import { poolOperations } from "./pools.js";
 import { processOperations } from "./processes.js";
+import { processStreamOperations } from "./process-streams.js";
 import { sandboxOperations } from "./sandboxes.js";
 import { snapshotOperations } from "./snapshots.js";
+import { sshOperations } from "./ssh.js";
 import { storeOperations } from "./store.js";
 import { systemOperations } from "./system.js";
 import { templateOperations } from "./templates.js";
 import { tenantOperations } from "./tenants.js";
 import { ok } from "./types.js";
 
-const ALL = [systemOperations, sandboxOperations, processOperations, fileOperations, snapshotOperations, templateOperations, poolOperations, storeOperations, tenantOperations];
+const ALL = [
+  systemOperations,
+  sandboxOperations,
+  processOperations,
+  processStreamOperations,
+  fileOperations,
+  fileWatchOperations,
+  sshOperations,
+  snapshotOperations,
+  templateOperations,
+  poolOperations,
+  storeOperations,
+  tenantOperations,
+];
 // Nothing reaches the runtime while the app is only built.
 const app = (o: { operations?: typeof ALL; openapiFile?: string }) => buildApp({ sandboxes: {} as Sandboxes, logger: pino({ level: "silent" }), ...o });
 

@@ -1,9 +1,12 @@
 import type { OpenApi } from "../openapi.js";
 import { fileOperations } from "./files.js";
+import { fileWatchOperations } from "./file-watch.js";
 import { poolOperations } from "./pools.js";
 import { processOperations } from "./processes.js";
+import { processStreamOperations } from "./process-streams.js";
 import { sandboxOperations } from "./sandboxes.js";
 import { snapshotOperations } from "./snapshots.js";
+import { sshOperations } from "./ssh.js";
 import { storeOperations } from "./store.js";
 import { systemOperations } from "./system.js";
 import { templateOperations } from "./templates.js";
@@ -14,7 +17,10 @@ const RESOURCES: readonly Operations[] = [
   systemOperations,
   sandboxOperations,
   processOperations,
+  processStreamOperations,
   fileOperations,
+  fileWatchOperations,
+  sshOperations,
   snapshotOperations,
   templateOperations,
   poolOperations,

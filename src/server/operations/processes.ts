@@ -1,6 +1,8 @@
-import { NotFoundError } from "../../core/errors.js";
+import type { AgentClient } from "../../agent/client.js";
+import { NotFoundError, SandboxOperationError } from "../../core/errors.js";
 import { processKey, type ProcessEntry, type ServerContext } from "../context.js";
 import { startCommand, type ExecBody } from "../commands.js";
+import { byPid } from "./process-streams.js";
 import { noContent, ok, param, type OpRequest, type Operations } from "./types.js";
 
 /** How long a waitProcess long poll waits unless told (the spec's default), ms. */
@@ -21,7 +23,9 @@ export const processOperations: Operations = {
   },
 
   async writeStdin(ctx, req) {
-    const p = runningProcess(ctx, req);
+    const p = knownProcess(ctx, req);
+    if (!p) return byPid(ctx, req, (c, pid) => stdinByPid(c, pid, req));
+    if (p.ended) throw new NotFoundError("process", param(req, "pid"));
     // A body is optional (closing stdin needs none); when there is one it streams.
     if (req.upload) {
       try {
@@ -38,8 +42,9 @@ export const processOperations: Operations = {
   // Long poll: the exit event once the command ends, or its start event
   // again (202) if it still runs after timeoutMs.
   async waitProcess(ctx, req) {
-    const p = processOf(ctx, req);
     const timeoutMs = (req.query["timeoutMs"] as number | undefined) ?? WAIT_DEFAULT_MS;
+    const p = knownProcess(ctx, req);
+    if (!p) return byPid(ctx, req, (c, pid) => waitByPid(c, pid, timeoutMs));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
     const event = await Promise.race([p.finished, timedOut]);
@@ -49,23 +54,48 @@ export const processOperations: Operations = {
   },
 
   async signalProcess(ctx, req) {
-    const p = runningProcess(ctx, req);
-    await p.handle.kill((req.body as { signal: number }).signal);
+    const signal = (req.body as { signal: number }).signal;
+    const p = knownProcess(ctx, req);
+    if (!p) await byPid(ctx, req, (c, pid) => c.signalPid(pid, signal));
+    else if (p.ended) throw new NotFoundError("process", param(req, "pid"));
+    else await p.handle.kill(signal);
     return noContent;
   },
 };
 
-/** A process that still runs: an ended one takes no stdin or signals (404, as for an unknown pid). */
-function runningProcess(ctx: ServerContext, req: OpRequest): ProcessEntry {
-  const p = processOf(ctx, req);
-  if (p.ended) throw new NotFoundError("process", param(req, "pid"));
-  return p;
-}
-
-function processOf(ctx: ServerContext, req: OpRequest): ProcessEntry {
+/** A command this daemon started (running, or ended and remembered), or undefined: ask the agent by pid. */
+function knownProcess(ctx: ServerContext, req: OpRequest): ProcessEntry | undefined {
   const rec = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
   req.sandbox = rec.id;
-  const p = ctx.processes.get(processKey(rec.id, req.params["pid"] as number));
-  if (!p) throw new NotFoundError("process", param(req, "pid"));
-  return p;
+  return ctx.processes.get(processKey(rec.id, req.params["pid"] as number));
 }
+
+/** writeStdin for a command this daemon did not start: to the agent by pid (a terminal's input after a daemon restart). */
+async function stdinByPid(c: AgentClient, pid: number, req: OpRequest) {
+  if (!(await c.processes()).some((p) => p.pid === pid)) throw new SandboxOperationError("ESRCH", `no process ${pid}`);
+  if (req.upload) {
+    try {
+      for await (const chunk of req.upload.stream) await c.writeStdinPid(pid, chunk as Buffer);
+    } catch (e) {
+      req.upload.discard();
+      throw e;
+    }
+  }
+  if (req.query["eof"] === true) await c.writeStdinPid(pid, undefined, true);
+  return noContent;
+}
+
+/** waitProcess for a command this daemon did not start: its exit, by joining it on the agent, or 202 at the deadline. */
+async function waitByPid(c: AgentClient, pid: number, timeoutMs: number) {
+  const joined = c.attach(pid);
+  joined.result.catch(() => {}); // a pid that is not there fails both: reported through pid
+  await joined.pid;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+  const r = await Promise.race([joined.result, timedOut]);
+  clearTimeout(timer);
+  if (!r) return { status: 202, body: { type: "start", pid } };
+  return ok({ type: "exit", exitCode: r.exitCode, signal: r.signal, timedOut: r.timedOut, oomKilled: false });
+}
+
+

@@ -14,9 +14,22 @@ export interface BuildProgress {
 
 export type ProgressFn = (p: BuildProgress) => void;
 
-/** Fills an empty directory with a root filesystem. */
+/** What a builder of a layer over another template (`base`) is given. */
+export interface BaseContext {
+  /** The base template's layer directories, bottom first. */
+  readonly layers: readonly string[];
+  /** Host uid (and gid) that is root inside a sandbox: the base's files are owned from there on. */
+  readonly uidBase: number;
+}
+
+/**
+ * Fills an empty directory with a root filesystem, or (with `base`) with
+ * a layer that goes on top of that built-in template's layers.
+ */
 export interface TemplateBuilder {
   readonly name: string;
   readonly description: string;
-  build(dir: string, progress: ProgressFn): Promise<{ source: string }>;
+  /** A built-in template this one is a layer over (built first when missing). */
+  readonly base?: string;
+  build(dir: string, progress: ProgressFn, base?: BaseContext): Promise<{ source: string }>;
 }

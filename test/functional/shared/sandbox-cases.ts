@@ -4,12 +4,13 @@
 // marks the cases gVisor cannot pass and why). Callers see one agent
 // protocol whatever realises the sandbox, so these are written against
 // Sandboxes and AgentClient only.
-import { describe, it as test, before, after } from "node:test";
+import { describe, it as test, before, after, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { freshState, type TestState } from "../../helpers/state.js";
 import type { SandboxInfo } from "../../../src/runtime/sandboxes.js";
 import type { BackendKind } from "../../../src/backends/backend.js";
+import { interactiveCases } from "./interactive-cases.js";
 
 export type BackendName = BackendKind;
 
@@ -34,7 +35,7 @@ export interface SharedContext {
 export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedContext) => void, opts: CaseOptions = {}): void {
   const notApplicable = new Map(Object.entries(opts.notApplicable ?? {}));
   // A case that cannot apply is skipped with its reason, so the report says which and why.
-  const it = (title: string, fn: () => Promise<void>) => {
+  const it = (title: string, fn: (tc: TestContext) => Promise<void>) => {
     const why = notApplicable.get(title);
     notApplicable.delete(title);
     return why === undefined ? test(title, fn) : test(title, { skip: `not applicable to ${backend}: ${why}` }, fn);
@@ -212,6 +213,7 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
       await t.s.destroy(other.id);
     });
 
+    interactiveCases(it, () => ({ t, sb, sh }));
     extra?.(() => ({ t, sb, sh }));
     // A title in notApplicable that names no case is a typo that would let a case run unmarked.
     if (notApplicable.size) throw new Error(`notApplicable names no shared case: ${[...notApplicable.keys()].join("; ")}`);
