@@ -53,10 +53,12 @@ export interface WatchEvent {
 
 /**
  * Where a command's output goes. A callback may return a promise (its
- * consumer is full, e.g. the CLI's stdout to a slow pipe): the connection
- * is paused until it settles, and the agent then stops reading the
- * command's pipes, so the command blocks instead of its output piling up.
- * On a connection shared by several streams that pauses them all.
+ * consumer is full, e.g. the CLI's stdout to a slow pipe): the command's
+ * credit is held until it settles, and the agent stops reading that
+ * command's pipes once a window (EXEC_WINDOW, 256 KiB) is unacknowledged,
+ * so the command blocks instead of its output piling up; the connection's
+ * other commands go on. (An agent older than per-command flow control has
+ * the whole connection paused instead.)
  */
 export interface ExecCallbacks {
   onStdout?(chunk: Buffer): unknown;

@@ -1,6 +1,9 @@
 import { CHUNK } from "./protocol.js";
 import type { ExecCallbacks, ExecRequest, ExecResult, TerminalSize } from "./client-types.js";
-import { agentError, type AgentConnection } from "./connection.js";
+import { AgentUnavailableError, agentError, type AgentConnection } from "./connection.js";
+import { EXEC_WINDOW, ExecFlow } from "./exec-flow.js";
+
+export { EXEC_WINDOW } from "./exec-flow.js";
 
 /** A command started by AgentClient.exec: its pid, its end, its stdin and signals. */
 export class ExecHandle {
@@ -11,6 +14,7 @@ export class ExecHandle {
     readonly pid: Promise<number>,
     /** Resolves when it exits; rejects if it could not start. Never settles after `detach`. */
     readonly result: Promise<ExecResult>,
+    private readonly flow: ExecFlow,
     private readonly detaching: { wanted: (() => void) | undefined },
   ) {}
 
@@ -26,11 +30,11 @@ export class ExecHandle {
   }
 
   writeStdin(data: Buffer | string): Promise<void> {
-    return sendStdin(this.conn, this.id, typeof data === "string" ? Buffer.from(data) : data);
+    return sendStdin(this.conn, this.flow, this.id, typeof data === "string" ? Buffer.from(data) : data);
   }
 
   closeStdin(): Promise<void> {
-    return sendStdin(this.conn, this.id, undefined);
+    return sendStdin(this.conn, this.flow, this.id, undefined);
   }
 
   /** Sends `signal` (default SIGKILL) to the command's process group. */
@@ -43,12 +47,18 @@ export class ExecHandle {
     await this.conn.request({ op: "resize", target: this.id, rows: size.rows, cols: size.cols }, "ok");
   }
 
+  /**
+   * Stops taking this command's output until released: the agent stops
+   * reading its pipes once a window (EXEC_WINDOW) is unacknowledged, and
+   * the command blocks on its writes. With an agent older than per-command
+   * flow control, the whole connection pauses instead.
+   */
   hold(): () => void {
-    return this.conn.hold();
+    return this.flow.enabled ? this.flow.hold() : this.conn.hold();
   }
 }
 
-/** Starts a command; its output goes to `cb`, whose promises hold the connection (AgentConnection.holdFor). */
+/** Starts a command; its output goes to `cb`, whose promises hold its credit (or, with an older agent, the connection). */
 export function startExec(conn: AgentConnection, req: ExecRequest, cb: ExecCallbacks): ExecHandle {
   const header: Record<string, unknown> = { op: "exec" };
   if (req.argv) header["argv"] = req.argv;
@@ -86,6 +96,7 @@ export function execStream(conn: AgentConnection, header: Record<string, unknown
     };
   });
   pid.catch(() => {}); // callers may only await `result`
+  let flow!: ExecFlow;
   const detaching: { wanted: (() => void) | undefined } = { wanted: undefined };
   const id = conn.open({
     frame: (f) => {
@@ -95,16 +106,21 @@ export function execStream(conn: AgentConnection, header: Record<string, unknown
           detaching.wanted?.();
           break;
         case "started":
+          flow.enabled = f.header["window"] === EXEC_WINDOW;
           resolvePid(Number(f.header["pid"]));
           break;
         case "stdout":
-          conn.holdFor(cb.onStdout?.(f.payload));
+          flow.delivered(f.payload.length, cb.onStdout?.(f.payload));
           break;
         case "stderr":
-          conn.holdFor(cb.onStderr?.(f.payload));
+          flow.delivered(f.payload.length, cb.onStderr?.(f.payload));
+          break;
+        case "credit":
+          flow.acknowledged(typeof f.header["bytes"] === "number" ? f.header["bytes"] : 0);
           break;
         case "exit":
           conn.end(id);
+          flow.end(new AgentUnavailableError("the command has exited"));
           resolveResult({
             exitCode: typeof f.header["code"] === "number" ? f.header["code"] : null,
             signal: typeof f.header["signal"] === "number" ? f.header["signal"] : null,
@@ -113,30 +129,48 @@ export function execStream(conn: AgentConnection, header: Record<string, unknown
           break;
         default:
           conn.end(id);
+          flow.end(agentError(f.header));
           rejectAll(agentError(f.header));
       }
     },
-    fail: (e) => rejectAll(e),
+    fail: (e) => {
+      flow.end(e);
+      rejectAll(e);
+    },
   });
+  flow = new ExecFlow(conn, id);
+  // A command this stream starts gets a window (per-command flow control);
+  // an attach stream does not: the daemon gives each its own connection,
+  // whose hold (or the mux's flow op) pauses it (docs/protocol.md).
   try {
-    conn.send({ ...header, id });
+    conn.send(header["op"] === "exec" ? { ...header, id, window: EXEC_WINDOW } : { ...header, id });
   } catch (e) {
     // Never sent (too large for a frame): the stream goes, and nothing of it rejects later, unheard.
     conn.end(id);
     result.catch(() => {});
     throw e;
   }
-  return new ExecHandle(conn, id, pid, result, detaching);
+  return new ExecHandle(conn, id, pid, result, flow, detaching);
 }
 
-/** Sends `data` to command `id`'s stdin in frames of at most CHUNK bytes, or closes it (undefined). */
-async function sendStdin(conn: AgentConnection, id: number, data: Buffer | undefined): Promise<void> {
+/**
+ * Sends `data` to command `id`'s stdin in frames of at most CHUNK bytes,
+ * each within the command's window (and the socket's back-pressure), or
+ * closes it (undefined). Stdin for a command that has ended is dropped.
+ */
+async function sendStdin(conn: AgentConnection, flow: ExecFlow, id: number, data: Buffer | undefined): Promise<void> {
   if (data === undefined) {
     conn.send({ op: "stdin", id, eof: true });
     return;
   }
   for (let o = 0; o < data.length; o += CHUNK) {
-    await conn.sendWithBackpressure({ op: "stdin", id }, data.subarray(o, o + CHUNK));
+    const chunk = data.subarray(o, o + CHUNK);
+    try {
+      await flow.room(chunk.length);
+    } catch {
+      return;
+    }
+    await conn.sendWithBackpressure({ op: "stdin", id }, chunk);
   }
 }
 

@@ -94,15 +94,17 @@ export async function startCommand(ctx: ServerContext, tenant: string, ref: stri
 
 /**
  * A foreground command's events: `start`, its output as it comes, its
- * `exit` (or `error`) last. Pausing holds the daemon's connection to the
- * sandbox's agent (AgentClient.hold), so the agent stops reading the
- * command's pipes and the command blocks on its writes: nothing piles up
- * here beyond what one socket read had already brought. Cancelling (the
- * caller left) kills the command.
+ * `exit` (or `error`) last. Pausing holds the command's credit
+ * (ExecHandle.hold, per-command flow control): the agent stops reading
+ * this command's pipes once EXEC_WINDOW (256 KiB) is unacknowledged and
+ * the command blocks on its writes, while the sandbox's other commands go
+ * on. So nothing piles up here beyond one window (plus the drain at its
+ * exit). Until the transport starts the stream it is held the same way.
+ * Cancelling (the caller left) kills the command.
  */
 export class CommandEvents implements EventStream {
   private sink: EventSink | undefined;
-  /** Output that came before the transport was ready (one socket read at most). */
+  /** Output that came before the transport was ready (one window at most: the command is held until start). */
   private early: Record<string, unknown>[] = [];
   private pid = 0;
   private finished: Promise<Record<string, unknown>> | undefined;
@@ -117,6 +119,9 @@ export class CommandEvents implements EventStream {
     this.finished = finished;
     this.stop = stop;
     this.hold = hold;
+    // Held until the transport takes the events (start): output that comes
+    // first waits in `early`, at most one window of it.
+    this.release ??= hold();
   }
 
   /** @internal */
@@ -127,8 +132,13 @@ export class CommandEvents implements EventStream {
 
   start(sink: EventSink): void {
     this.sink = sink;
+    // The hold taken at attach is let go after the early output went out:
+    // a pause the transport asks for meanwhile takes a hold of its own.
+    const held = this.release;
+    this.release = undefined;
     sink.event({ type: "start", pid: this.pid });
     for (const e of this.early.splice(0)) sink.event(e);
+    held?.();
     void this.finished?.then((last) => {
       this.done = true;
       this.resume();

@@ -13,6 +13,7 @@ import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 import { dockerArchive, tarArchive } from "../helpers/tar-writer.js";
 import { CHUNK, WINDOW } from "../../src/server/connect-flow.js";
+import { EXEC_WINDOW } from "../../src/agent/exec.js";
 import type { Daemon } from "../../src/server/daemon.js";
 import { MAX_UPLOADS } from "../../src/server/connect.js";
 
@@ -259,7 +260,7 @@ describe("/v1/connect", () => {
     const slow = await Client.open(d.url, key);
     slow.autoCredit = false;
     try {
-      // A sandbox of its own: a paused command holds the daemon's connection to its sandbox's agent.
+      // A sandbox of its own, so the touch below is this command's alone.
       slow.send({ id: 1, op: "createSandbox", body: { template: "busybox" } });
       const sb = String((await slow.reply(1)).body?.["id"]);
       const total = 16 * WINDOW;
@@ -270,9 +271,11 @@ describe("/v1/connect", () => {
         before = slow.total.get(2) ?? 0;
         await sleep(500);
       }
-      // A window, plus what the agent connection had already read when it was held (a chunk, base64 in an event).
+      // A window, plus what the command's agent window let through after
+      // the pause (EXEC_WINDOW of output, base64 in events of ≤ CHUNK).
       const event = Math.ceil(CHUNK / 3) * 4 + 200;
-      assert.ok(before <= WINDOW + 2 * event, `${before} bytes came without credit`);
+      const execWindow = Math.ceil(EXEC_WINDOW / 3) * 4 + Math.ceil(EXEC_WINDOW / CHUNK) * 200;
+      assert.ok(before <= WINDOW + execWindow + 2 * event, `${before} bytes came without credit`);
       assert.ok(before >= WINDOW / 2, `only ${before} bytes came`);
       c.send({ id: 600, op: "statFile", params: { id: sb }, query: { path: "/tmp/flow-done" } });
       assert.equal((await c.reply(600)).status, 404, "the command went on without a reader");

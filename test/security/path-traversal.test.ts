@@ -115,10 +115,12 @@ describe("path traversal through names", () => {
   });
 
   it("refuses them in the library: no template read outside the store", async () => {
-    // A file a sandbox planted in its persistent upper dir, and one anywhere on the host.
-    const planted = path.join(t.stateDir, "sandboxes", sandboxId, "upper", "evil.json");
+    // A file in a sandbox's directory of the state dir (a persistent one's
+    // upper dir is inside its ext4 image now, not on the host's path), and
+    // one anywhere on the host.
+    const planted = path.join(t.stateDir, "sandboxes", sandboxId, "evil.json");
     fs.writeFileSync(planted, fs.readFileSync(`${canary}.json`));
-    for (const name of [`../../../../../..${canary}`, `../../sandboxes/${sandboxId}/upper/evil`]) {
+    for (const name of [`../../../../../..${canary}`, `../../sandboxes/${sandboxId}/evil`]) {
       await assert.rejects(t.s.store.ensureTemplate(name), { code: "invalid_argument" }, name);
       await assert.rejects(t.s.store.removeTemplate(name), { code: "invalid_argument" }, name);
     }

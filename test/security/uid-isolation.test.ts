@@ -16,19 +16,19 @@ import { UID_RANGE } from "../../src/runtime/uid-ranges.js";
 
 const inRange = (id: number, base: number) => id >= base && id < base + UID_RANGE;
 
-/** Host uids of the processes whose command line is exactly `argv`. */
-function hostUidsOf(argv: string): number[] {
-  const uids: number[] = [];
+/** Host pids and uids of the processes whose command line is exactly `argv`. */
+function hostProcsOf(argv: string): { pid: number; uid: number }[] {
+  const found: { pid: number; uid: number }[] = [];
   for (const pid of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     try {
       if (fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim() !== argv) continue;
       const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-      if (uid !== undefined) uids.push(Number(uid));
+      if (uid !== undefined) found.push({ pid: Number(pid), uid: Number(uid) });
     } catch {
       // gone meanwhile
     }
   }
-  return uids;
+  return found;
 }
 
 describe("a uid range per sandbox", () => {
@@ -55,22 +55,24 @@ describe("a uid range per sandbox", () => {
       // A file made inside, as root and as uid 1000, is owned on the host by its own range only.
       assert.equal((await sh(sb.id, "echo x > /root-file && touch /user-file && chown 1000:1000 /user-file && echo ok")).out, "ok\n");
     }
-    for (const [sb, own, other] of [[a, ba, bb], [b, bb, ba]] as const) {
-      const upper = path.join(t.stateDir, "sandboxes", sb.id, "upper");
-      const root = await fsp.stat(path.join(upper, "root-file"));
-      const user = await fsp.stat(path.join(upper, "user-file"));
+    // Processes: the same program in each runs as a host uid of its own sandbox's range.
+    await sh(a.id, "sleep 4242 >/dev/null 2>&1 & true");
+    await sh(b.id, "sleep 4243 >/dev/null 2>&1 & true");
+    const [pa] = hostProcsOf("sleep 4242");
+    const [pb] = hostProcsOf("sleep 4243");
+    assert.ok(pa !== undefined && inRange(pa.uid, ba) && !inRange(pa.uid, bb), `sleep in a runs as ${pa?.uid}`);
+    assert.ok(pb !== undefined && inRange(pb.uid, bb) && !inRange(pb.uid, ba), `sleep in b runs as ${pb?.uid}`);
+    // Files: a persistent container's upper is in its ext4 disk image,
+    // mounted only in its own mount namespace: seen from the host through
+    // one of its processes' root, with host uids.
+    for (const [sb, p, own, other] of [[a, pa, ba, bb], [b, pb, bb, ba]] as const) {
+      const root = await fsp.stat(`/proc/${p.pid}/root/root-file`);
+      const user = await fsp.stat(`/proc/${p.pid}/root/user-file`);
       assert.equal(root.uid, own);
       assert.equal(user.uid, own + 1000);
       assert.equal(user.gid, own + 1000);
       for (const id of [root.uid, user.uid]) assert.ok(!inRange(id, other), `${sb.name}'s file is owned by a uid of the other sandbox`);
     }
-    // Processes: the same program in each runs as a host uid of its own sandbox's range.
-    await sh(a.id, "sleep 4242 >/dev/null 2>&1 & true");
-    await sh(b.id, "sleep 4243 >/dev/null 2>&1 & true");
-    const [pa] = hostUidsOf("sleep 4242");
-    const [pb] = hostUidsOf("sleep 4243");
-    assert.ok(pa !== undefined && inRange(pa, ba) && !inRange(pa, bb), `sleep in a runs as ${pa}`);
-    assert.ok(pb !== undefined && inRange(pb, bb) && !inRange(pb, ba), `sleep in b runs as ${pb}`);
     await t.s.destroy(a.id);
     await t.s.destroy(b.id);
   });

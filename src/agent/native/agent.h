@@ -76,6 +76,15 @@
  * - exec stdout/stderr are no longer read while the connection has more
  *   than 1 MiB unsent, and again below 256 KiB. At exit the pipes are
  *   drained (at most 4 MiB) before "exit" is sent.
+ * - exec "window" (1..1 MiB) turns on per-exec flow control, echoed in
+ *   "started": at most window bytes of stdout+stderr go out to the starter
+ *   unacknowledged (the host's {"op":"credit","id":E,"bytes":N}
+ *   acknowledges), and the agent acknowledges stdin written to the child
+ *   with {"ev":"credit",...} (batched: every CHUNK, or when the queue
+ *   empties). A slow reader of one command then stops that command only,
+ *   not the connection. The drain at exit ignores the window (bounded by
+ *   DRAIN_MAX). Attach streams have no window: the flow op (or their
+ *   connection's 1 MiB pause) holds them.
  * - An exec's output goes to its starter's connection (unless "detached")
  *   and to every attach stream on it; its pipes are paused while any of
  *   those connections has more than 1 MiB unsent. With none of them (a
@@ -165,6 +174,7 @@ struct corral_open_how {
 #define OUT_HIGH (1024u * 1024u)   /* pause exec pipes above this */
 #define OUT_LOW (256u * 1024u)     /* resume pipes / pump files below this */
 #define STDIN_HIGH (1024u * 1024u) /* stop reading a connection above this */
+#define WINDOW_MAX (1024u * 1024u) /* most an exec's "window" may be */
 #define DRAIN_MAX (4u * 1024u * 1024u)
 /* Output a keepAlive exec keeps for attach: the last 64 KiB. A dev
  * server's recent log lines or a shell's screen, at most 128 KiB of memory
@@ -261,7 +271,7 @@ int get_int(const struct jdoc *d, const char *key, int64_t *out);
 
 enum {
 	OP_DATA = 1, OP_STDIN, OP_END, OP_HELLO, OP_EXEC, OP_SIGNAL,
-	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CONNECT, OP_CLOSE,
+	OP_WRITE, OP_READ, OP_STAT, OP_LIST, OP_MKDIR, OP_REMOVE, OP_CONNECT, OP_CLOSE, OP_CREDIT,
 };
 /* interactive ops (pty.c, ring.c, watch.c, rename.c) */
 enum { OP_RESIZE = 32, OP_ATTACH, OP_PROCS, OP_WATCH, OP_RENAME, OP_FLOW };
@@ -277,6 +287,7 @@ struct req {
 	size_t cwdl;
 	bool want_stdin, keepalive;
 	int64_t timeout; /* ms, 0 = none */
+	int64_t window;  /* exec: per-exec flow control, bytes (0 = off); credit: bytes */
 	/* exec: a pty of rows x cols (pty), output only to attach streams
 	 * (detached), a tag for procs; resize: rows, cols; attach, signal,
 	 * stdin, resize: pid (0 = none given: the stream id is the target) */
@@ -383,6 +394,9 @@ struct exec {
 	bool started, keepalive, timed_out, stdin_eof, dead;
 	int64_t deadline; /* 0 = none */
 	int64_t start_due; /* 0: the errpipe is watched (see START_HOLD_MS) */
+	int64_t window;    /* per-exec flow control (0 = off): output bytes unacknowledged at most */
+	int64_t unacked;   /* output bytes sent and not yet credited by the host */
+	int64_t in_acked;  /* stdin bytes written to the child, not yet acknowledged */
 	struct buf in_pend;
 	char *argv0, *cwd; /* for the error message until started */
 	struct watch w_out, w_err, w_in, w_errp;
@@ -451,6 +465,7 @@ void reap_all(void);
 void op_exec(struct conn *c, uint32_t id, const struct jdoc *d);
 void op_stdin(struct conn *c, uint32_t id, const struct jdoc *d, const char *pl, size_t pll);
 void op_signal(struct conn *c, uint32_t id, const struct jdoc *d);
+void op_credit(struct conn *c, uint32_t id, const struct jdoc *d);
 
 /* ------------------------------------------------------------------ */
 /* files.c and streams.c                                               */

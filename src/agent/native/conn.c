@@ -120,6 +120,7 @@ static void handle_frame(struct conn *c, const char *h, size_t hl, const char *p
 		break;
 	case OP_EXEC: op_exec(c, id, &d); break;
 	case OP_SIGNAL: op_signal(c, id, &d); break;
+	case OP_CREDIT: op_credit(c, id, &d); break;
 	case OP_WRITE: op_write(c, id, &d); break;
 	case OP_READ: op_read(c, id, &d); break;
 	case OP_STAT: op_stat(c, id, &d); break;

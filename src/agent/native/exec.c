@@ -100,6 +100,7 @@ void exec_pump_stdin(struct exec *e)
 		ssize_t w = write(e->in_fd, e->in_pend.p + e->in_pend.off, buf_used(&e->in_pend));
 		if (w > 0) {
 			e->in_pend.off += (size_t)w;
+			e->in_acked += w;
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -110,6 +111,14 @@ void exec_pump_stdin(struct exec *e)
 		return;
 	}
 	buf_settle(&e->in_pend);
+	/* per-exec flow control: the host may send `window` bytes of stdin
+	 * unacknowledged; acknowledge what the child has taken */
+	if (e->window && usable(e->conn) && e->in_acked > 0 && (e->in_acked >= (int64_t)CHUNK || !buf_used(&e->in_pend))) {
+		hb_begin("credit", e->id);
+		hb_kint("bytes", e->in_acked);
+		conn_send(e->conn, NULL, 0);
+		e->in_acked = 0;
+	}
 	if (!buf_used(&e->in_pend) && e->stdin_eof) {
 		exec_close_stdin(e);
 		return;
@@ -156,16 +165,22 @@ int exec_read_pipe(struct exec *e, int which)
 	if (fd < 0)
 		return 0;
 	ssize_t n;
+	/* per-exec flow control: read no more than the starter's window has
+	 * room for (the drain at exit, with the window full, reads CHUNK) */
+	bool windowed = e->window && !e->detached && usable(e->conn);
+	size_t max = CHUNK;
+	if (windowed && e->unacked < e->window && e->window - e->unacked < (int64_t)CHUNK)
+		max = (size_t)(e->window - e->unacked);
 	if (e->keepalive || e->detached || e->attaches) {
 		/* the ring and attach streams (ring.c) */
 		static char chunk[CHUNK];
 		do
-			n = read(fd, chunk, sizeof chunk);
+			n = read(fd, chunk, max);
 		while (n < 0 && errno == EINTR);
 		if (n > 0)
 			exec_output(e, which, chunk, (size_t)n);
 	} else if (usable(e->conn)) {
-		n = frame_read(e->conn, which ? "stderr" : "stdout", e->id, fd, CHUNK);
+		n = frame_read(e->conn, which ? "stderr" : "stdout", e->id, fd, max);
 		if (n > 0 && buf_used(&e->conn->out) > OUT_HIGH)
 			conn_set_pipes_paused(e->conn, true);
 	} else {
@@ -173,6 +188,11 @@ int exec_read_pipe(struct exec *e, int which)
 		do
 			n = read(fd, sink, sizeof sink);
 		while (n < 0 && errno == EINTR);
+	}
+	if (n > 0 && windowed) {
+		e->unacked += n;
+		if (e->unacked >= e->window)
+			exec_update_pipes(e);
 	}
 	if (n > 0)
 		return (int)n;
@@ -210,6 +230,8 @@ bool exec_check_started(struct exec *e, bool final)
 	e->argv0 = e->cwd = NULL;
 	hb_begin("started", e->id);
 	hb_kint("pid", e->pid);
+	if (e->window)
+		hb_kint("window", e->window);
 	conn_send(e->conn, NULL, 0);
 	exec_update_pipes(e);
 	return true;
@@ -367,6 +389,7 @@ void op_exec(struct conn *c, uint32_t id, const struct jdoc *d)
 	e->err_fd = err_pipe[0];
 	e->errp_fd = rep[0];
 	e->keepalive = r.keepalive;
+	e->window = r.window;
 	e->pty = r.pty;
 	e->detached = r.detached;
 	e->deadline = r.timeout > 0 ? g_now + r.timeout : 0;
@@ -438,4 +461,22 @@ void op_signal(struct conn *c, uint32_t id, const struct jdoc *d)
 		return;
 	}
 	send_ok_or_error(c, id, kill_group(e->pid, (int)r.signal), "cannot signal the process group", NULL);
+}
+
+/* The host took `bytes` of an exec's output (per-exec flow control): its
+ * pipes are read again while less than its window is unacknowledged. No
+ * reply; a credit for an exec that is gone is ignored. */
+void op_credit(struct conn *c, uint32_t id, const struct jdoc *d)
+{
+	struct req r;
+	if (!req_get(c, id, OP_CREDIT, d, &r))
+		return;
+	/* the starter's stream only: attach streams have no window */
+	struct exec *e = g_execs;
+	while (e && !(e->conn == c && e->id == id))
+		e = e->next;
+	if (!e || !e->window)
+		return;
+	e->unacked = r.window >= e->unacked ? 0 : e->unacked - r.window;
+	exec_update_pipes(e);
 }

@@ -199,7 +199,9 @@ static void dispatch(struct watch *w, uint32_t ev)
 	case W_OUT:
 	case W_ERR: {
 		struct exec *e = w->obj;
-		if (!e->dead)
+		/* not a pipe paused since epoll_wait returned (by a read earlier in
+		 * this batch): its window or the connection is full */
+		if (!e->dead && (w->kind == W_ERR ? e->err_reg : e->out_reg))
 			exec_read_pipe(e, w->kind == W_ERR);
 		break;
 	}

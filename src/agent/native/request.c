@@ -32,6 +32,7 @@ int request_parse(struct jdoc *d, const char *h, size_t hl, uint32_t *id, int *o
 		{"stat", OP_STAT}, {"list", OP_LIST}, {"mkdir", OP_MKDIR}, {"remove", OP_REMOVE},
 		{"resize", OP_RESIZE}, {"attach", OP_ATTACH}, {"procs", OP_PROCS}, {"watch", OP_WATCH},
 		{"rename", OP_RENAME}, {"flow", OP_FLOW}, {"connect", OP_CONNECT}, {"close", OP_CLOSE},
+		{"credit", OP_CREDIT},
 	};
 	if (jparse(d, h, hl) < 0 || d->n[0].type != J_OBJ)
 		return -1;
@@ -156,9 +157,14 @@ static int check_exec(const struct jdoc *d, const char *default_path, struct req
 	int it = jget(d, 0, "timeoutMs");
 	if ((ia >= 0 && d->n[ia].type != J_ARR) || (ie >= 0 && d->n[ie].type != J_OBJ) || rc < 0 || rw < 0 ||
 	    (it >= 0 && d->n[it].type != J_NUM && d->n[it].type != J_NULL) ||
-	    get_bool(d, "stdin", &r->want_stdin) < 0 || get_bool(d, "keepAlive", &r->keepalive) < 0) {
+	    get_bool(d, "stdin", &r->want_stdin) < 0 || get_bool(d, "keepAlive", &r->keepalive) < 0 ||
+	    get_int(d, "window", &r->window) < 0) {
 		*msg = "malformed exec request";
 		return EPROTO;
+	}
+	if (r->window < 0 || r->window > (int64_t)WINDOW_MAX) {
+		*msg = "window must be 0..1048576";
+		return EINVAL;
 	}
 	if (it >= 0 && d->n[it].type == J_NUM) {
 		/* any positive number; fractions round up; capped at ~31 years */
@@ -296,6 +302,12 @@ int req_check(int op, const struct jdoc *d, const char *default_path, struct req
 			return EPROTO;
 		}
 		return check_pid(d, r, msg);
+	case OP_CREDIT:
+		if (get_int(d, "bytes", &r->window) != 1 || r->window < 0) {
+			*msg = "credit needs a non-negative integer bytes";
+			return EPROTO;
+		}
+		return 0;
 	case OP_SIGNAL:
 		if ((err = check_pid(d, r, msg)))
 			return err;

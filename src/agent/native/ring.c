@@ -28,10 +28,12 @@ struct exec *find_exec_stream(const struct conn *c, uint32_t id)
 	return NULL;
 }
 
-/* Whether a connection that gets e's output has too much unsent. */
+/* Whether a connection that gets e's output has too much unsent, a stream
+ * of it is paused (flow), or the starter's window is full (credit). */
 bool exec_readers_paused(const struct exec *e)
 {
-	if (!e->detached && e->conn && (e->conn->pipes_paused || e->out_paused))
+	if (!e->detached && e->conn &&
+	    (e->conn->pipes_paused || e->out_paused || (e->window && e->unacked >= e->window)))
 		return true;
 	for (const struct attach *a = e->attaches; a; a = a->next)
 		if (a->conn->pipes_paused || a->paused)

@@ -20,6 +20,7 @@ AF_VSOCK, and the vsock round trip (a client on CID 1) runs only where the
 vsock_loopback transport exists.
 Standard library only.
 """
+import queue
 import hashlib
 import json
 import os
@@ -230,6 +231,60 @@ def _(x):
     r = x.c.run(argv=["sh", "-c", "head -c 3000000 /dev/zero"])
     sizes = [len(p) for h, p, _ in r["frames"] if h["ev"] == "stdout"]
     expect(len(r["stdout"]) == 3000000 and max(sizes) <= CHUNK and r["exit"]["code"] == 0, (len(r["stdout"]), max(sizes)))
+
+
+@test("exec window: output stops at the window until credited, this exec only")
+def _(x):
+    win = 100000
+    i = x.c.exec_start(argv=["sh", "-c", "head -c 1000000 /dev/zero"], window=win)
+    h, _, _ = x.c.get(i)
+    expect(h["ev"] == "started" and h.get("window") == win, h)
+    got = 0
+    def drain(seconds):
+        nonlocal got
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                h, p, _ = x.c.get(i, max(0.05, end - time.monotonic()))
+            except queue.Empty:
+                return None
+            if h["ev"] == "stdout":
+                got += len(p)
+            else:
+                return h
+    expect(drain(0.5) is None and got == win, got)
+    # another command on the same connection is not held up by this one
+    r = x.c.run(argv=["echo", "free"])
+    expect(r["stdout"] == b"free\n", r)
+    # a credit acknowledges bytes received: the next window goes out
+    x.c.send({"op": "credit", "id": i, "bytes": win})
+    expect(drain(0.5) is None and got == 2 * win, got)
+    while got < 1000000:
+        x.c.send({"op": "credit", "id": i, "bytes": win})
+        last = drain(0.5)
+    last = last or drain(10)
+    expect(last and last["ev"] == "exit" and got == 1000000, (last, got))
+
+
+@test("exec window: stdin taken by the child is acknowledged with credit")
+def _(x):
+    i = x.c.exec_start(argv=["sh", "-c", "cat > /dev/null"], stdin=True, window=65536)
+    expect(x.c.get(i)[0]["ev"] == "started")
+    x.c.send({"op": "stdin", "id": i}, b"x" * 200000)
+    acked = 0
+    while acked < 200000:
+        h, _, _ = x.c.get(i, 5)
+        expect(h["ev"] == "credit", h)
+        acked += h["bytes"]
+    expect(acked == 200000, acked)
+    x.c.send({"op": "stdin", "id": i, "eof": True})
+    expect(x.c.collect(i)["exit"]["code"] == 0)
+
+
+@test("exec window over 1 MiB is EINVAL")
+def _(x):
+    r = x.c.run(argv=["true"], window=2 * 1024 * 1024)
+    expect(r["error"] and r["error"]["code"] == "EINVAL", r)
 
 
 @test("exit code")

@@ -253,6 +253,46 @@ def _(x):
     expect(end_of(c1, i)["signal"] == 15)
 
 
+@test("attach: a keepAlive exec's window holds its attach streams too; credit only by the starter's id")
+def _(x):
+    # the window is the starter's stream's (docs/protocol.md, credit): a full
+    # window stops the pipes, so an attach stream waits with the starter
+    win = 100000
+    c1 = x.conn()
+    i = c1.exec_start(argv=["sh", "-c", "head -c 1000000 /dev/zero; echo done >&2"], keepAlive=True, window=win)
+    h = c1.get(i)[0]
+    expect(h["ev"] == "started" and h.get("window") == win, h)
+    c2 = x.conn()
+    a = c2.new_id()
+    c2.send({"op": "attach", "id": a, "pid": h["pid"]})
+    expect("window" not in c2.get(a)[0], "attach has no window")
+
+    def drain(c, sid, seconds):
+        n, end, last = 0, time.monotonic() + seconds, None
+        while True:
+            try:
+                h, p, _ = c.get(sid, max(0.05, end - time.monotonic()))
+            except queue.Empty:
+                return n, last
+            if h["ev"] in ("stdout", "stderr"):
+                n += len(p)
+            else:
+                return n, h
+    got1, _ = drain(c1, i, 0.5)
+    expect(got1 == win, got1)
+    # a credit under the attach stream's id is not the starter's: nothing moves
+    c2.send({"op": "credit", "id": a, "bytes": win})
+    expect(drain(c1, i, 0.3)[0] == 0, "credit by an attach id moved the window")
+    total, last = got1, None
+    while last is None:
+        c1.send({"op": "credit", "id": i, "bytes": win})
+        n, last = drain(c1, i, 0.5)
+        total += n
+    expect(last["ev"] == "exit" and total == 1000000 + len("done\n"), (last, total))
+    seen, end2 = drain(c2, a, 5)
+    expect(end2 and end2["ev"] == "exit" and 0 < seen <= total, (seen, end2))
+
+
 @test("attach: ESRCH for a pid the agent did not start, EPROTO without one")
 def _(x):
     expect(x.c.request({"op": "attach", "pid": os.getpid()}).get("code") == "ESRCH")

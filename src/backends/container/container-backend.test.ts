@@ -11,6 +11,7 @@ import { parseSpec } from "../../core/sandbox-spec.js";
 import { BackendError } from "../../core/errors.js";
 import { FakeHost } from "../../../test/helpers/fake-host.js";
 import { ContainerBackend } from "./container-backend.js";
+import { LOG_MAX } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 
 const ID = "00000000000000d1";
@@ -37,7 +38,7 @@ test("an ephemeral sandbox: tmpfs of its disk size, overlay top layer first, cru
     const scratch = path.join(x.dir, "scratch");
     assert.deepEqual(x.host.log, [
       [
-        "launch /bin/corral-launch --unmount /sys/fs/cgroup/unified",
+        `launch /bin/corral-launch --log ${x.dir} container.log ${LOG_MAX} --unmount /sys/fs/cgroup/unified`,
         `--tmpfs ${scratch} ${64 * 1024 ** 2}`,
         `--owned-dir ${scratch}/upper ${UID} --owned-dir ${scratch}/work ${UID}`,
         // The agent's directory as a tmpfs copy: no store path in the sandbox's mountinfo.
@@ -77,13 +78,32 @@ test("a sandbox of its own uid range: id-mapped layers, its range owns upper, ru
   }
 });
 
-test("a persistent sandbox keeps its upper dir in its own directory; v2 hosts unmount nothing", async () => {
+test("a persistent sandbox keeps its upper dir in an ext4 image of its disk size; v2 hosts unmount nothing", async () => {
   const x = await setup("v2");
   try {
-    await x.b.create(x.req({ template: "t", lifetime: { mode: "persistent" } }));
-    const [line] = x.host.log;
+    await x.b.create(x.req({ template: "t", lifetime: { mode: "persistent" }, resources: { disk: "20M" } }));
+    const [mkfs, line] = x.host.log;
+    assert.equal(mkfs, `run mkfs.ext4 -q -F -m 0 -E lazy_itable_init=1,lazy_journal_init=1 ${x.dir}/disk.img`);
+    assert.equal(fs.statSync(path.join(x.dir, "disk.img")).size, 20 * 1024 ** 2);
     assert.ok(!line?.includes("--unmount") && !line?.includes("--tmpfs"), line);
-    assert.ok(line?.includes(`--overlay /l/top:/l/bottom ${x.dir}/upper ${x.dir}/work ${x.dir}/rootfs --`), line);
+    assert.ok(line?.includes(`--ext4 ${x.dir}/disk.img ${x.dir}/disk`), line);
+    assert.ok(line?.includes(`--overlay /l/top:/l/bottom ${x.dir}/disk/upper ${x.dir}/disk/work ${x.dir}/rootfs --`), line);
+  } finally {
+    await x.done();
+  }
+});
+
+test("a persistent sandbox whose disk cap the host cannot make is refused, saying why", async () => {
+  const x = await setup();
+  try {
+    x.host.onRun = (cmd) => (cmd === "mkfs.ext4" ? { code: 127, stderr: "mkfs.ext4: not found" } : {});
+    await assert.rejects(x.b.create(x.req({ template: "t", lifetime: { mode: "persistent" }, resources: { disk: "10M" } })), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "backend_failed");
+      assert.match(e.message, /cannot make a 10485760-byte disk image to cap the sandbox's disk \(mkfs\.ext4, from e2fsprogs\): .*not found/);
+      return true;
+    });
+    assert.ok(!x.host.log.some((l) => l.startsWith("launch ")), "nothing was started without its cap");
+    assert.ok(!fs.existsSync(path.join(x.dir, "disk.img")));
   } finally {
     await x.done();
   }

@@ -7,10 +7,11 @@ import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
 import { joinNamespace, NetJoiner } from "../../network/container-link.js";
-import { ContainerHandle, containerPaths, hostsFile, readAttachment, type ContainerParts } from "./container-handle.js";
+import { ContainerHandle, containerPaths, hostsFile, LOG_MAX, readAttachment, type ContainerParts } from "./container-handle.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
+import { makeDiskImage } from "../disk-image.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 import type { Store } from "../../store/store.js";
 import { ensureClosureTree, gcClosureTrees } from "../../store/nix/closure-image.js";
@@ -97,11 +98,10 @@ export class ContainerBackend implements SandboxBackend {
 
   create(req: CreateRequest): Promise<SandboxHandle> {
     const p = containerPaths(req.dir);
-    const uid = this.uidOf(req);
     return createOrUndo(this.attach(req.id, req.dir), async () => {
       await fsp.mkdir(p.rootfs, { recursive: true });
       await fsp.mkdir(p.run, { mode: 0o700 });
-      await this.host.chown(p.run, uid, uid);
+      if (req.spec.lifetime.mode === "persistent") await makeDiskImage(p.diskImage, req.spec.resources.disk, (c, a) => this.host.run(c, a));
       if (req.net && !req.net.container) throw new BackendError(`container ${req.id}: its network attachment is not a container's`);
       await this.writeConfig(req);
       await this.launch(req);
@@ -163,12 +163,19 @@ export class ContainerBackend implements SandboxBackend {
     const p = containerPaths(req.dir);
     const uid = this.uidOf(req);
     const persistent = req.spec.lifetime.mode === "persistent";
-    const base = persistent ? req.dir : p.scratch;
-    const args: string[] = [];
+    // A persistent sandbox's disk is its ext4 image (capped at its size),
+    // or, made before there was one, its directory (not capped).
+    const image = persistent && fs.existsSync(p.diskImage);
+    const base = !persistent ? p.scratch : image ? p.disk : req.dir;
+    // First: the runtime's and the init's stdout and stderr into a capped log (LOG_MAX).
+    const args: string[] = ["--log", req.dir, path.basename(p.log), String(LOG_MAX)];
     if (this.host.cgroupMode === "hybrid") args.push("--unmount", "/sys/fs/cgroup/unified");
     if (!persistent) {
       await fsp.mkdir(p.scratch, { recursive: true });
       args.push("--tmpfs", p.scratch, String(req.spec.resources.disk));
+    } else if (image) {
+      await fsp.mkdir(p.disk, { recursive: true });
+      args.push("--ext4", p.diskImage, p.disk);
     }
     const upper = path.join(base, "upper");
     const work = path.join(base, "work");
@@ -207,9 +214,19 @@ export class ContainerBackend implements SandboxBackend {
     const log = fs.openSync(p.log, "a", 0o600);
     const t0 = Date.now();
     try {
+      // The agent binds its socket in run/ (/run/corral inside), so the
+      // sandbox's root owns it until the agent is up; then it is the
+      // host's root's, 0755, which the sandbox cannot write: it adds no
+      // file there (issue 18: 60 MiB written to /run/corral, a host
+      // directory outside the disk cap, from a 20 MiB sandbox) and cannot
+      // replace the socket.
+      const uid = this.uidOf(req);
+      await this.host.chown(p.run, uid, uid);
       await this.host.launch(this.o.launcher, args, { logFd: log, timeoutMs: LAUNCH_TIMEOUT_MS, readyPipe: this.runtime.readyPipe });
       this.parts.statuses.delete(req.id);
       await this.runtime.started(req.id, req.dir, Math.max(1000, LAUNCH_TIMEOUT_MS - (Date.now() - t0)));
+      await this.host.chown(p.run, 0, 0);
+      await fsp.chmod(p.run, 0o755);
       const net = await readAttachment(p.net);
       if (net) {
         const init = this.runtime.init(req.id, req.dir);
@@ -217,7 +234,12 @@ export class ContainerBackend implements SandboxBackend {
         await joinNamespace(net, init, this.joiner);
       }
     } catch (e) {
-      const tail = await logTail(p.log, 3);
+      // The log is written by corral-launch's drainer: what the runtime said as it failed may be a moment behind.
+      let tail = await logTail(p.log, 3);
+      for (let i = 0; i < 25 && !tail; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        tail = await logTail(p.log, 3);
+      }
       throw new BackendError(`${this.kind} ${req.id} failed to start: ${(e as Error).message}${tail ? `: ${tail}` : ""}`, { cause: e });
     } finally {
       fs.closeSync(log);

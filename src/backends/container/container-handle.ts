@@ -4,6 +4,7 @@ import path from "node:path";
 import { AgentClient } from "../../agent/client.js";
 import { BackendError } from "../../core/errors.js";
 import { tailOfFiles } from "../../host/log-tail.js";
+import { copyUpperFromImage } from "../disk-image.js";
 import type { Host } from "../../host/host.js";
 import type { ProcStat } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
@@ -24,7 +25,12 @@ export function containerPaths(dir: string) {
     run: path.join(dir, "run"),
     socket: path.join(dir, "run", "agent.sock"),
     scratch: path.join(dir, "scratch"),
+    /** A persistent sandbox's disk: an ext4 image of `resources.disk` bytes, mounted on `disk` in the launcher's namespace. */
+    diskImage: path.join(dir, "disk.img"),
+    disk: path.join(dir, "disk"),
     log: path.join(dir, "container.log"),
+    /** The log's older half (corral-launch --log rotates into it). */
+    oldLog: path.join(dir, "container.log.1"),
     /** A networked sandbox's /etc/hosts and /etc/resolv.conf (bind-mounted read-only). */
     hosts: path.join(dir, "hosts"),
     resolv: path.join(dir, "resolv.conf"),
@@ -32,6 +38,15 @@ export function containerPaths(dir: string) {
     net: path.join(dir, "net.json"),
   };
 }
+
+/**
+ * What a container's runtime and init print is kept to the last
+ * LOG_MAX..2*LOG_MAX bytes on the host (container.log, container.log.1):
+ * corral-launch makes their stdout and stderr a pipe and drains it
+ * (issue 18: a host file there let `dd of=/proc/1/fd/2` write 200 MiB from
+ * a sandbox with a 10 MiB disk).
+ */
+export const LOG_MAX = 256 * 1024;
 
 /** A networked sandbox's attachment (net.json), or undefined. */
 export async function readAttachment(file: string): Promise<NetAttachment | undefined> {
@@ -115,16 +130,17 @@ export class ContainerHandle implements SandboxHandle {
 
   /** What the runtime and the sandbox's init printed (their stdout and stderr). */
   logs(maxBytes: number): Promise<string> {
-    return tailOfFiles([this.paths.log], maxBytes);
+    return tailOfFiles([this.paths.oldLog, this.paths.log], maxBytes);
   }
 
   /** A persistent container's upper dir lives in its directory; an ephemeral one's in a tmpfs out of the host's reach. */
   hasDisk(): boolean {
-    return fs.existsSync(path.join(this.dir, "upper"));
+    return fs.existsSync(this.paths.diskImage) || fs.existsSync(path.join(this.dir, "upper"));
   }
 
   /** cp -a keeps overlayfs's whiteouts (0/0 character devices) and opaque-directory xattrs. */
-  async exportWritableLayer(dest: string): Promise<void> {
+  async exportWritableLayer(dest: string, scratch: string): Promise<void> {
+    if (fs.existsSync(this.paths.diskImage)) return copyUpperFromImage(this.paths.diskImage, dest, scratch);
     await this.p.host.run("cp", ["-a", "--", path.join(this.dir, "upper"), dest]);
   }
 

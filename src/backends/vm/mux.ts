@@ -2,9 +2,9 @@ import type { Duplex } from "node:stream";
 import { encodeFrame, FrameDecoder, ProtocolError, type Header } from "../../agent/protocol.js";
 
 /** Ops that continue a stream the client opened earlier (docs/protocol.md). */
-const CONTINUATIONS = new Set(["stdin", "data", "end", "close"]);
+const CONTINUATIONS = new Set(["stdin", "data", "end", "close", "credit"]);
 /** Agent messages that do not end their stream. */
-const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "watching", "fsevent"]);
+const ONGOING = new Set(["started", "stdout", "stderr", "data", "entry", "watching", "fsevent", "credit"]);
 /** Streams the agent keeps until they are ended: ended for a client that goes. */
 const ENDED_BY_END = new Set(["write", "attach", "watch"]);
 /** Ops whose `target` names one of the sender's exec (or attach) streams. */

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { haveCommand, runCommand } from "../../host/command.js";
+import { makeDiskImage } from "../disk-image.js";
 import { logTail } from "../../host/log-tail.js";
 import { vmIdentity } from "./identity.js";
 import { BackendError, ConflictError } from "../../core/errors.js";
@@ -178,10 +179,7 @@ export class VmBackend implements SandboxBackend {
       if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots && !shared) return this.createWarm(req, driver, driver.snapshots);
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
-        const h = await fsp.open(disk, "wx", 0o600);
-        await h.truncate(req.spec.resources.disk);
-        await h.close();
-        await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk]);
+        await makeDiskImage(disk, req.spec.resources.disk);
         await this.giveToVmm(driver, req, disk);
       }
       await this.launch(req, driver);

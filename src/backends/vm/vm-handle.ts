@@ -8,7 +8,7 @@ import { killQuietly, procStat, processRunning } from "../../host/process.js";
 import type { SandboxHandle, SandboxStatus, SnapshotSaved, UsageSample } from "../backend.js";
 import { cgroupUsage } from "../cgroup-usage.js";
 import { shimPaths, type ShimExit } from "./shim-files.js";
-import { copyUpperFromImage } from "./writable-layer.js";
+import { copyUpperFromImage } from "../disk-image.js";
 
 /** What a VM's handle asks of the backend that made it. */
 export interface VmHandleHost {

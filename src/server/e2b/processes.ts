@@ -48,8 +48,9 @@ export function endInfo(r: Pick<ExecOutcome, "exitCode" | "signal">): EndInfo {
 /**
  * One stream's view of a command: what came since it subscribed, up to
  * SUBSCRIBER_QUEUE_BYTES of output waiting; while it is over, the
- * command's output callback waits (which holds the agent connection, so
- * the command blocks on its writes instead of its output piling up here).
+ * command's output callback waits (which holds the command's credit, a
+ * 256 KiB window: the command blocks on its writes instead of its output
+ * piling up here, and the sandbox's other commands go on).
  */
 export class Subscriber extends StreamQueue<ProcessEventOut> {
   constructor(onClose: (s: Subscriber) => void) {
@@ -99,7 +100,7 @@ export class E2bProcess {
     return s;
   }
 
-  /** The output callback: a promise while a subscriber is over its bound (the agent connection waits for it). */
+  /** The output callback: a promise while a subscriber is over its bound (the command's credit waits for it). */
   output(kind: OutputKind, data: Buffer): Promise<void> | undefined {
     let wait: Promise<void>[] | undefined;
     for (const s of this.subscribers) {

@@ -33,6 +33,25 @@
  * another share of the same tree, CVE-2018-15664-style check/use races)
  * fails the open instead of binding what it points to.
  *
+ * --log DIR NAME MAX (first, when given) makes stdout and stderr, of this
+ * program and of everything it starts (the runtime, the container's init,
+ * the agent as PID 1), a pipe that a forked drainer copies into DIR/NAME,
+ * keeping the last MAX..2*MAX bytes (NAME, then NAME.1). A host file as
+ * the init's stdio let a sandbox write to the host disk without limit
+ * (issue 18: `dd of=/proc/1/fd/2` wrote 200 MiB from a 10 MiB sandbox).
+ * The drainer is forked before anything else (it holds no mount
+ * namespace of the container's), re-execs itself as `corral-launch
+ * --drain MAX` (a command line without the state dir's paths) with the
+ * pipe on fd 0 and DIR on fd 3, and exits when the last writer (the
+ * sandbox) is gone.
+ *
+ * --ext4 IMAGE DIR mounts the ext4 filesystem in IMAGE on DIR (nosuid,
+ * nodev) through a loop device of its own that clears itself when the
+ * mount goes (LO_FLAGS_AUTOCLEAR): with the container's mount namespace,
+ * as the other mounts. A persistent container's upper and work dirs live
+ * in it, so what the sandbox writes is capped by the image's size (issue
+ * 18: a persistent container with --disk 50M wrote 500 MiB to the host).
+ *
  * --idmap makes a user namespace whose map sends ids [FROM, FROM+COUNT)
  * to [TO, TO+COUNT) (the store's layers are owned by the store's range,
  * FROM; a sandbox's own range is TO) and mounts a small tmpfs on MNTDIR.
@@ -59,6 +78,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <grp.h>
 #include <fcntl.h>
@@ -424,11 +444,126 @@ static void copy_tmpfs(const char *src, const char *dest) {
 	if (mount(NULL, dest, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) die("remount ro", dest);
 }
 
+/* The drainer: fd 0 the pipe, fd 3 the log's directory; keeps the last
+ * max..2*max bytes in NAME and NAME.1 (fixed names: "container.log"). */
+static int drain(unsigned long long max) {
+	const char *name = "container.log", *old = "container.log.1";
+	int out = openat(3, name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0) return 1;
+	struct stat st;
+	unsigned long long size = fstat(out, &st) == 0 ? (unsigned long long)st.st_size : 0;
+	char buf[16384];
+	for (;;) {
+		ssize_t n = read(0, buf, sizeof buf);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) return 0;
+		if (size + (unsigned long long)n > max) {
+			close(out);
+			renameat(3, name, 3, old);
+			out = openat(3, name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (out < 0) return 1;
+			size = 0;
+		}
+		/* a failed write (ENOSPC) loses those bytes, never blocks the sandbox */
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR) continue;
+			if (w <= 0) break;
+			off += w;
+		}
+		size += (unsigned long long)n;
+	}
+}
+
+/* --log DIR NAME MAX: stdout and stderr become a pipe drained by a child
+ * that re-execs as --drain (see the opening comment). */
+static void start_log(const char *self, const char *dir, const char *name, const char *max) {
+	if (strcmp(name, "container.log") != 0) {
+		errno = EINVAL;
+		die("--log name (container.log)", name);
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0) die("pipe", "log");
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) die("open log dir", dir);
+	pid_t child = fork();
+	if (child < 0) die("fork", "log drainer");
+	if (child == 0) {
+		/* its own session, and a grandchild: nobody waits for it, and it
+		 * outlives the launcher as the sandbox does */
+		if (setsid() < 0 || fork() != 0) _exit(0);
+		if (dup2(p[0], 0) < 0 || dup2(dfd, 3) < 0) _exit(1);
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		char *argv[] = {(char *)"corral-launch", (char *)"--drain", (char *)max, NULL};
+		execv(self, argv);
+		_exit(1);
+	}
+	int st;
+	waitpid(child, &st, 0);
+	if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0) die("dup2", "log pipe");
+	close(p[0]);
+	close(p[1]);
+	close(dfd);
+}
+
+/* <linux/loop.h>, which musl lacks: what --ext4 uses (LOOP_CONFIGURE: 5.8). */
+#define LAUNCH_LOOP_CTL_GET_FREE 0x4C82
+#define LAUNCH_LOOP_CONFIGURE 0x4C0A
+#define LAUNCH_LO_FLAGS_AUTOCLEAR 4
+struct launch_loop_info64 {
+	unsigned long long lo_device, lo_inode, lo_rdevice, lo_offset, lo_sizelimit;
+	unsigned int lo_number, lo_encrypt_type, lo_encrypt_key_size, lo_flags;
+	unsigned char lo_file_name[64], lo_crypt_name[64], lo_encrypt_key[32];
+	unsigned long long lo_init[2];
+};
+struct launch_loop_config {
+	unsigned int fd, block_size;
+	struct launch_loop_info64 info;
+	unsigned long long reserved[8];
+};
+
+static void mount_ext4(const char *image, const char *dir) {
+	int img = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (img < 0) die("open disk image", image);
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) die("open", "/dev/loop-control");
+	for (int tries = 0;; tries++) {
+		int n = ioctl(ctl, LAUNCH_LOOP_CTL_GET_FREE);
+		if (n < 0) die("loop-control", "get free");
+		char dev[32];
+		snprintf(dev, sizeof dev, "/dev/loop%d", n);
+		int lfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (lfd < 0) die("open", dev);
+		struct launch_loop_config cfg;
+		memset(&cfg, 0, sizeof cfg);
+		cfg.fd = (unsigned int)img;
+		cfg.info.lo_flags = LAUNCH_LO_FLAGS_AUTOCLEAR;
+		if (ioctl(lfd, LAUNCH_LOOP_CONFIGURE, &cfg) != 0) {
+			/* another process took that device since GET_FREE */
+			if (errno == EBUSY && tries < 50) {
+				close(lfd);
+				continue;
+			}
+			die("configure", dev);
+		}
+		if (mount(dev, dir, "ext4", MS_NOSUID | MS_NODEV, NULL) != 0) die("mount ext4 on", dir);
+		close(lfd); /* the mount holds the device; autoclear detaches it with the mount */
+		break;
+	}
+	close(ctl);
+	close(img);
+}
+
 static void usage(void) {
 	fprintf(stderr, "usage: corral-launch [--unmount P]... [--tmpfs DIR BYTES] [--owned-dir DIR UID]... "
 	                "[--overlay LOWERS UPPER WORK TARGET] [--ro-overlay LOWERS TARGET] [--userns BASE COUNT] "
 	                "[--idmap FROM TO COUNT MNTDIR] [--idmapped-overlay LOWERS UPPER WORK TARGET] "
 	                "[--bind-beneath ROOT REL STAGE ro|rw]... [--copy-tmpfs SRC DEST] -- CMD ARGS...\n"
+	                "       (first: [--log DIR container.log MAX_BYTES]; also [--ext4 IMAGE DIR])\n"
 	                "       corral-launch --set-hostname PID STARTTIME\n");
 	exit(125);
 }
@@ -439,6 +574,11 @@ int main(int argc, char **argv) {
 	int idmap_ns = -1, idmap_next = 0;
 	const char *idmap_dir = NULL;
 	if (argc == 4 && strcmp(argv[1], "--set-hostname") == 0) return set_hostname(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--drain") == 0) return drain(strtoull(argv[2], NULL, 10));
+	if (argc > 5 && strcmp(argv[1], "--log") == 0) {
+		start_log("/proc/self/exe", argv[2], argv[3], argv[4]);
+		i = 5;
+	}
 	if (unshare(CLONE_NEWNS) != 0) die("unshare", "CLONE_NEWNS");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make private", "/");
 	for (; i < argc; i++) {
@@ -452,6 +592,9 @@ int main(int argc, char **argv) {
 			unsigned long long size = strtoull(argv[++i], NULL, 10);
 			snprintf(opts, sizeof opts, "size=%llu,mode=0755", size);
 			if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die("mount tmpfs on", dir);
+		} else if (strcmp(a, "--ext4") == 0 && i + 2 < argc) {
+			mount_ext4(argv[i + 1], argv[i + 2]);
+			i += 2;
 		} else if (strcmp(a, "--owned-dir") == 0 && i + 2 < argc) {
 			const char *dir = argv[++i];
 			unsigned long id = strtoul(argv[++i], NULL, 10);
