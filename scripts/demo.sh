@@ -39,7 +39,7 @@ cleanup() {
   [ -n "$name" ] && CORRAL_API_URL="http://127.0.0.1:$port" CORRAL_API_KEY="$key" $corral rm -f "$name" 2>/dev/null || true
   kill "$daemon" 2>/dev/null || true
   wait "$daemon" 2>/dev/null || true
-  $corral admin key revoke "$key_id" || true
+  env -u CORRAL_API_URL -u CORRAL_API_KEY $corral admin key revoke "$key_id" || true
 }
 trap cleanup EXIT
 for _ in $(seq 100); do
