@@ -39,10 +39,18 @@ export class NetJoiner {
 
   join(args: readonly string[]): Promise<void> {
     const p = this.started();
-    return new Promise((resolve, reject) => {
+    // Held while a join waits for its answer, so the awaiting caller's
+    // process does not end under it (idle, the server holds nothing: a
+    // library user's script exited mid-create when its only pending work
+    // was this answer); let go again once none waits.
+    (p.stdout as unknown as { ref?: () => void }).ref?.();
+    const settle = () => {
+      if (!this.waiting.length) (p.stdout as unknown as { unref?: () => void }).unref?.();
+    };
+    return new Promise<void>((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       p.stdin.write(`${args.join(" ")}\n`);
-    });
+    }).finally(settle);
   }
 
   /** Ends the server (its stdin closes); joins still waiting fail. */
