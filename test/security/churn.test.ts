@@ -33,20 +33,26 @@ describe("2,000 create/exec/destroy cycles", () => {
     const fds = openFds();
     const loops = loopDevices();
     let next = 0;
+    let failed: unknown;
+    // A failing cycle stops every worker before the suite's close() runs (none still creating then).
     const worker = async () => {
-      for (let i = next++; i < CYCLES; i = next++) {
-        const persistent = i % 50 === 7;
-        const sb = await t.s.create({
-          template: "busybox",
-          network: i % 10 === 3 ? "nat" : "none",
-          ...(persistent ? { lifetime: { mode: "persistent" as const }, resources: { disk: "16M" } } : {}),
-        });
-        const r = await t.s.exec(sb.id, { argv: ["sh", "-c", "echo $$ > /tmp/pid; cat /tmp/pid"] });
-        assert.equal(r.exitCode, 0, `cycle ${i}`);
-        await t.s.destroy(sb.id);
+      for (let i = next++; i < CYCLES && failed === undefined; i = next++) {
+        await cycle(i).catch((e: unknown) => (failed ??= e));
       }
     };
+    const cycle = async (i: number) => {
+      const persistent = i % 50 === 7;
+      const sb = await t.s.create({
+        template: "busybox",
+        network: i % 10 === 3 ? "nat" : "none",
+        ...(persistent ? { lifetime: { mode: "persistent" as const }, resources: { disk: "16M" } } : {}),
+      });
+      const r = await t.s.exec(sb.id, { argv: ["sh", "-c", "echo $$ > /tmp/pid; cat /tmp/pid"] });
+      assert.equal(r.exitCode, 0, `cycle ${i}`);
+      await t.s.destroy(sb.id);
+    };
     await Promise.all(Array.from({ length: AT_ONCE }, worker));
+    if (failed !== undefined) throw failed;
     assert.equal((await t.s.list()).length, 0);
     assert.equal(loopDevices(), loops, "loop devices left");
     // A few fds may come and go with timers and sockets in flight; a leak per cycle would be thousands.

@@ -125,7 +125,11 @@ export class ContainerHandle implements SandboxHandle {
 
   async destroy(): Promise<void> {
     await this.stop();
-    await fsp.rm(this.dir, { recursive: true, force: true });
+    // The log drainer (corral-launch --drain) may write or rotate
+    // container.log for a moment after the sandbox has gone, until its pipe
+    // ends: a removal racing it fails with ENOTEMPTY (seen once in 2,000
+    // churn cycles); fs.rm retries that (20, 40, ... ms).
+    await fsp.rm(this.dir, { recursive: true, force: true, maxRetries: 8, retryDelay: 20 });
   }
 
   /** What the runtime and the sandbox's init printed (their stdout and stderr). */
