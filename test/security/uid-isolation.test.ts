@@ -31,6 +31,20 @@ function hostProcsOf(argv: string): { pid: number; uid: number }[] {
   return found;
 }
 
+/**
+ * The same, waiting (up to 5 s) until one is there: a command started in
+ * the background with `&` may not have exec'd yet when the shell that
+ * started it returns (a clean-clone CI run found none at its first look).
+ */
+async function hostProcOf(argv: string): Promise<{ pid: number; uid: number } | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const [p] = hostProcsOf(argv);
+    if (p) return p;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
 describe("a uid range per sandbox", () => {
   let t: TestState;
   const sh = async (id: string, cmd: string, s: Sandboxes = t.s) => {
@@ -58,8 +72,8 @@ describe("a uid range per sandbox", () => {
     // Processes: the same program in each runs as a host uid of its own sandbox's range.
     await sh(a.id, "sleep 4242 >/dev/null 2>&1 & true");
     await sh(b.id, "sleep 4243 >/dev/null 2>&1 & true");
-    const [pa] = hostProcsOf("sleep 4242");
-    const [pb] = hostProcsOf("sleep 4243");
+    const pa = await hostProcOf("sleep 4242");
+    const pb = await hostProcOf("sleep 4243");
     assert.ok(pa !== undefined && inRange(pa.uid, ba) && !inRange(pa.uid, bb), `sleep in a runs as ${pa?.uid}`);
     assert.ok(pb !== undefined && inRange(pb.uid, bb) && !inRange(pb.uid, ba), `sleep in b runs as ${pb?.uid}`);
     // Files: a persistent container's upper is in its ext4 disk image,
