@@ -498,6 +498,7 @@ void op_resize(struct conn *c, uint32_t id, const struct jdoc *d);
 
 struct exec *find_exec_pid(pid_t pid);
 struct exec *find_exec_stream(const struct conn *c, uint32_t id);
+struct exec *find_exec_target(const struct conn *c, const struct req *r);
 bool exec_has_readers(const struct exec *e);
 bool exec_readers_paused(const struct exec *e);
 void exec_output(struct exec *e, int which, const char *p, size_t n);

@@ -57,8 +57,7 @@ void op_resize(struct conn *c, uint32_t id, const struct jdoc *d)
 	struct req r;
 	if (!req_get(c, id, OP_RESIZE, d, &r))
 		return;
-	struct exec *e = r.pid ? find_exec_pid((pid_t)r.pid)
-		: (r.target >= 1 && r.target <= INT32_MAX) ? find_exec_stream(c, (uint32_t)r.target) : NULL;
+	struct exec *e = find_exec_target(c, &r);
 	if (!e) {
 		send_error(c, id, ESRCH, "no such exec", NULL);
 		return;

@@ -28,6 +28,15 @@ struct exec *find_exec_stream(const struct conn *c, uint32_t id)
 	return NULL;
 }
 
+/* The command a signal or resize names: by pid, else by the stream id
+ * (its own or an attach) in `target` on this connection. */
+struct exec *find_exec_target(const struct conn *c, const struct req *r)
+{
+	if (r->pid)
+		return find_exec_pid((pid_t)r->pid);
+	return r->target >= 1 && r->target <= INT32_MAX ? find_exec_stream(c, (uint32_t)r->target) : NULL;
+}
+
 /* Whether a connection that gets e's output has too much unsent, a stream
  * of it is paused (flow), or the starter's window is full (credit). */
 bool exec_readers_paused(const struct exec *e)
