@@ -80,7 +80,8 @@ static void ring_push(struct ring *r, int which, const char *p, size_t n)
 		return; /* no memory: nothing kept, the live output goes on */
 	/* make room: drop the oldest records, and cut the last one dropped
 	 * at its start instead when that is enough, so the ring holds the last
-	 * RING_CAP bytes and not as little as one chunk */
+	 * RING_CAP bytes and not as little as one chunk (less up to 4 when the
+	 * excess falls in a dropped record's header: a record is never empty) */
 	while (r->len - r->off + 4 + n > RING_CAP) {
 		uint32_t h = get32(r->p + r->off);
 		size_t rl = h & 0x7fffffffu, excess = r->len - r->off + 4 + n - RING_CAP;
