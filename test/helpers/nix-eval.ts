@@ -9,8 +9,18 @@ import { randomBytes } from "node:crypto";
 /** The repository (dist/test/helpers → ../../..). */
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
-/** nixpkgs' lib: $CORRAL_NIXPKGS_LIB, else the vendored copy beside the worktrees. */
-export const NIXPKGS_LIB = process.env["CORRAL_NIXPKGS_LIB"] ?? path.resolve(REPO, "../../shared/vendor/nixpkgs-lib");
+/**
+ * nixpkgs' lib: $CORRAL_NIXPKGS_LIB, else the vendored copy in `shared/`
+ * beside the checkout (../shared from the main checkout, ../../shared from
+ * a worktree under wt/; /work/shared on these machines, for a clone
+ * elsewhere such as CI's).
+ */
+export const NIXPKGS_LIB =
+  process.env["CORRAL_NIXPKGS_LIB"] ??
+  [path.resolve(REPO, "../shared/vendor/nixpkgs-lib"), path.resolve(REPO, "../../shared/vendor/nixpkgs-lib"), "/work/shared/vendor/nixpkgs-lib"].find((d) =>
+    fs.existsSync(path.join(d, "lib/default.nix")),
+  ) ??
+  path.resolve(REPO, "../shared/vendor/nixpkgs-lib");
 
 /** Why the Nix evaluation suites cannot run here, or false. */
 export const noNixEval =
@@ -48,6 +58,8 @@ export interface ModuleEval {
   tmpfiles: string[];
   reloadTriggers: string[];
   failedAssertions: string[];
+  /** services.corral.sandboxes.<name>.identity */
+  identities: Record<string, { mac: string; cid: number; tap: string }>;
 }
 
 /** The module evaluated for `services.corral` = `config` (Nix text); Nix's error on failure. */
