@@ -84,9 +84,25 @@ let
         '';
       };
       network = mkOption {
-        type = types.enum [ "none" ];
+        type = types.either (types.enum [ "none" "nat" ]) networkType;
         default = "none";
-        description = "Networking is not built yet: none.";
+        example = literalExpression ''{ mode = "nat"; egress.allow = [ "*.pypi.org" ]; networks = [ "build" ]; ports = [ 8000 ]; }'';
+        description = ''
+          "none" (loopback only), "nat" (outbound through corral's bridge, under
+          the always-dropped destinations of docs/networking.md), or the object
+          form: an egress policy, named networks, exposed ports.
+        '';
+      };
+      mac = mkOption {
+        type = types.nullOr (types.strMatching "[0-9a-f][02468ace](:[0-9a-f]{2}){5}");
+        default = null;
+        example = "02:00:00:00:00:01";
+        description = "A VM's fixed MAC (lowercase, unicast); null: derived from its name (identity.mac).";
+      };
+      cid = mkOption {
+        type = types.nullOr (types.ints.between 3 4294967294);
+        default = null;
+        description = "A VM's fixed vsock CID; null: derived from its name (identity.cid).";
       };
       autoStart = mkOption {
         type = types.bool;
@@ -101,12 +117,51 @@ let
       identity = mkOption {
         type = types.attrs;
         readOnly = true;
-        default = corralLib.identity name;
-        defaultText = literalExpression "corral.lib.identity name";
-        description = "Its MAC, vsock CID and tap name, derived from its name as the daemon derives them.";
+        default = corralLib.identity name
+          // lib.optionalAttrs (config.mac != null) { inherit (config) mac; }
+          // lib.optionalAttrs (config.cid != null) { inherit (config) cid; };
+        defaultText = literalExpression "corral.lib.identity name // fixed mac and cid";
+        description = "Its MAC, vsock CID and tap name: derived from its name as the daemon derives them, but for a fixed mac or cid.";
       };
     };
   });
+
+  networkType = types.submodule {
+    options = {
+      mode = mkOption { type = types.enum [ "none" "nat" ]; default = "nat"; };
+      egress = {
+        allow = mkOption {
+          type = types.nullOr (types.listOf types.str);
+          default = null;
+          description = "null: every destination but the always-dropped ones; a list (even empty): only these (CIDRs, names, *.domain).";
+        };
+        deny = mkOption { type = types.listOf types.str; default = [ ]; };
+      };
+      networks = mkOption {
+        type = types.listOf (types.strMatching namePattern);
+        default = [ ];
+        description = "Named networks of its tenant it joins (members reach each other by name).";
+      };
+      ports = mkOption {
+        type = types.listOf (types.either (types.ints.between 1 65535) (types.submodule {
+          options = {
+            port = mkOption { type = types.ints.between 1 65535; };
+            public = mkOption { type = types.bool; default = false; };
+          };
+        }));
+        default = [ ];
+        description = "Ports the daemon serves at their port URLs (public ones without a key).";
+      };
+    };
+  };
+
+  # The spec's form of a network option value.
+  networkJson = n:
+    if builtins.isString n then n
+    else {
+      inherit (n) mode networks ports;
+      egress = { inherit (n.egress) deny; } // lib.optionalAttrs (n.egress.allow != null) { inherit (n.egress) allow; };
+    };
 
   poolType = types.submodule {
     options = {
@@ -133,6 +188,10 @@ let
         [
           (if builtins.match namePattern name == null then "${opt}: the name must be 1-63 lowercase letters, digits or '-'" else null)
           (if !s.autoStart && !s.persistent then "${opt}.autoStart: false needs persistent = true" else null)
+          (if s.type != "vm" && s.mac != null then "${opt}.mac: a fixed MAC is a VM's (type = \"vm\")" else null)
+          (if s.type != "vm" && s.cid != null then "${opt}.cid: a fixed vsock CID is a VM's (type = \"vm\")" else null)
+          (let other = sameIdentity name s "mac"; in if other != null then "${opt}.mac: ${s.identity.mac} is also services.corral.sandboxes.${other}'s" else null)
+          (let other = sameIdentity name s "cid"; in if other != null then "${opt}.cid: ${toString s.identity.cid} is also services.corral.sandboxes.${other}'s" else null)
         ]
         ++ lib.imap0 (i: sh:
           if !(allowed sh.source) then "${opt}.shares.${toString i}.source: ${sh.source} is not below a directory of services.corral.allowedShares"
@@ -142,6 +201,11 @@ let
     in
     if bad == null then s else throw bad;
 
+  # Another declared VM with the same MAC or CID as `s` fixes (null: none).
+  sameIdentity = name: s: field:
+    if s.type != "vm" || s.${field} == null then null
+    else lib.findFirst (n: n != name && cfg.sandboxes.${n}.type == "vm" && cfg.sandboxes.${n}.identity.${field} == s.${field}) null (lib.attrNames cfg.sandboxes);
+
   isPackages = t: !(builtins.isString t);
   sandboxJson = name: s0:
     let s = check name s0;
@@ -150,9 +214,11 @@ let
       spec = {
         backend = s.type;
         resources = { inherit (s) vcpus memory disk; };
-        inherit (s) env network;
+        inherit (s) env;
+        network = networkJson s.network;
         lifetime.mode = if s.persistent then "persistent" else "ephemeral";
       }
+      // lib.optionalAttrs (s.mac != null || s.cid != null) { identity = dropNulls { inherit (s) mac cid; }; }
       // lib.optionalAttrs (!isPackages s.template) { inherit (s) template; }
       // lib.optionalAttrs (s.shares != [ ]) { shares = map (sh: { inherit (sh) source target readOnly; }) s.shares; }
       // lib.optionalAttrs s.writableStore { nix.writable = true; };

@@ -1130,6 +1130,10 @@ export interface components {
             backend?: "container" | "vm" | "gvisor";
             /** @enum {string} */
             vmm?: "qemu" | "cloud-hypervisor" | "firecracker";
+            identity?: {
+                mac?: string;
+                cid?: number;
+            };
             /** @default {} */
             resources?: {
                 /** @default 1 */
@@ -1206,6 +1210,10 @@ export interface components {
             backend: "container" | "vm" | "gvisor";
             /** @enum {string} */
             vmm?: "qemu" | "cloud-hypervisor" | "firecracker";
+            identity?: {
+                mac?: string;
+                cid?: number;
+            };
             resources: {
                 vcpus: number;
                 memory: number;
@@ -1261,9 +1269,9 @@ export interface components {
             /** Format: date-time */
             expiresAt: string | null;
             spec: components["schemas"]["ResolvedSpec"];
-            /** @description A microVM's names on a network and the vsock bus, derived from its sandbox name alone (the same name gives the same identity on every host and after every restart). Absent for containers. */
+            /** @description A microVM's names on a network and the vsock bus, derived from its sandbox name alone (the same name gives the same identity on every host and after every restart), but for a MAC or CID its spec's `identity` fixes. Absent for containers. */
             identity?: {
-                /** @description Locally administered unicast MAC. */
+                /** @description Unicast MAC: locally administered (02:...) when derived from the name. */
                 mac: string;
                 /** @description vsock context id. */
                 cid: number;

@@ -30,7 +30,7 @@ export interface BackendContext {
   readonly longLived: boolean;
 }
 
-/** Names a sandbox is known by on a network and a vsock bus, derived from its name. */
+/** Names a sandbox is known by on a network and a vsock bus, derived from its name (a VM's spec may fix the MAC and CID). */
 export interface SandboxIdentity {
   readonly mac: string;
   readonly cid: number;
@@ -155,8 +155,8 @@ export interface SandboxBackend {
   hasSnapshot?(snapshotId: string): Promise<boolean>;
   /** Removes snapshot `snapshotId`'s files; idempotent. */
   removeSnapshot?(snapshotId: string): Promise<void>;
-  /** The network and vsock names a sandbox of this name gets. */
-  identity?(name: string): SandboxIdentity;
+  /** The network and vsock names a sandbox of this name and spec gets. */
+  identity?(name: string, spec: ResolvedSpec): SandboxIdentity;
   /**
    * Ids of sandboxes this backend has host state for outside their
    * directories (a runtime's own state dir), for reconcile to compare with

@@ -38,3 +38,11 @@ test("--share SRC:TARGET[:ro] and --share-host-store become the spec's shares", 
   assert.equal(specFrom({ template: "busybox", backend: "container", env: [], label: [] }).shares, undefined);
   for (const bad of ["/srv", ":/x", "/srv:", "/srv:ro"]) assert.throws(() => shareFrom(bad), { code: "invalid_argument" }, bad);
 });
+
+test("--mac and --cid become a VM's fixed identity, which the schema checks", () => {
+  const spec = specFrom({ template: "busybox", backend: "vm", env: [], label: [], mac: "52:54:00:00:00:01", cid: "4242" });
+  assert.deepEqual(spec.identity, { mac: "52:54:00:00:00:01", cid: 4242 });
+  assert.deepEqual(parseSpec(spec).identity, { mac: "52:54:00:00:00:01", cid: 4242 });
+  assert.equal(specFrom({ template: "busybox", backend: "vm", env: [], label: [] }).identity, undefined);
+  assert.throws(() => parseSpec(specFrom({ template: "busybox", backend: "vm", env: [], label: [], cid: "x" })), /identity\.cid/);
+});

@@ -48,6 +48,8 @@ export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "--name <name>", help: "sandbox name (default: generated)" },
   { flags: "-t, --template <name>", help: "template to start from (corral template ls)", default: DEFAULT_TEMPLATE },
   { flags: "--backend <kind>", help: "container or vm", default: "container" },
+  { flags: "--mac <mac>", help: "a VM's fixed MAC (default: derived from its name)" },
+  { flags: "--cid <n>", help: "a VM's fixed vsock CID (default: derived from its name)" },
   ...RESOURCE_OPTIONS,
   { flags: "-e, --env <KEY=VALUE>", help: "environment variable", repeat: true },
   { flags: "-w, --workdir <dir>", help: "working directory" },
@@ -67,6 +69,8 @@ export interface SpecFlags {
   name?: string;
   template: string;
   backend: string;
+  mac?: string;
+  cid?: string;
   memory?: string;
   cpus?: string;
   pids?: string;
@@ -111,6 +115,9 @@ export function specFrom(f: SpecFlags): SpecInput {
     lifetime,
   };
   if (f.name !== undefined) spec.name = f.name;
+  if (f.mac !== undefined || f.cid !== undefined) {
+    spec.identity = { ...(f.mac !== undefined ? { mac: f.mac } : {}), ...(f.cid !== undefined ? { cid: Number(f.cid) } : {}) };
+  }
   const network = networkFrom(f);
   if (network !== undefined) spec.network = network;
   if (f.workdir !== undefined) spec.workdir = f.workdir;

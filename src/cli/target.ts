@@ -41,6 +41,8 @@ export interface SpecInput {
   name?: string;
   template: string;
   backend: string;
+  /** A VM's fixed MAC and/or vsock CID. */
+  identity?: { mac?: string; cid?: number };
   resources: { memory?: string; disk?: string; vcpus?: number; pids?: number };
   env: Record<string, string>;
   labels: Record<string, string>;

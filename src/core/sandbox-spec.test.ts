@@ -77,3 +77,22 @@ test("vmm: QEMU by default for VMs, one of three, refused for containers by its 
   assert.match(issuesOf({ template: "t", backend: "container", vmm: "firecracker" })["vmm"] ?? "", /backend "vm"/);
   assert.ok(issuesOf({ template: "t", backend: "vm", vmm: "xen" })["vmm"]);
 });
+
+test("identity: a VM's fixed MAC and CID, checked by their paths, refused for containers", () => {
+  assert.deepEqual(parseSpec({ template: "t", backend: "vm", identity: { mac: "52:54:00:12:34:56", cid: 7 } }).identity, { mac: "52:54:00:12:34:56", cid: 7 });
+  assert.deepEqual(parseSpec({ template: "t", backend: "vm", identity: { cid: 3 } }).identity, { cid: 3 });
+  assert.equal("identity" in parseSpec({ template: "t", backend: "vm", identity: {} }), false, "an empty identity fixes nothing");
+  assert.match(issuesOf({ template: "t", identity: { cid: 7 } })["identity"] ?? "", /needs backend "vm", not "container"/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { mac: "01:00:5e:00:00:01" } })["identity.mac"] ?? "", /unicast/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { mac: "52:54:00:12:34:5G" } })["identity.mac"] ?? "", /unicast/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { cid: 2 } })["identity.cid"] ?? "", /at least 3/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { cid: 2 ** 32 - 1 } })["identity.cid"] ?? "", /below 2\^32-1/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { cid: 7.5 } })["identity.cid"] ?? "", /integer/);
+  assert.match(issuesOf({ template: "t", backend: "vm", identity: { tap: "x" } })["identity"] ?? "", /unknown field/);
+});
+
+test("a value of the wrong type is named as such, not as missing", () => {
+  assert.equal(issuesOf({ template: "t", resources: { pids: 8.5 } })["resources.pids"], "pids must be an integer");
+  assert.match(issuesOf({ template: "t", resources: { pids: "x" } })["resources.pids"] ?? "", /expected number, received string/);
+  assert.equal(issuesOf({ template: 5 })["template"]?.includes("required"), false);
+});

@@ -51,6 +51,22 @@ const lifetime = z
   })
   .strict();
 
+/** A unicast MAC in lowercase colon form (the multicast bit, 0x01 of the first octet, clear). */
+const MAC_PATTERN = /^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$/;
+
+/**
+ * A microVM's fixed MAC and vsock CID, where an operator needs them known
+ * (a DHCP reservation, a firewall rule, a NixOS module's `mac`/`cid`).
+ * Absent fields are derived from the name (backends/vm/identity.ts).
+ */
+const identity = z
+  .object({
+    mac: z.string().regex(MAC_PATTERN, "must be a unicast MAC like 02:00:00:00:00:01 (lowercase hex, the first octet even)").optional(),
+    // 0-2 are the hypervisor's, the host's and local; 2^32-1 is VMADDR_CID_ANY.
+    cid: z.number().int("cid must be an integer").min(3, "cid must be at least 3 (0-2 are reserved)").max(0xfffffffe, "cid must be below 2^32-1").optional(),
+  })
+  .strict();
+
 const absolutePath = z
   .string()
   .startsWith("/", "must be an absolute path")
@@ -64,6 +80,8 @@ export const SandboxSpecSchema = z
     backend: z.enum(["container", "vm", "gvisor"]).default("container"),
     /** Only with backend "vm"; absent there means "qemu". */
     vmm: z.enum(VMM_NAMES).optional(),
+    /** Only with backend "vm": a fixed MAC and/or vsock CID instead of the name's. */
+    identity: identity.optional(),
     resources: resources.prefault({}),
     env: z
       .record(z.string().regex(ENV_KEY, "environment variable names are letters, digits and '_'"), z.string().refine(noNul, "must not contain NUL"))
@@ -84,10 +102,18 @@ export const SandboxSpecSchema = z
     if (s.vmm !== undefined && s.backend !== "vm") {
       ctx.addIssue({ code: "custom", path: ["vmm"], message: `vmm chooses a microVM's hypervisor: it needs backend "vm", not "${s.backend}"` });
     }
+    if (s.identity !== undefined && s.backend !== "vm") {
+      ctx.addIssue({ code: "custom", path: ["identity"], message: `identity fixes a microVM's MAC and vsock CID: it needs backend "vm", not "${s.backend}"` });
+    }
   });
 
 export type SandboxSpecInput = z.input<typeof SandboxSpecSchema>;
 type Parsed = z.output<typeof SandboxSpecSchema>;
+
+export interface FixedIdentity {
+  readonly mac?: string;
+  readonly cid?: number;
+}
 
 /** A spec with every default filled in and sizes in bytes. */
 export interface ResolvedSpec {
@@ -97,6 +123,8 @@ export interface ResolvedSpec {
   readonly backend: "container" | "vm" | "gvisor";
   /** The hypervisor of a microVM (backend "vm" only; rows written before it existed lack it: QEMU). */
   readonly vmm?: VmmName;
+  /** A VM's fixed MAC and/or vsock CID (absent: both from its name). */
+  readonly identity?: FixedIdentity;
   readonly resources: {
     readonly vcpus: number;
     readonly memory: number;
@@ -124,7 +152,8 @@ export interface ResolvedSpec {
  * naming every bad field by its path.
  */
 export function parseSpec(input: unknown): ResolvedSpec {
-  const r = SandboxSpecSchema.safeParse(input);
+  // reportInput: without it a zod 4 issue has no input, and a wrong type read as "is required".
+  const r = SandboxSpecSchema.safeParse(input, { reportInput: true });
   if (!r.success) {
     const issues: SpecIssue[] = r.error.issues.flatMap(unionBranch).map((i) => ({
       path: i.path.map(String).join("."),
@@ -161,6 +190,9 @@ function resolve(p: Parsed): ResolvedSpec {
     template: p.template,
     backend: p.backend,
     ...(p.backend === "vm" ? { vmm: p.vmm ?? "qemu" } : {}),
+    ...(p.identity && (p.identity.mac !== undefined || p.identity.cid !== undefined)
+      ? { identity: { ...(p.identity.mac !== undefined ? { mac: p.identity.mac } : {}), ...(p.identity.cid !== undefined ? { cid: p.identity.cid } : {}) } }
+      : {}),
     resources: { ...p.resources },
     env: p.env,
     workdir: p.workdir,

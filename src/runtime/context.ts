@@ -98,7 +98,7 @@ export class RuntimeContext {
 
   /** What get and list return: the record, its status, and its identity where its backend gives one. */
   info(r: SandboxRecord, status: SandboxStatus): SandboxInfo {
-    const identity = this.parts.backends.get(r.spec.backend)?.identity?.(r.name);
+    const identity = this.parts.backends.get(r.spec.backend)?.identity?.(r.name, r.spec);
     // Made by the operator's declared state (declared.ts)?
     const declared = stmt(this.db, "SELECT 1 FROM declared WHERE kind = 'sandbox' AND sandbox_id = ?").get(r.id) !== undefined;
     return { ...r, status, ...(identity ? { identity } : {}), ...(declared ? { declared } : {}) };

@@ -7,6 +7,7 @@ import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
 import type { ProgressFn } from "../store/builders/builder.js";
 import type { RuntimeContext } from "./context.js";
 import { recordEvent } from "./db.js";
+import { checkIdentityFree } from "./fixed-identity.js";
 import { claim } from "./pool-claims.js";
 import { sandboxStore } from "./nix-view.js";
 import { POOL_TENANT, poolKey } from "./pools.js";
@@ -27,8 +28,8 @@ export interface CreateOptions extends Scope {
 export async function create(rt: RuntimeContext, input: unknown, opts: CreateOptions = {}): Promise<SandboxInfo> {
   const spec = parseSpec(withDefaultBackend(input, rt.defaultBackend));
   const tenant = opts.pool ? POOL_TENANT : (opts.tenant ?? LOCAL_TENANT);
-  // A pool's sandboxes have no shares and a read-only store: one with either starts cold.
-  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares && !spec.nix) {
+  // A pool's sandboxes have no shares, a read-only store and their names' identity: one with any starts cold.
+  if (!opts.pool && spec.lifetime.mode === "ephemeral" && !spec.shares && !spec.nix && !spec.identity) {
     const key = poolKey(spec);
     const { pools } = rt;
     if (pools.has(key)) {
@@ -40,6 +41,7 @@ export async function create(rt: RuntimeContext, input: unknown, opts: CreateOpt
   }
   const backend = rt.backend(spec.backend);
   checkNetworking(rt, spec);
+  checkIdentityFree(rt, spec);
   const template = await rt.store.ensureTemplate(spec.template, opts.onProgress);
   // Checked before anything is recorded or made: a refused share leaves nothing.
   const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
@@ -126,7 +128,7 @@ export function checkNetworking(rt: RuntimeContext, spec: ResolvedSpec): void {
 async function attachNetwork(rt: RuntimeContext, s: { id: string; tenant: string; name: string; spec: ResolvedSpec }) {
   checkNetworking(rt, s.spec);
   const kind = s.spec.backend === "vm" ? "vm" : "container";
-  const mac = rt.backend(s.spec.backend).identity?.(s.name).mac;
+  const mac = rt.backend(s.spec.backend).identity?.(s.name, s.spec).mac;
   return rt.parts.net!.attach({ id: s.id, tenant: s.tenant, name: s.name, kind, network: s.spec.network, ...(mac ? { mac } : {}) });
 }
 
@@ -191,6 +193,7 @@ export async function reconfigure(rt: RuntimeContext, r: SandboxRecord, spec: Re
   if (r.state !== "stopped" || spec.lifetime.mode !== "persistent" || spec.backend !== r.spec.backend) {
     throw new ConflictError(`sandbox "${r.name}" can take a new spec on its disk only when stopped, persistent and on the same backend`);
   }
+  checkIdentityFree(rt, spec, r.id);
   const template = await rt.store.ensureTemplate(spec.template);
   const stands = await sandboxStore(rt, spec, template, await rt.shares.resolve(spec.shares, template.nix !== undefined));
   await rt.backend(spec.backend).reconfigure?.({

@@ -83,7 +83,9 @@ export async function deleteSnapshot(rt: RuntimeContext, name: string, scope: Sc
  */
 export async function restoreSnapshot(rt: RuntimeContext, name: string, opts: Scope & { name?: string } = {}): Promise<SandboxInfo> {
   const row = snapshotRow(rt, name, opts);
-  const spec = parseSpec({ ...(JSON.parse(row.spec) as object), ...(opts.name ? { name: opts.name } : {}) });
+  // A fixed MAC or CID is the saved sandbox's own: the copy gets its name's.
+  const { identity: _own, ...saved } = JSON.parse(row.spec) as ResolvedSpec;
+  const spec = parseSpec({ ...saved, ...(opts.name ? { name: opts.name } : {}) });
   const backend = rt.backend(spec.backend);
   const { restore } = backend;
   if (!restore || !(await backend.hasSnapshot?.(row.id))) throw new HostError(`snapshot "${name}" has lost its files on this host; delete it`);

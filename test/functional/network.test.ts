@@ -82,6 +82,23 @@ describe("network nat", () => {
     await t.s.destroy(other.id);
   });
 
+  it("gives a microVM the MAC and CID its spec fixes, and refuses them to another", async () => {
+    const mac = "52:54:00:c0:ff:ee";
+    const sb = await t.s.create({ template: "busybox", backend: "vm", name: "vmfixed", identity: { mac, cid: 4242 }, network: "nat" });
+    assert.equal((await sh(sb.id, "cat /sys/class/net/eth0/address")).out.trim(), mac);
+    // The bridge's anti-spoofing rules know the fixed MAC: traffic flows.
+    assert.match((await sh(sb.id, get("www.upstream.test"))).out, /200 OK/);
+    const info = await t.s.get(sb.id);
+    assert.equal(info.identity?.mac, mac);
+    assert.equal(info.identity?.cid, 4242);
+    const taken = (field: string) => (e: unknown) => (e as { code?: string }).code === "conflict" && new RegExp(`identity\\.${field}`).test((e as Error).message);
+    await assert.rejects(t.s.create({ template: "busybox", backend: "vm", identity: { mac } }), taken("mac"));
+    await assert.rejects(t.s.create({ template: "busybox", backend: "vm", identity: { cid: 4242 } }), taken("cid"));
+    // A container cannot fix one: the field names its path.
+    await assert.rejects(t.s.create({ template: "busybox", identity: { mac: "52:54:00:00:00:01" } }), (e: unknown) => /identity/.test(String((e as { issues?: { path: string }[] }).issues?.[0]?.path)));
+    await t.s.destroy(sb.id);
+  });
+
   it("cannot reach the host, the daemon's port or a sibling, and drops link-local", async () => {
     const a = await t.s.create({ template: "busybox", network: "nat" });
     const b = await t.s.create({ template: "busybox", network: "nat" });

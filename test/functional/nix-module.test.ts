@@ -98,6 +98,35 @@ describe("the NixOS module, the flake and lib.nix", { skip: noNixEval }, () => {
     ]);
   });
 
+  it("fixes a VM's MAC and CID, and puts a sandbox on a network, as the spec does", () => {
+    const m = evalModule(dir, `{ enable = true; package = ${PACKAGE}; extraPackages = [ ];
+      sandboxes.web = { type = "vm"; mac = "52:54:00:12:34:56"; cid = 4242; network = { egress.allow = [ "*.pypi.org" ]; networks = [ "build" ]; ports = [ 8000 { port = 9000; public = true; } ]; }; };
+      sandboxes.half = { type = "vm"; cid = 4243; network = "nat"; };
+      sandboxes.plain = { type = "vm"; }; }`);
+    const state = parseDeclared(m.declared);
+    const web = state.sandboxes.get("web")!.spec;
+    assert.deepEqual(web.identity, { mac: "52:54:00:12:34:56", cid: 4242 });
+    assert.deepEqual(web.network, { mode: "nat", egress: { allow: ["*.pypi.org"], deny: [] }, networks: ["build"], ports: [8000, { port: 9000, public: true }] });
+    assert.deepEqual(state.sandboxes.get("half")!.spec.identity, { cid: 4243 });
+    assert.equal(state.sandboxes.get("half")!.spec.network, "nat");
+    assert.equal(state.sandboxes.get("plain")!.spec.identity, undefined);
+    // The identity option tells the configuration what the daemon will use.
+    assert.deepEqual(m.identities["web"], { ...vmIdentity("web"), mac: "52:54:00:12:34:56", cid: 4242 });
+    assert.deepEqual(m.identities["half"], { ...vmIdentity("half"), cid: 4243 });
+    assert.deepEqual(m.identities["plain"], { ...vmIdentity("plain") });
+    const base = `enable = true; package = ${PACKAGE}; extraPackages = [ ];`;
+    const cases: [string, RegExp][] = [
+      [`{ ${base} sandboxes.c = { type = "container"; mac = "02:00:00:00:00:01"; }; }`, /services\.corral\.sandboxes\.c\.mac: a fixed MAC is a VM's/],
+      [`{ ${base} sandboxes.c = { type = "container"; cid = 7; }; }`, /services\.corral\.sandboxes\.c\.cid: a fixed vsock CID is a VM's/],
+      [`{ ${base} sandboxes.a = { type = "vm"; cid = 7; }; sandboxes.b = { type = "vm"; cid = 7; }; }`, /services\.corral\.sandboxes\.a\.cid: 7 is also services\.corral\.sandboxes\.b's/],
+      [`{ ${base} sandboxes.a = { type = "vm"; mac = "${vmIdentity("b").mac}"; }; sandboxes.b.type = "vm"; }`, /services\.corral\.sandboxes\.a\.mac: .* is also services\.corral\.sandboxes\.b's/],
+      [`{ ${base} sandboxes.a = { type = "vm"; mac = "01:00:5e:00:00:01"; }; }`, /services\.corral\.sandboxes\.a\.mac' is not of type/],
+      [`{ ${base} sandboxes.a = { type = "vm"; cid = 2; }; }`, /services\.corral\.sandboxes\.a\.cid' is not of type/],
+      [`{ ${base} sandboxes.a = { type = "vm"; network = "bridge"; }; }`, /services\.corral\.sandboxes\.a\.network' is not of type/],
+    ];
+    for (const [config, want] of cases) assert.throws(() => evalModule(dir, config), want, config);
+  });
+
   it("packages as a template become a closure the daemon builds its template from", () => {
     const m = evalModule(dir, `{ enable = true; package = ${PACKAGE}; extraPackages = [ ];
       sandboxes.tools = { type = "container"; template = [ { type = "derivation"; name = "hello"; outPath = "/nix/store/qp4i8lpqnq8hxylfjfalgl2xwfmazdg8-hello"; } ]; }; }`);

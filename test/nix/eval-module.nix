@@ -54,4 +54,5 @@ in
   reloadTriggers = svc.reloadTriggers;
   tmpfiles = c.systemd.tmpfiles.rules;
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+  identities = lib.mapAttrs (_: s: s.identity) c.services.corral.sandboxes;
 }

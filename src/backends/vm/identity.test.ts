@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assignIdentities, vmIdentity } from "./identity.js";
+import { assignIdentities, identityOf, vmIdentity } from "./identity.js";
 
 test("identity is a pure function of the name", () => {
   const a = vmIdentity("web-1");
@@ -47,4 +47,11 @@ test("a real collision steps the later name to the next salt", () => {
   assert.deepEqual(ids.get(second), vmIdentity(second, 1));
   assert.notEqual(ids.get(first)!.cid, ids.get(second)!.cid);
   assert.equal(assignIdentities(["x", "x"]).size, 1);
+});
+
+test("identityOf: the name's, with a fixed MAC or CID in place of the derived one", () => {
+  const d = vmIdentity("web-1");
+  assert.deepEqual(identityOf("web-1", undefined), d);
+  assert.deepEqual(identityOf("web-1", { cid: 9 }), { ...d, cid: 9 });
+  assert.deepEqual(identityOf("web-1", { mac: "52:54:00:00:00:01" }), { ...d, mac: "52:54:00:00:00:01" });
 });

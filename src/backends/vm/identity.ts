@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { FixedIdentity } from "../../core/sandbox-spec.js";
 
 /** What a microVM is known by on the host's network and vsock bus. */
 export interface VmIdentity {
@@ -24,6 +25,12 @@ export function vmIdentity(name: string, salt = 0): VmIdentity {
   const cid = 100 + ((h[0]! << 16) | (h[1]! << 8) | h[2]!);
   const tap = `cr${h.toString("hex").slice(0, 13)}`;
   return { mac, cid, tap };
+}
+
+/** A VM's identity: the name's, with what its spec fixes (spec `identity`) in place of the derived. */
+export function identityOf(name: string, fixed: FixedIdentity | undefined): VmIdentity {
+  const id = vmIdentity(name);
+  return fixed ? { ...id, ...fixed } : id;
 }
 
 /**

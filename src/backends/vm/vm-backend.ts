@@ -4,7 +4,8 @@ import path from "node:path";
 import { haveCommand, runCommand } from "../../host/command.js";
 import { makeDiskImage } from "../disk-image.js";
 import { logTail } from "../../host/log-tail.js";
-import { vmIdentity } from "./identity.js";
+import { identityOf } from "./identity.js";
+import type { ResolvedSpec } from "../../core/sandbox-spec.js";
 import { BackendError, ConflictError } from "../../core/errors.js";
 import type { Store } from "../../store/store.js";
 import { withLock } from "../../store/lock.js";
@@ -101,9 +102,9 @@ export class VmBackend implements SandboxBackend {
     this.shims.close();
   }
 
-  /** MAC, vsock CID and tap name from the sandbox's name (identity.ts). */
-  identity(name: string): SandboxIdentity {
-    return vmIdentity(name);
+  /** MAC, vsock CID and tap name from the sandbox's name, with what its spec fixes (identity.ts). */
+  identity(name: string, spec: ResolvedSpec): SandboxIdentity {
+    return identityOf(name, spec.identity);
   }
 
   /** Empty cgroups spare shims left when they were killed (shim.ts spareCgroup). */
@@ -276,7 +277,7 @@ export class VmBackend implements SandboxBackend {
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
   private async restoreFrom(req: CreateRequest, snaps: VmmSnapshots, snap: VmSnapshot): Promise<void> {
-    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: vmIdentity(req.hostname), runAs: this.vmUid(req) });
+    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: identityOf(req.hostname, req.spec.identity), runAs: this.vmUid(req) });
     const disk = path.join(snap.dir, "disk.img");
     if (fs.existsSync(disk)) {
       await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
