@@ -143,6 +143,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
         ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
         ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),
+        ...(ctx.portProxy ? { ports: ctx.portProxy } : {}),
       });
       e2bUrl = await e2b.app.listen({ host: o.e2b.listen.host ?? "127.0.0.1", port: o.e2b.listen.port });
     } catch (e) {

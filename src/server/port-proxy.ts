@@ -11,9 +11,11 @@ import { apiKeyOf } from "./context.js";
 export const DEFAULT_PORT_DOMAIN = "localhost";
 const TOKEN_PARAM = "corral_token";
 const TOKEN_HEADER = "x-corral-token";
+/** E2B's header for a sandbox's traffic token (its trafficAccessToken, which corrald's E2B layer hands out as this token). */
+const E2B_TOKEN_HEADER = "e2b-traffic-access-token";
 const HOST_PATTERN = /^(\d{1,5})-([0-9a-f]{16})\.(.+?)(?::\d+)?$/;
 /** Request headers that carry corral's credentials: never passed to the sandbox's server. */
-const OWN_HEADERS = new Set(["authorization", "x-api-key", TOKEN_HEADER]);
+const OWN_HEADERS = new Set(["authorization", "x-api-key", TOKEN_HEADER, E2B_TOKEN_HEADER]);
 
 /** A port URL's parts, from a Host header: `8080-<id>.<domain>[:port]`. */
 export function parsePortHost(host: string | undefined, domain: string): { port: number; id: string } | undefined {
@@ -32,7 +34,8 @@ export function parsePortHost(host: string | undefined, domain: string): { port:
  * Allowed: a port the spec makes public; the key of the sandbox's tenant
  * (Authorization or X-API-Key); or the sandbox's access token (an HMAC of
  * its id under a key of the state dir), given once as ?corral_token=
- * (then kept in a cookie for that host) or as X-Corral-Token. corral's
+ * (then kept in a cookie for that host) or as X-Corral-Token (or E2B's
+ * e2b-traffic-access-token). corral's
  * credentials are removed before the request reaches the sandbox.
  */
 export class PortProxy {
@@ -51,6 +54,11 @@ export class PortProxy {
 
   /** The daemon's TCP port, once it listens (the port of every URL). */
   listenPort: number | undefined;
+
+  /** The host part after `PORT-ID.` of a port URL (E2B's sandbox domain), or undefined while no TCP port is served. */
+  hostDomain(): string | undefined {
+    return this.listenPort ? `${this.domain}:${this.listenPort}` : undefined;
+  }
 
   url(id: string, port: number): string {
     return `http://${port}-${id}.${this.domain}${this.listenPort ? `:${this.listenPort}` : ""}/`;
@@ -142,7 +150,7 @@ export class PortProxy {
     }
     const want = this.token(r.id);
     const fromUrl = new URL(req.url ?? "/", "http://x").searchParams.get(TOKEN_PARAM);
-    const header = req.headers[TOKEN_HEADER];
+    const header = req.headers[TOKEN_HEADER] ?? req.headers[E2B_TOKEN_HEADER];
     const cookie = cookieValue(req.headers.cookie, cookieName(r.id));
     const given = fromUrl ?? (typeof header === "string" ? header : undefined) ?? cookie;
     if (given === undefined) throw Object.assign(new Error("this port needs the tenant's API key or the sandbox's access token"), { status: 401 });

@@ -8,7 +8,9 @@
 // operator would with `corral template build e2b-base`.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { CommandExitError, RateLimitError, Sandbox, SandboxError, SandboxNotFoundError } from "e2b";
+import http from "node:http";
+import { ALL_TRAFFIC, CommandExitError, RateLimitError, Sandbox, SandboxError, SandboxNotFoundError } from "e2b";
+import { startUpstream, type Upstream } from "../helpers/upstream.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import { request, testDaemon } from "../helpers/daemon.js";
 import { corralCli, spawnCli } from "../helpers/cli.js";
@@ -28,13 +30,17 @@ function useDaemon(d: Daemon, key: string): void {
 
 describe("E2B SDK against corrald", () => {
   let t: TestState;
+  let up: Upstream;
   before(async () => {
-    t = await freshState("e2b");
+    // The internet of the egress tests: a namespace of the test's own (198.18.0.0/15) with its DNS zone.
+    up = await startUpstream();
+    t = await freshState("e2b", { network: { dnsUpstream: [up.dns] } });
     await t.s.store.ensureTemplate("e2b-base");
   });
   after(async () => {
     for (const v of E2B_VARS) delete process.env[v];
     await t?.close();
+    await up?.close();
   });
 
   describe("containers", () => {
@@ -53,9 +59,10 @@ describe("E2B SDK against corrald", () => {
       // What corral keeps no memory of: a pause (a 501, not a silent stop).
       await assert.rejects(sb.pause(), (e: unknown) => e instanceof SandboxError && /^501: corral cannot keep a paused sandbox's memory/.test(e.message));
       await assert.rejects(sb.createSnapshot(), (e: unknown) => e instanceof SandboxError && /only microVM sandboxes/.test(e.message));
-      await assert.rejects(Sandbox.create({ network: { denyOut: ["198.18.0.1"] } }), (e: unknown) => e instanceof SandboxError && /^501: .*network rules/.test(e.message));
+      await assert.rejects(Sandbox.create({ network: { maskRequestHost: "${PORT}.example.test" } }), (e: unknown) => e instanceof SandboxError && /^501: .*network\.maskRequestHost/.test(e.message));
+      await assert.rejects(Sandbox.create({ network: { allowOut: ["198.18.0.1"], denyOut: ["198.18.0.0/15"] } }), (e: unknown) => e instanceof SandboxError && /^501: allowOut as exceptions/.test(e.message));
       await assert.rejects(Sandbox.create({ lifecycle: { onTimeout: "pause" } }), (e: unknown) => e instanceof SandboxError && /^501: .*autoPause/.test(e.message));
-      await assert.rejects(sb.updateNetwork({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^501: corral does not change a sandbox's network/.test(e.message));
+      await assert.rejects(sb.updateNetwork({ allowInternetAccess: true }), (e: unknown) => e instanceof SandboxError && /^409: .*made without internet access/.test(e.message));
       // Signed file URLs name no sandbox once E2B_SANDBOX_URL is set (the SDK sends the id as a header only).
       const url = await sb.downloadUrl("notes/a.txt");
       const r = await fetch(url);
@@ -80,6 +87,63 @@ describe("E2B SDK against corrald", () => {
         await open.kill();
         await closed.kill();
       }
+    });
+
+    it("maps allowOut and denyOut onto corral's egress policy, at create and by updateNetwork", async () => {
+      const fetches = async (s: Sandbox, host: string) => {
+        const r = await s.commands.run(`python3 -c "import urllib.request; urllib.request.urlopen('http://${host}/', timeout=3)"`).catch((e: unknown) => e);
+        return !(r instanceof CommandExitError);
+      };
+      const only = await Sandbox.create({ network: { allowOut: ["svc.upstream.test"], denyOut: [ALL_TRAFFIC] } });
+      const denied = await Sandbox.create({ network: { denyOut: [`${up.hosts["other.upstream.test"]}/32`] } });
+      try {
+        assert.equal(await fetches(only, "svc.upstream.test"), true);
+        assert.equal(await fetches(only, "www.upstream.test"), false, "a name not allowed");
+        assert.equal(await fetches(only, up.hosts["www.upstream.test"]!), false, "an address never resolved through corral");
+        assert.deepEqual((await only.getInfo()).network, { allowOut: ["svc.upstream.test"], denyOut: [ALL_TRAFFIC], allowPublicTraffic: undefined, egressProxy: undefined, maskRequestHost: undefined, httpsPorts: undefined, rules: undefined });
+        assert.equal(await fetches(denied, "www.upstream.test"), true);
+        assert.equal(await fetches(denied, up.hosts["other.upstream.test"]!), false, "denyOut holds");
+        // updateNetwork replaces the lists at once, on the running sandbox.
+        await only.updateNetwork({ allowOut: ["www.upstream.test"], denyOut: [ALL_TRAFFIC] });
+        assert.equal(await fetches(only, "www.upstream.test"), true);
+        assert.equal(await fetches(only, "svc.upstream.test"), false);
+        await only.updateNetwork({ allowInternetAccess: true });
+        assert.equal(await fetches(only, "svc.upstream.test"), true);
+        await only.updateNetwork({ allowInternetAccess: false });
+        assert.equal(await fetches(only, "svc.upstream.test"), false, "no internet access: nothing out");
+      } finally {
+        await only.kill();
+        await denied.kill();
+      }
+    });
+
+    it("gives getHost(port) the host of corral's port URL, opened with trafficAccessToken", async () => {
+      await sb.files.write("/tmp/www/hello.txt", "hello through the port URL");
+      await sb.commands.run("python3 -m http.server 8000 --directory /tmp/www", { background: true });
+      const host = sb.getHost(8000);
+      // The port URLs are served on corrald's own API port.
+      assert.equal(host, `8000-${sb.sandboxId}.localhost:${new URL(d.url).port}`);
+      assert.ok(sb.trafficAccessToken, "create answered a traffic token");
+      const get = (headers: Record<string, string>) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const port = Number(host.split(":").pop());
+          const req = http.get({ host: "127.0.0.1", port, path: "/hello.txt", headers: { host, ...headers } }, (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => (body += c.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          req.on("error", reject);
+        });
+      // The server may take a moment to listen: 502 until it does.
+      let ok = { status: 0, body: "" };
+      for (let i = 0; i < 100 && ok.status !== 200; i++) {
+        ok = await get({ "e2b-traffic-access-token": sb.trafficAccessToken! });
+        if (ok.status !== 200) await sleep(200);
+      }
+      assert.equal(ok.status, 200, ok.body);
+      assert.equal(ok.body, "hello through the port URL");
+      assert.equal((await get({})).status, 401, "without the token");
+      assert.equal((await get({ "e2b-traffic-access-token": "x".repeat(32) })).status, 403, "with another token");
     });
 
     it("runs the SDK's (deprecated) git module locally: it is git through commands.run", async () => {

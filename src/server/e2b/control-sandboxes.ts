@@ -5,7 +5,9 @@ import { apiKeyOf } from "../context.js";
 import type { AccessTokens } from "./access-token.js";
 import { E2bUnsupportedError } from "./errors.js";
 import { page, parseListQuery } from "./list-query.js";
-import { corralTemplate, detailJson, listedJson, sandboxJson } from "./sandbox-json.js";
+import { egressFor, readCreateNetwork, readEgress } from "./network-rules.js";
+import { corralTemplate, detailJson, listedJson, sandboxJson, type PortHosts } from "./sandbox-json.js";
+import { networkPolicy } from "../../core/network-spec.js";
 import type { Sandboxes } from "../../runtime/sandboxes.js";
 
 /** E2B's default timeout when a create or connect names none, seconds (NewSandboxV2, ConnectSandboxV2). */
@@ -20,6 +22,8 @@ export interface ControlEnv {
   readonly backend: "container" | "vm" | "gvisor";
   /** The network when a create says nothing of internet access. */
   readonly defaultNetwork: "none" | "nat";
+  /** corrald's port URLs, for E2B's domain (getHost) and traffic token; absent: none (a daemon on a unix socket). */
+  readonly ports?: PortHosts;
 }
 
 type Body = Record<string, unknown>;
@@ -45,13 +49,13 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
     const timeout = seconds(b["timeout"], "timeout") ?? DEFAULT_TIMEOUT_S;
     const envVars = stringRecord(b["envVars"], "envVars");
     const metadata = stringRecord(b["metadata"], "metadata");
-    const internet = b["allow_internet_access"];
-    if (internet !== undefined && typeof internet !== "boolean") throw new InvalidArgumentError("allow_internet_access must be a boolean");
+    const internet = internetOf(b);
+    const egress = readCreateNetwork(b["network"]);
     let sb: SandboxInfo;
     if (env.sandboxes.listSnapshots({ tenant }).some((s) => s.name === templateID)) {
-      if (Object.keys(envVars).length || Object.keys(metadata).length || internet !== undefined) {
+      if (Object.keys(envVars).length || Object.keys(metadata).length || internet !== undefined || egress) {
         throw new E2bUnsupportedError(
-          "a sandbox made from a snapshot keeps the snapshot's environment, metadata and network: corral cannot set envVars, metadata or allow_internet_access on it",
+          "a sandbox made from a snapshot keeps the snapshot's environment, metadata and network: corral cannot set envVars, metadata, allow_internet_access or network on it",
         );
       }
       sb = await env.sandboxes.restoreSnapshot(templateID, { tenant });
@@ -64,14 +68,15 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
           env: envVars,
           labels: metadata,
           lifetime: { timeoutSeconds: timeout },
-          // Internet access is corral's nat network (outbound through its bridge); unsaid, the daemon's default.
-          network: internet === undefined ? env.defaultNetwork : internet ? "nat" : "none",
+          // Internet access is corral's nat network (outbound through its bridge), under
+          // the egress lists (network-rules.ts); all unsaid, the daemon's default.
+          network: internet === undefined && !egress ? env.defaultNetwork : egressFor(internet ?? true, egress),
         },
         { tenant },
       );
     }
     req.log.info({ sandbox: sb.id, tenant, template: sb.spec.template }, "e2b sandbox created");
-    return reply.code(201).send(sandboxJson(sb, env.tokens));
+    return reply.code(201).send(sandboxJson(sb, env.tokens, env.ports));
   });
 
   app.get<{ Querystring: Record<string, string | string[] | undefined> }>("/v2/sandboxes", async (req, reply) => {
@@ -84,7 +89,7 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
 
   app.get<WithId>("/sandboxes/:id", async (req) => {
     const tenant = tenantOf(env, req);
-    return detailJson(await env.sandboxes.get(byId(env, req.params.id, tenant).id, { tenant }), env.tokens);
+    return detailJson(await env.sandboxes.get(byId(env, req.params.id, tenant).id, { tenant }), env.tokens, env.ports);
   });
 
   app.delete<WithId>("/sandboxes/:id", async (req, reply) => {
@@ -122,7 +127,7 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
     const wanted = Date.now() + t * 1000;
     // A sandbox without a timeout (made persistent through corral) keeps having none.
     if (rec.expiresAt !== null && Date.parse(rec.expiresAt) < wanted) env.sandboxes.setTimeout(rec.id, t, { tenant });
-    return reply.code(status).send(sandboxJson(env.sandboxes.record(rec.id, { tenant }), env.tokens));
+    return reply.code(status).send(sandboxJson(env.sandboxes.record(rec.id, { tenant }), env.tokens, env.ports));
   });
 
   // Pause: corral keeps no memory of a sandbox it stops. Without memory
@@ -169,9 +174,21 @@ export function registerSandboxRoutes(app: FastifyInstance, env: ControlEnv): vo
     ];
   });
 
-  app.put<WithId>("/sandboxes/:id/network", async (req) => {
-    tenantOf(env, req);
-    throw new E2bUnsupportedError("corral does not change a sandbox's network through E2B's API: choose internet access at create (allowInternetAccess); a nat sandbox's egress policy changes through corral's own API (corral net set)");
+  // updateNetwork: the egress lists replace the sandbox's, at once (corral net set); its mode stays.
+  app.put<WithId>("/sandboxes/:id/network", async (req, reply) => {
+    const tenant = tenantOf(env, req);
+    const r = byId(env, req.params.id, tenant);
+    const b = objectBody(req.body);
+    const internet = internetOf(b);
+    const now = networkPolicy(r.spec.network);
+    if (now.mode === "none") {
+      if (internet === false && !readEgress(b, "body")) return reply.code(204).send();
+      throw new ConflictError(`sandbox ${r.id} was made without internet access, and corral keeps a sandbox's network mode: create one with allowInternetAccess`);
+    }
+    const want = egressFor(internet ?? true, readEgress(b, "body"));
+    const egress = typeof want === "object" ? want.egress : want === "nat" ? { deny: [] } : { allow: [], deny: [] };
+    await env.sandboxes.setNetwork(r.id, { mode: "nat", egress, networks: [...now.networks], ports: [...now.ports] }, { tenant });
+    return reply.code(204).send();
   });
 }
 
@@ -197,6 +214,12 @@ export function seconds(v: unknown, what: string): number | undefined {
   return Math.max(1, v);
 }
 
+function internetOf(b: Body): boolean | undefined {
+  const v = b["allow_internet_access"];
+  if (v !== undefined && v !== null && typeof v !== "boolean") throw new InvalidArgumentError("allow_internet_access must be a boolean");
+  return v ?? undefined;
+}
+
 function stringRecord(v: unknown, what: string): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (typeof v !== "object" || Array.isArray(v) || Object.values(v).some((x) => typeof x !== "string")) {
@@ -210,7 +233,6 @@ function refuseUnsupported(b: Body): void {
   const why: string[] = [];
   if (b["autoPause"] === true) why.push("autoPause (corral removes a sandbox at its timeout; it cannot pause it)");
   if (b["autoResume"] && (b["autoResume"] as { enabled?: unknown }).enabled === true) why.push("autoResume");
-  if (b["network"] && Object.keys(b["network"] as object).length) why.push("network rules (allowOut, denyOut ...: not mapped onto corral's egress policies yet; allow_internet_access is)");
   if (b["mcp"]) why.push("mcp (no MCP gateway)");
   if (Array.isArray(b["volumeMounts"]) && b["volumeMounts"].length) why.push("volumeMounts (no volumes)");
   if (b["iam"]) why.push("iam (no workload tokens)");

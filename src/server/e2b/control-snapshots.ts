@@ -70,7 +70,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, env: ControlEnv): v
       for (let i = 0; i < count; i++) {
         try {
           const sb = await env.sandboxes.restoreSnapshot(name, { tenant });
-          results.push({ sandbox: sandboxJson(env.sandboxes.setTimeout(sb.id, timeout, { tenant }), env.tokens) });
+          results.push({ sandbox: sandboxJson(env.sandboxes.setTimeout(sb.id, timeout, { tenant }), env.tokens, env.ports) });
         } catch (e) {
           results.push({ error: toE2bHttpError(e).body });
         }

@@ -6,6 +6,7 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import { AuthError } from "../../core/errors.js";
 import type { Sandboxes } from "../../runtime/sandboxes.js";
 import { AccessTokens } from "./access-token.js";
+import type { PortHosts } from "./sandbox-json.js";
 import { AccountCache } from "./accounts.js";
 import { registerSandboxRoutes } from "./control-sandboxes.js";
 import { registerSnapshotRoutes } from "./control-snapshots.js";
@@ -31,6 +32,8 @@ export interface E2bOptions {
   readonly bodyLimit?: number;
   /** Time a client has to send its request headers (slowloris), ms. */
   readonly headersTimeoutMs?: number;
+  /** corrald's port URLs (its PortProxy): E2B's domain for getHost, and trafficAccessToken. */
+  readonly ports?: PortHosts;
 }
 
 export interface E2bApp {
@@ -57,7 +60,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
     logController: new LogController({ disableRequestLogging: true }),
   }) as unknown as FastifyInstance;
   const tokens = AccessTokens.forStateDir(o.sandboxes.stateDir);
-  const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container", defaultNetwork: o.defaultNetwork ?? "none" } as const;
+  const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container", defaultNetwork: o.defaultNetwork ?? "none", ...(o.ports ? { ports: o.ports } : {}) } as const;
   const processes = new ProcessTable();
 
   app.addHook("onResponse", (req, reply, done) => {

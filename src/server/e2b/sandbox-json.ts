@@ -2,6 +2,7 @@ import { networkMode } from "../../core/network-spec.js";
 import type { ResolvedSpec } from "../../core/sandbox-spec.js";
 import type { SandboxInfo, SandboxRecord } from "../../runtime/sandboxes.js";
 import type { AccessTokens } from "./access-token.js";
+import { e2bNetworkOf } from "./network-rules.js";
 
 /**
  * The envd version corrald reports, which steers the E2B SDK: the newest
@@ -31,8 +32,16 @@ export function e2bTemplateId(spec: ResolvedSpec): string {
   return spec.template === CORRAL_BASE ? E2B_BASE : spec.template;
 }
 
+/** What E2B's `domain` and `trafficAccessToken` come from: corrald's port URLs (server/port-proxy.ts). */
+export interface PortHosts {
+  /** `localhost:8080`: so the SDK's getHost(port) gives `PORT-ID.localhost:8080`, a port URL's host. */
+  hostDomain(): string | undefined;
+  /** The token a port URL takes (e2b-traffic-access-token, X-Corral-Token or ?corral_token=). */
+  token(id: string): string;
+}
+
 /** E2B's `Sandbox`: what create and connect answer, with the token for the sandbox's daemon. */
-export function sandboxJson(r: SandboxRecord, tokens: AccessTokens) {
+export function sandboxJson(r: SandboxRecord, tokens: AccessTokens, ports?: PortHosts) {
   return {
     sandboxID: r.id,
     templateID: e2bTemplateId(r.spec),
@@ -40,8 +49,8 @@ export function sandboxJson(r: SandboxRecord, tokens: AccessTokens) {
     clientID: "corral",
     envdVersion: ENVD_VERSION,
     envdAccessToken: tokens.tokenOf(r.id),
-    domain: null,
-    trafficAccessToken: null,
+    domain: ports?.hostDomain() ?? null,
+    trafficAccessToken: ports ? ports.token(r.id) : null,
   };
 }
 
@@ -70,13 +79,15 @@ export function listedJson(s: SandboxInfo) {
 }
 
 /** E2B's `SandboxDetail`: the listed fields, the token, and what corral's network is. */
-export function detailJson(s: SandboxInfo, tokens: AccessTokens) {
+export function detailJson(s: SandboxInfo, tokens: AccessTokens, ports?: PortHosts) {
+  const network = e2bNetworkOf(s.spec.network);
   return {
     ...listedJson(s),
     envdAccessToken: tokens.tokenOf(s.id),
-    domain: null,
-    // Internet access is corral's nat network.
+    domain: ports?.hostDomain() ?? null,
+    // Internet access is corral's nat network, its egress lists E2B's.
     allowInternetAccess: networkMode(s.spec.network) === "nat",
+    ...(network ? { network } : {}),
     lifecycle: { onTimeout: "kill", autoResume: false },
   };
 }
