@@ -18,7 +18,9 @@
  *   spawn.c    a command's child: clone(CLONE_VM|CLONE_VFORK), execvp
  *   exec.c     execs: the exec, stdin and signal ops, pipes, start, exit
  *   files.c    stat, mkdir, remove: every path resolved by openat2
- *              RESOLVE_IN_ROOT inside --root, with no fallback
+ *              RESOLVE_IN_ROOT inside --root
+ *   resolve.c  the same rules walked in user space, fd by fd, where
+ *              openat2 is missing (gVisor)
  *   streams.c  the write, read and list streams and their flow control
  *   pty.c      terminals: an exec's pseudo-terminal, and the resize op
  *   ring.c     the output ring of a background command, attach and procs
@@ -64,8 +66,8 @@
  *   command that ends sooner (its output then comes between the two).
  * - timeoutMs may be any positive number (fractions round up); <= 0 or
  *   null means no timeout. hello's "pid" is getpid() (1 when PID 1).
- * - Without openat2 (kernel < 5.6) file operations fail with ENOSYS; there
- *   is deliberately no fallback resolver.
+ * - Without openat2 (gVisor 2022-12, kernels < 5.6) paths are resolved by
+ *   resolve.c, fd by fd under the same rules (--resolver walk forces it).
  * - --vsock PORT listens on AF_VSOCK (any CID, PORT) as well as, or instead
  *   of, --socket; connections from either listener are served alike. A
  *   listener that cannot be set up is fatal (exit 1): it is the only way in.
@@ -473,6 +475,9 @@ void op_credit(struct conn *c, uint32_t id, const struct jdoc *d);
 extern int g_rootfd; /* --root: every file operation resolves inside it */
 
 int ropen(const char *path, int flags, mode_t mode);
+int ropen_walk(const char *path, int flags, mode_t mode);
+void probe_openat2(void);
+extern bool g_resolve_walk; /* resolve.c for every path: openat2 is missing, or --resolver walk */
 char *split_path(const char *path, const char **parent, const char **base);
 int mkdir_p(const char *path, mode_t last_mode);
 const char *ftype(mode_t m);

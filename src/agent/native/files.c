@@ -1,6 +1,7 @@
 /*
  * corral-agent: stat, mkdir and remove. Every path resolves inside --root
- * through openat2 RESOLVE_IN_ROOT; there is deliberately no fallback.
+ * through openat2 RESOLVE_IN_ROOT, or where it is missing (gVisor) under
+ * the same rules by resolve.c.
  */
 #include "agent.h"
 
@@ -10,10 +11,12 @@ int g_rootfd = -1;
  * paths and symlinks (absolute or relative) cannot leave the root, whatever
  * the sandbox swaps in meanwhile (the symlink race of docker cp,
  * CVE-2018-15664), and magic links such as /proc/self/root are refused
- * (ELOOP). Without openat2 (Linux < 5.6) this fails with ENOSYS: a
- * resolver of our own would reopen exactly those races. */
+ * (ELOOP). Without openat2 (gVisor 2022-12, Linux < 5.6) resolve.c walks
+ * the path fd by fd under the same rules. */
 int ropen(const char *path, int flags, mode_t mode)
 {
+	if (g_resolve_walk)
+		return ropen_walk(path, flags, mode);
 	struct corral_open_how how;
 	memset(&how, 0, sizeof how);
 	how.flags = (uint64_t)(flags | O_CLOEXEC);
@@ -26,8 +29,30 @@ int ropen(const char *path, int flags, mode_t mode)
 		/* EAGAIN: a concurrent rename raced the ".." check; retry a bit */
 		if (errno == EINTR || (errno == EAGAIN && tries < 16))
 			continue;
+		if (errno == ENOSYS) {
+			g_resolve_walk = true;
+			return ropen_walk(path, flags, mode);
+		}
 		return -1;
 	}
+}
+
+/* Whether openat2 resolves here: the root opened through it. gVisor 2022-12
+ * has none, and its sentry, applying the sandbox's seccomp profile itself,
+ * answers EPERM rather than ENOSYS; either way resolve.c does the work. */
+void probe_openat2(void)
+{
+	if (g_resolve_walk)
+		return;
+	struct corral_open_how how;
+	memset(&how, 0, sizeof how);
+	how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	long fd = syscall(SYS_openat2, g_rootfd, ".", &how, sizeof how);
+	if (fd >= 0)
+		close((int)fd);
+	else if (errno == ENOSYS || errno == EPERM)
+		g_resolve_walk = true;
 }
 
 /* Splits an absolute path into a parent path and the last component.

@@ -320,7 +320,7 @@ static int parse_fd(const char *s)
 
 static void usage(void)
 {
-	logmsg("usage: corral-agent [--socket PATH] [--vsock PORT] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS]");
+	logmsg("usage: corral-agent [--socket PATH] [--vsock PORT] [--fd N] [--ready-fd N] [--root DIR] [--path DIRS] [--resolver openat2|walk]");
 }
 
 int main(int argc, char **argv)
@@ -350,6 +350,8 @@ int main(int argc, char **argv)
 			;
 		else if (!strcmp(a, "--ready-fd") && (ready_fd = parse_fd(argv[++i])) >= 0)
 			;
+		else if (!strcmp(a, "--resolver") && (!strcmp(argv[i + 1], "walk") || !strcmp(argv[i + 1], "openat2")))
+			g_resolve_walk = !strcmp(argv[++i], "walk");
 		else {
 			usage();
 			return 2;
@@ -399,6 +401,7 @@ int main(int argc, char **argv)
 		logmsg("corral-agent: open root %s: %s", root, strerror(errno));
 		return 1;
 	}
+	probe_openat2();
 	g_ep = epoll_create1(EPOLL_CLOEXEC);
 	if (g_ep < 0 || ep_ctl(EPOLL_CTL_ADD, g_sigfd, EPOLLIN, &g_w_sig) < 0) {
 		logmsg("corral-agent: epoll: %s", strerror(errno));

@@ -45,8 +45,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class Ctx:
     """The agent under test, its root tree, and one shared connection."""
 
-    def __init__(self, binary, skip_rss):
+    def __init__(self, binary, skip_rss, extra=()):
         self.binary = binary
+        self.extra = list(extra)
         self.skip_rss = skip_rss
         self.tmp = tempfile.mkdtemp(prefix="corral-agent-test-")
         self.root = os.path.join(self.tmp, "root")
@@ -60,7 +61,7 @@ class Ctx:
             f.write("must survive\n")
         os.symlink("/etc/shadow", os.path.join(self.root, "evil"))
         os.symlink("../../../../../../../../etc/passwd", os.path.join(self.root, "evil-rel"))
-        self.agent = start_agent(binary, ["--socket", self.sock, "--root", self.root])
+        self.agent = start_agent(binary, ["--socket", self.sock, "--root", self.root, *extra])
         self.apid = self.agent.pid
         print(f"agent pid {self.apid}", flush=True)
         self.conns = []
@@ -724,17 +725,56 @@ def _(x):
 def _(x):
     # needs the real /proc: a second agent rooted at "/"
     sock = os.path.join(x.tmp, "root-slash.sock")
-    a2 = start_agent(x.binary, ["--socket", sock, "--root", "/"])
+    a2 = start_agent(x.binary, ["--socket", sock, "--root", "/", *x.extra])
     try:
         c2 = Conn(sock)
-        got, end = c2.read_file("/proc/self/root/etc/passwd")
-        expect(got is None and end["code"] == "ELOOP", end)
-        got, end = c2.read_file("/proc/self/status")  # size 0 in stat
+        for magic in ("/proc/self/root/etc/passwd", f"/proc/{a2.pid}/root/etc/passwd", f"/proc/{a2.pid}/cwd/etc/passwd", f"/proc/{a2.pid}/fd/0"):
+            got, end = c2.read_file(magic)
+            expect(got is None and end["code"] == "ELOOP", (magic, end))
+        got, end = c2.read_file(f"/proc/{a2.pid}/status")  # size 0 in stat
         expect(got is not None and b"VmRSS" in got, end)
         c2.close()
     finally:
         a2.terminate()
         a2.wait(5)
+
+
+@test("a directory swapped for a symlink out of the root, over and over, never leads out")
+def _(x):
+    # CVE-2018-15664's race (docker cp): the agent must never read or
+    # write through the symlink, whichever resolver it uses
+    import threading
+    d = x.at("flip")
+    os.makedirs(d)
+    x.put("flip/f", "inside\n")
+    with open(os.path.join(x.outside, "f"), "w") as f:
+        f.write("OUTSIDE\n")
+    stop_flag = threading.Event()
+
+    def flipper():
+        while not stop_flag.is_set():
+            try:
+                os.rename(d, d + ".real")
+                os.symlink(x.outside, d)
+                os.unlink(d)
+                os.rename(d + ".real", d)
+                time.sleep(0.0005)  # the real directory a while too: reads inside must happen
+            except OSError:
+                pass
+    th = threading.Thread(target=flipper)
+    th.start()
+    seen = set()
+    try:
+        for n in range(300):
+            got, end = x.c.read_file("/flip/f")
+            seen.add(got)
+            x.c.write_file(f"/flip/w{n % 3}", b"w")
+    finally:
+        stop_flag.set()
+        th.join()
+    expect(b"OUTSIDE\n" not in seen, "read a file outside the root")
+    expect(b"inside\n" in seen, ("never read the file inside", seen))
+    expect(sorted(os.listdir(x.outside)) == ["f", "keep.txt"], os.listdir(x.outside))
 
 
 # ---------------------------------------------------------------- malformed input
@@ -995,7 +1035,9 @@ def main():
     if not skip_rss and is_dynamic(binary):
         print("note: dynamically linked binary, memory-bound checks skipped", flush=True)
         skip_rss = True
-    ctx = Ctx(binary, skip_rss)
+    # --resolver walk: the agent resolves paths as it does without openat2 (gVisor)
+    extra = ["--resolver", args[args.index("--resolver") + 1]] if "--resolver" in args[:-1] else []
+    ctx = Ctx(binary, skip_rss, extra)
     try:
         failed = run_tests(ctx, TESTS, select)
     finally:

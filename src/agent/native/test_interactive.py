@@ -27,14 +27,14 @@ from agent_harness import TESTS, Conn, alive, encode, expect, recv_frame, run_te
 class Ctx:
     """The agent under test, its root tree, and one shared connection."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, extra=()):
         self.tmp = tempfile.mkdtemp(prefix="corral-agent-interactive-")
         self.root = os.path.join(self.tmp, "root")
         self.outside = os.path.join(self.tmp, "outside")
         os.makedirs(self.root)
         os.makedirs(self.outside)
         self.sock = os.path.join(self.tmp, "agent.sock")
-        self.agent = start_agent(binary, ["--socket", self.sock, "--root", self.root])
+        self.agent = start_agent(binary, ["--socket", self.sock, "--root", self.root, *extra])
         self.conns = []
         self.c = self.conn()
 
@@ -609,7 +609,9 @@ def main():
         print(__doc__)
         sys.exit(2)
     select = args[args.index("-k") + 1] if "-k" in args[:-1] else None
-    ctx = Ctx(os.path.abspath(args[0]))
+    # --resolver walk: the agent resolves paths as it does without openat2 (gVisor)
+    extra = ["--resolver", args[args.index("--resolver") + 1]] if "--resolver" in args[:-1] else []
+    ctx = Ctx(os.path.abspath(args[0]), extra)
     try:
         failed = run_tests(ctx, TESTS, select)
     finally:
