@@ -92,7 +92,7 @@ sandboxCases(
       "holds the memory size: allocating 200 MiB in 128 MiB fails, and the sandbox carries on": WHOLE_SANDBOX_OOM,
       "reports a command the OOM killer ends as oomKilled, and a plain SIGKILL as not": WHOLE_SANDBOX_OOM,
       "lets Ctrl-C on a terminal interrupt the foreground command, and the shell goes on":
-        "gVisor 2022-12's terminal line discipline passes ^C through as a byte (isig is on, yet no SIGINT reaches the foreground process group); signal and kill reach a terminal's command as on the other backends",
+        "gVisor 2022-12's terminal line discipline passes ^C through as a byte (isig is on, yet no SIGINT reaches the foreground process group), and the agent cannot raise it in its place: gVisor answers TIOCGPGRP on the master ENOTTY and reports tpgid 0 in /proc/PID/stat, so the foreground group is unknowable; signal and kill reach a terminal's command as on the other backends",
       "ends a flood of 100,000 new files in an overflow event":
         "gVisor 2022-12's inotify queue has no limit and never reports IN_Q_OVERFLOW: all 200,000 events arrive (measured); the queue is the sentry's, so it grows within the sandbox's own memory cap, not corrald's",
       "holds the pids limit: forks beyond it fail, and the sandbox carries on":
