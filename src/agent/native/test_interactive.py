@@ -79,6 +79,32 @@ def pty_shell(c, rows=24, cols=80, **kw):
     return i, h["pid"]
 
 
+def wait_child(pid, comm, timeout=20):
+    """Until process pid has a child named comm (a loaded machine may take long to fork)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        for k in kids:
+            try:
+                with open(f"/proc/{k}/comm") as f:
+                    if f.read().strip() == comm:
+                        return int(k)
+            except OSError:
+                pass
+        time.sleep(0.02)
+    raise AssertionError(f"{pid} has no child {comm} after {timeout} s")
+
+
+def barrier(c):
+    """Returns once the agent has handled everything c sent before (it handles a connection's requests in order)."""
+    h = c.request({"op": "stat", "path": "/"})
+    expect(h["ev"] != "error", h)
+
+
 def type_in(c, i, text):
     c.send({"op": "stdin", "id": i}, text.encode() if isinstance(text, str) else text)
 
@@ -131,9 +157,10 @@ def _(x):
 
 @test("pty: Ctrl-C interrupts the foreground command and the shell goes on")
 def _(x):
-    i, _ = pty_shell(x.c)
+    i, shell = pty_shell(x.c)
     type_in(x.c, i, "sleep 100\n")
-    time.sleep(0.3)
+    wait_child(shell, "sleep")
+    time.sleep(0.1)  # the shell has made it the foreground group (tcsetpgrp) by now, even loaded
     type_in(x.c, i, b"\x03")
     # an interactive shell drops the rest of the line on SIGINT: ask on the next
     type_in(x.c, i, "echo after-sleep $?\n")
@@ -357,9 +384,13 @@ def _(x):
     big = c.exec_start(argv=["sh", "-c", "i=0; while [ $i -lt 200000 ]; do echo line-$i; i=$((i+1)); done"])
     c.get(big)  # started
     c.send({"op": "flow", "id": big, "pause": True})
-    time.sleep(0.3)
-    while not c._q(big).empty():
-        c.get(big)
+    barrier(c)
+    # what was on its way before the pause (socket buffers): read until quiet
+    while True:
+        try:
+            c.get(big, 0.5)
+        except queue.Empty:
+            break
     time.sleep(0.5)
     expect(c._q(big).empty(), "output of a paused stream")
     r = c.run(argv=["echo", "other"])  # the same connection serves the others
@@ -371,7 +402,7 @@ def _(x):
     os.makedirs(d)
     w, _ = watch(c, "/flowdir")
     c.send({"op": "flow", "id": w, "pause": True})
-    time.sleep(0.1)
+    barrier(c)
     open(os.path.join(d, "f"), "w").close()
     time.sleep(0.3)
     expect(c._q(w).empty(), "event of a paused watch")
@@ -458,7 +489,6 @@ def _(x):
     os.makedirs(d)
     i, h = watch(x.c, "/w1")
     expect(h["ev"] == "watching", h)
-    t0 = time.monotonic()
     with open(os.path.join(d, "a.txt"), "w") as f:
         f.write("x")
     events_until(x.c, i, ("create", "a.txt"))
@@ -473,7 +503,6 @@ def _(x):
     os.mkdir(os.path.join(d, "sub"))
     h, _, _ = x.c.get(i)
     expect(h["type"] == "create" and h["name"] == "sub" and h["dir"] is True, h)
-    expect(time.monotonic() - t0 < 5, "slow")
     x.c.send({"op": "end", "id": i})
     expect(x.c.get(i)[0]["ev"] == "end")
 
