@@ -147,12 +147,17 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
   });
 
   it("runs background commands: returns at start, wait, kill", async () => {
-    const t0 = Date.now();
-    const later = await sb.commands.run("sleep 1; echo done > /tmp/bg-done", { background: true, stdin: false });
+    // The command cannot end before /tmp/go exists: no clock decides what is checked.
+    const later = await sb.commands.run("while [ ! -e /tmp/go ]; do sleep 0.05; done; echo done > /tmp/bg-done", { background: true, stdin: false });
     assert.ok(later.pid > 0);
-    assert.ok(Date.now() - t0 < 900, "background run returns before the command ends");
-    assert.equal((await later.wait()).exitCode, 0);
-    assert.ok(Date.now() - t0 >= 1000, "wait resolves after the command ends");
+    assert.equal(await sb.files.exists("/tmp/bg-done"), false, "background run returns before the command ends");
+    let waited = false;
+    const ended = later.wait().then((r) => ((waited = true), r));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(waited, false, "wait resolves only once the command ends");
+    await sb.files.write("/tmp/go", "");
+    assert.equal((await ended).exitCode, 0);
+    assert.equal(await sb.files.read("/tmp/bg-done"), "done\n");
     const seven = await sb.commands.run("sleep 0.2; exit 7", { background: true });
     assert.equal((await seven.wait()).exitCode, 7);
     assert.equal(await sb.files.read("/tmp/bg-done"), "done\n");
