@@ -100,11 +100,16 @@ describe("corral shell under a real terminal (tmux)", () => {
         tmux.type("stty size", "Enter");
         await tmux.waitFor(/^24 80$/m);
         tmux.run("resize-window", "-t", "t", "-x", "100", "-y", "30");
-        await sleep(300);
-        tmux.type("clear; stty size", "Enter");
-        await tmux.waitFor(/^30 100$/m);
-        tmux.type("sleep 100", "Enter");
-        await sleep(300);
+        // The new size travels tmux → corral shell (SIGWINCH) → the agent: asked again until it has arrived.
+        for (let k = 0; ; k++) {
+          tmux.type("clear; stty size", "Enter");
+          const seen = await tmux.waitFor(/^30 100$/m, 1000).then(() => true, () => false);
+          if (seen) break;
+          assert.ok(k < 20, "the terminal never took the new size");
+        }
+        // It says so once it runs as the foreground job (the typed line shows sleep""ing): no clock guesses when.
+        tmux.type(`sh -c 'echo sleep""ing; exec sleep 100'`, "Enter");
+        await tmux.waitFor(/^sleeping$/m);
         tmux.run("send-keys", "-t", "t", "C-c");
         tmux.type("echo after $?", "Enter");
         await tmux.waitFor(/^after 130$/m);

@@ -35,8 +35,10 @@ for (const transport of ["auto", "http"] as const) describe(`interactive SDK aga
     m = screen.mark();
     await pty.sendInput("stty size\n");
     await screen.waitFor(/50 132/, m);
-    await pty.sendInput("sleep 100\n");
-    await new Promise((r) => setTimeout(r, 300));
+    // It says so once it runs as the foreground job (the typed line shows sleep""ing): no clock guesses when.
+    m = screen.mark();
+    await pty.sendInput(`sh -c 'echo sleep""ing; exec sleep 100'\n`);
+    await screen.waitFor(/\bsleeping\r?\n/, m);
     m = screen.mark();
     await pty.sendInput("\x03");
     await pty.sendInput("echo after $?\n");

@@ -209,10 +209,10 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
     const info = await s.setTimeout(2000);
     const expires = Date.parse(info.expiresAt ?? "");
     assert.ok(Math.abs(expires - (before + 2000)) < 1500, `expiresAt ${info.expiresAt}`);
-    await sleep(1500);
+    // Not removed before its time (checked at once: a loaded host may take any time to get here).
     assert.equal((await s.info()).status, "running");
     let gone = false;
-    while (!gone && Date.now() - before < 10_000) {
+    while (!gone && Date.now() - before < 30_000) {
       try {
         await Sandbox.connect(s.sandboxId, conn);
         await sleep(200);
@@ -221,7 +221,7 @@ for (const transport of ["auto", "http"] as const) describe(`SDK against corrald
         gone = true;
       }
     }
-    assert.ok(gone, "still there 10 s after a 2 s timeout");
+    assert.ok(gone, "still there 30 s after a 2 s timeout");
     await assert.rejects(s.info(), NotFoundError);
   });
 

@@ -33,9 +33,11 @@ export function interactiveCases(it: It, ctx: () => SharedContext): void {
     const screen = new Screen();
     const { handle, outcome, end } = await t.s.startExec(sb.id, { argv: ["/bin/sh"], pty: { rows: 24, cols: 80 }, env: { PS1: "$ " } }, { onStdout: (b) => screen.push(b) });
     try {
-      await handle.writeStdin("sleep 100; echo not-interrupted\n");
-      await new Promise((r) => setTimeout(r, 300));
-      const m = screen.mark();
+      // It says so once it runs as the foreground job (the typed line shows sleep""ing): no clock guesses when.
+      let m = screen.mark();
+      await handle.writeStdin(`sh -c 'echo sleep""ing; exec sleep 100'; echo not-interrupted\n`);
+      await screen.waitFor(/\bsleeping\r?\n/, m);
+      m = screen.mark();
       await handle.writeStdin("\x03");
       // An interactive shell drops the rest of the line on SIGINT: ask on the next one.
       await handle.writeStdin("echo after $?\n");
