@@ -170,7 +170,7 @@ describe("network nat", () => {
     t.s.pools.set("busybox", {}, 0, "container", "nat");
     assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
     assert.ok((await refused(sb.id, up.hosts["www.upstream.test"]!, 80)).refused, "the claimant's allow list holds");
-    for (let i = 0; i < 50 && !(await sh(sb.id, "cat /etc/hosts")).out.includes("pooled"); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && !(await sh(sb.id, "cat /etc/hosts")).out.includes("pooled"); i++) await new Promise((r) => setTimeout(r, 20));
     assert.match((await sh(sb.id, "cat /etc/hosts; hostname")).out, /\tpooled\n[^]*^pooled$/m);
     await t.s.destroy(sb.id);
     await t.s.refillPools();

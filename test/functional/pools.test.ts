@@ -94,7 +94,7 @@ describe("warm pools", () => {
     // The daemon holds a connection to the waiting sandbox's agent; its death closes it.
     const status = JSON.parse(fs.readFileSync(path.join(t.stateDir, "crun", waiting.id, "status"), "utf8")) as { pid: number };
     process.kill(status.pid, "SIGKILL");
-    for (let i = 0; i < 100 && processRunning(status.pid); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && processRunning(status.pid); i++) await new Promise((r) => setTimeout(r, 20));
     const sb = await Sandbox.create({ ...conn, template: "busybox", resources: { memory: "192M" } });
     assert.notEqual(sb.sandboxId, waiting.id);
     assert.equal((await sb.commands.run("true")).exitCode, 0);

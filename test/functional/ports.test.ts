@@ -62,7 +62,7 @@ describe("port proxy", () => {
 
   it("serves a network none sandbox's port with the tenant's key, and refuses without", async () => {
     let r = await get(8000, id, { key });
-    for (let i = 0; i < 20 && r.status === 502; i++) r = await new Promise((res) => setTimeout(res, 100)).then(() => get(8000, id, { key }));
+    for (let i = 0; i < 200 && r.status === 502; i++) r = await new Promise((res) => setTimeout(res, 100)).then(() => get(8000, id, { key }));
     assert.equal(r.status, 200, r.text);
     assert.equal(r.text, "served-from-sandbox\n");
     assert.equal((await get(8000, id)).status, 401);
@@ -94,7 +94,7 @@ describe("port proxy", () => {
     const vm = r.json<{ id: string }>().id;
     await sh(vm, "mkdir -p /www && echo served-from-a-vm > /www/index.html && (httpd -p 127.0.0.1:8000 -h /www &)");
     let got = await get(8000, vm, { key });
-    for (let i = 0; i < 20 && got.status === 502; i++) got = await new Promise((res) => setTimeout(res, 100)).then(() => get(8000, vm, { key }));
+    for (let i = 0; i < 200 && got.status === 502; i++) got = await new Promise((res) => setTimeout(res, 100)).then(() => get(8000, vm, { key }));
     assert.equal(got.status, 200, got.text);
     assert.equal(got.text, "served-from-a-vm\n");
     assert.equal((await get(8000, vm)).status, 401);

@@ -101,7 +101,7 @@ for (const transport of ["auto", "http"] as const) describe(`interactive SDK aga
     assert.equal(await sb.files.exists("/tmp/w/b.txt"), false);
     assert.equal(await sb.files.exists("/tmp/w/c.txt"), true);
     const want = ["create sub/a.txt", "write sub/a.txt", "rename sub/a.txt", "create b.txt", "remove b.txt"];
-    for (let i = 0; i < 100 && !want.every((x) => events.some((e) => `${e.type} ${e.name}` === x)); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && !want.every((x) => events.some((e) => `${e.type} ${e.name}` === x)); i++) await new Promise((r) => setTimeout(r, 20));
     const got = events.map((e) => `${e.type} ${e.name}`);
     for (const x of want) assert.ok(got.includes(x), `no "${x}" in ${got.join(", ")}`);
     await w.stop();

@@ -107,7 +107,7 @@ export function interactiveCases(it: It, ctx: () => SharedContext): void {
         await sh(cmd);
         const done = performance.now();
         const find = () => seen.find((s) => s.e === want && s.at >= before);
-        for (let i = 0; i < 200 && !find(); i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 1000 && !find(); i++) await new Promise((r) => setTimeout(r, 10));
         const hit = find();
         assert.ok(hit, `no "${want}" in ${seen.map((s) => s.e).join(", ")}`);
         lag.push(`${want}: ${Math.max(0, hit.at - done).toFixed(1)} ms after the command returned (${(hit.at - before).toFixed(1)} ms after it was sent)`);

@@ -144,13 +144,16 @@ export function sandboxCases(backend: BackendName, extra?: (ctx: () => SharedCon
     });
 
     it("kills a command whose connection is lost, unless it asked to outlive it", async () => {
+      await sh("rm -f /tmp/victim.pid");
       const c = await t.s.agent(sb.id);
-      const h = c.exec({ cmd: "echo $$ > /tmp/victim.pid; exec sleep 300" }, {});
-      await new Promise((r) => setTimeout(r, 300));
+      const h = c.exec({ cmd: "echo $$ > /tmp/victim.pid.new && mv /tmp/victim.pid.new /tmp/victim.pid; exec sleep 300" }, {});
       void h.result.catch(() => {});
+      // Running (its pid written) before its connection goes, however slow the host.
+      for (let i = 0; i < 400 && (await sh("cat /tmp/victim.pid 2>/dev/null")).stdout === ""; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.notEqual((await sh("cat /tmp/victim.pid")).stdout, "");
       c.close();
       let alive = "alive\n";
-      for (let i = 0; i < 50 && alive === "alive\n"; i++) {
+      for (let i = 0; i < 200 && alive === "alive\n"; i++) {
         await new Promise((r) => setTimeout(r, 100));
         alive = (await sh("kill -0 $(cat /tmp/victim.pid) 2>/dev/null && echo alive || echo gone")).stdout;
       }
