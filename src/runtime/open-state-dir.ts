@@ -12,9 +12,9 @@ import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
 import { rangeBase, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
-import { StateDirLock } from "./state-dir-lock.js";
+import { DEFAULT_STATE_DIR, StateDirLock } from "./state-dir-lock.js";
 
-export const DEFAULT_STATE_DIR = "/var/lib/corral";
+export { DEFAULT_STATE_DIR };
 /**
  * Host uid of root inside every sandbox: inside the range systemd sets
  * aside for containers (524288-1879048191), away from /etc/subuid's usual

@@ -3,13 +3,17 @@
 // either, even for `corral admin key create`, destroyed 20 of 20 of the
 // other's), and two daemons serving one state dir. Each state dir now
 // owns a cgroup parent derived from it; a daemon holds its state dir's
-// lock. Both backends: a VM's cgroup lives under the same parent.
+// lock. Both backends: a VM's cgroup lives under the same parent. A CLI
+// given a served state dir acts through its daemon, with the operator
+// credential the daemon keeps beside its record for as long as it runs.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { Sandboxes } from "../../src/runtime/sandboxes.js";
 import { derivedCgroupParent } from "../../src/runtime/open-state-dir.js";
 import { spawnDaemon } from "../../src/server/spawn.js";
@@ -35,9 +39,14 @@ async function newSide(label: string): Promise<Side> {
   return { base, stateDir: path.join(base, "state"), key: "", ids: [] };
 }
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The loader hook that logs every module a process loads (test/helpers/module-log.ts). */
+const MODULE_LOG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../helpers/module-log.js");
+
+function run(args: string[], moduleLog?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...DEFAULT_ENV }, stdio: ["ignore", "pipe", "pipe"] });
+    const node = moduleLog ? ["--import", MODULE_LOG] : [];
+    const env = { ...process.env, ...DEFAULT_ENV, ...(moduleLog ? { CORRAL_MODULE_LOG: moduleLog } : {}) };
+    const c = spawn(process.execPath, [...node, CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     c.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
@@ -139,6 +148,70 @@ describe("state dir ownership", () => {
     assert.equal(lines.length, 1, second.stderr);
     assert.match(lines[0]!, /already served by a corral daemon \(pid \d+, http:\/\/127\.0\.0\.1:\d+\)/);
     // The first still serves, its sandboxes untouched.
+    for (const id of s.ids) assert.ok(await alive(s, id));
+  });
+
+  it("sends a CLI on a served state dir through its daemon, with a credential that dies with the daemon", async () => {
+    const s = a[0]!;
+    const d = s.daemon!;
+    const dir = s.stateDir;
+    const cred = path.join(dir, "daemon.key");
+    const st = fs.statSync(cred);
+    assert.deepEqual([st.mode & 0o777, st.uid], [0o600, process.getuid!()]);
+    /** `corral --state-dir DIR ARGS` and the runtime modules it loaded (those that open state.db). */
+    const cli = async (...args: string[]) => {
+      const log = path.join(s.base, `modules-${Math.random().toString(36).slice(2)}.log`);
+      const r = await run(["--state-dir", dir, ...args], log);
+      const files = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
+      fs.rmSync(log, { force: true });
+      return { ...r, runtime: files.filter((f) => /\/src\/(runtime\/(sandboxes|db|open-state-dir)|store\/store)\.js$/.test(f)), sdk: files.some((f) => f.endsWith("/sdk/src/http.js")) };
+    };
+    const through = (r: Awaited<ReturnType<typeof cli>>) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.runtime, [], "never opened the state dir's database");
+      assert.ok(r.sdk, "went through the daemon's API");
+      return r.stdout;
+    };
+
+    // A key made through the daemon (admin key create is an admin's: the operator credential is one).
+    const localKey = through(await cli("admin", "key", "create", "--tenant", "local")).trim();
+    assert.match(localKey, /^crl_[0-9a-f]{12}_/);
+    assert.match(through(await cli("admin", "key", "ls")), /\blocal\s+\S+\s+-\s+active$/m);
+    assert.match(through(await cli("template", "ls")), /^busybox\s+built\b/m);
+    assert.equal(through(await cli("create", "--name", "via-cli")).trim(), "via-cli");
+    // The daemon knows it at once: it made it.
+    const listed = await request(d.url, "GET", "/v1/sandboxes", { key: localKey });
+    assert.deepEqual(
+      listed.json<{ sandboxes: { name: string }[] }>().sandboxes.map((x) => x.name),
+      ["via-cli"],
+    );
+    assert.equal(through(await cli("exec", "via-cli", "--", "echo", "through")), "through\n");
+    // Every tenant's, as on the state dir itself (the operator credential's scope).
+    const ls = through(await cli("ls"));
+    assert.match(ls, /^via-cli\s/m);
+    for (const id of s.ids) assert.ok(ls.includes(id), `${id} listed:\n${ls}`);
+    through(await cli("rm", "via-cli"));
+    assert.equal((await request(d.url, "GET", "/v1/sandboxes/via-cli", { key: localKey })).status, 404);
+
+    // What has no form through the daemon is refused in one line naming it, not done beside it.
+    const nix = await cli("template", "build", "x", "--nix", "/dev/null");
+    assert.equal(nix.code, 1);
+    assert.match(nix.stderr, new RegExp(`^corral: template build --nix acts on the state dir directly, and ${dir} is served by a corral daemon \\(pid ${d.proc.pid}, ${d.url}\\)[^\\n]*\\n$`));
+
+    // SIGKILL: the credential's file stays behind, its key died with the daemon.
+    const stale = fs.readFileSync(cred, "utf8").trim();
+    await stopDaemon(s);
+    const direct = await cli("ls");
+    assert.equal(direct.code, 0, direct.stderr);
+    assert.ok(direct.runtime.length > 0 && !direct.sdk, "no daemon: the CLI acts on the state dir itself");
+    s.daemon = await spawnDaemon(dir, DEFAULT_ENV);
+    const fresh = fs.readFileSync(cred, "utf8").trim();
+    assert.notEqual(fresh, stale);
+    assert.equal((await request(s.daemon.url, "GET", "/v1/sandboxes", { key: stale })).status, 401);
+    assert.equal((await request(s.daemon.url, "GET", "/v1/sandboxes", { key: fresh })).status, 200);
+    // The credential is not a key of the database: `admin key ls` has only the ones made.
+    assert.ok(!through(await cli("admin", "key", "ls")).includes(fresh.split("_")[1]!));
+    through(await cli("admin", "key", "create", "--tenant", "after-restart"));
     for (const id of s.ids) assert.ok(await alive(s, id));
   });
 
