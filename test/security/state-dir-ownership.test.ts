@@ -42,10 +42,10 @@ async function newSide(label: string): Promise<Side> {
 /** The loader hook that logs every module a process loads (test/helpers/module-log.ts). */
 const MODULE_LOG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../helpers/module-log.js");
 
-function run(args: string[], moduleLog?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], moduleLog?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const node = moduleLog ? ["--import", MODULE_LOG] : [];
-    const env = { ...process.env, ...DEFAULT_ENV, ...(moduleLog ? { CORRAL_MODULE_LOG: moduleLog } : {}) };
+    const env = { ...process.env, ...DEFAULT_ENV, ...(moduleLog ? { CORRAL_MODULE_LOG: moduleLog } : {}), ...extraEnv };
     const c = spawn(process.execPath, [...node, CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
@@ -213,6 +213,40 @@ describe("state dir ownership", () => {
     assert.ok(!through(await cli("admin", "key", "ls")).includes(fresh.split("_")[1]!));
     through(await cli("admin", "key", "create", "--tenant", "after-restart"));
     for (const id of s.ids) assert.ok(await alive(s, id));
+  });
+
+  it("refuses a cgroup parent given to a second live state dir in one line, and hands over one whose state dir is gone", async () => {
+    const c = await newSide("c");
+    const d = await newSide("d");
+    const parent = `corral-test-shared-${process.pid}-${Date.now().toString(36)}`;
+    try {
+      const first = await Sandboxes.open({ stateDir: c.stateDir, cgroupParent: parent });
+      const sb = await first.create({ template: "busybox" });
+      first.close();
+      // The CLI (a reconcile of d's would have taken c's sandbox for an orphan) and the library.
+      const cli = await run(["--state-dir", d.stateDir, "ls"], undefined, { CORRAL_CGROUP_PARENT: parent });
+      assert.equal(cli.code, 1, cli.stdout);
+      assert.equal(cli.stderr, `corral: cgroup parent ${parent} belongs to the state dir ${fs.realpathSync(c.stateDir)}: give ${fs.realpathSync(d.stateDir)} another (CORRAL_CGROUP_PARENT) or none (it then derives its own)\n`);
+      await assert.rejects(Sandboxes.open({ stateDir: d.stateDir, cgroupParent: parent }), { code: "conflict", message: /belongs to the state dir/ });
+      assert.ok(!fs.existsSync(path.join(d.stateDir, "cgroup-parent")), "the refused state dir recorded nothing");
+      // Its owner opens it again; its sandbox was never touched.
+      const again = await Sandboxes.open({ stateDir: c.stateDir, cgroupParent: parent });
+      let out = "";
+      const r = await again.exec(sb.id, { argv: ["echo", "alive"] }, { onStdout: (b) => (out += b.toString()) });
+      assert.deepEqual([r.exitCode, out], [0, "alive\n"]);
+      await again.destroy(sb.id);
+      again.close();
+      // Once the owner is gone, the parent is free for another.
+      await fsp.rm(c.base, { recursive: true, force: true });
+      const taker = await Sandboxes.open({ stateDir: d.stateDir, cgroupParent: parent });
+      assert.equal(taker.cgroupParent, parent);
+      const mode = taker.cgroupMode;
+      taker.close();
+      assert.deepEqual(await findLeaks(d.stateDir, parent, mode), []);
+      await removeEmptyParent(mode, parent);
+    } finally {
+      for (const s of [c, d]) await fsp.rm(s.base, { recursive: true, force: true });
+    }
   });
 
   it("refuses a second daemon in the same process too", async () => {
