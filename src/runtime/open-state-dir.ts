@@ -132,24 +132,29 @@ export function derivedCgroupParent(stateDir: string): string {
 export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDirParts> {
   if (process.getuid?.() !== 0) throw new HostError("corral needs root (it creates namespaces, mounts and cgroups)");
   // What this host's state dirs must not share (host-claims.ts); injected opens (unit tests over fakes) touch no host.
+  // Kept open: sandbox creates claim more uid blocks from it.
   const claims = HostClaims.open();
   let common: Awaited<ReturnType<typeof openCommon>>;
   try {
     claims.forgetGone();
     common = await openCommon({ ...opts, stateDir: opts.stateDir ?? process.env["CORRAL_STATE_DIR"] ?? DEFAULT_STATE_DIR, claims });
-  } finally {
+  } catch (e) {
     claims.close();
+    throw e;
   }
   const { stateDir, store, uidBase, cgroupParent, longLived } = common;
   try {
+    const slots = common.db.prepare("SELECT uid_slot FROM sandboxes WHERE uid_slot IS NOT NULL").pluck().all() as number[];
+    claims.claimUids(fs.realpathSync(stateDir), uidBase, slots);
     const agentDir = await store.addBinary(nativeBinary("corral-agent"), "corral-agent").catch((e: NodeJS.ErrnoException) => {
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
     const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
-    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network) };
+    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network), claims };
   } catch (e) {
     common.db.close();
     common.lock?.release();
+    claims.close();
     throw e;
   }
 }

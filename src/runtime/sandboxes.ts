@@ -110,6 +110,7 @@ export class Sandboxes {
     for (const b of this.rt.parts.backends.values()) b.close?.();
     this.tenants.dropOperatorKey();
     this.db.close();
+    this.rt.parts.claims?.close();
     this.rt.parts.lock?.release();
   }
 

@@ -18,6 +18,7 @@ import { Sandboxes } from "../../src/runtime/sandboxes.js";
 import { derivedCgroupParent } from "../../src/runtime/open-state-dir.js";
 import { spawnDaemon } from "../../src/server/spawn.js";
 import { removeEmptyParent } from "../../src/host/cgroups.js";
+import { UID_RANGE } from "../../src/runtime/uid-ranges.js";
 import { findLeaks } from "../helpers/leaks.js";
 import { request } from "../helpers/daemon.js";
 import { CLI } from "../helpers/cli.js";
@@ -137,6 +138,31 @@ describe("state dir ownership", () => {
     const ls = await run(["--state-dir", sa.stateDir, "ls"]);
     assert.equal(ls.code, 0, ls.stderr);
     await check();
+  });
+
+  it("gives the sandboxes of two state dirs with the same uid base disjoint host uids", async () => {
+    const ranges: { who: string; first: number }[] = [];
+    for (const s of a) {
+      // The containers (a VM's uid_map is its guest kernel's): the kernel's own mapping of each.
+      for (const id of s.ids.slice(0, 2)) {
+        const r = await request(s.daemon!.url, "POST", `/v1/sandboxes/${id}/exec`, { key: s.key, json: { cmd: "cat /proc/self/uid_map" } });
+        const out = r.text
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as { type: string; data?: string })
+          .filter((e) => e.type === "stdout")
+          .map((e) => Buffer.from(e.data!, "base64").toString())
+          .join("");
+        const [inside, first, count] = out.trim().split(/\s+/).map(Number);
+        assert.deepEqual([inside, count], [0, UID_RANGE], out);
+        ranges.push({ who: `${id} of ${s.stateDir}`, first: first! });
+      }
+    }
+    assert.equal(ranges.length, 4);
+    const sorted = [...ranges].sort((x, y) => x.first - y.first);
+    for (let i = 1; i < sorted.length; i++) {
+      assert.ok(sorted[i]!.first >= sorted[i - 1]!.first + UID_RANGE, `${sorted[i - 1]!.who} and ${sorted[i]!.who} share host uids`);
+    }
   });
 
   it("refuses a second daemon on a served state dir with one line", async () => {
