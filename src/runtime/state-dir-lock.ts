@@ -131,7 +131,14 @@ export interface ServingDaemon extends DaemonRecord {
 export async function servingDaemon(stateDir: string, waitMs = 30_000): Promise<ServingDaemon | undefined> {
   const until = Date.now() + waitMs;
   for (;;) {
-    if (!daemonServes(stateDir)) return undefined;
+    let serves: boolean;
+    try {
+      serves = daemonServes(stateDir);
+    } catch {
+      // Not ours to probe (another user's state dir): opening it says why, as before.
+      return undefined;
+    }
+    if (!serves) return undefined;
     const r = readDaemonRecord(stateDir);
     if (r) {
       let key: string;
