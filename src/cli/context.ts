@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "../core/errors.js";
+import { ConflictError, InvalidArgumentError } from "../core/errors.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
 import type { CliTarget } from "./target.js";
 
@@ -7,6 +7,24 @@ export interface Connection {
   readonly apiUrl: string;
   readonly apiKey: string;
   readonly transport: "http";
+  /** Set when this is the daemon serving the state dir the command was given (its operator credential). */
+  readonly served?: ServedStateDir;
+}
+
+/** A state dir and the daemon that holds its lock. */
+export interface ServedStateDir {
+  readonly stateDir: string;
+  readonly pid: number;
+  readonly url: string;
+}
+
+/**
+ * The one-line refusal of a command that acts on the state dir directly
+ * and has no form through its daemon (racing the daemon is what issue 18
+ * part 3 rules out).
+ */
+export function servedRefusal(s: ServedStateDir, what: string): ConflictError {
+  return new ConflictError(`${what} acts on the state dir directly, and ${s.stateDir} is served by a corral daemon (pid ${s.pid}, ${s.url}): stop it first, or do this through the daemon`);
 }
 
 /** The global options, as parsed. */
@@ -19,12 +37,15 @@ export interface Globals {
 /**
  * Where a command acts, chosen once per run: a daemon when a URL is
  * configured (--api-url, else $CORRAL_API_URL unless --state-dir is given),
- * else the state dir. Each side is imported only when asked for: the
+ * else the daemon serving the state dir when one does (with the operator
+ * credential it wrote there: no key to hand over, and nothing of the
+ * state dir opened beside it), else the state dir itself. Each side is imported only when asked for: the
  * daemon's side loads the SDK (no runtime, zod, SQLite or backends), the
  * state dir's the runtime (no SDK, no ws).
  */
 export class Context {
   private chosen: Promise<CliTarget> | undefined;
+  private connected: Promise<Connection | undefined> | undefined;
   private opened: Promise<Sandboxes> | undefined;
   private readonly closers: (() => void)[] = [];
 
@@ -50,14 +71,28 @@ export class Context {
   /**
    * The daemon to act through, with its key, or undefined: act on the state
    * dir. Over HTTP only (see backend-remote.ts). No key for a configured
-   * daemon is a one-line error, before any request.
+   * daemon is a one-line error, before any request. Without a configured
+   * daemon, the one serving the state dir (state-dir-lock.ts servingDaemon),
+   * with its operator credential.
    */
-  connection(): Connection | undefined {
+  connection(): Promise<Connection | undefined> {
+    return (this.connected ??= this.connect());
+  }
+
+  private async connect(): Promise<Connection | undefined> {
     const apiUrl = this.apiUrl;
-    if (!apiUrl) return undefined;
-    const apiKey = this.globals.apiKey ?? this.env["CORRAL_API_KEY"];
-    if (!apiKey) throw new InvalidArgumentError(`no API key for the daemon at ${apiUrl}: set CORRAL_API_KEY or pass --api-key`);
-    return { apiUrl, apiKey, transport: "http" };
+    if (apiUrl) {
+      const apiKey = this.globals.apiKey ?? this.env["CORRAL_API_KEY"];
+      if (!apiKey) throw new InvalidArgumentError(`no API key for the daemon at ${apiUrl}: set CORRAL_API_KEY or pass --api-key`);
+      return { apiUrl, apiKey, transport: "http" };
+    }
+    const { DEFAULT_STATE_DIR, servingDaemon } = await import("../runtime/state-dir-lock.js");
+    const stateDir = this.globals.stateDir ?? this.env["CORRAL_STATE_DIR"] ?? DEFAULT_STATE_DIR;
+    const d = await servingDaemon(stateDir);
+    if (!d) return undefined;
+    // `corral daemon --socket PATH` records the path itself.
+    const url = d.url.startsWith("/") ? `unix:${d.url}` : d.url;
+    return { apiUrl: url, apiKey: d.key, transport: "http", served: { stateDir, pid: d.pid, url: d.url } };
   }
 
   /** The state dir itself: the commands' local side, and `daemon`. */
@@ -76,7 +111,7 @@ export class Context {
   }
 
   private async choose(): Promise<CliTarget> {
-    const conn = this.connection();
+    const conn = await this.connection();
     if (!conn) {
       const { LocalTarget } = await import("./backend-local.js");
       return new LocalTarget(() => this.state());

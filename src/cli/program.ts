@@ -352,7 +352,7 @@ export const program: CommandSpec = {
   ],
   commands: [...sandboxCommands, ...resourceCommands],
   epilog:
-    "Without a daemon URL every command acts on the state dir directly; with one (--api-url or $CORRAL_API_URL) every command but daemon goes through it, " +
+    "Without a daemon URL every command acts on the state dir (through the daemon serving it, when one does, with the credential it keeps there); with one (--api-url or $CORRAL_API_URL) every command but daemon goes through it, " +
     "with the key of --api-key or $CORRAL_API_KEY. --state-dir acts on the state dir even when $CORRAL_API_URL is set: that is how the first key is made " +
     "(corral --state-dir DIR admin key create --tenant ops, for a daemon started with --admin-tenant ops). " +
     "Through a daemon, admin (but pool ls), store, template rm and commit take an admin tenant's key, template build --oci an admin's or an importer's; template build --nix needs the state dir.",

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { rangeBase } from "./uid-ranges.js";
 import type { BackendKind, SandboxBackend, SandboxHandle, SandboxStatus } from "../backends/backend.js";
@@ -14,6 +15,7 @@ import { Pools } from "./pools.js";
 import { Tenants } from "./tenants.js";
 import { SharePolicy } from "./shares.js";
 import type { StateDirLock } from "./state-dir-lock.js";
+import type { HostClaims } from "./host-claims.js";
 import { SpaceReserve } from "./state-space.js";
 
 /** What the runtime reads of the host itself (the backends do the rest). */
@@ -31,6 +33,8 @@ export interface StateDirParts {
   readonly longLived: boolean;
   /** Held while open by the daemon (state-dir-lock.ts). */
   readonly lock?: StateDirLock;
+  /** What this state dir holds of the host's shared things (its uid blocks), on a real host (host-claims.ts). */
+  readonly claims?: HostClaims;
   /** Networking of the state dir (absent over injected backends: only network "none"). */
   readonly net?: Networks;
 }
@@ -59,7 +63,7 @@ export class RuntimeContext {
   constructor(readonly parts: StateDirParts) {
     this.sandboxesDir = path.join(parts.stateDir, "sandboxes");
     this.tenants = new Tenants(parts.db);
-    this.rows = new SandboxRows(parts.db, this.tenants);
+    this.rows = new SandboxRows(parts.db, this.tenants, parts.claims?.slotBlocks(fs.realpathSync(parts.stateDir), parts.uidBase));
     this.pools = new Pools(parts.db, this.rows);
     this.conns = new Connections(parts.db, (r) => this.handle(r), parts.longLived);
     this.shares = new SharePolicy(parts.stateDir);

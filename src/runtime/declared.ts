@@ -107,6 +107,10 @@ async function applySandbox(rt: RuntimeContext, name: string, d: DeclaredSandbox
   await ensureClosureTemplate(rt, name, d);
   const keepDisk = r.spec.lifetime.mode === "persistent" && d.spec.lifetime.mode === "persistent" && r.spec.backend === d.spec.backend && r.tenant === d.tenant;
   if (keepDisk) {
+    // Before stopping it: its disk image cannot shrink (backends/disk-image.ts), the backend would refuse.
+    if (d.spec.resources.disk < r.spec.resources.disk) {
+      throw new ConflictError(`a persistent sandbox's disk cannot shrink: it has ${r.spec.resources.disk} bytes, the new spec asks for ${d.spec.resources.disk} (make a new sandbox for a smaller disk)`);
+    }
     if (r.state === "running") {
       await lifecycle.stop(rt, r);
       r = { ...r, state: "stopped" };

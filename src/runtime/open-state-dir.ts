@@ -12,9 +12,10 @@ import { Store } from "../store/store.js";
 import type { RuntimeHost, StateDirParts } from "./context.js";
 import { openDatabase } from "./db.js";
 import { rangeBase, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
-import { StateDirLock } from "./state-dir-lock.js";
+import { DEFAULT_STATE_DIR, StateDirLock } from "./state-dir-lock.js";
+import { HostClaims } from "./host-claims.js";
 
-export const DEFAULT_STATE_DIR = "/var/lib/corral";
+export { DEFAULT_STATE_DIR };
 /**
  * Host uid of root inside every sandbox: inside the range systemd sets
  * aside for containers (524288-1879048191), away from /etc/subuid's usual
@@ -66,7 +67,7 @@ export interface InjectedOptions extends SandboxesOptions {
 }
 
 /** The state dir, store and database every way of opening shares. */
-async function openCommon(opts: SandboxesOptions & { stateDir: string }): Promise<Omit<StateDirParts, "backends" | "host">> {
+async function openCommon(opts: SandboxesOptions & { stateDir: string; claims?: HostClaims }): Promise<Omit<StateDirParts, "backends" | "host">> {
   const stateDir = path.resolve(opts.stateDir);
   const uidBase = opts.uidBase ?? DEFAULT_UID_BASE;
   // Every sandbox's range (runtime/uid-ranges.ts) must be a valid uid, below (uid_t)-1.
@@ -77,7 +78,7 @@ async function openCommon(opts: SandboxesOptions & { stateDir: string }): Promis
   await fsp.chmod(stateDir, 0o711);
   const lock = opts.lock ? StateDirLock.acquire(stateDir) : undefined;
   try {
-    const cgroupParent = await cgroupParentOf(stateDir, opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"]);
+    const cgroupParent = await cgroupParentOf(stateDir, opts.cgroupParent ?? process.env["CORRAL_CGROUP_PARENT"], opts.claims);
     const store = new Store(path.join(stateDir, "store"), uidBase);
     await store.init();
     await fsp.mkdir(path.join(stateDir, "sandboxes"), { recursive: true, mode: 0o711 });
@@ -101,15 +102,19 @@ export const LEGACY_CGROUP_PARENT = "corral";
  * record is from then and keeps `corral`, where its sandboxes are
  * (reconcile.ts then removes only cgroups it has a trace of).
  */
-export async function cgroupParentOf(stateDir: string, given: string | undefined): Promise<string> {
+export async function cgroupParentOf(stateDir: string, given: string | undefined, claims?: HostClaims): Promise<string> {
   const file = path.join(stateDir, "cgroup-parent");
   const recorded = (await fsp.readFile(file, "utf8").catch(() => "")).trim() || undefined;
   const parent =
     given ?? recorded ?? (fs.existsSync(path.join(stateDir, "corral.db")) ? LEGACY_CGROUP_PARENT : derivedCgroupParent(stateDir));
-  if (parent !== recorded) {
-    await fsp.writeFile(`${file}.${process.pid}`, `${parent}\n`);
-    await fsp.rename(`${file}.${process.pid}`, file);
-  }
+  const record = () => {
+    if (parent === recorded) return;
+    fs.writeFileSync(`${file}.${process.pid}`, `${parent}\n`);
+    fs.renameSync(`${file}.${process.pid}`, file);
+  };
+  // The legacy parent is shared by design (reconcile removes only what it has a trace of there).
+  if (claims && parent !== LEGACY_CGROUP_PARENT) claims.claimCgroupParent(parent, fs.realpathSync(stateDir), record);
+  else record();
   return parent;
 }
 
@@ -126,17 +131,30 @@ export function derivedCgroupParent(stateDir: string): string {
  */
 export async function openStateDir(opts: SandboxesOptions = {}): Promise<StateDirParts> {
   if (process.getuid?.() !== 0) throw new HostError("corral needs root (it creates namespaces, mounts and cgroups)");
-  const common = await openCommon({ ...opts, stateDir: opts.stateDir ?? process.env["CORRAL_STATE_DIR"] ?? DEFAULT_STATE_DIR });
+  // What this host's state dirs must not share (host-claims.ts); injected opens (unit tests over fakes) touch no host.
+  // Kept open: sandbox creates claim more uid blocks from it.
+  const claims = HostClaims.open();
+  let common: Awaited<ReturnType<typeof openCommon>>;
+  try {
+    claims.forgetGone();
+    common = await openCommon({ ...opts, stateDir: opts.stateDir ?? process.env["CORRAL_STATE_DIR"] ?? DEFAULT_STATE_DIR, claims });
+  } catch (e) {
+    claims.close();
+    throw e;
+  }
   const { stateDir, store, uidBase, cgroupParent, longLived } = common;
   try {
+    const slots = common.db.prepare("SELECT uid_slot FROM sandboxes WHERE uid_slot IS NOT NULL").pluck().all() as number[];
+    claims.claimUids(fs.realpathSync(stateDir), uidBase, slots);
     const agentDir = await store.addBinary(nativeBinary("corral-agent"), "corral-agent").catch((e: NodeJS.ErrnoException) => {
       throw new HostError(`the agent binary is missing (${e.message}); run npm run build`);
     });
     const backends = openBackends({ stateDir, store, uidBase, cgroupParent, agentDir, longLived });
-    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network) };
+    return { ...common, backends, host: realHost, net: new Networks(stateDir, opts.network), claims };
   } catch (e) {
     common.db.close();
     common.lock?.release();
+    claims.close();
     throw e;
   }
 }

@@ -3,7 +3,7 @@ import type { ResolvedSpec } from "../core/sandbox-spec.js";
 import { recordEvent, stmt, uniqueOrConflict, type Db } from "./db.js";
 import type { SandboxRecord, Scope } from "./records.js";
 import type { Tenants } from "./tenants.js";
-import { freeSlot } from "./uid-ranges.js";
+import { freeSlot, type SlotBlocks } from "./uid-ranges.js";
 
 interface Row {
   id: string;
@@ -48,6 +48,8 @@ export class SandboxRows {
   constructor(
     private readonly db: Db,
     private readonly tenants: Tenants,
+    /** The slots this state dir may hand out on its host (host-claims.ts); all of them over injected backends. */
+    private readonly slots?: SlotBlocks,
   ) {}
 
   /** Throws QuotaError when one more sandbox of `memory` bytes would put the tenant over a quota. */
@@ -72,7 +74,7 @@ export class SandboxRows {
     return this.db
       .transaction((): number => {
         this.checkQuota(r.tenant, r.spec.resources.memory);
-        const slot = freeSlot(this.db);
+        const slot = freeSlot(this.db, this.slots);
         uniqueOrConflict(nameTaken(r.name), () =>
           stmt(
             this.db,

@@ -108,13 +108,21 @@ export class Sandboxes {
     void this.checkpointer?.close();
     this.rt.conns.close();
     for (const b of this.rt.parts.backends.values()) b.close?.();
+    this.tenants.dropOperatorKey();
     this.db.close();
+    this.rt.parts.claims?.close();
     this.rt.parts.lock?.release();
   }
 
-  /** Says where the daemon holding the state dir's lock listens (`<state>/daemon.json`); only with `lock`. */
+  /**
+   * Says where the daemon holding the state dir's lock listens
+   * (`<state>/daemon.json`) and the operator credential `corral` commands
+   * on the state dir use meanwhile (`daemon.key`, a new one each start:
+   * Tenants.newOperatorKey); only with `lock`.
+   */
   announceDaemon(url: string): void {
-    this.rt.parts.lock?.record({ pid: process.pid, url, since: new Date().toISOString() });
+    const lock = this.rt.parts.lock;
+    if (lock) lock.record({ pid: process.pid, url, since: new Date().toISOString() }, this.tenants.newOperatorKey());
   }
 
   /** The quota of tenants without their own (sandbox-rows.ts checkQuota); the daemon sets it from its flags. */

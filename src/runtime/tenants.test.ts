@@ -55,3 +55,26 @@ test("a key verified before is refused once another process has revoked it", () 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the operator credential is the local tenant's, held in memory only, one at a time", () => {
+  const db = openDatabase(":memory:");
+  const t = new Tenants(db);
+  const first = t.newOperatorKey();
+  assert.match(first, /^crl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/);
+  assert.equal(t.authenticate(first), "local");
+  assert.ok(t.isOperator(first));
+  // Not a key of the database: nothing of it is stored, listed or revocable.
+  assert.deepEqual(t.keys(), []);
+  assert.equal((db.prepare("SELECT count(*) AS n FROM api_keys").get() as { n: number }).n, 0);
+  const ordinary = t.createKey("local").key;
+  assert.equal(t.authenticate(ordinary), "local");
+  assert.ok(!t.isOperator(ordinary));
+  // A new one (the next daemon start) replaces it; a wrong secret for its id is refused.
+  const second = t.newOperatorKey();
+  assert.throws(() => t.authenticate(first), AuthError);
+  assert.ok(!t.isOperator(second.slice(0, -1) + (second.endsWith("A") ? "B" : "A")));
+  assert.throws(() => t.authenticate(second.slice(0, -1) + (second.endsWith("A") ? "B" : "A")), AuthError);
+  t.dropOperatorKey();
+  assert.throws(() => t.authenticate(second), AuthError);
+  assert.ok(!t.isOperator(second));
+});

@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { AuthError, ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { NAME_PATTERN } from "../core/sandbox-spec.js";
 import { stmt, uniqueOrConflict, type Db } from "./db.js";
+import { LOCAL_TENANT } from "./records.js";
 
 export interface Tenant {
   readonly id: string;
@@ -50,6 +51,12 @@ export class Tenants {
    */
   private readonly verified = new Map<string, { readonly key: Buffer; readonly tenant: string }>();
   private dataVersion: unknown;
+  /**
+   * The operator credential of the daemon serving the state dir
+   * (newOperatorKey): its id and its secret's hash, in memory only, never
+   * in the database, so a daemon that dies takes it along.
+   */
+  private operator: { readonly id: string; readonly hash: Buffer } | undefined;
 
   constructor(private readonly db: Db) {}
 
@@ -144,8 +151,39 @@ export class Tenants {
     if (r.changes === 0) throw new NotFoundError("api_key", id);
   }
 
+  /**
+   * A new operator credential, replacing this process's last one: the key
+   * with which `corral` commands on a served state dir act through its
+   * daemon (state-dir-lock.ts writes it beside daemon.json). It acts as
+   * the state dir's own tenant (LOCAL_TENANT, whose sandboxes the CLI
+   * makes) with an admin's rights (isOperator).
+   */
+  newOperatorKey(): string {
+    let id: string;
+    do id = randomBytes(6).toString("hex");
+    while (stmt(this.db, "SELECT 1 FROM api_keys WHERE id = ?").get(id));
+    const secret = randomBytes(32).toString("base64url");
+    this.operator = { id, hash: hashSecret(secret) };
+    this.verified.clear();
+    return `crl_${id}_${secret}`;
+  }
+
+  /** No operator credential any more (the daemon stopping). */
+  dropOperatorKey(): void {
+    this.operator = undefined;
+    this.verified.clear();
+  }
+
+  /** Whether `key` is this process's operator credential (constant time in the secret). */
+  isOperator(key: string | undefined): boolean {
+    const m = key ? KEY_PATTERN.exec(key) : null;
+    const op = this.operator;
+    return !!m && op !== undefined && m[1] === op.id && timingSafeEqual(op.hash, hashSecret(m[2]!));
+  }
+
   /** The tenant a key belongs to; AuthError for anything else. */
   authenticate(key: string | undefined): string {
+    if (this.isOperator(key)) return LOCAL_TENANT;
     const m = key ? KEY_PATTERN.exec(key) : null;
     if (m && this.noOtherWrites()) {
       const hit = this.verified.get(m[1]!);

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openDatabase } from "./db.js";
-import { freeSlot, rangeBase, RESERVED_RANGES, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
+import { freeSlot, rangeBase, RESERVED_RANGES, SLOT_BLOCK, UID_RANGE, UID_SLOTS } from "./uid-ranges.js";
 
 function withDb(fn: (db: ReturnType<typeof openDatabase>, add: (id: string, slot: number | null) => void) => void): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-uid-"));
@@ -49,4 +49,18 @@ test("refuses a create when every slot is taken", () =>
       for (let i = 0; i < UID_SLOTS; i++) add(`s${i}`, i);
     })();
     assert.throws(() => freeSlot(db), /every host uid range of this state dir is in use/);
+  }));
+
+test("within a state dir's blocks: their lowest free slot, then one more block claimed, then a HostError", () =>
+  withDb((db, add) => {
+    const held = [2];
+    const claimable = [5];
+    const within = { blocks: () => held, claimBlock: () => { const b = claimable.shift(); if (b !== undefined) held.push(b); return b; } };
+    const first = 2 * SLOT_BLOCK;
+    assert.equal(freeSlot(db, within), first);
+    for (let s = first; s < first + SLOT_BLOCK; s++) add(`s${s}`, s);
+    assert.equal(freeSlot(db, within), 5 * SLOT_BLOCK, "block 2 full: block 5 claimed");
+    assert.deepEqual(held, [2, 5]);
+    for (let s = 5 * SLOT_BLOCK; s < 6 * SLOT_BLOCK; s++) add(`s${s}`, s);
+    assert.throws(() => freeSlot(db, within), { code: "host_unsupported", message: /every host uid range this state dir may use is in use/ });
   }));

@@ -37,8 +37,30 @@ export function rangeBase(uidBase: number, slot: number): number {
   return uidBase + (RESERVED_RANGES + slot) * UID_RANGE;
 }
 
-/** The lowest slot no row holds, within the caller's transaction; HostError when all are taken. */
-export function freeSlot(db: Db): number {
+/**
+ * Slots a state dir claims from the host at a time (host-claims.ts): 255
+ * blocks over the 4079 slots, so that many state dirs with sandboxes fit
+ * on one host at one base; a state dir keeps its blocks until it is gone.
+ */
+export const SLOT_BLOCK = 16;
+
+/**
+ * The slots a state dir may hand out on this host (host-claims.ts): the
+ * blocks of SLOT_BLOCK it holds, and one more claimed when they are full
+ * (undefined: every block is another state dir's).
+ */
+export interface SlotBlocks {
+  blocks(): readonly number[];
+  claimBlock(): number | undefined;
+}
+
+/**
+ * The lowest slot no row holds, within the caller's transaction: among
+ * `within`'s blocks when given (a state dir on a real host), claiming
+ * another block when they are full; HostError when all are taken.
+ */
+export function freeSlot(db: Db, within?: SlotBlocks): number {
+  if (within) return freeSlotWithin(db, within);
   const row = stmt(
     db,
     `SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM sandboxes WHERE uid_slot = 0) THEN 0
@@ -47,4 +69,22 @@ export function freeSlot(db: Db): number {
   ).get() as { slot: number };
   if (row.slot >= UID_SLOTS) throw new HostError(`every host uid range of this state dir is in use (${UID_SLOTS} sandboxes)`);
   return row.slot;
+}
+
+function freeSlotWithin(db: Db, within: SlotBlocks): number {
+  const used = new Set(stmt(db, "SELECT uid_slot FROM sandboxes WHERE uid_slot IS NOT NULL").pluck().all() as number[]);
+  const firstFree = (b: number) => {
+    for (let s = b * SLOT_BLOCK; s < Math.min((b + 1) * SLOT_BLOCK, UID_SLOTS); s++) if (!used.has(s)) return s;
+    return undefined;
+  };
+  for (const b of within.blocks()) {
+    const s = firstFree(b);
+    if (s !== undefined) return s;
+  }
+  for (;;) {
+    const b = within.claimBlock();
+    if (b === undefined) throw new HostError(`every host uid range this state dir may use is in use (its own sandboxes and other state dirs' on this host hold all ${UID_SLOTS})`);
+    const s = firstFree(b);
+    if (s !== undefined) return s;
+  }
 }

@@ -112,7 +112,9 @@ export function buildApp(o: AppOptions): { app: FastifyInstance; ctx: ServerCont
     const op = req.routeOptions.config.operationId;
     if (op ? openapi.operation(op).public || (op === "metrics" && o.publicMetrics === true) : !req.url.startsWith("/v1/")) return done();
     try {
-      req.tenant = o.sandboxes.tenants.authenticate(apiKeyOf(req.headers));
+      const key = apiKeyOf(req.headers);
+      req.tenant = o.sandboxes.tenants.authenticate(key);
+      req.operator = o.sandboxes.tenants.isOperator(key);
     } catch (e) {
       return done(e as Error);
     }

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from "../core/errors.js";
 import { toHttpError } from "./http-errors.js";
 import { ENDED_PROCESSES_KEPT, processKey, type ProcessEntry, type ServerContext } from "./context.js";
 import type { EventSink, EventStream } from "./operations/types.js";
+import type { Scope } from "../runtime/records.js";
 
 /** The exec request body (api/openapi.yaml ExecRequest). */
 export interface ExecBody {
@@ -33,7 +34,7 @@ export interface StartedCommand {
  * Resolves once the command has a pid (a short one may already have
  * ended: its exit then follows at once).
  */
-export async function startCommand(ctx: ServerContext, tenant: string, ref: string, body: ExecBody): Promise<StartedCommand> {
+export async function startCommand(ctx: ServerContext, scope: Scope, ref: string, body: ExecBody): Promise<StartedCommand> {
   if (!body.argv && body.cmd === undefined) {
     throw new InvalidArgumentError('exec needs "argv" (the program and its arguments, e.g. ["ls", "-l"]) or "cmd" (a shell command line, run with /bin/sh -c)');
   }
@@ -60,7 +61,7 @@ export async function startCommand(ctx: ServerContext, tenant: string, ref: stri
           onStderr: (b) => events.output({ type: "stderr", data: b.toString("base64") }),
         }
       : {},
-    { tenant },
+    scope,
   );
   let pid: number;
   try {

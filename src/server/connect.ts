@@ -204,6 +204,7 @@ class Session {
       body: req.body,
       upload,
       tenant: this.tenant,
+      operator: this.ctx.sandboxes.tenants.isOperator(this.key),
       log: this.log,
     });
     const answer: Answer = await this.o.table.get(op.id)!(this.ctx, r);

@@ -54,6 +54,8 @@ export interface ServerContext {
 declare module "fastify" {
   interface FastifyRequest {
     tenant: string;
+    /** Authenticated with the operator credential of a served state dir (Tenants.newOperatorKey): an admin. */
+    operator: boolean;
     /** The sandbox the request was about, for its log line. */
     sandbox: string | undefined;
   }

@@ -16,6 +16,8 @@ export interface Incoming {
   /** The body's bytes, when it is not JSON. */
   readonly upload: Upload | undefined;
   readonly tenant: string;
+  /** The key is a served state dir's operator credential: an admin whatever the tenant. */
+  readonly operator?: boolean;
   readonly log: FastifyBaseLogger;
 }
 
@@ -45,7 +47,7 @@ export function checkedRequest(ctx: ServerContext, params: ParamChecker, op: Ope
     }
     if (!takesJson) upload = inc.upload;
   }
-  return { operationId: op.id, params: p.params, query: p.query, body, upload, tenant: inc.tenant, log: inc.log, sandbox: undefined };
+  return { operationId: op.id, params: p.params, query: p.query, body, upload, tenant: inc.tenant, ...(inc.operator ? { operator: true } : {}), log: inc.log, sandbox: undefined };
 }
 
 function unsupported(op: Operation, given: string): CorralError {

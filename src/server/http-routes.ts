@@ -35,6 +35,7 @@ export function registerHttpRoutes(
           query: req.query as Record<string, unknown>,
           ...bodyOf(req),
           tenant: req.tenant ?? "",
+          operator: req.operator === true,
           log: req.log,
         };
         if (op.path.startsWith("/v1/sandboxes/{id}")) req.sandbox = String(incoming.params["id"]);

@@ -38,11 +38,14 @@ const under = (files: string[], prefix: string) => files.filter((f) => f.startsW
 
 describe("the modules each kind of corral command loads", () => {
   let t: TestState;
+  /** A state dir no daemon serves (on t's, the CLI goes through the daemon). */
+  let idle: TestState;
   let d: Daemon;
   let key: string;
   let adminKey: string;
   before(async () => {
     t = await freshState("clistartup");
+    idle = await freshState("clistartup-idle");
     d = await testDaemon(t, { adminTenants: ["ops"] });
     key = t.s.tenants.createKey("mods").key;
     adminKey = t.s.tenants.createKey("ops").key;
@@ -51,6 +54,7 @@ describe("the modules each kind of corral command loads", () => {
   after(async () => {
     await d?.close();
     await t?.close();
+    await idle?.close();
   });
 
   it("--help: the parser, the command table and help, nothing else", async () => {
@@ -86,18 +90,26 @@ describe("the modules each kind of corral command loads", () => {
   });
 
   it("the same admin command on the state dir: its state dir side, not the SDK", async () => {
-    const r = await loaded(t, ["admin", "tenant", "ls"], localEnv(t));
+    const r = await loaded(idle, ["admin", "tenant", "ls"], localEnv(idle));
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(under(r.files, "src/cli/commands/").sort(), ["src/cli/commands/action.js", "src/cli/commands/admin-local.js", "src/cli/commands/admin.js"]);
     assert.deepEqual(under(r.files, "sdk/").filter((f) => f !== "sdk/src/defaults.js"), []);
   });
 
   it("a command on the state dir: the runtime, not the SDK or ws", async () => {
-    const r = await loaded(t, ["ls"], localEnv(t));
+    const r = await loaded(idle, ["ls"], localEnv(idle));
     assert.equal(r.code, 0, r.stderr);
     assert.ok(r.files.includes("src/runtime/sandboxes.js"), r.files.join("\n"));
     assert.deepEqual(under(r.files, "sdk/").filter((f) => f !== "sdk/src/defaults.js"), []);
     assert.deepEqual(under(r.files, "node_modules/ws/"), []);
     assert.deepEqual(under(r.files, "src/server/"), []);
+  });
+
+  it("a command on a state dir a daemon serves: through the daemon, the SDK and the lock's probe, none of the runtime", async () => {
+    const r = await loaded(t, ["ls"], localEnv(t));
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.files.includes("sdk/src/http.js"), r.files.join("\n"));
+    assert.deepEqual(under(r.files, "src/runtime/"), ["src/runtime/state-dir-lock.js"]);
+    for (const prefix of ["src/backends/", "src/store/", "src/server/", "src/agent/"]) assert.deepEqual(under(r.files, prefix), [], prefix);
   });
 });

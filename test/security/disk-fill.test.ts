@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { runCommand } from "../../src/host/command.js";
+import { parseDeclared } from "../../src/runtime/declared-state.js";
 
 const CAP = 10 * 1024 ** 2;
 /** What a sandbox may add beyond its disk: its capped log (2 x 256 KiB) and its small host files (config, sockets, records). */
@@ -86,3 +87,44 @@ for (const backend of ["container", "vm"] as const) {
     }
   });
 }
+
+describe("a persistent container's disk when its spec's disk changes", () => {
+  let t: TestState;
+  before(async () => {
+    t = await freshState("diskresize");
+  });
+  after(async () => t.close());
+
+  const declared = (disk: string) =>
+    parseDeclared(JSON.stringify({ version: 1, sandboxes: { grow: { spec: { template: "busybox", resources: { disk, memory: "256M" }, lifetime: { mode: "persistent" } } } } }));
+  const sh = async (id: string, cmd: string) => {
+    let out = "";
+    const r = await t.s.exec(id, { cmd }, { onStdout: (b) => (out += b.toString()), onStderr: (b) => (out += b.toString()) });
+    return { code: r.exitCode, out };
+  };
+
+  it("grows its ext4 image on the next start, keeping what it wrote; a smaller disk is refused", async () => {
+    assert.deepEqual((await t.s.applyDeclared(declared("16M"))).errors, []);
+    const { id } = await t.s.get("grow");
+    assert.equal((await sh(id, "dd if=/dev/zero of=/work/kept bs=1M count=8 2>&1 && sync")).code, 0);
+    // 16 MiB holds no second 8 MiB file.
+    assert.notEqual((await sh(id, "dd if=/dev/zero of=/work/more bs=1M count=12 2>/dev/null && sync; r=$?; rm -f /work/more; exit $r")).code, 0);
+    const image = path.join(t.stateDir, "sandboxes", id, "disk.img");
+
+    const grown = await t.s.applyDeclared(declared("48M"));
+    assert.deepEqual([grown.errors, grown.recreated], [[], ["grow"]]);
+    assert.equal((await t.s.get("grow")).id, id, "the same sandbox, on its disk");
+    assert.equal((await runCommand("stat", ["-c", "%s", image])).stdout.trim(), String(48 * 1024 ** 2));
+    assert.equal((await sh(id, "ls -l /work/kept | awk '{print $5}'")).out.trim(), String(8 * 1024 ** 2));
+    assert.equal((await sh(id, "dd if=/dev/zero of=/work/more bs=1M count=24 2>&1 && sync")).code, 0, "the room it grew by is there");
+    // Still capped: at the new size.
+    assert.notEqual((await sh(id, "dd if=/dev/zero of=/work/over bs=1M count=40 2>/dev/null && sync; r=$?; rm -f /work/over; exit $r")).code, 0);
+
+    const shrunk = await t.s.applyDeclared(declared("16M"));
+    assert.deepEqual(shrunk.errors.map((e) => e.name), ["grow"]);
+    assert.match(shrunk.errors[0]!.message, /disk cannot shrink: it has 50331648 bytes, the new spec asks for 16777216/);
+    const after = await t.s.get("grow");
+    assert.deepEqual([after.spec.resources.disk, after.status], [48 * 1024 ** 2, "running"], "the refused spec was not saved, nor the sandbox stopped for it");
+    await t.s.destroy(id);
+  });
+});

@@ -11,7 +11,7 @@ import { ContainerHandle, containerPaths, hostsFile, LOG_MAX, readAttachment, ty
 import { CrunRuntime } from "./crun.js";
 import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
-import { makeDiskImage } from "../disk-image.js";
+import { checkDiskNotShrunk, growDiskImage, makeDiskImage } from "../disk-image.js";
 import { bindShareArgs, makeShareStages, shareStage } from "../share-stage.js";
 import type { Store } from "../../store/store.js";
 import { ensureClosureTree, gcClosureTrees } from "../../store/nix/closure-image.js";
@@ -109,7 +109,9 @@ export class ContainerBackend implements SandboxBackend {
   }
 
   /** A stopped persistent sandbox's bundle for a new spec: its upper dir (its disk) stays. */
-  reconfigure(req: CreateRequest): Promise<void> {
+  async reconfigure(req: CreateRequest): Promise<void> {
+    // Before the new spec is saved: a smaller disk is refused (start grows a larger one).
+    checkDiskNotShrunk(containerPaths(req.dir).diskImage, req.spec.resources.disk);
     return this.writeConfig(req);
   }
 
@@ -154,6 +156,8 @@ export class ContainerBackend implements SandboxBackend {
       // under runsc, where the gofer made it on the host, that unlink does
       // not free the name (bind: "Address in use"), so the host removes it.
       await fsp.rm(containerPaths(req.dir).socket, { force: true });
+      // Its spec's disk grew while it was stopped (a declared change): the image grows with it, unmounted.
+      await growDiskImage(containerPaths(req.dir).diskImage, req.spec.resources.disk, (c, a, o) => this.host.run(c, a, o));
       await this.launch(req);
     });
   }

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { InvalidArgumentError } from "../../core/errors.js";
-import type { Connection, Context } from "../context.js";
+import { servedRefusal, type Connection, type Context } from "../context.js";
 import { print } from "../stdio.js";
 import { sideOf, type Action } from "./action.js";
 
@@ -14,8 +14,8 @@ export function knownHostsFile(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** SSH goes through the daemon (its SSH server speaks for the sandboxes): none configured is one line. */
-function daemon(ctx: Context, what: string): Connection {
-  const conn = ctx.connection();
+async function daemon(ctx: Context, what: string): Promise<Connection> {
+  const conn = await ctx.connection();
   if (!conn) throw new InvalidArgumentError(`${what} goes through a corral daemon: set CORRAL_API_URL (and CORRAL_API_KEY) or pass --api-url`);
   return conn;
 }
@@ -24,7 +24,7 @@ const sdk = () => import("../../../sdk/src/index.js");
 
 /** `corral ssh-proxy SANDBOX`: ssh's ProxyCommand, the SSH connection's bytes between stdin/stdout and the daemon. */
 export const sshProxy: Action = async (ctx, p) => {
-  const conn = daemon(ctx, "ssh-proxy");
+  const conn = await daemon(ctx, "ssh-proxy");
   const { SshKeys } = await sdk();
   const server = await SshKeys.tunnel(p.args["sandbox"] as string, process.stdin, conn);
   await new Promise<void>((resolve, reject) => {
@@ -43,7 +43,7 @@ export const sshProxy: Action = async (ctx, p) => {
  * kept, so a changed key fails ssh's check), strict checking on.
  */
 export const sshConfig: Action = async (ctx, p) => {
-  const conn = daemon(ctx, "ssh-config");
+  const conn = await daemon(ctx, "ssh-config");
   await print(await configFor(conn, (p.args["sandbox"] as string[] | undefined) ?? []));
 };
 
@@ -60,12 +60,14 @@ async function configFor(conn: Connection, names: readonly string[]): Promise<st
     const had = known.find((l) => l.split(" ")[0] === k.alias);
     if (!had) known.push(k.knownHosts);
     else if (had !== k.knownHosts) process.stderr.write(`corral: the host key of ${s.name} differs from the one in ${file}: ssh will refuse it\n`);
-    const proxy = [process.execPath, process.argv[1]!, "ssh-proxy", s.sandboxId].map(shellWord).join(" ");
+    // On a served state dir the proxy finds the daemon (and its credential) there, as this command did.
+    const via = conn.served ? `${[process.execPath, process.argv[1]!, "--state-dir", conn.served.stateDir].map(shellWord).join(" ")}` : `env CORRAL_API_URL=${shellWord(conn.apiUrl)} ${[process.execPath, process.argv[1]!].map(shellWord).join(" ")}`;
+    const proxy = `${via} ${["ssh-proxy", s.sandboxId].map(shellWord).join(" ")}`;
     blocks.push(
       [
         `Host ${s.name}`,
         `  User root`,
-        `  ProxyCommand env CORRAL_API_URL=${shellWord(conn.apiUrl)} ${proxy}`,
+        `  ProxyCommand ${proxy}`,
         `  HostKeyAlias ${k.alias}`,
         `  UserKnownHostsFile ${file}`,
         `  StrictHostKeyChecking yes`,
@@ -81,7 +83,7 @@ async function configFor(conn: Connection, names: readonly string[]): Promise<st
 
 /** `corral ssh SANDBOX [-- CMD...]`: the system's ssh with ssh-config's block for the sandbox; its exit status. */
 export const ssh: Action = async (ctx, p) => {
-  const conn = daemon(ctx, "ssh");
+  const conn = await daemon(ctx, "ssh");
   const name = p.args["sandbox"] as string;
   const command = (p.args["command"] as string[] | undefined) ?? [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "corral-ssh-"));
@@ -124,6 +126,7 @@ export const sshKeyAdd: Action = async (ctx, p) => {
     ctx,
     async () => async (s) => s.sshKeys.add(tenant ?? "local", line),
     async () => (c) => {
+      if (tenant && c.served) throw servedRefusal(c.served, "admin ssh-key add --tenant");
       if (tenant) throw new InvalidArgumentError("--tenant is for the state dir: through a daemon a key is added for the API key's tenant");
       return sdk().then(({ SshKeys }) => SshKeys.add(line, c));
     },
@@ -136,7 +139,8 @@ export const sshKeyLs: Action = async (ctx, p) => {
   const keys = await sideOf<Promise<KeyRow[]>>(
     ctx,
     async () => async (s) => s.sshKeys.list(tenant),
-    async () => (c) => sdk().then(({ SshKeys }) => SshKeys.list(c)),
+    // On a served state dir the daemon lists every tenant's, as the state dir does.
+    async () => (c) => sdk().then(async ({ SshKeys }) => (await SshKeys.list(c)).filter((k) => !(tenant && c.served) || k.tenant === tenant)),
   );
   await print(keys.map((k) => `${k.id} ${k.tenant} ${k.type} ${k.fingerprint} ${k.comment}\n`).join(""));
 };
@@ -147,7 +151,7 @@ export const sshKeyRm: Action = async (ctx, p) => {
   await sideOf<Promise<void>>(
     ctx,
     async () => async (s) => s.sshKeys.remove(tenant ?? "local", id),
-    async () => (c) => sdk().then(({ SshKeys }) => SshKeys.remove(id, c)),
+    async () => (c) => (tenant && c.served ? Promise.reject(servedRefusal(c.served, "admin ssh-key rm --tenant")) : sdk().then(({ SshKeys }) => SshKeys.remove(id, c))),
   );
 };
 

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { InvalidArgumentError } from "../../core/errors.js";
 import { NotFoundError, Sandbox, Templates, type BuildEvent, type TemplateInfo } from "../../../sdk/src/index.js";
 import type { ProgressFn } from "../../store/builders/builder.js";
-import type { Connection } from "../context.js";
+import { servedRefusal, type Connection } from "../context.js";
 import type { MadeTemplate, TemplateSide } from "./template.js";
 
 /**
@@ -30,6 +30,7 @@ export function remote(conn: Connection): TemplateSide {
 
     async buildNix() {
       // The API builds no Nix expressions: the file is on this host, nix-build and the store on the daemon's.
+      if (conn.served) throw servedRefusal(conn.served, "template build --nix");
       throw new InvalidArgumentError("template build --nix acts on the state dir only (the daemon's API takes no Nix files): run it on the daemon's host with --state-dir");
     },
 

@@ -2,7 +2,7 @@ import type { AgentClient, WatchEvent, WatchHandle } from "../../agent/client.js
 import { toHttpError } from "../http-errors.js";
 import type { ServerContext } from "../context.js";
 import type { EventSink, EventStream } from "./types.js";
-import { noContent, param, type OpRequest, type Operations } from "./types.js";
+import { noContent, param, scopeOf, type OpRequest, type Operations } from "./types.js";
 
 /**
  * Renaming and watching files inside a sandbox, through its agent (which
@@ -91,6 +91,6 @@ class WatchEvents implements EventStream {
 }
 
 function agent(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  req.sandbox = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant }).id;
-  return ctx.sandboxes.agent(param(req, "id"), { tenant: req.tenant });
+  req.sandbox = ctx.sandboxes.record(param(req, "id"), scopeOf(req)).id;
+  return ctx.sandboxes.agent(param(req, "id"), scopeOf(req));
 }

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError, SandboxOperationError } from "../../core/errors.js";
 import type { ServerContext } from "../context.js";
-import { noContent, ok, param, type OpRequest, type Operations } from "./types.js";
+import { noContent, ok, param, scopeOf, type OpRequest, type Operations } from "./types.js";
 
 /**
  * Files inside a sandbox, always through its agent (which resolves paths
@@ -79,7 +79,7 @@ export const fileOperations: Operations = {
 };
 
 function agent(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  return ctx.sandboxes.agent(param(req, "id"), { tenant: req.tenant });
+  return ctx.sandboxes.agent(param(req, "id"), scopeOf(req));
 }
 
 /** One agent connection for the length of `fn`. */

@@ -4,7 +4,7 @@ import { NotFoundError, SandboxOperationError } from "../../core/errors.js";
 import { toHttpError } from "../http-errors.js";
 import { processKey, type ServerContext } from "../context.js";
 import type { EventSink, EventStream } from "./types.js";
-import { noContent, ok, param, type OpRequest, type Operations } from "./types.js";
+import { noContent, ok, param, scopeOf, type OpRequest, type Operations } from "./types.js";
 
 /**
  * Commands as the sandbox's agent knows them, whoever started them (this
@@ -166,9 +166,9 @@ function notFoundIfGone(e: unknown, pid: number): unknown {
 
 /** A connection of its own to the sandbox's agent; sets the request's sandbox. */
 async function agentFor(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  const rec = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
+  const rec = ctx.sandboxes.record(param(req, "id"), scopeOf(req));
   req.sandbox = rec.id;
-  return ctx.sandboxes.agent(rec.id, { tenant: req.tenant });
+  return ctx.sandboxes.agent(rec.id, scopeOf(req));
 }
 
 /** One agent connection for the length of `fn`. */

@@ -3,7 +3,7 @@ import { NotFoundError, SandboxOperationError } from "../../core/errors.js";
 import { processKey, type ProcessEntry, type ServerContext } from "../context.js";
 import { startCommand, type ExecBody } from "../commands.js";
 import { byPid } from "./process-streams.js";
-import { noContent, ok, param, type OpRequest, type Operations } from "./types.js";
+import { noContent, ok, param, scopeOf, type OpRequest, type Operations } from "./types.js";
 
 /** How long a waitProcess long poll waits unless told (the spec's default), ms. */
 const WAIT_DEFAULT_MS = 30_000;
@@ -16,7 +16,7 @@ const WAIT_DEFAULT_MS = 30_000;
  */
 export const processOperations: Operations = {
   async exec(ctx, req) {
-    const cmd = await startCommand(ctx, req.tenant, param(req, "id"), req.body as ExecBody);
+    const cmd = await startCommand(ctx, scopeOf(req), param(req, "id"), req.body as ExecBody);
     req.sandbox = cmd.sandboxId;
     if (!cmd.events) return ok({ type: "start", pid: cmd.pid });
     return { status: 200, events: cmd.events };
@@ -65,7 +65,7 @@ export const processOperations: Operations = {
 
 /** A command this daemon started (running, or ended and remembered), or undefined: ask the agent by pid. */
 function knownProcess(ctx: ServerContext, req: OpRequest): ProcessEntry | undefined {
-  const rec = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
+  const rec = ctx.sandboxes.record(param(req, "id"), scopeOf(req));
   req.sandbox = rec.id;
   return ctx.processes.get(processKey(rec.id, req.params["pid"] as number));
 }

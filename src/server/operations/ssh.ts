@@ -1,7 +1,7 @@
 import { Duplex, PassThrough } from "node:stream";
 import { hostKey, hostKeyAlias } from "../ssh/host-keys.js";
 import { serveSsh } from "../ssh/gateway.js";
-import { created, noContent, ok, param, type Operations } from "./types.js";
+import { created, noContent, ok, param, scopeOf, type Operations } from "./types.js";
 
 /**
  * SSH into sandboxes (ssh/gateway.ts): a tenant registers its public
@@ -13,19 +13,19 @@ import { created, noContent, ok, param, type Operations } from "./types.js";
  */
 export const sshOperations: Operations = {
   async sshSession(ctx, req) {
-    const rec = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
+    const rec = ctx.sandboxes.record(param(req, "id"), scopeOf(req));
     req.sandbox = rec.id;
     const upload = req.upload!; // required by the spec
     const toClient = new PassThrough();
     const socket = Duplex.from({ readable: upload.stream, writable: toClient });
     socket.on("error", () => {});
     toClient.once("close", () => socket.destroy());
-    serveSsh(ctx, req.tenant, rec.id, socket, req.log);
+    serveSsh(ctx, rec.tenant, rec.id, socket, req.log);
     return { status: 200, bytes: toClient, type: "application/octet-stream" };
   },
 
   async sshHostKey(ctx, req) {
-    const rec = ctx.sandboxes.record(param(req, "id"), { tenant: req.tenant });
+    const rec = ctx.sandboxes.record(param(req, "id"), scopeOf(req));
     req.sandbox = rec.id;
     const key = hostKey(ctx.sandboxes.stateDir, rec.id);
     const alias = hostKeyAlias(rec.id);
@@ -33,7 +33,7 @@ export const sshOperations: Operations = {
   },
 
   async listSshKeys(ctx, req) {
-    return ok({ keys: ctx.sandboxes.sshKeys.list(req.tenant) });
+    return ok({ keys: ctx.sandboxes.sshKeys.list(scopeOf(req).tenant) });
   },
 
   async addSshKey(ctx, req) {

@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import type { FastifyBaseLogger } from "fastify";
 import { ForbiddenError } from "../../core/errors.js";
 import type { ServerContext } from "../context.js";
+import type { Scope } from "../../runtime/records.js";
 
 /**
  * What every operation gets, whichever transport brought it (HTTP or
@@ -21,6 +22,8 @@ export interface OpRequest {
   readonly upload: Upload | undefined;
   /** "" for the operations that need no key (health, metrics). */
   readonly tenant: string;
+  /** Authenticated with the operator credential of the state dir the daemon serves (`corral --state-dir`): an admin. */
+  readonly operator?: boolean;
   readonly log: FastifyBaseLogger;
   /** The sandbox this request is about, for the request's log line (handlers set it once they know the id). */
   sandbox: string | undefined;
@@ -78,9 +81,19 @@ export const noContent: Answer = { status: 204 };
 
 /** Shared things (templates, pools, the store, tenants, keys) are changed only by admin tenants' keys. */
 export function requireAdmin(ctx: ServerContext, req: OpRequest, what: string): void {
-  if (!ctx.admins.has(req.tenant)) {
+  if (!req.operator && !ctx.admins.has(req.tenant)) {
     throw new ForbiddenError(`tenant "${req.tenant}" may not ${what}: it is shared by every tenant (corral daemon --admin-tenant NAME allows it)`);
   }
+}
+
+/**
+ * Whose sandboxes and snapshots a request may see and act on: its
+ * tenant's; with the operator credential (a `corral` command on the state
+ * dir the daemon serves), every tenant's, as that command sees them on
+ * the state dir itself (what it makes is LOCAL_TENANT's).
+ */
+export function scopeOf(req: OpRequest): Scope {
+  return req.operator ? {} : { tenant: req.tenant };
 }
 
 /** A path parameter the spec declares as a string (the dispatcher has checked it). */
