@@ -122,6 +122,10 @@ for (const backend of ["container", "vm"] as const) {
         assert.equal(missing.code, 1);
         assert.match(missing.stderr, /^corral: .*(no such file|not found).*\n$/i);
         assert.equal(fs.existsSync(path.join(host, "x")), false);
+        const noSrc = await corral("cp", "-r", path.join(host, "no-such"), `${box}:/z`);
+        assert.deepEqual([noSrc.code, noSrc.stderr], [1, `corral: ${path.join(host, "no-such")}: no such file or directory\n`]);
+        const noParent = await corral("cp", "-r", `${box}:/up`, path.join(host, "no/such"));
+        assert.deepEqual([noParent.code, noParent.stderr], [1, `corral: cannot make ${path.join(host, "no/such")}: ${path.join(host, "no")} is not a directory\n`]);
       });
 
       it("a hostile archive from the sandbox writes nothing outside the host destination", async () => {

@@ -34,6 +34,9 @@ export async function downloadTree(files: SandboxFiles, from: SandboxPath, dst: 
   if (existing && !existing.isDirectory()) throw new InvalidArgumentError(`cannot copy directory ${from.ref}:${from.path} onto ${dst}: it is not a directory`);
   // The archive's members are "NAME/...": kept under an existing directory, stripped into a new one (or for "/.").
   const strip = existing && !contentsOnly(from.path) ? 0 : 1;
+  if (!existing && !fs.statSync(path.dirname(path.resolve(dst)), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new InvalidArgumentError(`cannot make ${dst}: ${path.dirname(dst)} is not a directory`);
+  }
   if (!existing) fs.mkdirSync(dst);
   await tarExtract(dst, await files.downloadArchive(from.path), strip);
 }

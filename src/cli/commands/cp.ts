@@ -41,7 +41,8 @@ async function withFiles(target: CliTarget, ref: string, fn: (files: SandboxFile
 }
 
 async function upload(files: SandboxFiles, src: string, to: SandboxPath, recursive: boolean): Promise<void> {
-  const st = fs.statSync(src);
+  const st = fs.statSync(src, { throwIfNoEntry: false });
+  if (!st) throw new InvalidArgumentError(`${src}: no such file or directory`);
   if (st.isDirectory()) {
     if (!recursive) throw new InvalidArgumentError(`${src} is a directory (cp -r copies directories)`);
     return uploadTree(files, src, to);
