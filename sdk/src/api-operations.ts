@@ -56,4 +56,6 @@ export const OPERATION_IDS: Readonly<Record<string, string>> = {
   "post /v1/sandboxes/{id}/files/mkdir": "makeDir",
   "post /v1/sandboxes/{id}/files/rename": "renameFile",
   "get /v1/sandboxes/{id}/files/watch": "watchDir",
+  "get /v1/sandboxes/{id}/archive": "downloadArchive",
+  "put /v1/sandboxes/{id}/archive": "uploadArchive",
 };

@@ -157,7 +157,7 @@ export interface paths {
          *       event each); the last is an `exit`, `done` or `error` event.
          *       An operation that fails before its stream starts gets a
          *       ConnectReply with its error.
-         *     - A byte answer (readFile, connectProcess with `raw`: a
+         *     - A byte answer (readFile, downloadArchive, connectProcess with `raw`: a
          *       terminal's screen) comes as binary frames, ended by an empty
          *       one; a ConnectReply with an error status ends it instead when
          *       it fails, before or during the bytes.
@@ -1044,6 +1044,48 @@ export interface paths {
          */
         get: operations["watchDir"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/archive": {
+        parameters: {
+            query: {
+                /** @description Absolute path inside the sandbox. */
+                path: components["parameters"]["FilePath"];
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description A tar stream of `path` (a directory with everything under it, a
+         *     file, or a symlink itself), as `docker cp` gets it: members are
+         *     named from the path's basename (`dir/`, `dir/a`), owners kept as
+         *     numbers. Made by the sandbox's own `tar` (422 `tar_missing`
+         *     without one); 404 when nothing is at the path. The stream goes
+         *     as fast as its reader takes it (tar is held while the reader is
+         *     behind: at most 320 KiB wait for it in the daemon). A failure once
+         *     bytes flowed cuts the stream (over /v1/connect: an error reply).
+         */
+        get: operations["downloadArchive"];
+        /**
+         * @description Extracts the tar body (streamed) into directory `path`, made with
+         *     its parents when missing, by the sandbox's own `tar`: members
+         *     cannot land outside the sandbox, whatever their names. Owners are
+         *     not restored (the files are the sandbox user's, as `docker cp`
+         *     makes them root's); permission bits and times are. 400
+         *     `invalid_archive` for a body tar cannot read, 507
+         *     `sandbox_enospc` when the sandbox's disk fills, 422 `tar_missing`.
+         *     At most 256 KiB of the body is in flight to the sandbox at once.
+         */
+        put: operations["uploadArchive"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2949,6 +2991,62 @@ export interface operations {
                 content: {
                     "application/x-ndjson": components["schemas"]["WatchEvent"];
                 };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    downloadArchive: {
+        parameters: {
+            query: {
+                /** @description Absolute path inside the sandbox. */
+                path: components["parameters"]["FilePath"];
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tar stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-tar": string;
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    uploadArchive: {
+        parameters: {
+            query: {
+                /** @description Absolute path inside the sandbox. */
+                path: components["parameters"]["FilePath"];
+            };
+            header?: never;
+            path: {
+                /** @description Sandbox id or name. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+            };
+        };
+        responses: {
+            /** @description Extracted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Error"];
         };

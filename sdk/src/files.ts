@@ -88,6 +88,40 @@ export class Files {
     return format === "bytes" ? bytes : new TextDecoder().decode(bytes);
   }
 
+  /**
+   * A tar stream of `path` in the sandbox (a directory and everything
+   * under it, or a file), as `docker cp` gets one: members are named from
+   * the path's basename ("dir/", "dir/a"), owners kept as numbers. Made
+   * by the sandbox's own tar; NotFoundError when nothing is at the path.
+   * A failure once bytes flowed errors the stream. requestTimeoutMs
+   * (default: none) covers the whole download.
+   */
+  async downloadArchive(path: string, opts: ReadOpts = {}): Promise<ReadableStream<Uint8Array>> {
+    absolute(path, "downloadArchive");
+    const res = await this.http.stream("get", "/v1/sandboxes/{id}/archive", { path: { id: this.sandboxId }, query: { path }, timeoutMs: opts.requestTimeoutMs ?? 0 });
+    return res.body;
+  }
+
+  /**
+   * Extracts a tar stream into directory `dir` in the sandbox (made with
+   * its parents when missing), by the sandbox's own tar: nothing lands
+   * outside the sandbox. Owners are not restored (the files are the
+   * sandbox user's); modes and times are. The archive is streamed as the
+   * request body. InvalidArgumentError (`invalid_archive`) for what tar
+   * cannot read; a full sandbox disk is a 507 (`sandbox_enospc`).
+   * requestTimeoutMs (default: none) covers the whole upload.
+   */
+  async uploadArchive(dir: string, archive: WriteData, opts: WriteOpts = {}): Promise<void> {
+    absolute(dir, "uploadArchive");
+    await this.http.json("put", "/v1/sandboxes/{id}/archive", {
+      path: { id: this.sandboxId },
+      query: { path: dir },
+      body: archive satisfies RawBody,
+      contentType: "application/x-tar",
+      timeoutMs: opts.requestTimeoutMs ?? 0,
+    });
+  }
+
   /** The entries of a directory, sorted by name. */
   async list(path: string): Promise<EntryInfo[]> {
     absolute(path, "list");

@@ -1,3 +1,4 @@
+import { archiveIn, archiveOut } from "../agent/archive.js";
 import { CorralError, InvalidArgumentError } from "../core/errors.js";
 import type { NetworkInput } from "../core/network-spec.js";
 import type { Sandboxes } from "../runtime/sandboxes.js";
@@ -96,6 +97,12 @@ export class LocalTarget implements CliTarget {
         await client.writeFile(path, data, { mode, mkdirs: true });
       },
       read: async (path) => client.readFile(path),
+      // The sandbox's own tar through this connection; closing it (close) kills a tar still running.
+      downloadArchive: (path) => archiveOut(client, path),
+      uploadArchive: async (dir, archive) => {
+        const r = await archiveIn(client, dir, archive);
+        if (!r.complete) archive.destroy(); // the end of the archive came before the end of its stream
+      },
       close: () => client.close(),
     };
   }

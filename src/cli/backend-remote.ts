@@ -130,6 +130,8 @@ export class RemoteTarget implements CliTarget {
         await sb.files.write(path, data, { mode, requestTimeoutMs: 0 });
       },
       read: async (path) => Readable.fromWeb((await sb.files.read(path, { format: "stream" })) as NodeReadableStream<Uint8Array>),
+      downloadArchive: async (path) => Readable.fromWeb((await sb.files.downloadArchive(path)) as NodeReadableStream<Uint8Array>),
+      uploadArchive: (dir, archive) => sb.files.uploadArchive(dir, archive),
       close() {},
     };
   }

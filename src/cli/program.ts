@@ -78,8 +78,9 @@ const sandboxCommands: CommandSpec[] = [
   },
   {
     name: "cp",
-    help: "copy a file between the host and a sandbox: cp SRC SANDBOX:PATH or cp SANDBOX:PATH DST",
+    help: "copy a file (or with -r a directory) between the host and a sandbox: cp [-r] SRC SANDBOX:PATH or cp [-r] SANDBOX:PATH DST",
     args: [{ name: "<src>" }, { name: "<dst>" }],
+    options: [{ flags: "-r, --recursive", help: "copy directories (as docker cp: into DST when it is a directory, else as DST; SRC/. copies its contents)" }],
     run: lazy(() => import("./commands/cp.js"), "cp"),
   },
   {

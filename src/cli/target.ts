@@ -111,6 +111,10 @@ export interface SandboxFiles {
   /** Writes a file, creating its parent directories. */
   write(path: string, data: Readable, mode: number): Promise<void>;
   read(path: string): Promise<Readable>;
+  /** A tar stream of a path, its members named from the path's basename (agent/archive.ts archiveOut). */
+  downloadArchive(path: string): Promise<Readable>;
+  /** Extracts a tar stream into a directory, made when missing (agent/archive.ts archiveIn). */
+  uploadArchive(dir: string, archive: Readable): Promise<void>;
   close(): void;
 }
 

@@ -161,3 +161,16 @@ export class StorageFullError extends CorralError {
     super("storage_full", message, 507, options);
   }
 }
+
+/**
+ * tar inside a sandbox (the archive operations, `corral cp -r`) could not
+ * do its part: `invalid_archive` (400) an archive it cannot read,
+ * `tar_missing` (422) a template without a `tar`, `archive_failed` (400)
+ * anything else it said (its last line is the message: a read-only
+ * directory, a name too long ...).
+ */
+export class ArchiveError extends CorralError {
+  constructor(code: "invalid_archive" | "tar_missing" | "archive_failed", message: string) {
+    super(code, message, code === "tar_missing" ? 422 : 400);
+  }
+}

@@ -193,6 +193,24 @@ describe("/v1/connect", () => {
     assert.deepEqual([(await c.reply(108)).status, c.messages.find((m) => m.id === 108)?.body?.error?.code], [415, "unsupported_media_type"]);
   });
 
+  it("moves a tree as tar in binary frames both ways: uploadArchive, downloadArchive", async () => {
+    const at = { id: sandboxId };
+    const blob = randomBytes(2 * WINDOW + 777);
+    c.send({ id: 120, op: "uploadArchive", params: at, query: { path: "/tmp/tree" }, upload: true });
+    await c.upload(120, tarArchive([{ name: "t/", type: "dir" }, { name: "t/blob", data: blob, mode: 0o640 }]));
+    assert.equal((await c.reply(120)).status, 204);
+    c.send({ id: 121, op: "statFile", params: at, query: { path: "/tmp/tree/t/blob" } });
+    assert.equal(Number((await c.reply(121)).body?.["mode"]) & 0o777, 0o640);
+    c.send({ id: 122, op: "downloadArchive", params: at, query: { path: "/tmp/tree/t" } });
+    const back = await c.bytes(122);
+    assert.ok(Buffer.isBuffer(back), JSON.stringify(back));
+    assert.equal(back.subarray(0, 2).toString(), "t/", "members are named from the path's basename");
+    assert.ok(back.includes(blob), "the file's bytes are in the archive");
+    c.send({ id: 123, op: "downloadArchive", params: at, query: { path: "/tmp/none" } });
+    const gone = (await c.bytes(123)) as { status?: number; body?: { error?: { code: string } } };
+    assert.deepEqual([gone.status, gone.body?.error?.code], [404, "sandbox_enoent"]);
+  });
+
   it("runs background commands and reaches them by pid: stdin as binary frames, signals, wait", async () => {
     const at = { id: sandboxId };
     c.send({ id: 200, op: "exec", params: at, body: { cmd: "cat > /tmp/fed; exit 5", background: true, stdin: true } });

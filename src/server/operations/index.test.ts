@@ -11,6 +11,7 @@ import type { Sandboxes } from "../../runtime/sandboxes.js";
 import { buildApp } from "../app.js";
 import { OpenApi, OPENAPI_PATH } from "../openapi.js";
 import { operationTable, tableProblems } from "./index.js";
+import { archiveOperations } from "./archives.js";
 import { fileOperations } from "./files.js";
 import { fileWatchOperations } from "./file-watch.js";
 import { poolOperations } from "./pools.js";
@@ -32,6 +33,7 @@ const ALL = [
   processStreamOperations,
   fileOperations,
   fileWatchOperations,
+  archiveOperations,
   sshOperations,
   snapshotOperations,
   templateOperations,

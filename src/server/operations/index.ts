@@ -1,4 +1,5 @@
 import type { OpenApi } from "../openapi.js";
+import { archiveOperations } from "./archives.js";
 import { fileOperations } from "./files.js";
 import { fileWatchOperations } from "./file-watch.js";
 import { poolOperations } from "./pools.js";
@@ -20,6 +21,7 @@ const RESOURCES: readonly Operations[] = [
   processStreamOperations,
   fileOperations,
   fileWatchOperations,
+  archiveOperations,
   sshOperations,
   snapshotOperations,
   templateOperations,
