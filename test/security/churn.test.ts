@@ -15,7 +15,15 @@ const CYCLES = 2000;
 const AT_ONCE = 4;
 
 const openFds = () => fs.readdirSync("/proc/self/fd").length;
-const loopDevices = () => fs.readdirSync("/sys/block").filter((d) => d.startsWith("loop") && fs.existsSync(`/sys/block/${d}/loop/backing_file`)).length;
+/** Loop devices backed by a file under `dir` (this suite's: others running beside it make and free their own). */
+const loopDevices = (dir: string) =>
+  fs.readdirSync("/sys/block").filter((d) => {
+    try {
+      return d.startsWith("loop") && fs.readFileSync(`/sys/block/${d}/loop/backing_file`, "utf8").startsWith(dir);
+    } catch {
+      return false; // not bound to a file, or freed meanwhile
+    }
+  }).length;
 
 describe("2,000 create/exec/destroy cycles", () => {
   let t: TestState;
@@ -31,7 +39,6 @@ describe("2,000 create/exec/destroy cycles", () => {
       await t.s.destroy(sb.id);
     }
     const fds = openFds();
-    const loops = loopDevices();
     let next = 0;
     let failed: unknown;
     // A failing cycle stops every worker before the suite's close() runs (none still creating then).
@@ -54,7 +61,7 @@ describe("2,000 create/exec/destroy cycles", () => {
     await Promise.all(Array.from({ length: AT_ONCE }, worker));
     if (failed !== undefined) throw failed;
     assert.equal((await t.s.list()).length, 0);
-    assert.equal(loopDevices(), loops, "loop devices left");
+    assert.equal(loopDevices(fs.realpathSync(t.stateDir)), 0, "loop devices left");
     // A few fds may come and go with timers and sockets in flight; a leak per cycle would be thousands.
     assert.ok(openFds() <= fds + 8, `open fds grew from ${fds} to ${openFds()}`);
   });
