@@ -51,3 +51,17 @@ export function request(
     req.end(body);
   });
 }
+
+/** POST /v1/sandboxes/{id}/exec: the HTTP status, the exit code and the stdout of its event stream. */
+export async function httpExec(url: string, key: string, id: string, cmd: string): Promise<{ status: number; exitCode: number | undefined; exit: Record<string, unknown> | undefined; stdout: string }> {
+  const r = await request(url, "POST", `/v1/sandboxes/${id}/exec`, { key, json: { cmd } });
+  if (r.status !== 200) return { status: r.status, exitCode: undefined, exit: undefined, stdout: r.text };
+  const events = r.text.trim().split("\n").map((l) => JSON.parse(l) as { type: string; data?: string; exitCode?: number });
+  const exit = events.find((e) => e.type === "exit");
+  return {
+    status: r.status,
+    exitCode: exit?.exitCode,
+    exit: exit ?? events.at(-1),
+    stdout: events.filter((e) => e.type === "stdout").map((e) => Buffer.from(e.data ?? "", "base64").toString()).join(""),
+  };
+}

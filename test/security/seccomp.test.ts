@@ -6,17 +6,12 @@
 // runs, on gVisor (whose sentry applies the same profile).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import fsp from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { runCommand } from "../../src/host/command.js";
 import { freshState, type TestState } from "../helpers/state.js";
 import { runscUnusable } from "../helpers/runsc.js";
+import { buildProbe, copyIn } from "../helpers/probe.js";
 
 const EPERM = 1;
 const ENOSYS = 38;
-const SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/security/native/syscall-probe.c");
 
 /** Escape routes and kernel attack surface: refused with EPERM. */
 const REFUSED: Record<string, string> = {
@@ -37,13 +32,6 @@ const UNLISTED = ["get_mempolicy", "set_mempolicy", "personality_exec", "socket_
 
 const ORDINARY = ["getpid", "personality_query", "clone_thread_like", "socket_unix"];
 
-async function buildProbe(): Promise<string> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "corral-probe-"));
-  const out = path.join(dir, "syscall-probe");
-  await runCommand(process.env.CORRAL_CC ?? "musl-gcc", ["-static", "-O1", "-o", out, SOURCE]);
-  return out;
-}
-
 function parse(out: string): Map<string, string> {
   return new Map(out.trim().split("\n").map((l) => l.split(" ") as [string, string]));
 }
@@ -53,19 +41,14 @@ for (const backend of ["container", "gvisor"] as const) {
     const skip = backend === "gvisor" ? await runscUnusable() : undefined;
     let t: TestState;
     let id: string;
-    let probe: string;
+    let probe: Awaited<ReturnType<typeof buildProbe>>;
     let results: Map<string, string>;
     before(async () => {
       if (skip) return;
-      probe = await buildProbe();
+      probe = await buildProbe("syscall-probe");
       t = await freshState(`seccomp-${backend}`);
       id = (await t.s.create({ template: "busybox", backend })).id;
-      // Through a command's stdin: gVisor 2022-12 has no openat2, which the files API needs.
-      const copy = await t.s.startExec(id, { cmd: "cat > /tmp/syscall-probe && chmod 755 /tmp/syscall-probe", stdin: true });
-      await copy.handle.writeStdin(await fsp.readFile(probe));
-      await copy.handle.closeStdin();
-      assert.equal((await copy.outcome).exitCode, 0);
-      copy.end();
+      await copyIn(t.s, id, probe.file, "/tmp/syscall-probe");
       const out: Buffer[] = [];
       const r = await t.s.exec(id, { cmd: `/tmp/syscall-probe ${[...Object.keys(REFUSED), ...UNLISTED, ...ORDINARY].join(" ")}` }, { onStdout: (b) => out.push(b) });
       assert.equal(r.exitCode, 0);
@@ -74,7 +57,7 @@ for (const backend of ["container", "gvisor"] as const) {
     after(async () => {
       if (skip) return;
       await t.close();
-      await fsp.rm(path.dirname(probe), { recursive: true, force: true });
+      await probe.remove();
     });
 
     it("refuses the escape routes and kernel attack surface", { skip }, () => {

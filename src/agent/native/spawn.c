@@ -80,9 +80,23 @@ void note_ignored_signals(void)
 	}
 }
 
+/* A command's oom_score_adj: the OOM killer takes commands before the
+ * agent. The agent's own -1000 (main.c) needs CAP_SYS_RESOURCE in the
+ * host's user namespace, which it has in a microVM's guest but not in a
+ * container, where it stays 0; there a sandbox whose memory is in kernel
+ * objects (65 k open fds took 14 MiB; the holders have no RSS) had the
+ * agent, at 128 KiB the largest process, killed, and the sandbox died
+ * with it (test/security/fd-exhaustion.test.ts). 500 adds half the memory
+ * cgroup's limit to a command's score (8 MiB at the 16 MiB minimum,
+ * 60 x the agent's RSS). Raising needs no privilege; a command
+ * may lower itself back to 0 and so risk only its own sandbox. On a
+ * host-wide OOM sandbox commands go before host processes, as they
+ * should. */
+#define CHILD_OOM_SCORE_ADJ "500"
+
 /* The child, on its own stack: default signal dispositions and mask, a
- * session of its own, oom_score_adj 0 (the agent's is -1000), the pipes on
- * 0-2, then execve. Only system calls here: the memory is the agent's. */
+ * session of its own, oom_score_adj CHILD_OOM_SCORE_ADJ, the pipes on 0-2,
+ * then execve. Only system calls here: the memory is the agent's. */
 static int spawn_main(void *p)
 {
 	struct spawn_args *a = p;
@@ -99,7 +113,7 @@ static int spawn_main(void *p)
 		child_fail(a->rep, 1, errno);
 	int ofd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	if (ofd >= 0) {
-		if (write(ofd, "0", 1) < 0) { /* ignored */ }
+		if (write(ofd, CHILD_OOM_SCORE_ADJ, sizeof CHILD_OOM_SCORE_ADJ - 1) < 0) { /* ignored */ }
 		close(ofd);
 	}
 	if (dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)

@@ -96,6 +96,16 @@ export function nixStoreMounts(v: Pick<NixStoreView, "dir" | "paths" | "writable
   ];
 }
 
+/**
+ * A sandbox process's RLIMIT_NOFILE: it may raise its soft limit to the
+ * hard one, not past it (no CAP_SYS_RESOURCE). The whole sandbox holds at
+ * most pids x NOFILE_HARD fds, and their kernel memory is charged to its
+ * memory cgroup (65 k fds took 14 MiB here), so its memory cap bounds
+ * them first (test/security/fd-exhaustion.test.ts).
+ */
+export const NOFILE_HARD = 8192;
+export const NOFILE_SOFT = 1024;
+
 /** An OCI runtime-spec 1.0 config.json for a container sandbox. */
 export function ociConfig(i: OciConfigInput): Record<string, unknown> {
   const r = i.spec.resources;
@@ -116,7 +126,7 @@ export function ociConfig(i: OciConfigInput): Record<string, unknown> {
         effective: CAPABILITIES,
         permitted: CAPABILITIES,
       },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 8192, soft: 1024 }],
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: NOFILE_HARD, soft: NOFILE_SOFT }],
       noNewPrivileges: true,
     },
     root: { path: "rootfs", readonly: false },
