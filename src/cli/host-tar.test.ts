@@ -29,6 +29,20 @@ describe("host tar (cp -r's host side)", () => {
     assert.equal(await fsp.readlink(path.join(dst, "out")), "/etc/passwd");
   });
 
+  it("keeps a small tree's archive for a reader that comes after tar has exited", async () => {
+    // Node drops an unread child stdout at the child's exit: cp -r of a
+    // small tree sent an empty archive (the sandbox side starts reading
+    // only once its tar runs).
+    const src = path.join(root, "small");
+    await fsp.mkdir(src);
+    await fsp.writeFile(path.join(src, "f"), "small\n");
+    const made = tarCreate(src, ["."]);
+    await made.done;
+    let bytes = 0;
+    for await (const b of made.stream) bytes += (b as Buffer).length;
+    assert.ok(bytes >= 1024, `${bytes} bytes`);
+  });
+
   it("writes nothing through a symlink the archive made, nor above or outside its directory", async () => {
     const outside = path.join(root, "outside");
     await fsp.mkdir(outside);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessByStdio } from "node:child_process";
-import type { Readable, Writable } from "node:stream";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { HostError, InvalidArgumentError } from "../core/errors.js";
 
@@ -12,6 +12,8 @@ import { HostError, InvalidArgumentError } from "../core/errors.js";
  */
 
 const STDERR_KEPT = 4096;
+/** What a made archive may hold in this process before the host's tar is stopped (pipe back-pressure). */
+const TAR_BUFFER = 64 * 1024;
 
 /**
  * A tar stream of `names` (relative to `cwd`) with numeric owners, symlinks
@@ -19,7 +21,15 @@ const STDERR_KEPT = 4096;
  */
 export function tarCreate(cwd: string, names: readonly string[]): { stream: Readable; done: Promise<void> } {
   const child = spawn("tar", ["-c", "-f", "-", "--numeric-owner", "-C", cwd, "--", ...names], { stdio: ["ignore", "pipe", "pipe"] });
-  return { stream: child.stdout, done: exited(child, "archive") };
+  // Read at once into a PassThrough: Node resumes (and so drops) a child's
+  // stdout nobody reads when the child exits, and a small tree's tar exits
+  // before the caller has its sandbox side ready (its first read came after
+  // the end: the sandbox's tar saw an empty archive). Bounded: the
+  // PassThrough holds TAR_BUFFER, then pipe() stops reading and tar blocks.
+  const out = new PassThrough({ highWaterMark: TAR_BUFFER });
+  child.stdout.once("error", (e) => out.destroy(e));
+  child.stdout.pipe(out);
+  return { stream: out, done: exited(child, "archive") };
 }
 
 /**
