@@ -65,7 +65,7 @@ let
       };
       vcpus = mkOption { type = types.either types.int types.float; default = 1; };
       memory = mkOption { type = types.str; default = "512M"; description = "Bytes or a size like 512M, 2G."; };
-      disk = mkOption { type = types.str; default = "1G"; description = "Its writable layer's size (a persistent VM's disk keeps the size it was made with)."; };
+      disk = mkOption { type = types.str; default = "1G"; description = "Its writable layer's size (a persistent one's disk grows with it; it cannot shrink)."; };
       persistent = mkOption {
         type = types.bool;
         default = true;

@@ -92,15 +92,16 @@ for (const backend of ["container", "gvisor", "vm"] as const) {
   });
 }
 
-describe("a persistent container's disk when its spec's disk changes", () => {
+for (const backend of ["container", "vm"] as const) {
+describe(`a persistent ${backend}'s disk when its spec's disk changes`, () => {
   let t: TestState;
   before(async () => {
-    t = await freshState("diskresize");
+    t = await freshState(`diskresize-${backend}`);
   });
   after(async () => t.close());
 
   const declared = (disk: string) =>
-    parseDeclared(JSON.stringify({ version: 1, sandboxes: { grow: { spec: { template: "busybox", resources: { disk, memory: "256M" }, lifetime: { mode: "persistent" } } } } }));
+    parseDeclared(JSON.stringify({ version: 1, sandboxes: { grow: { spec: { template: "busybox", backend, resources: { disk, memory: "256M" }, lifetime: { mode: "persistent" } } } } }));
   const sh = async (id: string, cmd: string) => {
     let out = "";
     const r = await t.s.exec(id, { cmd }, { onStdout: (b) => (out += b.toString()), onStderr: (b) => (out += b.toString()) });
@@ -132,3 +133,4 @@ describe("a persistent container's disk when its spec's disk changes", () => {
     await t.s.destroy(id);
   });
 });
+}

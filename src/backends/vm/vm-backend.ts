@@ -2,7 +2,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { haveCommand, runCommand } from "../../host/command.js";
-import { makeDiskImage } from "../disk-image.js";
+import { checkDiskNotShrunk, growDiskImage, makeDiskImage } from "../disk-image.js";
 import { logTail } from "../../host/log-tail.js";
 import { identityOf } from "./identity.js";
 import type { ResolvedSpec } from "../../core/sandbox-spec.js";
@@ -189,7 +189,16 @@ export class VmBackend implements SandboxBackend {
 
   async start(req: CreateRequest): Promise<SandboxHandle> {
     const driver = usableVmmDriver(req.spec.vmm);
-    return startAgain(this.attach(req.id, req.dir), () => this.launch(req, driver));
+    return startAgain(this.attach(req.id, req.dir), async () => {
+      // Its spec's disk grew while it was stopped (a declared change): the image grows with it, before the guest mounts it.
+      if (req.spec.lifetime.mode === "persistent") await growDiskImage(path.join(req.dir, "disk.img"), req.spec.resources.disk);
+      await this.launch(req, driver);
+    });
+  }
+
+  /** A stopped persistent VM's new spec: it plans at every start, so only a disk that would shrink is refused (disk-image.ts). */
+  async reconfigure(req: CreateRequest): Promise<void> {
+    checkDiskNotShrunk(path.join(req.dir, "disk.img"), req.spec.resources.disk);
   }
 
   /** The VMM process of a cold boot of `req`, as its driver renders it. */
