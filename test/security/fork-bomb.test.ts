@@ -48,7 +48,11 @@ for (const backend of ["container", "gvisor"] as const) {
       await x.assertUnharmed();
       bomb.end();
       const dir = max.slice(0, max.lastIndexOf("/"));
-      assert.equal((await request(x.d.url, "DELETE", `/v1/sandboxes/${x.attacker}`, { key: x.key })).status, 204);
+      const del = (await request(x.d.url, "DELETE", `/v1/sandboxes/${x.attacker}`, { key: x.key })).status;
+      // gVisor: the host's limit can end the sentry itself (runsc.ts), and the
+      // daemon's dead-sandbox watch then removes the ephemeral sandbox (404).
+      assert.ok(del === 204 || (backend === "gvisor" && del === 404), `DELETE answered ${del}`);
+      for (let i = 0; i < 200 && fs.existsSync(dir); i++) await new Promise((r) => setTimeout(r, 50));
       assert.ok(!fs.existsSync(dir), "the bombed sandbox's cgroup is gone, every process in it ended");
       await x.assertUnharmed();
     });
