@@ -53,10 +53,16 @@ for (const backend of ["container", "gvisor", "vm"] as const) {
       let agentFds: number[] = [];
       if (backend === "container") {
         const procs = fs.readFileSync(sandboxCgroupFile(t, id, "pids", "cgroup.procs")!, "utf8").trim().split("\n");
-        const pid = procs.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("corral-agent"));
+        const pid = procs.find((p) => {
+          try {
+            return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("corral-agent");
+          } catch {
+            return false; // it ended since the list was read
+          }
+        });
         assert.ok(pid, "the agent is in the sandbox's cgroup");
         agentFds = fs.readdirSync(`/proc/${pid}/fd`).map(Number);
-        console.log(`# ${backend}: the agent's fds from the host: ${agentFds.map((n) => `${n}=${fs.readlinkSync(`/proc/${pid}/fd/${n}`)}`).join(" ")}`);
+        console.log(`# ${backend}: the agent's fds from the host: ${agentFds.map((n) => `${n}=${linkOf(`/proc/${pid}/fd/${n}`)}`).join(" ")}`);
       }
       const numbers = [...new Set([...agentFds, ...Array.from({ length: 16 }, (_, i) => i)])].sort((a, b) => a - b);
       let started = 0;
@@ -73,4 +79,13 @@ for (const backend of ["container", "gvisor", "vm"] as const) {
       console.log(`# ${backend}: ${started} of ${numbers.length * 3} /proc fd cwds started a command, all inside`);
     });
   });
+}
+
+/** Where an fd points, or "(closed)" when the agent closed it since it was listed (a connection ending). */
+function linkOf(p: string): string {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return "(closed)";
+  }
 }
