@@ -89,11 +89,18 @@ for (const backend of ["container", "gvisor"] as const) {
       console.log(`# ${backend}: ${reports.length} of ${holderCount} holders reported (${reports.filter((r) => r[1] + 3 === NOFILE_HARD).length} reached ${NOFILE_HARD}); host file-nr +${peak} at most (file-max ${fileMax()})`);
       // The whole sandbox: what its memory cap pays for, not pids x NOFILE_HARD (2 M here).
       assert.ok(peak < fileMax() / 2, `the sandbox took ${peak} of the host's ${fileMax()} file handles`);
-      // The agent serves while the fds are held ...
+      // The agent serves while the fds are held: it answers every exec. At
+      // the memory cap a new command may itself be the OOM killer's pick
+      // (commands start at oom_score_adj 500, below the agent): killed, not
+      // unanswered. Once the fds go, every command runs (below).
+      let ran = 0;
       for (let i = 0; i < 5; i++) {
         const r = await httpExec(d.url, key, id, "echo alive");
-        assert.deepEqual([r.status, r.exitCode, r.stdout], [200, 0, "alive\n"]);
+        assert.equal(r.status, 200);
+        if (r.exitCode === 0 && r.stdout === "alive\n") ran++;
+        else assert.equal(r.exitCode, null, `neither ran nor was killed: ${JSON.stringify(r)}`);
       }
+      console.log(`# ${backend}: ${ran} of 5 commands ran while the fds were held (the others OOM-killed)`);
       await holders.handle.closeStdin();
       await holders.outcome;
       holders.end();
