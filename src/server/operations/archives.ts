@@ -2,8 +2,8 @@ import { PassThrough } from "node:stream";
 import { archiveIn, archiveOut } from "../../agent/archive.js";
 import type { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError } from "../../core/errors.js";
-import type { ServerContext } from "../context.js";
-import { noContent, param, scopeOf, type OpRequest, type Operations } from "./types.js";
+import { noContent, type OpRequest, type Operations } from "./types.js";
+import { sandboxAgent } from "./sandbox-agent.js";
 
 /**
  * Directory trees in and out of a sandbox as tar streams, as Docker's
@@ -14,7 +14,7 @@ import { noContent, param, scopeOf, type OpRequest, type Operations } from "./ty
 export const archiveOperations: Operations = {
   async downloadArchive(ctx, req) {
     const path = req.query["path"] as string;
-    const client = await agent(ctx, req);
+    const client = await sandboxAgent(ctx, req);
     try {
       const stream = await archiveOut(client, path);
       stream.once("close", () => client.close());
@@ -37,7 +37,7 @@ export const archiveOperations: Operations = {
     });
     let client: AgentClient | undefined;
     try {
-      client = await agent(ctx, req);
+      client = await sandboxAgent(ctx, req);
       const r = await archiveIn(client, path, body);
       // tar read the archive's end before the body's (its padding): the rest is dropped, not left unread.
       if (!r.complete || !upload.stream.readableEnded) dropRest(upload, body);
@@ -56,8 +56,3 @@ function dropRest(upload: NonNullable<OpRequest["upload"]>, body: PassThrough): 
   upload.discard();
 }
 
-function agent(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  const rec = ctx.sandboxes.record(param(req, "id"), scopeOf(req));
-  req.sandbox = rec.id;
-  return ctx.sandboxes.agent(rec.id, scopeOf(req));
-}

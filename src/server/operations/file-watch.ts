@@ -1,8 +1,8 @@
 import type { AgentClient, WatchEvent, WatchHandle } from "../../agent/client.js";
 import { toHttpError } from "../http-errors.js";
-import type { ServerContext } from "../context.js";
 import type { EventSink, EventStream } from "./types.js";
-import { noContent, param, scopeOf, type OpRequest, type Operations } from "./types.js";
+import { sandboxAgent } from "./sandbox-agent.js";
+import { noContent, type Operations } from "./types.js";
 
 /**
  * Renaming and watching files inside a sandbox, through its agent (which
@@ -14,7 +14,7 @@ import { noContent, param, scopeOf, type OpRequest, type Operations } from "./ty
 export const fileWatchOperations: Operations = {
   async renameFile(ctx, req) {
     const body = req.body as { from: string; to: string; noReplace?: boolean };
-    const client = await agent(ctx, req);
+    const client = await sandboxAgent(ctx, req);
     try {
       await client.rename(body.from, body.to, { noReplace: body.noReplace ?? false });
     } finally {
@@ -25,7 +25,7 @@ export const fileWatchOperations: Operations = {
 
   async watchDir(ctx, req) {
     const path = req.query["path"] as string;
-    const client = await agent(ctx, req);
+    const client = await sandboxAgent(ctx, req);
     const events = new WatchEvents(client);
     const handle = client.watch(path, { recursive: req.query["recursive"] === true }, (e) => events.event(e));
     events.handle = handle;
@@ -90,7 +90,3 @@ class WatchEvents implements EventStream {
   }
 }
 
-function agent(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  req.sandbox = ctx.sandboxes.record(param(req, "id"), scopeOf(req)).id;
-  return ctx.sandboxes.agent(param(req, "id"), scopeOf(req));
-}
