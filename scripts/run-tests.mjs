@@ -2,9 +2,20 @@
 // beside the code, then the end-to-end suites in test/. Files run in
 // parallel (two at a time on this 2-core machine); each suite owns a fresh
 // temporary state dir.
-import { spawnSync } from "node:child_process";
+//
+// A hang must fail the run with its name, not outlast CI's clock:
+// - a test or suite running past TEST_TIMEOUT_MS fails (the longest
+//   suite, churn's 2,000 cycles, takes about 90 s), and its file's
+//   process exits once its tests are over (--test-force-exit) even if
+//   the hung test left handles open;
+// - past RUN_DEADLINE_MS (the 25-minute budget less room for setup) the
+//   processes still running are printed, then killed.
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+
+const TEST_TIMEOUT_MS = 300_000;
+const RUN_DEADLINE_MS = Number(process.env.CORRAL_TEST_DEADLINE_MS ?? 20 * 60_000);
 
 const files = [];
 function walk(dir) {
@@ -22,7 +33,26 @@ else ["dist/src", "dist/sdk", "dist/test"].filter((d) => fs.existsSync(d)).forEa
 files.sort();
 
 const concurrency = process.env.CORRAL_TEST_CONCURRENCY ?? "2";
-const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, "--test-reporter=spec", ...files], {
-  stdio: "inherit",
+// A process group of its own, so the deadline can end every test process.
+const runner = spawn(
+  process.execPath,
+  ["--test", `--test-concurrency=${concurrency}`, `--test-timeout=${TEST_TIMEOUT_MS}`, "--test-force-exit", "--test-reporter=spec", ...files],
+  { stdio: "inherit", detached: true },
+);
+const killAll = (signal) => {
+  try {
+    process.kill(-runner.pid, signal);
+  } catch {
+    // already gone
+  }
+};
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => killAll(signal));
+const deadline = setTimeout(() => {
+  console.error(`\n# the tests ran past ${RUN_DEADLINE_MS / 1000} s; the processes still running, then killed:`);
+  spawnSync("sh", ["-c", "ps -N --ppid 2 -p 2 -o pid,ppid,stat,etime,wchan:24,args --forest | cut -c1-400"], { stdio: "inherit" });
+  killAll("SIGKILL");
+}, RUN_DEADLINE_MS);
+runner.on("exit", (code, signal) => {
+  clearTimeout(deadline);
+  process.exit(code ?? (signal ? 1 : 0));
 });
-process.exit(r.status ?? 1);

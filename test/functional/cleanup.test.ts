@@ -4,10 +4,10 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { freshState, type TestState } from "../helpers/state.js";
 import { findLeaks } from "../helpers/leaks.js";
+import { runKilledAfter } from "../helpers/killed-child.js";
 import { Sandboxes } from "../../src/runtime/sandboxes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -42,15 +42,12 @@ describe("cleanup", () => {
 
   it("a create killed half way is cleaned up by the next open", async () => {
     for (const delay of [30, 80, 150]) {
-      const child = spawn(process.execPath, [path.join(here, "create-child.js"), t.stateDir, t.cgroupParent], { stdio: "ignore" });
-      await new Promise((r) => setTimeout(r, delay));
-      child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
+      const child = await runKilledAfter(path.join(here, "create-child.js"), [t.stateDir, t.cgroupParent], delay);
       const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent });
       // Whatever the child got to: either nothing or a running sandbox.
       for (const sb of await again.list()) await again.destroy(sb.id);
       again.close();
-      assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms`);
+      assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, ${child.code}: ${child.stderr})` : ""}`);
       assert.equal((t.s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n, 0);
     }
   });

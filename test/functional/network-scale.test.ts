@@ -5,11 +5,11 @@
 // with SIGKILL and the state dir opened again.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freshState, type TestState } from "../helpers/state.js";
 import { findLeaks } from "../helpers/leaks.js";
+import { runKilledAfter } from "../helpers/killed-child.js";
 import { startUpstream, type Upstream } from "../helpers/upstream.js";
 import { Sandboxes } from "../../src/runtime/sandboxes.js";
 
@@ -49,14 +49,11 @@ describe("networks at scale and after a crash", () => {
 
   it("leaves nothing after a creator killed mid-create and the next open", async () => {
     for (const delay of [40, 150, 400, 900]) {
-      const child = spawn(process.execPath, [path.join(here, "net-create-child.js"), t.stateDir, t.cgroupParent], { stdio: "ignore" });
-      await new Promise((r) => setTimeout(r, delay));
-      child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
+      const child = await runKilledAfter(path.join(here, "net-create-child.js"), [t.stateDir, t.cgroupParent], delay);
       const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent, network: t.network });
       for (const sb of await again.list()) await again.destroy(sb.id);
       again.close();
-      assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode), [], `after a kill at ${delay} ms`);
+      assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, ${child.code}: ${child.stderr})` : ""}`);
     }
   });
 });
