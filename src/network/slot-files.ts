@@ -1,7 +1,6 @@
-import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import { pidAlive } from "../host/process.js";
+import { withPidLock } from "../host/pid-lock.js";
 import type { NetworkPolicy } from "../core/network-spec.js";
 
 /**
@@ -96,36 +95,12 @@ export class SlotFiles {
 
   /**
    * Runs `fn` holding the state dir's network lock (setting the bridge up
-   * or down, named-network peers): a file with the holder's pid, taken
+   * or down, named-network peers): a pid lock (host/pid-lock.ts), taken
    * over from a dead holder. Polls every 2 ms: held for a few ms at a time.
    */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
     await fsp.mkdir(path.dirname(this.lockFile), { recursive: true, mode: 0o700 });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        fs.writeFileSync(this.lockFile, String(process.pid), { flag: "wx" });
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-        let owner = 0;
-        try {
-          owner = Number(fs.readFileSync(this.lockFile, "utf8") || "0");
-        } catch {
-          continue; // let go meanwhile
-        }
-        if (owner && owner !== process.pid && !pidAlive(owner)) {
-          fs.rmSync(this.lockFile, { force: true });
-          continue;
-        }
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${this.lockFile} (pid ${owner})`);
-        await new Promise((r) => setTimeout(r, 2));
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      fs.rmSync(this.lockFile, { force: true });
-    }
+    return withPidLock(this.lockFile, fn, { pollMs: 2, timeoutMs: 60_000 });
   }
+
 }
