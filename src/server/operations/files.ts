@@ -2,17 +2,19 @@ import { PassThrough, type Readable } from "node:stream";
 import type { AgentClient } from "../../agent/client.js";
 import { InvalidArgumentError, SandboxOperationError } from "../../core/errors.js";
 import type { ServerContext } from "../context.js";
-import { noContent, ok, param, scopeOf, type OpRequest, type Operations } from "./types.js";
+import { sandboxAgent } from "./sandbox-agent.js";
+import { noContent, ok, type OpRequest, type Operations } from "./types.js";
 
 /**
  * Files inside a sandbox, always through its agent (which resolves paths
- * inside the sandbox root), on a connection of their own. Bytes stream
+ * inside the sandbox root), on a connection of their own (sandboxAgent:
+ * the sandbox's id goes on the request's log line). Bytes stream
  * both ways: nothing is buffered whole, whatever the size.
  */
 export const fileOperations: Operations = {
   async readFile(ctx, req) {
     const path = req.query["path"] as string;
-    const client = await agent(ctx, req);
+    const client = await sandboxAgent(ctx, req);
     try {
       const st = await client.stat(path);
       if (st.type === "dir") throw new SandboxOperationError("EISDIR", `${path} is a directory`);
@@ -35,7 +37,7 @@ export const fileOperations: Operations = {
     // iteration destroys the PassThrough, not the upload (an HTTP request and its socket).
     const body = new PassThrough();
     try {
-      client = await agent(ctx, req);
+      client = await sandboxAgent(ctx, req);
       upload.stream.pipe(body);
       // pipe() passes on neither an error nor a cut: an upload that ends
       // short (the caller left, cancelled) must fail the write, not leave it waiting.
@@ -78,13 +80,9 @@ export const fileOperations: Operations = {
   },
 };
 
-function agent(ctx: ServerContext, req: OpRequest): Promise<AgentClient> {
-  return ctx.sandboxes.agent(param(req, "id"), scopeOf(req));
-}
-
 /** One agent connection for the length of `fn`. */
 async function withAgent<T>(ctx: ServerContext, req: OpRequest, fn: (c: AgentClient) => Promise<T>): Promise<T> {
-  const client = await agent(ctx, req);
+  const client = await sandboxAgent(ctx, req);
   try {
     return await fn(client);
   } finally {
