@@ -47,7 +47,7 @@ export function networkFrom(f: NetworkFlags): SpecInput["network"] {
 export const SPEC_OPTIONS: readonly OptionSpec[] = [
   { flags: "--name <name>", help: "sandbox name (default: generated)" },
   { flags: "-t, --template <name>", help: "template to start from (corral template ls)", default: DEFAULT_TEMPLATE },
-  { flags: "--backend <kind>", help: "container or vm", default: "container" },
+  { flags: "--backend <kind>", help: "container, gvisor (a container on gVisor's kernel) or vm", default: "container" },
   { flags: "--mac <mac>", help: "a VM's fixed MAC (default: derived from its name)" },
   { flags: "--cid <n>", help: "a VM's fixed vsock CID (default: derived from its name)" },
   ...RESOURCE_OPTIONS,

@@ -32,9 +32,21 @@ export class RunscRuntime implements OciRuntime {
   readonly install = "apt-get install runsc";
   readonly readyPipe = false;
   /**
-   * Not yet: runsc's own netstack would take over a namespace corral made
-   * (--network=sandbox), but the bridge rules then see the sentry, not the
-   * sandbox; network "nat" is refused for gvisor with the field path.
+   * Not with this runsc (Debian's, 2022-12); network "nat" is refused for
+   * gvisor with the field path. Both ways in were tried with a namespace
+   * corral made, eth0 set up in it:
+   * - --network=sandbox (gVisor's netstack) refuses to start, "cannot run
+   *   with network enabled in root network namespace": it takes
+   *   /proc/sys/net/core/rmem_default existing for the root namespace,
+   *   and on this kernel (6.x) every namespace has that file. Masking it
+   *   in the launcher's mount namespace would obstruct /proc, and the
+   *   sandbox then cannot mount its own procfs.
+   * - --network=host under nsenter works by hand, but with a user
+   *   namespace in config.json runsc then runs the sandbox in it with the
+   *   container's capabilities (--apply-caps), and its chroot setup fails
+   *   (EPERM converting mounts). Without one, the gofer would write the
+   *   sandbox's files as the host's root.
+   * A runsc whose probe compares namespaces instead would take the first.
    */
   readonly networking = false;
   private readonly inits = new Map<string, InitProcess>();
