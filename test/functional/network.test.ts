@@ -7,12 +7,15 @@
 // sandboxes; 169.254.0.0/16 is checked by reading the ruleset.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
+import path from "node:path";
 import { freshState, type TestState } from "../helpers/state.js";
 import { startUpstream, type Upstream } from "../helpers/upstream.js";
 import { runCommand } from "../../src/host/command.js";
 import { netNames } from "../../src/network/names.js";
+import { POOL_TENANT } from "../../src/runtime/pools.js";
 
 describe("network nat", () => {
   let up: Upstream;
@@ -174,6 +177,28 @@ describe("network nat", () => {
     assert.match((await sh(sb.id, "cat /etc/hosts; hostname")).out, /\tpooled\n[^]*^pooled$/m);
     await t.s.destroy(sb.id);
     await t.s.refillPools();
+  });
+
+  it("fills a nat pool of microVMs by cold boots, each guest with its own address, and a claim applies its policy", async () => {
+    // A guest's address is in its memory: a snapshot of one would hand every copy the same.
+    const key = t.s.pools.set("busybox", { memory: "192M" }, 2, "vm", "nat").key;
+    await t.s.refillPools();
+    const snaps = path.join(t.stateDir, "vm", "snapshots");
+    assert.deepEqual(fs.existsSync(snaps) ? fs.readdirSync(snaps) : [], [], "a snapshot was made of a networked VM");
+    const waiting = await t.s.list({ tenant: POOL_TENANT });
+    assert.equal(waiting.length, 2);
+    const addrs = await Promise.all(waiting.map(async (w) => (await sh(w.id, "ip -4 -o addr show eth0")).out));
+    const ips = addrs.map((a) => /inet ([\d.]+)\//.exec(a)?.[1]);
+    assert.ok(ips[0] && ips[1] && ips[0] !== ips[1], `addresses: ${addrs.join(" | ")}`);
+    const sb = await t.s.create({ template: "busybox", backend: "vm", resources: { memory: "192M" }, name: "vmpooled", network: { egress: { allow: ["svc.upstream.test"] } } });
+    assert.ok(waiting.some((w) => w.id === sb.id), "the create did not claim a pooled VM");
+    t.s.pools.set("busybox", { memory: "192M" }, 0, "vm", "nat");
+    assert.equal(t.s.pools.list().find((p) => p.key === key)?.hits, 1);
+    assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
+    assert.ok((await refused(sb.id, up.hosts["www.upstream.test"]!, 80)).refused, "the claimant's allow list holds");
+    assert.equal((await sh(sb.id, "hostname")).out.trim(), "vmpooled");
+    await t.s.destroy(sb.id);
+    for (const w of await t.s.list({ tenant: POOL_TENANT })) await t.s.destroy(w.id);
   });
 
   it("joins sandboxes of one tenant on a named network, and no one else", async () => {
