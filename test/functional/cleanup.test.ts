@@ -47,7 +47,7 @@ describe("cleanup", () => {
       // Whatever the child got to: either nothing or a running sandbox.
       for (const sb of await again.list()) await again.destroy(sb.id);
       again.close();
-      assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, ${child.code}: ${child.stderr})` : ""}`);
+      assert.deepEqual(await leaks(), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, exit ${child.code})` : ""}`);
       assert.equal((t.s.db.prepare("SELECT count(*) AS n FROM sandboxes").get() as { n: number }).n, 0);
     }
   });

@@ -53,7 +53,7 @@ describe("networks at scale and after a crash", () => {
       const again = await Sandboxes.open({ stateDir: t.stateDir, cgroupParent: t.cgroupParent, network: t.network });
       for (const sb of await again.list()) await again.destroy(sb.id);
       again.close();
-      assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, ${child.code}: ${child.stderr})` : ""}`);
+      assert.deepEqual(await findLeaks(t.stateDir, t.cgroupParent, t.s.cgroupMode), [], `after a kill at ${delay} ms${child.endedBySelf ? ` (it ended first, exit ${child.code})` : ""}`);
     }
   });
 });
