@@ -250,6 +250,70 @@ describe("E2B SDK against corrald", () => {
       assert.equal(route.status, 404);
     });
 
+    it("serves polled watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher: the Python SDK's watch_dir) as Connect JSON", async () => {
+      const base = d.e2bUrl!;
+      const tokenOf = async (id: string) =>
+        (await request(base, "GET", `/sandboxes/${id}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
+      const headersOf = async (id: string) => ({ "e2b-sandbox-id": id, "x-access-token": await tokenOf(id), authorization: `Basic ${Buffer.from("user:").toString("base64")}` });
+      const mine = await headersOf(sb.sandboxId);
+      const rpc = (method: string, json: unknown, headers = mine) => request(base, "POST", `/filesystem.Filesystem/${method}`, { headers, json });
+      await sb.files.makeDir("polled");
+      const made = await rpc("CreateWatcher", { path: "polled", recursive: true });
+      assert.equal(made.status, 200, made.text);
+      const watcherId = made.json<{ watcherId: string }>().watcherId;
+      await sb.files.write("polled/a.txt", "one");
+      await sb.files.makeDir("polled/sub");
+      await sb.files.write("polled/sub/b.txt", "two");
+      const seen: { name: string; type: string }[] = [];
+      for (let i = 0; i < 200 && !seen.some((e) => e.name === "sub/b.txt" && e.type === "EVENT_TYPE_CREATE"); i++) {
+        const r = await rpc("GetWatcherEvents", { watcherId });
+        assert.equal(r.status, 200, r.text);
+        seen.push(...(r.json<{ events?: { name: string; type: string }[] }>().events ?? []));
+        await sleep(50);
+      }
+      assert.ok(seen.some((e) => e.name === "a.txt" && e.type === "EVENT_TYPE_CREATE"), JSON.stringify(seen));
+      assert.ok(seen.some((e) => e.name === "a.txt" && e.type === "EVENT_TYPE_WRITE"), JSON.stringify(seen));
+      assert.ok(seen.some((e) => e.name === "sub/b.txt" && e.type === "EVENT_TYPE_CREATE"), JSON.stringify(seen));
+      // Taken once: a poll with nothing new since says nothing.
+      assert.deepEqual((await rpc("GetWatcherEvents", { watcherId })).json<{ events?: unknown[] }>().events ?? [], []);
+      // Another sandbox's requests do not find it, even with a valid token of their own.
+      const other = await Sandbox.create();
+      try {
+        const r = await rpc("GetWatcherEvents", { watcherId }, await headersOf(other.sandboxId));
+        assert.deepEqual([r.status, r.json()["code"]], [404, "not_found"]);
+      } finally {
+        await other.kill();
+      }
+      const missing = await rpc("CreateWatcher", { path: "no-such-dir" });
+      assert.deepEqual([missing.status, missing.json()["code"]], [404, "not_found"]);
+      assert.equal((await rpc("RemoveWatcher", { watcherId })).status, 200);
+      const after = await rpc("GetWatcherEvents", { watcherId });
+      assert.deepEqual([after.status, after.json()["code"]], [404, "not_found"]);
+      await sb.files.remove("polled");
+    });
+
+    it("ends a polled watcher whose events overflowed the sandbox's queue with data_loss, not a silent gap", async () => {
+      const base = d.e2bUrl!;
+      const token = (await request(base, "GET", `/sandboxes/${sb.sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
+      const headers = { "e2b-sandbox-id": sb.sandboxId, "x-access-token": token };
+      const rpc = (method: string, json: unknown) => request(base, "POST", `/filesystem.Filesystem/${method}`, { headers, json });
+      await sb.files.makeDir("flood");
+      const watcherId = (await rpc("CreateWatcher", { path: "flood" })).json<{ watcherId: string }>().watcherId;
+      // 100,000 events while nobody polls: far more than the watcher keeps (4096), the kernel's queue (16384) and the socket between.
+      await sb.commands.run("cd flood && for i in $(seq 50); do seq 1000 | sed \"s/^/f$i-/\" | xargs touch && rm -f f*; done");
+      let got = 0;
+      let end: { status: number; code?: string } | undefined;
+      for (let i = 0; i < 100 && !end; i++) {
+        const r = await rpc("GetWatcherEvents", { watcherId });
+        if (r.status === 200) got += (r.json<{ events?: unknown[] }>().events ?? []).length;
+        else end = { status: r.status, code: r.json()["code"] as string };
+      }
+      assert.equal(end?.code, "data_loss", `after ${got} events`);
+      assert.ok(got < 100_000, `${got} events`);
+      assert.equal((await rpc("GetWatcherEvents", { watcherId })).json()["code"], "not_found", "the watcher went with its error");
+      await sb.commands.run("rm -rf flood");
+    });
+
     e2bKill(it, () => ({ sb }));
   });
 

@@ -13,6 +13,7 @@ import { registerSnapshotRoutes } from "./control-snapshots.js";
 import { registerEnvdRoutes } from "./envd-routes.js";
 import { toE2bHttpError } from "./errors.js";
 import { filesystemService } from "./filesystem-service.js";
+import { PolledWatchers } from "./filesystem-watchers.js";
 import { processService } from "./process-service.js";
 import { ProcessTable } from "./processes.js";
 import { Filesystem } from "./gen/filesystem/filesystem_pb.js";
@@ -62,6 +63,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
   const tokens = AccessTokens.forStateDir(o.sandboxes.stateDir);
   const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container", defaultNetwork: o.defaultNetwork ?? "none", ...(o.ports ? { ports: o.ports } : {}) } as const;
   const processes = new ProcessTable();
+  const watchers = new PolledWatchers(env);
 
   app.addHook("onResponse", (req, reply, done) => {
     req.log.info({ transport: "e2b", method: req.method, url: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
@@ -85,7 +87,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
     readMaxBytes: RPC_MESSAGE_LIMIT,
     routes: (router) => {
       router.service(Process, processService({ ...env, processes }));
-      router.service(Filesystem, filesystemService(env));
+      router.service(Filesystem, filesystemService(env, watchers));
     },
   });
   return {
@@ -93,6 +95,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
     processes,
     async close() {
       processes.shutdown(new ConnectError("corrald is stopping; the command runs on (connect to it again)", Code.Unavailable));
+      watchers.close();
       await app.close();
     },
   };

@@ -9,13 +9,13 @@ import { toConnectError } from "./errors.js";
 import { giveTo, missingDirs } from "./ownership.js";
 import { FileType, Filesystem } from "./gen/filesystem/filesystem_pb.js";
 import { watchDir } from "./filesystem-watch.js";
+import type { PolledWatchers } from "./filesystem-watchers.js";
 
 /** Entries one ListDir answers at most: the answer is one message, held whole. */
 export const MAX_LIST_ENTRIES = 100_000;
 /** Stats in flight at once while a listing looks up owners (one agent connection). */
 const STAT_CONCURRENCY = 64;
 
-export const NO_WATCHER = "polled watchers (CreateWatcher) are not served by corrald: watch with WatchDir (files.watchDir), which streams the events";
 
 /** What one filesystem RPC works with: its sandbox, its user, one agent connection. */
 interface FsCall {
@@ -32,7 +32,7 @@ interface FsCall {
  * (openat2 RESOLVE_IN_ROOT). Directories MakeDir creates are given to the
  * user, as envd's are.
  */
-export function filesystemService(env: EnvdEnv): ServiceImpl<typeof Filesystem> {
+export function filesystemService(env: EnvdEnv, watchers: PolledWatchers): ServiceImpl<typeof Filesystem> {
   async function call<T>(ctx: HandlerContext, fn: (c: FsCall, agent: AgentClient) => Promise<T>): Promise<T> {
     let lease: AgentLease | undefined;
     try {
@@ -105,16 +105,10 @@ export function filesystemService(env: EnvdEnv): ServiceImpl<typeof Filesystem> 
 
     watchDir: (req, ctx) => watchDir(env, req, ctx),
 
-    // Watchers polled by id are not used by the JS SDK (2.51: WatchDir streams); refused by name rather than half-kept.
-    async createWatcher() {
-      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
-    },
-    async getWatcherEvents() {
-      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
-    },
-    async removeWatcher() {
-      throw new ConnectError(NO_WATCHER, Code.Unimplemented);
-    },
+    // Polled by id: E2B's Python SDK (files.watch_dir); the JS SDK streams (WatchDir).
+    createWatcher: (req, ctx) => watchers.create(req, ctx),
+    getWatcherEvents: async (req, ctx) => watchers.events(req.watcherId, ctx),
+    removeWatcher: async (req, ctx) => watchers.remove(req.watcherId, ctx),
   };
 }
 

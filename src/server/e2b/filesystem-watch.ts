@@ -27,7 +27,55 @@ const TYPES: Readonly<Record<Exclude<WatchEvent["type"], "overflow">, EventType>
   chmod: EventType.CHMOD,
 };
 
-type Item = { kind: "event"; e: WatchEvent } | { kind: "end" } | { kind: "failed"; error: unknown };
+export type WatchItem = { kind: "event"; e: WatchEvent } | { kind: "end" } | { kind: "failed"; error: unknown };
+
+/** What a watch's client is told when the sandbox's inotify queue overflowed: events were lost. */
+export function lostEvents(): ConnectError {
+  return new ConnectError("events were lost while this watch's client was behind (the sandbox's inotify queue overflowed); watch again and re-read the directory", Code.DataLoss);
+}
+
+/** One of the agent's events as envd's FilesystemEvent (the caller has checked it is not an overflow: see lostEvents). */
+export function filesystemEvent(e: WatchEvent): { name: string; type: EventType } {
+  return { name: e.name, type: TYPES[e.type as keyof typeof TYPES] };
+}
+
+/**
+ * A watch of `dir` (resolved for the request's user) on an agent
+ * connection of its own, its events into `q`: the agent is held while
+ * `q` is over its bound. Resolves once the agent watches; the lease is
+ * the caller's to close (the agent ends the watch with the connection).
+ */
+export async function openWatch(
+  env: EnvdEnv,
+  ctx: HandlerContext,
+  dir: string,
+  recursive: boolean,
+  q: StreamQueue<WatchItem>,
+): Promise<{ lease: AgentLease; sandbox: string; stop: () => Promise<void> }> {
+  const target = envdTarget(env, (h) => ctx.requestHeader.get(h) ?? undefined);
+  const lease = target.lease();
+  try {
+    const user = await requestUser(env, target, lease, basicAuthUser(ctx.requestHeader.get("authorization") ?? undefined));
+    const p = resolvePath(dir, user);
+    const agent = await lease.get();
+    const st = await agent.stat(p).catch(() => undefined);
+    if (!st) throw new ConnectError(`path not found: ${p}`, Code.NotFound);
+    if (st.type !== "dir") throw new ConnectError(`path ${p} not a directory`, Code.InvalidArgument);
+    const handle = agent.watch(p, { recursive }, (e) => {
+      q.push({ kind: "event", e });
+      return q.full ? q.whenDrained() : undefined;
+    });
+    handle.done.then(
+      () => q.push({ kind: "end" }),
+      (error: unknown) => q.push({ kind: "failed", error }),
+    );
+    await handle.ready;
+    return { lease, sandbox: target.record.id, stop: () => handle.stop() };
+  } catch (e) {
+    lease.close();
+    throw e;
+  }
+}
 
 /**
  * envd's WatchDir over the agent's inotify watch, on an agent connection of
@@ -39,28 +87,11 @@ type Item = { kind: "event"; e: WatchEvent } | { kind: "end" } | { kind: "failed
  */
 export async function* watchDir(env: EnvdEnv, req: WatchDirRequest, ctx: HandlerContext): AsyncGenerator<WatchResponse> {
   let lease: AgentLease | undefined;
-  const q = new StreamQueue<Item>(WATCH_QUEUE_EVENTS, () => 1);
+  const q = new StreamQueue<WatchItem>(WATCH_QUEUE_EVENTS, () => 1);
   try {
     let stop: (() => Promise<void>) | undefined;
     try {
-      const target = envdTarget(env, (h) => ctx.requestHeader.get(h) ?? undefined);
-      lease = target.lease();
-      const user = await requestUser(env, target, lease, basicAuthUser(ctx.requestHeader.get("authorization") ?? undefined));
-      const p = resolvePath(req.path, user);
-      const agent = await lease.get();
-      const st = await agent.stat(p).catch(() => undefined);
-      if (!st) throw new ConnectError(`path not found: ${p}`, Code.NotFound);
-      if (st.type !== "dir") throw new ConnectError(`path ${p} not a directory`, Code.InvalidArgument);
-      const handle = agent.watch(p, { recursive: req.recursive }, (e) => {
-        q.push({ kind: "event", e });
-        return q.full ? q.whenDrained() : undefined;
-      });
-      stop = () => handle.stop();
-      handle.done.then(
-        () => q.push({ kind: "end" }),
-        (error: unknown) => q.push({ kind: "failed", error }),
-      );
-      await handle.ready;
+      ({ lease, stop } = await openWatch(env, ctx, req.path, req.recursive, q));
     } catch (e) {
       throw toConnectError(e);
     }
@@ -77,11 +108,8 @@ export async function* watchDir(env: EnvdEnv, req: WatchDirRequest, ctx: Handler
           yield { event: { case: "keepalive", value: {} } };
         } else if (item.kind === "end") return;
         else if (item.kind === "failed") throw toConnectError(item.error);
-        else if (item.e.type === "overflow") {
-          throw new ConnectError("events were lost while this watch's client was behind (the sandbox's inotify queue overflowed); watch again and re-read the directory", Code.DataLoss);
-        } else {
-          yield { event: { case: "filesystem", value: { name: item.e.name, type: TYPES[item.e.type] } } };
-        }
+        else if (item.e.type === "overflow") throw lostEvents();
+        else yield { event: { case: "filesystem", value: filesystemEvent(item.e) } };
       }
       if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
     } finally {

@@ -56,6 +56,14 @@ export class StreamQueue<T> {
     return undefined;
   }
 
+  /** Everything queued, at once (a polled reader's take); the producer may go on. */
+  drain(): T[] {
+    const all = this.queue.splice(0);
+    this.units = 0;
+    for (const r of this.drained.splice(0)) r();
+    return all;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
