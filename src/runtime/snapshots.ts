@@ -1,4 +1,3 @@
-import { networkMode } from "../core/network-spec.js";
 import { randomBytes } from "node:crypto";
 import { ConflictError, HostError, InvalidArgumentError, NotFoundError } from "../core/errors.js";
 import { parseSpec, type ResolvedSpec } from "../core/sandbox-spec.js";
@@ -37,8 +36,6 @@ export async function snapshot(rt: RuntimeContext, running: () => SandboxRecord,
   const r = running();
   const h = rt.handle(r);
   if (!h.snapshot) throw new ConflictError(`sandbox "${r.name}" is a ${r.spec.backend}: only microVM sandboxes can be snapshotted`);
-  // Its guest keeps the address of its network slot; a copy would need its own (not built yet).
-  if (networkMode(r.spec.network) !== "none") throw new ConflictError(`sandbox "${r.name}" is on a network: only network "none" VMs can be snapshotted yet`);
   if (stmt(rt.db, "SELECT 1 FROM snapshots WHERE tenant_id = ? AND name = ?").get(r.tenant, name)) throw new ConflictError(nameTaken(name));
   const id = randomBytes(8).toString("hex");
   const layers = rt.rows.layersOf(r.id) ?? [];

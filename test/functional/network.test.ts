@@ -201,6 +201,39 @@ describe("network nat", () => {
     for (const w of await t.s.list({ tenant: POOL_TENANT })) await t.s.destroy(w.id);
   });
 
+  it("snapshots a networked microVM: each copy has its own address, MAC and name, and keeps the saved policy", async () => {
+    const other = up.hosts["other.upstream.test"]!;
+    const orig = await t.s.create({ template: "busybox", backend: "vm", name: "vmsaved", resources: { memory: "192M" }, network: { egress: { deny: [`${other}/32`] } } });
+    const eth0 = async (id: string) => {
+      const out = (await sh(id, "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; ip route show default")).out;
+      return { addr: /inet ([\d.]+)\//.exec(out)?.[1], mac: /^([0-9a-f]{2}(:[0-9a-f]{2}){5})$/m.exec(out)?.[1], route: /default via ([\d.]+)/.exec(out)?.[1], out };
+    };
+    const saved = await eth0(orig.id);
+    await t.s.snapshot(orig.id, "netsnap");
+    const copies = [await t.s.restoreSnapshot("netsnap", { name: "vmcopy1" }), await t.s.restoreSnapshot("netsnap", { name: "vmcopy2" })];
+    const seen = new Set([saved.addr]);
+    for (const c of copies) {
+      const e = await eth0(c.id);
+      // Its slot, as the network keeps it (net/slots/N.json).
+      const slots = path.join(t.stateDir, "net", "slots");
+      const att = fs.readdirSync(slots).map((f) => JSON.parse(fs.readFileSync(path.join(slots, f), "utf8")) as { id: string; address: string; mac: string }).find((r) => r.id === c.id);
+      assert.equal(e.addr, att?.address, e.out);
+      assert.equal(e.mac, att?.mac, e.out);
+      assert.notEqual(e.mac, saved.mac);
+      assert.equal(e.route, saved.route, "its default route, through the same gateway");
+      assert.ok(!seen.has(e.addr), `address ${e.addr} taken twice`);
+      seen.add(e.addr);
+      assert.match((await sh(c.id, "cat /etc/hosts; hostname")).out, new RegExp(`^${e.addr!.replaceAll(".", "\\.")}\t${c.name}$[^]*^${c.name}$`, "m"));
+      assert.match((await sh(c.id, get("www.upstream.test"))).out, /200 OK/);
+      assert.ok((await refused(c.id, other, 80)).refused, "the saved deny list holds in the copy");
+    }
+    // The saved VM goes on with its own.
+    assert.deepEqual(await eth0(orig.id).then((e) => [e.addr, e.mac]), [saved.addr, saved.mac]);
+    assert.match((await sh(orig.id, get("www.upstream.test"))).out, /200 OK/);
+    for (const x of [orig, ...copies]) await t.s.destroy(x.id);
+    await t.s.deleteSnapshot("netsnap");
+  });
+
   it("joins sandboxes of one tenant on a named network, and no one else", async () => {
     const spec = (name: string) => ({ template: "busybox", name, network: { networks: ["job"] } });
     t.s.tenants.create("acme");

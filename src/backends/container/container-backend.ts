@@ -7,7 +7,8 @@ import { realHost, type Host } from "../../host/host.js";
 import { BackendError } from "../../core/errors.js";
 import { createOrUndo, startAgain, type BackendContext, type BackendReport, type CreateRequest, type SandboxBackend, type SandboxHandle } from "../backend.js";
 import { joinNamespace, NetJoiner } from "../../network/container-link.js";
-import { ContainerHandle, containerPaths, hostsFile, LOG_MAX, readAttachment, type ContainerParts } from "./container-handle.js";
+import { ContainerHandle, containerPaths, LOG_MAX, readAttachment, type ContainerParts } from "./container-handle.js";
+import { hostsFile, resolvConf } from "../../network/guest-files.js";
 import { CrunRuntime } from "./crun.js";
 import { ociConfig, UID_RANGE } from "./oci-config.js";
 import type { OciRuntime } from "./oci-runtime.js";
@@ -127,7 +128,7 @@ export class ContainerBackend implements SandboxBackend {
     if (req.net) {
       await fsp.writeFile(p.net, JSON.stringify(req.net));
       await fsp.writeFile(p.hosts, hostsFile(req.net.address, req.hostname), { mode: 0o644 });
-      await fsp.writeFile(p.resolv, `nameserver ${req.net.dns}\n`, { mode: 0o644 });
+      await fsp.writeFile(p.resolv, resolvConf(req.net.dns), { mode: 0o644 });
     }
     const config = ociConfig({
       id: req.id,

@@ -11,6 +11,7 @@ import type { SandboxHandle, SandboxStatus, UsageSample } from "../backend.js";
 import { cgroupUsage } from "../cgroup-usage.js";
 import type { InitProcess, OciRuntime } from "./oci-runtime.js";
 import type { NetAttachment } from "../../network/networks.js";
+import { hostsFile } from "../../network/guest-files.js";
 
 /**
  * Per-sandbox paths, all under the sandbox's directory, which is also the
@@ -54,10 +55,6 @@ export async function readAttachment(file: string): Promise<NetAttachment | unde
   return text === undefined ? undefined : (JSON.parse(text) as NetAttachment);
 }
 
-/** /etc/hosts of a networked sandbox: loopback, and its own name at its address. */
-export function hostsFile(address: string, hostname: string): string {
-  return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${address}\t${hostname}\n`;
-}
 
 /**
  * Recent status answers: listing sandboxes under load would otherwise read

@@ -34,6 +34,16 @@ export function identityOf(name: string, fixed: FixedIdentity | undefined): VmId
 }
 
 /**
+ * The identity a VM's VMM arguments carry (what a snapshot marks and a
+ * restore swaps for its own): its name's, with the network slot's tap
+ * when it has one (named after the state dir and slot, not the name).
+ */
+export function vmIdentityOf(req: { hostname: string; spec: { identity?: FixedIdentity | undefined }; net?: { tap?: string | undefined } | undefined }): VmIdentity {
+  const id = identityOf(req.hostname, req.spec.identity);
+  return req.net?.tap ? { ...id, tap: req.net.tap } : id;
+}
+
+/**
  * Identities for a set of names with collisions resolved: names are taken
  * in sorted order and a name whose MAC, CID or tap is already taken tries
  * salt 1, 2, ... So the result depends only on the set of names, not on the

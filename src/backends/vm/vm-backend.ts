@@ -4,7 +4,7 @@ import path from "node:path";
 import { haveCommand, runCommand } from "../../host/command.js";
 import { checkDiskNotShrunk, growDiskImage, makeDiskImage } from "../disk-image.js";
 import { logTail } from "../../host/log-tail.js";
-import { identityOf } from "./identity.js";
+import { identityOf, vmIdentityOf } from "./identity.js";
 import type { ResolvedSpec } from "../../core/sandbox-spec.js";
 import { BackendError, ConflictError } from "../../core/errors.js";
 import type { Store } from "../../store/store.js";
@@ -290,14 +290,14 @@ export class VmBackend implements SandboxBackend {
 
   /** Starts `req` from a snapshot: same devices, RAM and device state from the file, then its own identity. */
   private async restoreFrom(req: CreateRequest, snaps: VmmSnapshots, snap: VmSnapshot): Promise<void> {
-    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: identityOf(req.hostname, req.spec.identity), runAs: this.vmUid(req) });
+    const launch = snaps.restore(snap.args, path.join(snap.dir, "memory"), { dir: req.dir, identity: vmIdentityOf(req), runAs: this.vmUid(req) });
     const disk = path.join(snap.dir, "disk.img");
     if (fs.existsSync(disk)) {
       await runCommand("cp", ["--sparse=always", disk, path.join(req.dir, "disk.img")]);
       await this.giveToVmm(vmmDriver(launch.vmm), req, path.join(req.dir, "disk.img"));
     }
     await this.launch(req, vmmDriver(launch.vmm), launch);
-    await reidentify(this.attach(req.id, req.dir), req.hostname, req.warm === true);
+    await reidentify(this.attach(req.id, req.dir), req.hostname, req.warm === true, req.net);
   }
 
   /**

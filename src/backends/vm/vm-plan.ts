@@ -2,7 +2,7 @@ import path from "node:path";
 import type { Store } from "../../store/store.js";
 import type { CreateRequest } from "../backend.js";
 import { ensureTemplateImage } from "./erofs.js";
-import { identityOf } from "./identity.js";
+import { vmIdentityOf } from "./identity.js";
 import { ensureInitrd } from "./initrd.js";
 import { bootImage, ensureKernel } from "./kernel.js";
 import { AGENT_VSOCK_PORT, type VmAgentChannel, type VmPlan } from "./plan.js";
@@ -35,7 +35,7 @@ export async function planVm(vmDir: string, store: Store, req: CreateRequest, dr
   const initrd = await ensureInitrd(vmDir, kernel, [...(driver.guestModules ?? []), ...(hostShares.length ? VIRTIOFS_MODULES : [])]);
   const image = await ensureTemplateImage(store, req.layers.map((d) => path.basename(d)));
   const p = shimPaths(req.dir);
-  const identity = identityOf(req.hostname, req.spec.identity);
+  const identity = vmIdentityOf(req);
   const shares = await planShares(req.dir, hostShares, store.uidBase);
   const agent: VmAgentChannel =
     driver.agent === "virtio-serial"
