@@ -298,7 +298,7 @@ const resourceCommands: CommandSpec[] = [
             options: [
               { flags: "--size <n>", help: "how many to keep ready", required: true },
               ...POOL_RESOURCE_OPTIONS,
-              { flags: "--backend <kind>", help: "container, gvisor or vm (vm pools fill from a snapshot, but for networked ones)", default: "container" },
+              { flags: "--backend <kind>", help: "container, gvisor or vm (vm pools fill from a snapshot)", default: "container" },
               { flags: "--network <mode>", help: "none or nat (a claim applies the claimant's egress policy)", default: "none" },
             ],
             run: lazy(() => import("./commands/admin.js"), "poolSet"),

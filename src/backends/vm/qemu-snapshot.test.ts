@@ -64,6 +64,16 @@ test("VMs of one shape share a snapshot whatever their name, directory and uid",
   assert.notEqual(qemuSnapshots.shape(qemuSnapshots.portable(bigger, dir), "pool-cccc"), shape("pool-aaaa", 1001), "memory is part of the shape");
 });
 
+test("networked VMs of one shape share a snapshot whatever their address (a copy is moved to its own)", () => {
+  const shape = (name: string, address: string) => {
+    const { dir, plan } = planOf(name);
+    const launch = qemuDriver.render({ ...plan, cmdline: `${plan.cmdline} corral.net=${address}/16,10.213.0.1,10.213.0.1 quiet` }, { dir, accel: "tcg", runAs: 1 });
+    return qemuSnapshots.shape(qemuSnapshots.portable(launch, dir), name);
+  };
+  assert.equal(shape("pool-aaaa", "10.213.0.5"), shape("pool-bbbb", "10.213.0.6"));
+  assert.notEqual(shape("pool-aaaa", "10.213.0.5"), qemuSnapshots.shape(qemuSnapshots.portable(launchOf("pool-aaaa", 1).launch, planOf("pool-aaaa").dir), "pool-aaaa"), "a VM without a network is another shape");
+});
+
 test("marks are whole option values: a path that contains the text is left alone", () => {
   const id = vmIdentity("x");
   const args = ["-drive", `file=/images/${id.tap}.img`, "-device", `virtio-net-device,mac=${id.mac}`];

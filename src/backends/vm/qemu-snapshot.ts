@@ -58,7 +58,8 @@ export const qemuSnapshots: VmmSnapshots = {
   },
 
   shape(portableArgs: readonly string[], hostname: string): string {
-    const norm = withRunAs(portableArgs, 0).map((a) => a.replace(`corral.hostname=${hostname}`, "corral.hostname=@"));
+    // Nor the address of a networked VM: a restored copy is moved to its own (vm-snapshots.ts reidentify).
+    const norm = withRunAs(portableArgs, 0).map((a) => a.replace(`corral.hostname=${hostname}`, "corral.hostname=@").replace(/\bcorral\.net=\S+/, "corral.net=@"));
     return createHash("sha256").update(JSON.stringify(norm)).digest("hex").slice(0, 32);
   },
 

@@ -177,11 +177,7 @@ export class VmBackend implements SandboxBackend {
     return createOrUndo(this.attach(req.id, req.dir), async () => {
       // A VM with shares cannot be snapshotted (vhost-user-fs does not migrate): it boots cold.
       const shared = (req.shares?.length ?? 0) > 0 || req.nixStore?.hostStore === true;
-      // Nor can a networked one serve as a pool's snapshot: its address and
-      // MAC are in its memory and its tap in its arguments, so the shape is
-      // its own and every pooled VM would boot cold and save a snapshot
-      // no other VM could use.
-      if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots && !shared && !req.net) return this.createWarm(req, driver, driver.snapshots);
+      if (req.warm && req.spec.lifetime.mode === "ephemeral" && driver.snapshots && !shared) return this.createWarm(req, driver, driver.snapshots);
       if (req.spec.lifetime.mode === "persistent") {
         const disk = path.join(req.dir, "disk.img");
         await makeDiskImage(disk, req.spec.resources.disk);

@@ -50,10 +50,19 @@ export class VmHandle implements SandboxHandle {
   }
 
   /** The guest's agent is its PID 1 with every capability: it writes the name itself. */
+  /**
+   * Its hostname, and a networked guest's own line in /etc/hosts
+   * (guest-net.c wrote "ADDRESS<tab>NAME" at boot), as a container's
+   * rename rewrites its hosts file.
+   */
   async rename(hostname: string): Promise<void> {
     const c = await this.agent();
     try {
+      const old = (await c.readFileBuffer("/proc/sys/kernel/hostname")).toString().trim();
       await c.writeFile("/proc/sys/kernel/hostname", hostname);
+      const hosts = old && (await c.readFileBuffer("/etc/hosts").catch(() => undefined))?.toString();
+      const own = old ? new RegExp(`^([0-9.]+)\t${old.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m") : undefined;
+      if (hosts && own?.test(hosts)) await c.writeFile("/etc/hosts", hosts.replace(own, `$1\t${hostname}`));
     } finally {
       c.close();
     }
