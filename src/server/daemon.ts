@@ -41,7 +41,12 @@ export interface DaemonOptions {
    * E2B compatibility (off unless given): E2B's sandbox and in-sandbox APIs
    * on a listener of their own (src/server/e2b/, docs/e2b.md).
    */
-  readonly e2b?: { readonly listen: { readonly host?: string; readonly port: number }; readonly backend?: "container" | "vm" | "gvisor" };
+  readonly e2b?: {
+    readonly listen: { readonly host?: string; readonly port: number };
+    readonly backend?: "container" | "vm" | "gvisor";
+    /** How long a polled watcher may go unpolled before it is removed (default WATCHER_IDLE_MS, 10 minutes). */
+    readonly watcherIdleMs?: number;
+  };
   /** The domain of sandboxes' port URLs (default localhost). */
   readonly portDomain?: string;
   /** Sandbox networking: address range, resolver upstream (network/networks.ts). */
@@ -140,6 +145,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         sandboxes,
         logger,
         ...(o.e2b.backend ? { backend: o.e2b.backend } : {}),
+        ...(o.e2b.watcherIdleMs ? { watcherIdleMs: o.e2b.watcherIdleMs } : {}),
         ...(o.defaultNetwork ? { defaultNetwork: o.defaultNetwork } : {}),
         ...(o.bodyLimit ? { bodyLimit: o.bodyLimit } : {}),
         ...(o.headersTimeoutMs ? { headersTimeoutMs: o.headersTimeoutMs } : {}),

@@ -348,6 +348,30 @@ describe("E2B SDK against corrald", () => {
       }
     });
 
+    it("removes a polled watcher nobody asked for events for within its idle time", async () => {
+      const idleMs = 400;
+      const d = await testDaemon(t, { e2b: { listen: { port: 0 }, watcherIdleMs: idleMs } });
+      try {
+        useDaemon(d, t.s.tenants.createKey("fay").key);
+        const sb = await Sandbox.create();
+        const token = (await request(d.e2bUrl!, "GET", `/sandboxes/${sb.sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
+        const rpc = (method: string, json: unknown) =>
+          request(d.e2bUrl!, "POST", `/filesystem.Filesystem/${method}`, { headers: { "e2b-sandbox-id": sb.sandboxId, "x-access-token": token }, json });
+        const watcherId = (await rpc("CreateWatcher", { path: "/tmp" })).json<{ watcherId: string }>().watcherId;
+        assert.equal((await rpc("GetWatcherEvents", { watcherId })).status, 200);
+        // Left unpolled for four times its idle time, again until the sweep has run in one such gap: gone.
+        let r = await rpc("GetWatcherEvents", { watcherId });
+        for (let i = 0; i < 20 && r.status === 200; i++) {
+          await sleep(idleMs * 4);
+          r = await rpc("GetWatcherEvents", { watcherId });
+        }
+        assert.deepEqual([r.status, r.json()["code"]], [404, "not_found"]);
+        await sb.kill();
+      } finally {
+        await d.close();
+      }
+    });
+
     it("serves E2B only when `corral daemon --e2b-listen` asks, and refuses a backend it does not know", async () => {
       const bad = await corralCli(t, "daemon", "--listen", "127.0.0.1:0", "--e2b-listen", "127.0.0.1:0", "--e2b-backend", "lxc");
       assert.equal(bad.code, 1);

@@ -35,6 +35,8 @@ export interface E2bOptions {
   readonly headersTimeoutMs?: number;
   /** corrald's port URLs (its PortProxy): E2B's domain for getHost, and trafficAccessToken. */
   readonly ports?: PortHosts;
+  /** How long a polled watcher may go unpolled (default WATCHER_IDLE_MS). */
+  readonly watcherIdleMs?: number;
 }
 
 export interface E2bApp {
@@ -63,7 +65,7 @@ export function buildE2bApp(o: E2bOptions): E2bApp {
   const tokens = AccessTokens.forStateDir(o.sandboxes.stateDir);
   const env = { sandboxes: o.sandboxes, tokens, accounts: new AccountCache(), backend: o.backend ?? "container", defaultNetwork: o.defaultNetwork ?? "none", ...(o.ports ? { ports: o.ports } : {}) } as const;
   const processes = new ProcessTable();
-  const watchers = new PolledWatchers(env);
+  const watchers = new PolledWatchers(env, o.watcherIdleMs);
 
   app.addHook("onResponse", (req, reply, done) => {
     req.log.info({ transport: "e2b", method: req.method, url: req.url.split("?")[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, "request");
