@@ -34,7 +34,8 @@ describe("host limits", () => {
     if (!v2) {
       const peak = read("memory.max_usage_in_bytes");
       console.log(`# VM of 128 MiB: host cgroup peak ${Math.round(peak / 1048576)} MiB, cap ${Math.round(limit / 1048576)} MiB`);
-      assert.ok(peak <= limit);
+      // The kernel may force-charge past a limit what it must not fail (memory-bomb.test.ts saw one page): 1 MiB of slack.
+      assert.ok(peak <= limit + 1024 ** 2, `the VM's host cgroup reached ${peak} bytes of ${limit}`);
     }
     await t.s.destroy(sb.id);
   });

@@ -1,6 +1,7 @@
 // Memory bomb (issue 18 part 9): a process in a sandbox doubling a string
 // until it is killed. The sandbox's memory cgroup holds it at the spec's
-// memory (its usage never passes the limit), the OOM kill happens in that
+// memory (its usage never passes the limit but by what the kernel must
+// force-charge), the OOM kill happens in that
 // cgroup only (the sibling's count stays 0), the daemon and the sibling
 // keep answering, and on crun the agent survives to serve the next
 // command (the killer takes the command: agent/native/spawn.c). Without
@@ -16,6 +17,13 @@ import { readCgroupNumber, sandboxCgroupFile } from "../helpers/sandbox-cgroup.j
 import { httpExec } from "../helpers/daemon.js";
 
 const MEMORY = 64 * 1024 ** 2;
+/**
+ * What the cgroup's peak may pass its limit by: the kernel force-charges
+ * some allocations it must not fail (__GFP_NOFAIL, and kernel memory on
+ * the way to an OOM kill), seen once as one page over under gVisor. A
+ * bomb the limit did not hold would pass it by its whole growth.
+ */
+const FORCED_CHARGE_SLACK = 1024 ** 2;
 
 for (const backend of ["container", "gvisor"] as const) {
   describe(`memory bomb, ${backend}`, async () => {
@@ -40,7 +48,7 @@ for (const backend of ["container", "gvisor"] as const) {
       // (gVisor: the sandbox may be gone already, its cgroup with it: the daemon's dead-sandbox watch removed it.)
       const peak = peakFile ? readIfThere(() => readCgroupNumber(peakFile)) : undefined;
       console.log(`# ${backend}: bomb ended with HTTP ${r.status}, ${JSON.stringify(r.exit)}; cgroup peak ${peak === undefined ? "?" : (peak / 1048576).toFixed(1)} MiB of ${MEMORY / 1048576}; OOM kills: attacker ${oom(x.attacker)}, sibling ${oom(x.sibling)}`);
-      if (peak !== undefined) assert.ok(peak <= MEMORY, `the sandbox's cgroup reached ${peak} bytes`);
+      if (peak !== undefined) assert.ok(peak <= MEMORY + FORCED_CHARGE_SLACK, `the sandbox's cgroup reached ${peak} bytes`);
       assert.equal(oom(x.sibling), 0, "an OOM kill in the sibling's cgroup");
       await x.assertUnharmed();
       if (backend === "container") {
