@@ -76,24 +76,24 @@ function tryTake(file: string, mine: string): number | undefined {
 
 function holder(file: string): number | "dead" | "gone" {
   let text: string;
-  let mtimeMs: number;
   try {
     text = fs.readFileSync(file, "utf8");
-    mtimeMs = fs.statSync(file).mtimeMs;
   } catch {
     return "gone";
   }
   const pid = /^\d+$/.test(text) ? Number(text) : 0;
   if (pid > 0) return pidAlive(pid) ? pid : "dead";
+  // No pid: judged by its age, read only here (the file may have gone meanwhile).
+  const mtimeMs = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+  if (mtimeMs === undefined) return "gone";
   return Date.now() - mtimeMs > UNREADABLE_STALE_MS ? "dead" : 0;
 }
 
 /** Removes `<file>.<pid>.<hex>` and `<file>.stale.<pid>.<hex>` files of processes that are gone. */
 async function sweepDead(file: string): Promise<void> {
-  const base = path.basename(file);
-  const left = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.(?:stale\\.)?(\\d+)\\.[0-9a-f]{8}$`);
+  const prefix = `${path.basename(file)}.`;
   for (const name of await fsp.readdir(path.dirname(file)).catch(() => [] as string[])) {
-    const pid = left.exec(name)?.[1];
+    const pid = name.startsWith(prefix) ? /^(?:stale\.)?(\d+)\.[0-9a-f]{8}$/.exec(name.slice(prefix.length))?.[1] : undefined;
     if (pid !== undefined && !pidAlive(Number(pid))) await fsp.rm(path.join(path.dirname(file), name), { force: true });
   }
 }

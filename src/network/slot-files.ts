@@ -102,5 +102,4 @@ export class SlotFiles {
     await fsp.mkdir(path.dirname(this.lockFile), { recursive: true, mode: 0o700 });
     return withPidLock(this.lockFile, fn, { pollMs: 2, timeoutMs: 60_000 });
   }
-
 }

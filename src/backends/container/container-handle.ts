@@ -55,7 +55,6 @@ export async function readAttachment(file: string): Promise<NetAttachment | unde
   return text === undefined ? undefined : (JSON.parse(text) as NetAttachment);
 }
 
-
 /**
  * Recent status answers: listing sandboxes under load would otherwise read
  * /proc/PID/stat for each of them on every request (a fifth of the

@@ -49,20 +49,24 @@ export class VmHandle implements SandboxHandle {
     return AgentClient.connect(this.paths.agentSocket, timeoutMs);
   }
 
-  /** The guest's agent is its PID 1 with every capability: it writes the name itself. */
   /**
    * Its hostname, and a networked guest's own line in /etc/hosts
    * (guest-net.c wrote "ADDRESS<tab>NAME" at boot), as a container's
-   * rename rewrites its hosts file.
+   * rename rewrites its hosts file. The guest's agent is its PID 1 with
+   * every capability: it writes both itself.
    */
   async rename(hostname: string): Promise<void> {
     const c = await this.agent();
     try {
       const old = (await c.readFileBuffer("/proc/sys/kernel/hostname")).toString().trim();
       await c.writeFile("/proc/sys/kernel/hostname", hostname);
-      const hosts = old && (await c.readFileBuffer("/etc/hosts").catch(() => undefined))?.toString();
-      const own = old ? new RegExp(`^([0-9.]+)\t${old.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m") : undefined;
-      if (hosts && own?.test(hosts)) await c.writeFile("/etc/hosts", hosts.replace(own, `$1\t${hostname}`));
+      const hosts = old ? (await c.readFileBuffer("/etc/hosts").catch(() => undefined))?.toString() : undefined;
+      if (hosts === undefined) return;
+      const lines = hosts.split("\n");
+      const own = lines.findIndex((l) => /^[0-9.]+\t/.test(l) && l.slice(l.indexOf("\t") + 1) === old);
+      if (own < 0) return;
+      lines[own] = `${lines[own]!.slice(0, lines[own]!.indexOf("\t"))}\t${hostname}`;
+      await c.writeFile("/etc/hosts", lines.join("\n"));
     } finally {
       c.close();
     }

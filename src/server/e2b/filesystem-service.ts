@@ -16,7 +16,6 @@ export const MAX_LIST_ENTRIES = 100_000;
 /** Stats in flight at once while a listing looks up owners (one agent connection). */
 const STAT_CONCURRENCY = 64;
 
-
 /** What one filesystem RPC works with: its sandbox, its user, one agent connection. */
 interface FsCall {
   readonly target: EnvdTarget;
