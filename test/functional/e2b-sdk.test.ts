@@ -28,6 +28,17 @@ function useDaemon(d: Daemon, key: string): void {
   process.env["E2B_API_KEY"] = key;
 }
 
+/**
+ * Calls of one sandbox's envd Filesystem service as Connect JSON, as E2B's
+ * Python SDK makes them: the sandbox's access token (from the sandbox API,
+ * with E2B_API_KEY) and the user in Basic auth.
+ */
+async function filesystemRpc(base: string, sandboxId: string) {
+  const detail = await request(base, "GET", `/sandboxes/${sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } });
+  const headers = { "e2b-sandbox-id": sandboxId, "x-access-token": detail.json()["envdAccessToken"] as string, authorization: `Basic ${Buffer.from("user:").toString("base64")}` };
+  return (method: string, json: unknown) => request(base, "POST", `/filesystem.Filesystem/${method}`, { headers, json });
+}
+
 describe("E2B SDK against corrald", () => {
   let t: TestState;
   let up: Upstream;
@@ -251,12 +262,7 @@ describe("E2B SDK against corrald", () => {
     });
 
     it("serves polled watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher: the Python SDK's watch_dir) as Connect JSON", async () => {
-      const base = d.e2bUrl!;
-      const tokenOf = async (id: string) =>
-        (await request(base, "GET", `/sandboxes/${id}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
-      const headersOf = async (id: string) => ({ "e2b-sandbox-id": id, "x-access-token": await tokenOf(id), authorization: `Basic ${Buffer.from("user:").toString("base64")}` });
-      const mine = await headersOf(sb.sandboxId);
-      const rpc = (method: string, json: unknown, headers = mine) => request(base, "POST", `/filesystem.Filesystem/${method}`, { headers, json });
+      const rpc = await filesystemRpc(d.e2bUrl!, sb.sandboxId);
       await sb.files.makeDir("polled");
       const made = await rpc("CreateWatcher", { path: "polled", recursive: true });
       assert.equal(made.status, 200, made.text);
@@ -279,7 +285,7 @@ describe("E2B SDK against corrald", () => {
       // Another sandbox's requests do not find it, even with a valid token of their own.
       const other = await Sandbox.create();
       try {
-        const r = await rpc("GetWatcherEvents", { watcherId }, await headersOf(other.sandboxId));
+        const r = await (await filesystemRpc(d.e2bUrl!, other.sandboxId))("GetWatcherEvents", { watcherId });
         assert.deepEqual([r.status, r.json()["code"]], [404, "not_found"]);
       } finally {
         await other.kill();
@@ -293,10 +299,7 @@ describe("E2B SDK against corrald", () => {
     });
 
     it("ends a polled watcher whose events overflowed the sandbox's queue with data_loss, not a silent gap", async () => {
-      const base = d.e2bUrl!;
-      const token = (await request(base, "GET", `/sandboxes/${sb.sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
-      const headers = { "e2b-sandbox-id": sb.sandboxId, "x-access-token": token };
-      const rpc = (method: string, json: unknown) => request(base, "POST", `/filesystem.Filesystem/${method}`, { headers, json });
+      const rpc = await filesystemRpc(d.e2bUrl!, sb.sandboxId);
       await sb.files.makeDir("flood");
       const watcherId = (await rpc("CreateWatcher", { path: "flood" })).json<{ watcherId: string }>().watcherId;
       // 100,000 events while nobody polls: far more than the watcher keeps (4096), the kernel's queue (16384) and the socket between.
@@ -354,9 +357,7 @@ describe("E2B SDK against corrald", () => {
       try {
         useDaemon(d, t.s.tenants.createKey("fay").key);
         const sb = await Sandbox.create();
-        const token = (await request(d.e2bUrl!, "GET", `/sandboxes/${sb.sandboxId}`, { headers: { "x-api-key": process.env["E2B_API_KEY"]! } })).json()["envdAccessToken"] as string;
-        const rpc = (method: string, json: unknown) =>
-          request(d.e2bUrl!, "POST", `/filesystem.Filesystem/${method}`, { headers: { "e2b-sandbox-id": sb.sandboxId, "x-access-token": token }, json });
+        const rpc = await filesystemRpc(d.e2bUrl!, sb.sandboxId);
         const watcherId = (await rpc("CreateWatcher", { path: "/tmp" })).json<{ watcherId: string }>().watcherId;
         assert.equal((await rpc("GetWatcherEvents", { watcherId })).status, 200);
         // Left unpolled for four times its idle time, again until the sweep has run in one such gap: gone.

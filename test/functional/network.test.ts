@@ -39,6 +39,12 @@ describe("network nat", () => {
     return { refused: !/^exit 0$/m.test(r.out), ms: m ? (Number(m[1]) * 60 + Number(m[2])) * 1000 : Infinity, out: r.out };
   };
 
+  /** A sandbox's eth0 as it sees it: its address, MAC and default route (and what was printed). */
+  const eth0 = async (id: string) => {
+    const out = (await sh(id, "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; ip route show default")).out;
+    return { addr: /inet ([\d.]+)\//.exec(out)?.[1], mac: /^([0-9a-f]{2}(:[0-9a-f]{2}){5})$/m.exec(out)?.[1], route: /default via ([\d.]+)/.exec(out)?.[1], out };
+  };
+
   before(async () => {
     up = await startUpstream();
     t = await freshState("net", { network: { dnsUpstream: [up.dns] } });
@@ -187,9 +193,9 @@ describe("network nat", () => {
     assert.equal(snaps.length, 1, `snapshots: ${snaps.join(",")}`);
     const waiting = await t.s.list({ tenant: POOL_TENANT });
     assert.equal(waiting.length, 3);
-    const addrs = await Promise.all(waiting.map(async (w) => (await sh(w.id, "ip -4 -o addr show eth0")).out));
-    const ips = addrs.map((a) => /inet ([\d.]+)\//.exec(a)?.[1]);
-    assert.ok(ips.every(Boolean) && new Set(ips).size === 3, `addresses: ${addrs.join(" | ")}`);
+    const links = await Promise.all(waiting.map((w) => eth0(w.id)));
+    const ips = links.map((l) => l.addr);
+    assert.ok(ips.every(Boolean) && new Set(ips).size === 3, `addresses: ${links.map((l) => l.out).join(" | ")}`);
     const sb = await t.s.create({ template: "busybox", backend: "vm", resources: { memory: "192M" }, name: "vmpooled", network: { egress: { allow: ["svc.upstream.test"] } } });
     assert.ok(waiting.some((w) => w.id === sb.id), "the create did not claim a pooled VM");
     t.s.pools.set("busybox", { memory: "192M" }, 0, "vm", "nat");
@@ -197,7 +203,7 @@ describe("network nat", () => {
     assert.match((await sh(sb.id, get("svc.upstream.test"))).out, /200 OK/);
     assert.ok((await refused(sb.id, up.hosts["www.upstream.test"]!, 80)).refused, "the claimant's allow list holds");
     assert.equal((await sh(sb.id, "hostname")).out.trim(), "vmpooled");
-    const ip = /inet ([\d.]+)\//.exec((await sh(sb.id, "ip -4 -o addr show eth0")).out)?.[1];
+    const ip = (await eth0(sb.id)).addr;
     assert.match((await sh(sb.id, "cat /etc/hosts")).out, new RegExp(`^${ip!.replaceAll(".", "\\.")}\tvmpooled$`, "m"));
     await t.s.destroy(sb.id);
     for (const w of await t.s.list({ tenant: POOL_TENANT })) await t.s.destroy(w.id);
@@ -206,10 +212,6 @@ describe("network nat", () => {
   it("snapshots a networked microVM: each copy has its own address, MAC and name, and keeps the saved policy", async () => {
     const other = up.hosts["other.upstream.test"]!;
     const orig = await t.s.create({ template: "busybox", backend: "vm", name: "vmsaved", resources: { memory: "192M" }, network: { egress: { deny: [`${other}/32`] } } });
-    const eth0 = async (id: string) => {
-      const out = (await sh(id, "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; ip route show default")).out;
-      return { addr: /inet ([\d.]+)\//.exec(out)?.[1], mac: /^([0-9a-f]{2}(:[0-9a-f]{2}){5})$/m.exec(out)?.[1], route: /default via ([\d.]+)/.exec(out)?.[1], out };
-    };
     const saved = await eth0(orig.id);
     await t.s.snapshot(orig.id, "netsnap");
     const copies = [await t.s.restoreSnapshot("netsnap", { name: "vmcopy1" }), await t.s.restoreSnapshot("netsnap", { name: "vmcopy2" })];
